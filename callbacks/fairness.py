@@ -1,0 +1,245 @@
+"""Subgroup fairness metrics of the paper (MEO, DI, MD, ranked subgroup accuracy), DESIGN.md section 3.
+
+Everything is derived from one (class x subgroup) count matrix of correct and total predictions, so the
+functional form (``subgroup_metrics``) and the torchmetrics form (``SubgroupFairness``) share one core
+(``metrics_from_counts``) and the Metric is exact under DDP: its states are integer counts reduced by sum.
+
+Definitions (G subgroups, L classes; acc[c, g] = accuracy of class c, subgroup g):
+
+* TPR_g = accuracy of subgroup g pooled over classes;
+* MEO = 1 - mean over unordered pairs i < j of |TPR_i - TPR_j|                  (paper eq. 2)
+* DI  = 1 - mean over unordered pairs i < j of (1 - min / max); 0/0 counts as equal (ratio 1)   (eq. 3)
+* MD  = max - min of the TPRs                                                   (eq. 4)
+* acc_rank[k] = mean over classes of the (k+1)-th smallest acc[c, :], worst first; only classes in which
+  all G subgroups are present count                                             (eq. 5)
+* ``*_class``: the same pairwise metric within each class over its present subgroups, averaged over the
+  classes with at least two present subgroups (for CIFAR-20/100 "subgroup i" means nothing across classes).
+
+Subgroups with no sample (in the data, or in a class for the per-class forms) are left out of the pairs:
+an absent subgroup has no accuracy, and counting it as 0 would invent a disparity. With fewer than two
+present subgroups nothing can differ, so MEO = DI = 1 and MD = 0 (the per-class averages use the same
+values when no class has two present subgroups). Samples with subgroup -1 (unknown, e.g. synthetic) count
+only towards ``acc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+
+from simulation.errors import ConfigError
+
+UNKNOWN_GROUP = -1
+
+
+def _check_sizes(num_classes: int, num_groups: int) -> None:
+    if int(num_classes) < 1:
+        raise ConfigError(f"num_classes must be >= 1, got {num_classes}; set it to the dataset's number of classes")
+    if int(num_groups) < 0:
+        raise ConfigError(f"num_groups must be >= 0, got {num_groups}; use 0 for a dataset without known subgroups")
+
+
+def _predicted_classes(preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class indices from indices (N,) or logits/probabilities (N, L)."""
+    if preds.ndim == 2:
+        if preds.shape[1] != num_classes:
+            raise ConfigError(
+                f"logits have {preds.shape[1]} columns but num_classes={num_classes}; "
+                "pass logits of shape (N, num_classes) or class indices of shape (N,)"
+            )
+        return preds.argmax(dim=1)
+    if preds.ndim == 1:
+        if preds.is_floating_point() or preds.is_complex():
+            raise ConfigError(
+                f"1-D preds must be integer class indices, got dtype {preds.dtype}; "
+                "pass .long() indices or logits of shape (N, num_classes)"
+            )
+        return preds.long()
+    raise ConfigError(f"preds must be class indices (N,) or logits (N, L), got shape {tuple(preds.shape)}")
+
+
+def subgroup_counts(
+    preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Count matrices of one batch: ``(correct[L, G], total[L, G], n_correct_all, n_all)``, all int64.
+
+    ``n_correct_all`` / ``n_all`` include subgroup -1 samples; the matrices do not. One ``bincount`` per
+    matrix over the flat index ``class * G + group``: no Python loop over samples.
+    """
+    _check_sizes(num_classes, num_groups)
+    predicted = _predicted_classes(preds, num_classes)
+    if target.ndim != 1 or groups.ndim != 1 or not (predicted.shape[0] == target.shape[0] == groups.shape[0]):
+        raise ConfigError(
+            f"preds {tuple(preds.shape)}, target {tuple(target.shape)} and groups {tuple(groups.shape)} must "
+            "describe the same N samples: preds (N,) or (N, L), target (N,), groups (N,)"
+        )
+    if target.is_floating_point() or groups.is_floating_point():
+        raise ConfigError("target and groups must be integer tensors; convert them with .long()")
+    target, groups = target.long(), groups.long()
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        raise ConfigError(
+            f"target holds values outside [0, {num_classes}): min {int(target.min())}, max {int(target.max())}; "
+            "check num_classes against the dataset"
+        )
+    if groups.numel() and (int(groups.min()) < UNKNOWN_GROUP or int(groups.max()) >= num_groups):
+        raise ConfigError(
+            f"groups holds values outside [-1, {num_groups}): min {int(groups.min())}, max {int(groups.max())}; "
+            "check num_groups against the dataset (use -1 for an unknown subgroup)"
+        )
+
+    is_correct = predicted == target
+    known = groups != UNKNOWN_GROUP
+    cells = num_classes * num_groups
+    flat = target[known] * num_groups + groups[known]
+    total = torch.bincount(flat, minlength=cells).reshape(num_classes, num_groups)
+    correct = torch.bincount(flat[is_correct[known]], minlength=cells).reshape(num_classes, num_groups)
+    return correct, total, is_correct.sum(), torch.tensor(target.numel(), device=target.device)
+
+
+def _pairwise_fairness(rates: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MEO, DI and MD of each row of ``rates`` (B, G), over the pairs of present entries only.
+
+    Returns three (B,) tensors; rows with fewer than two present entries give MEO = DI = 1, MD = 0.
+    """
+    num_groups = rates.shape[-1]
+    i, j = torch.triu_indices(num_groups, num_groups, offset=1, device=rates.device)
+    rate_i, rate_j = rates[:, i], rates[:, j]
+    pair_used = present[:, i] & present[:, j]
+    n_pairs = pair_used.sum(-1).clamp(min=1)
+    zero = torch.zeros((), dtype=rates.dtype, device=rates.device)
+
+    gap = torch.where(pair_used, (rate_i - rate_j).abs(), zero)
+    high, low = torch.maximum(rate_i, rate_j), torch.minimum(rate_i, rate_j)
+    ratio = torch.where(high > 0, low / high, torch.ones_like(high))  # 0/0: both zero, counted as equal
+    ratio_loss = torch.where(pair_used, 1 - ratio, zero)
+
+    meo = 1 - gap.sum(-1) / n_pairs
+    di = 1 - ratio_loss.sum(-1) / n_pairs
+    if num_groups == 0:  # amax/amin refuse an empty dimension
+        return meo, di, torch.zeros_like(meo)
+    inf = torch.tensor(float("inf"), dtype=rates.dtype, device=rates.device)
+    spread = torch.where(present, rates, -inf).amax(-1) - torch.where(present, rates, inf).amin(-1)
+    md = torch.where(present.sum(-1) >= 2, spread, zero)
+    return meo, di, md
+
+
+def metrics_from_counts(
+    correct: torch.Tensor, total: torch.Tensor, n_correct_all: torch.Tensor, n_all: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """All fairness metrics from the (class x subgroup) counts; the core of both the function and the Metric.
+
+    Args:
+        correct: (L, G) correct predictions per (class, subgroup).
+        total: (L, G) samples per (class, subgroup).
+        n_correct_all: correct predictions over all samples, subgroup -1 included.
+        n_all: number of samples, subgroup -1 included.
+
+    Returns float32 tensors: scalars ``acc`` (NaN without samples), ``meo``, ``di``, ``md``, ``meo_class``,
+    ``di_class``, ``md_class``; ``acc_rank`` (G,) worst first (NaN when no class has all G subgroups);
+    ``group_tpr`` (G,) and ``group_acc`` (L, G), NaN where there is no sample; ``group_count`` (L, G) int64.
+    Subgroups absent from the data are left out of every pairwise metric (see the module docstring).
+    """
+    dtype = torch.float32
+    correct, total = correct.to(dtype), total.long()
+    total_f = total.to(dtype)
+    num_groups = total.shape[1]
+
+    present_cells = total > 0
+    group_acc = correct / total_f  # 0/0 -> NaN marks an empty cell
+    group_total = total.sum(0)
+    group_present = group_total > 0
+    group_tpr = correct.sum(0) / group_total.to(dtype)
+
+    meo, di, md = (m[0] for m in _pairwise_fairness(group_tpr[None], group_present[None]))
+
+    meo_c, di_c, md_c = _pairwise_fairness(group_acc, present_cells)
+    classes_with_pairs = present_cells.sum(1) >= 2
+    if bool(classes_with_pairs.any()):
+        meo_class, di_class, md_class = (m[classes_with_pairs].mean() for m in (meo_c, di_c, md_c))
+    else:
+        meo_class, di_class, md_class = meo.new_tensor(1.0), meo.new_tensor(1.0), meo.new_tensor(0.0)
+
+    complete_classes = present_cells.all(1)
+    if bool(complete_classes.any()):
+        acc_rank = group_acc[complete_classes].sort(dim=1).values.mean(0)
+    else:
+        acc_rank = torch.full((num_groups,), float("nan"), dtype=dtype, device=total.device)
+
+    n_all_f = torch.as_tensor(n_all, device=total.device).to(dtype)
+    acc = torch.as_tensor(n_correct_all, device=total.device).to(dtype) / n_all_f
+    return {
+        "acc": acc,
+        "meo": meo,
+        "di": di,
+        "md": md,
+        "acc_rank": acc_rank,
+        "meo_class": meo_class,
+        "di_class": di_class,
+        "md_class": md_class,
+        "group_acc": group_acc,
+        "group_tpr": group_tpr,
+        "group_count": total,
+    }
+
+
+def subgroup_metrics(
+    preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int
+) -> dict[str, torch.Tensor]:
+    """Fairness metrics of one set of predictions (see the module docstring for the definitions).
+
+    Args:
+        preds: class indices (N,) or logits (N, L).
+        target: true classes (N,).
+        groups: subgroup ids (N,) in [0, G); -1 = unknown, counted in ``acc`` only.
+        num_classes: L.
+        num_groups: G.
+
+    Returns the dict of ``metrics_from_counts``. Subgroups absent from the data entirely are left out of
+    MEO/DI/MD (and out of the per-class forms for the classes they are absent from).
+    """
+    return metrics_from_counts(*subgroup_counts(preds, target, groups, num_classes, num_groups))
+
+
+class SubgroupFairness(Metric):
+    """Accumulates the (class x subgroup) counts over batches; ``compute()`` equals ``subgroup_metrics`` on all
+    of the data seen. States are integer counts reduced by sum, so the result is exact under DDP.
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+
+    correct: torch.Tensor
+    total: torch.Tensor
+    n_correct_all: torch.Tensor
+    n_all: torch.Tensor
+
+    def __init__(self, num_classes: int, num_groups: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_sizes(num_classes, num_groups)
+        self.num_classes = int(num_classes)
+        self.num_groups = int(num_groups)
+        shape = (self.num_classes, self.num_groups)
+        self.add_state("correct", torch.zeros(shape, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros(shape, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("n_correct_all", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("n_all", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> None:
+        """Add one batch: preds (N,) indices or (N, L) logits, target (N,), groups (N,) with -1 = unknown."""
+        correct, total, n_correct_all, n_all = subgroup_counts(preds, target, groups, self.num_classes, self.num_groups)
+        self.correct += correct
+        self.total += total
+        self.n_correct_all += n_correct_all
+        self.n_all += n_all
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Add another metric's counts (torchmetrics 1.9 keeps serving a stale cached ``compute()`` otherwise)."""
+        super().merge_state(incoming_state)
+        self._computed = None
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """The same dict as ``subgroup_metrics`` on every sample seen (across ranks once synced)."""
+        return metrics_from_counts(self.correct, self.total, self.n_correct_all, self.n_all)

@@ -1,0 +1,94 @@
+"""Command-line entry point: ``python cli.py fit --config configs/<experiment>.yaml``.
+
+A LightningCLI whose ``fit`` runs the generational loop (simulation/loop.py) instead of a single
+``trainer.fit``: the ``model:`` key configures the generator, ``data:`` the real dataset and the mixing,
+``trainer:`` the template every stage's Trainer is built from, ``classifiers:`` and ``loop:`` the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from datamodules.generational import GenerationalDataModule
+from lightning_modules.generator import GeneratorModule
+from simulation.config import ClassifierConfig, LoopConfig
+from simulation.errors import ConfigError
+from simulation.loop import SimulationLoop
+
+# Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
+LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing")
+
+
+class SimulationCLI(LightningCLI):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("model_class", GeneratorModule)
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("datamodule_class", GenerationalDataModule)
+        kwargs.setdefault("save_config_callback", None)
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("seed_everything_default", 0)
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {"fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_class_arguments(LoopConfig, "loop")
+        parser.add_argument("--classifiers", type=list[ClassifierConfig], default=[],
+                            help="downstream classifiers trained at every generation")
+        parser.set_defaults({"trainer.enable_model_summary": False})
+
+    def _config_text(self) -> str:
+        """The resolved config as YAML, without the options that must not make a run 'different'."""
+        cfg = self.config[self.subcommand].clone()
+        del cfg["config"]
+        cfg.loop.overwrite = False
+        return self._parser(self.subcommand).dump(cfg, skip_none=False, skip_validation=True)
+
+    def _run_dir(self) -> str:
+        loop = self.config[self.subcommand].loop
+        if loop.run_dir:
+            return loop.run_dir
+        seed = self.config[self.subcommand].seed_everything
+        configs = self.config[self.subcommand].get("config") or []
+        stem = Path(str(configs[-1])).stem if configs else "experiment"
+        return os.path.join("runs", stem, f"seed_{seed}")
+
+    def fit(self, model: GeneratorModule, datamodule: GenerationalDataModule, **kwargs) -> None:
+        cfg = self.config[self.subcommand]
+        loop_cfg = LoopConfig(**{**dict(cfg.loop), "run_dir": self._run_dir()})
+        cfg.loop.run_dir = loop_cfg.run_dir
+        trainer_cfg = self.config_init[self.subcommand]["trainer"]
+        callbacks = trainer_cfg.get("callbacks") or []
+        trainer_kwargs = {k: v for k, v in dict(trainer_cfg).items() if k not in LOOP_OWNED_TRAINER_KEYS}
+        classifiers = [c if isinstance(c, ClassifierConfig) else ClassifierConfig(**dict(c))
+                       for c in self.config_init[self.subcommand]["classifiers"]]
+        simulation = SimulationLoop(
+            loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
+            trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
+            config_text=self._config_text(),
+        )
+        simulation.run()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    try:
+        SimulationCLI(args=args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The contract every real dataset follows, so the loop and the mixer never care which dataset it is."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass
+class ImageSplit(Dataset):
+    """A split held in memory as uint8 tensors; normalisation happens later, on the batch.
+
+    Samples are ``(image uint8 (C, H, W), label, subgroup)``; subgroup is -1 where unknown.
+    """
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    groups: torch.Tensor  # int64 (N,)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        if self.labels.shape != (n,) or self.groups.shape != (n,):
+            raise ValueError("labels and groups must be 1-D with one entry per image")
+        self.labels = self.labels.long()
+        self.groups = self.groups.long()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int):
+        return self.images[index], self.labels[index], self.groups[index]
+
+
+class RealDataSource(ABC):
+    """A real dataset: its facts (classes, subgroups, image shape) and its train/val/test splits.
+
+    ``validate()`` must be cheap and raise ``simulation.ConfigError`` for anything the user has to fix
+    (missing root, bad probabilities) before any work starts; ``load()`` does the actual reading.
+    """
+
+    #: dataset name used in results and reports
+    name: str = "dataset"
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def num_groups(self) -> int:
+        """Number of subgroups G (0 when the dataset has no known subgroups)."""
+
+    @property
+    @abstractmethod
+    def class_names(self) -> list[str]: ...
+
+    @property
+    @abstractmethod
+    def group_names(self) -> list[str]: ...
+
+    @property
+    @abstractmethod
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the uint8 images this source yields."""
+
+    def validate(self) -> None:
+        """Raise ConfigError for user mistakes; must not read the whole dataset."""
+        return None
+
+    @abstractmethod
+    def load(self) -> dict[str, Dataset]:
+        """Return {'train', 'val', 'test'} datasets of (image uint8, label, subgroup[, mask]) samples."""

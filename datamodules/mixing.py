@@ -1,0 +1,104 @@
+"""Real + synthetic mixing at synthetic share p (DESIGN.md section 3) as a dataset and an epoch sampler.
+
+An epoch visits every real training sample once plus ``round(p / (1 - p) * N_real)`` synthetic samples drawn
+uniformly from the stack, without replacement while the stack is large enough (with replacement beyond that).
+Batches are fetched whole through ``__getitems__`` (one tensor gather per batch, no per-sample Python work).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int) -> int:
+    """Number of synthetic samples per epoch: round(p / (1 - p) * N_real), 0 for p = 0 or an empty stack."""
+    if synthetic_share <= 0 or stack_size == 0:
+        return 0
+    return int(round(synthetic_share / (1.0 - synthetic_share) * n_real))
+
+
+def fetch_batch(dataset: Dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, groups) for ``indices``, gathering in one go when the dataset holds tensors."""
+    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return dataset.images[idx], dataset.labels[idx], dataset.groups[idx]
+    samples = [dataset[i] for i in indices]
+    return (torch.stack([torch.as_tensor(s[0]) for s in samples]),
+            torch.as_tensor([int(s[1]) for s in samples]),
+            torch.as_tensor([int(s[2]) for s in samples]))
+
+
+class MixedTrainSet(Dataset):
+    """Indices [0, N_real) are real samples, [N_real, N_real + len(stack)) synthetic ones (subgroup -1)."""
+
+    def __init__(self, real: Dataset, stack=None) -> None:
+        self.real = real
+        self.stack = stack
+        self.n_real = len(real)
+        self.n_stack = len(stack) if stack is not None else 0
+
+    def __len__(self) -> int:
+        return self.n_real + self.n_stack
+
+    def __getitem__(self, index: int):
+        images, labels, groups = self.__getitems__([index])
+        return images[0], labels[0], groups[0]
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        is_real = idx < self.n_real
+        if bool(is_real.all()):
+            return fetch_batch(self.real, indices)
+        real_pos = is_real.nonzero().flatten()
+        syn_pos = (~is_real).nonzero().flatten()
+        syn_images, syn_labels = self.stack.get_batch(idx[syn_pos] - self.n_real)
+        if len(real_pos) == 0:
+            return syn_images, syn_labels.long(), torch.full((len(idx),), -1, dtype=torch.long)
+        real_images, real_labels, real_groups = fetch_batch(self.real, idx[real_pos].tolist())
+        images = torch.empty((len(idx), *real_images.shape[1:]), dtype=torch.uint8)
+        labels = torch.empty(len(idx), dtype=torch.long)
+        groups = torch.full((len(idx),), -1, dtype=torch.long)
+        images[real_pos], labels[real_pos], groups[real_pos] = real_images, real_labels, real_groups
+        images[syn_pos], labels[syn_pos] = syn_images, syn_labels.long()
+        return images, labels, groups
+
+
+def collate_batch(batch):
+    """``__getitems__`` already returns a collated batch: pass it through."""
+    return batch
+
+
+class MixedEpochSampler(Sampler[int]):
+    """Every real index once plus ``n_synthetic`` stack indices per epoch, shuffled together.
+
+    Seeded from (seed, epoch); the epoch counter advances on every ``__iter__`` so every DDP rank, iterating the
+    same number of times, draws the same permutation (Lightning's DistributedSamplerWrapper then splits it).
+    """
+
+    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True) -> None:
+        self.n_real, self.n_stack, self.n_synthetic = n_real, n_stack, n_synthetic
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def __len__(self) -> int:
+        return self.n_real + self.n_synthetic
+
+    def indices_for_epoch(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        real = torch.arange(self.n_real)
+        if self.n_synthetic == 0:
+            synthetic = torch.empty(0, dtype=torch.long)
+        elif self.n_synthetic <= self.n_stack:
+            synthetic = torch.randperm(self.n_stack, generator=g)[: self.n_synthetic]
+        else:  # the stack is smaller than one epoch's synthetic share: every sample once, the rest with replacement
+            extra = torch.randint(0, self.n_stack, (self.n_synthetic - self.n_stack,), generator=g)
+            synthetic = torch.cat([torch.randperm(self.n_stack, generator=g), extra])
+        order = torch.cat([real, synthetic + self.n_real])
+        if self.shuffle:
+            order = order[torch.randperm(len(order), generator=g)]
+        return order
+
+    def __iter__(self):
+        order = self.indices_for_epoch(self.epoch)
+        self.epoch += 1
+        return iter(order.tolist())

@@ -1,0 +1,422 @@
+"""The FIFO stack of synthetic blocks (DESIGN.md section 3), kept on disk so millions of images cost little RAM.
+
+Each generation's filtered samples are one block: ``<root>/gen_<g>_images.npy`` (raw uint8 (N, C, H, W),
+memory-mappable), ``gen_<g>_labels.npy`` (int64) and optionally ``gen_<g>_scores.npy`` (float32).
+``<root>/manifest.json`` lists the blocks oldest first with their counts, shapes and SHA-256 checksums; it is the
+single source of truth. Every file is written atomically (temp file in the same directory, fsync, ``os.replace``),
+and the manifest is replaced only after the new block's files are complete, so a crash at any point leaves either
+the old stack or the new one. Files the manifest does not list (left by such a crash) are ignored on open and
+removed by the next ``push``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from simulation.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+_CHUNK_BYTES = 8 * 1024 * 1024
+_TEMP_PREFIX = ".tmp-"
+#: names this class owns inside ``root``; only these are ever deleted as strays
+_OWNED_FILE = re.compile(r"^(gen_-?\d+_(images|labels|scores)\.npy|\.tmp-.*)$")
+
+
+def sha256_of_file(path: Path) -> str:
+    """Checksum read in chunks, so verifying a multi-GB block never holds it in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingWriter:
+    """File wrapper that hashes what passes through, so writing a block does not need a second read for its checksum."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable; some platforms cannot open directories, which only weakens durability."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> str:
+    """Write ``path`` through a temp file in the same directory + fsync + ``os.replace``; return its SHA-256."""
+    fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer = _HashingWriter(handle)
+            write(writer)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return writer.digest.hexdigest()
+
+
+def _block_file_names(generation: int, with_scores: bool) -> dict[str, str]:
+    kinds = ("images", "labels", "scores") if with_scores else ("images", "labels")
+    return {kind: f"gen_{generation:04d}_{kind}.npy" for kind in kinds}
+
+
+def _is_block_entry(block: Any) -> bool:
+    """Whether a manifest entry has the fields this class reads (a hand-edited manifest gets a clear error)."""
+    try:
+        return (
+            isinstance(block["generation"], int)
+            and isinstance(block["count"], int)
+            and len(block["shape"]) == 3
+            and all(isinstance(block["files"][kind]["name"], str) for kind in ("images", "labels"))
+            and all(isinstance(entry["sha256"], str) for entry in block["files"].values())
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+class SyntheticStack(Dataset):
+    """Generated blocks held oldest first; a push evicts whole oldest blocks until the total fits ``capacity``.
+
+    Samples are ``(image uint8 (C, H, W), label int)``. Images are read through memory maps opened lazily in
+    each process (workers included), so the object pickles cheaply; labels live in RAM for the mixer's statistics.
+    """
+
+    def __init__(self, root: str | os.PathLike, capacity: int, *, verify: bool = True) -> None:
+        """Open (or create) the stack at ``root``; ``verify=False`` skips the checksums (e.g. on non-zero DDP ranks
+        after rank 0 has verified), since hashing a stack of millions of images takes a while."""
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+            raise ConfigError(
+                f"stack capacity must be a positive number of samples, got {capacity!r}: "
+                "set it to at least the samples generated per generation (the paper keeps 3 generations, D = 3*S)"
+            )
+        self.root = Path(root)
+        self.capacity = int(capacity)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"stack root {self.root} exists and is not a directory: choose another path")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._blocks: list[dict[str, Any]] = []
+        self._block_labels: list[np.ndarray] = []
+        self._block_scores: list[np.ndarray | None] = []
+        self._labels_cache: torch.Tensor | None = None
+        self._memmaps: dict[int, np.ndarray] = {}
+        self._memmap_pid = os.getpid()
+        self._open(verify)
+
+    # ------------------------------------------------------------------ opening and verification
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    def _open(self, verify: bool) -> None:
+        """Load and verify what the manifest lists; shrink to ``capacity`` if the stack was reopened smaller."""
+        if not self.manifest_path.exists():
+            return
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+            blocks = list(manifest["blocks"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"stack manifest {self.manifest_path} is unreadable ({error}): restore it, or delete {self.root} "
+                "to start the stack empty"
+            ) from error
+        for block in blocks:
+            if not _is_block_entry(block):
+                raise ConfigError(
+                    f"stack manifest {self.manifest_path} has a malformed block entry {block!r}: restore the manifest, "
+                    f"or delete {self.root} to start the stack empty"
+                )
+            labels, scores = self._verify_block(block, verify)
+            self._blocks.append(block)
+            self._block_labels.append(labels)
+            self._block_scores.append(scores)
+        shapes = {tuple(block["shape"]) for block in self._blocks}
+        if len(shapes) > 1:
+            raise ConfigError(
+                f"stack manifest {self.manifest_path} lists blocks of different image shapes {sorted(shapes)}: "
+                f"delete {self.root} to start the stack empty"
+            )
+        if len(self) > self.capacity:
+            held = len(self)
+            evicted = self._evict_to_fit(0)
+            log.warning(
+                "synthetic stack at %s holds %d samples, more than its capacity %d: evicted oldest generations %s",
+                self.root,
+                held,
+                self.capacity,
+                [block["generation"] for block in evicted],
+            )
+            self._write_manifest()
+            self._delete_block_files(evicted)
+
+    def _verify_block(self, block: dict[str, Any], verify: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Check every file of a block exists, matches its checksum and shape; return its labels (and scores)."""
+        fix = f"restore the file, or delete {self.root} to start the stack empty"
+        for kind, entry in block["files"].items():
+            path = self.root / entry["name"]
+            if not path.is_file():
+                raise ConfigError(
+                    f"synthetic stack file {path} ({kind} of generation {block['generation']}) is missing: {fix}"
+                )
+            actual = sha256_of_file(path) if verify else entry["sha256"]
+            if actual != entry["sha256"]:
+                raise ConfigError(
+                    f"synthetic stack file {path} ({kind} of generation {block['generation']}) is corrupted: "
+                    f"SHA-256 {actual} does not match the manifest's {entry['sha256']}: {fix}"
+                )
+        count, shape = int(block["count"]), tuple(block["shape"])
+        images_path = self.root / block["files"]["images"]["name"]
+        images = np.load(images_path, mmap_mode="r", allow_pickle=False)
+        if images.dtype != np.uint8 or images.shape != (count, *shape):
+            raise ConfigError(
+                f"synthetic stack file {images_path} holds {images.dtype} {images.shape}, but the manifest says "
+                f"uint8 {(count, *shape)}: {fix}"
+            )
+        labels = np.load(self.root / block["files"]["labels"]["name"], allow_pickle=False)
+        scores = None
+        if "scores" in block["files"]:
+            scores = np.load(self.root / block["files"]["scores"]["name"], allow_pickle=False)
+        for kind, values in (("labels", labels), ("scores", scores)):
+            if values is not None and values.shape != (count,):
+                raise ConfigError(
+                    f"synthetic stack file {self.root / block['files'][kind]['name']} holds {values.shape[0]} "
+                    f"{kind} but the manifest says {count}: {fix}"
+                )
+        return labels.astype(np.int64, copy=False), scores
+
+    # ------------------------------------------------------------------ writing
+    def push(
+        self,
+        images: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray,
+        generation: int,
+        scores: torch.Tensor | np.ndarray | None = None,
+    ) -> None:
+        """Add one generation's block, evicting whole oldest blocks while the total would exceed ``capacity``."""
+        generation = int(generation)
+        image_array = np.ascontiguousarray(_as_numpy(images))
+        label_array = _as_numpy(labels)
+        if image_array.dtype != np.uint8 or image_array.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {image_array.dtype} {image_array.shape}")
+        count = image_array.shape[0]
+        if label_array.shape != (count,) or not np.issubdtype(label_array.dtype, np.integer):
+            raise ValueError(
+                f"labels must be integers of shape ({count},), got {label_array.dtype} {label_array.shape}"
+            )
+        score_array = None
+        if scores is not None:
+            score_array = _as_numpy(scores)
+            if score_array.shape != (count,):
+                raise ValueError(f"scores must have shape ({count},), got {score_array.shape}")
+            score_array = score_array.astype(np.float32)
+        if generation in self.generations:
+            raise ValueError(
+                f"generation {generation} is already in the stack at {self.root} (held: {self.generations})"
+            )
+        if self.image_shape is not None and tuple(image_array.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"block images have shape {tuple(image_array.shape[1:])} but the stack holds {self.image_shape}"
+            )
+        if count > self.capacity:
+            raise ConfigError(
+                f"generation {generation} has {count} samples, more than the stack capacity {self.capacity}: "
+                f"raise the capacity to at least {count} (the paper uses 3x the samples per generation) "
+                "or generate fewer samples per generation"
+            )
+
+        self._remove_strays()
+        names = _block_file_names(generation, score_array is not None)
+        arrays = {"images": image_array, "labels": label_array.astype(np.int64), "scores": score_array}
+        files = {}
+        for kind, name in names.items():
+            array = arrays[kind]
+            checksum = atomic_write(self.root / name, lambda handle, a=array: np.lib.format.write_array(handle, a))
+            files[kind] = {"name": name, "sha256": checksum}
+        block = {"generation": generation, "count": count, "shape": list(image_array.shape[1:]), "files": files}
+
+        evicted = self._evict_to_fit(count)
+        self._blocks.append(block)
+        self._block_labels.append(arrays["labels"])
+        self._block_scores.append(score_array)
+        self._labels_cache = None
+        # the manifest switches to the new stack in one rename; evicted files only become strays before deletion
+        self._write_manifest()
+        self._delete_block_files(evicted)
+
+    def clear(self) -> None:
+        """Empty the stack: an empty manifest first (the commit point), then every block file."""
+        evicted = list(self._blocks)
+        self._blocks, self._block_labels, self._block_scores = [], [], []
+        self._labels_cache = None
+        self._memmaps = {}
+        self._write_manifest()
+        self._delete_block_files(evicted)
+        self._remove_strays()
+
+    def _evict_to_fit(self, incoming: int) -> list[dict[str, Any]]:
+        """Drop oldest blocks from memory until ``incoming`` more samples fit; the caller deletes their files."""
+        evicted = []
+        while self._blocks and len(self) + incoming > self.capacity:
+            block = self._blocks.pop(0)
+            self._block_labels.pop(0)
+            self._block_scores.pop(0)
+            self._memmaps.pop(block["generation"], None)
+            evicted.append(block)
+        self._labels_cache = None
+        return evicted
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self.manifest, indent=2).encode()
+        atomic_write(self.manifest_path, lambda handle: handle.write(text))
+
+    def _delete_block_files(self, blocks: list[dict[str, Any]]) -> None:
+        for block in blocks:
+            for entry in block["files"].values():
+                (self.root / entry["name"]).unlink(missing_ok=True)
+
+    def _remove_strays(self) -> None:
+        """Delete files of ours the manifest does not list (a crash between writing a block and the manifest)."""
+        listed = {entry["name"] for block in self._blocks for entry in block["files"].values()}
+        for path in self.root.iterdir():
+            if path.is_file() and _OWNED_FILE.match(path.name) and path.name not in listed:
+                log.info("removing stray synthetic stack file %s", path)
+                path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A JSON-serialisable description of the blocks, oldest first (saved in the run state)."""
+        return {"version": MANIFEST_VERSION, "capacity": self.capacity, "blocks": copy.deepcopy(self._blocks)}
+
+    @property
+    def generations(self) -> list[int]:
+        return [block["generation"] for block in self._blocks]
+
+    @property
+    def block_sizes(self) -> list[int]:
+        return [block["count"] for block in self._blocks]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the held images; None while the stack is empty."""
+        return tuple(self._blocks[0]["shape"]) if self._blocks else None
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """All labels (int64) in index order, from RAM."""
+        if self._labels_cache is None:
+            merged = np.concatenate(self._block_labels) if self._block_labels else np.zeros(0, dtype=np.int64)
+            self._labels_cache = torch.from_numpy(merged.astype(np.int64))
+        return self._labels_cache
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """All filter scores (float32) in index order; NaN for blocks pushed without scores."""
+        parts = [
+            scores if scores is not None else np.full(len(labels), np.nan, dtype=np.float32)
+            for labels, scores in zip(self._block_labels, self._block_scores)
+        ]
+        return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return sum(block["count"] for block in self._blocks)
+
+    def _offsets(self) -> np.ndarray:
+        """Start index of each block, plus the total at the end."""
+        return np.concatenate([[0], np.cumsum(self.block_sizes, dtype=np.int64)])
+
+    def _images_of(self, block_position: int) -> np.ndarray:
+        """The block's images as a read-only memory map, opened once per process."""
+        if self._memmap_pid != os.getpid():
+            self._memmaps, self._memmap_pid = {}, os.getpid()
+        block = self._blocks[block_position]
+        images = self._memmaps.get(block["generation"])
+        if images is None:
+            images = np.load(self.root / block["files"]["images"]["name"], mmap_mode="r", allow_pickle=False)
+            self._memmaps[block["generation"]] = images
+        return images
+
+    def _normalise_indices(self, indices: np.ndarray) -> np.ndarray:
+        total = len(self)
+        if indices.size and (indices.min() < -total or indices.max() >= total):
+            bad = indices[(indices < -total) | (indices >= total)][0]
+            raise IndexError(f"index {bad} out of range for a synthetic stack of {total} samples")
+        return np.where(indices < 0, indices + total, indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        position = int(self._normalise_indices(np.asarray([int(index)]))[0])
+        offsets = self._offsets()
+        block_position = int(np.searchsorted(offsets, position, side="right") - 1)
+        local = position - int(offsets[block_position])
+        image = torch.from_numpy(np.array(self._images_of(block_position)[local]))
+        return image, int(self._block_labels[block_position][local])
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read many samples at once: one sorted fancy-index per block, then back into the requested order."""
+        flat = self._normalise_indices(_as_numpy(indices).astype(np.int64).reshape(-1))
+        shape = self.image_shape or (0, 0, 0)
+        images = np.empty((len(flat), *shape), dtype=np.uint8)
+        offsets = self._offsets()
+        block_of = np.searchsorted(offsets, flat, side="right") - 1
+        for block_position in np.unique(block_of):
+            rows = np.nonzero(block_of == block_position)[0]
+            local = flat[rows] - offsets[block_position]
+            order = np.argsort(local, kind="stable")  # ascending reads are kinder to the disk
+            images[rows[order]] = self._images_of(int(block_position))[local[order]]
+        return torch.from_numpy(images), self.labels[torch.from_numpy(flat)]
+
+    # ------------------------------------------------------------------ pickling (DataLoader workers)
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_memmaps"] = {}  # each process maps the files itself
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._memmap_pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticStack(root={str(self.root)!r}, capacity={self.capacity}, samples={len(self)}, "
+            f"generations={self.generations})"
+        )

@@ -1,0 +1,130 @@
+"""The classifier trained (from scratch or from ImageNet weights) at every generation and evaluated for fairness."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from callbacks.fairness import SubgroupFairness
+from lightning_modules.networks.registry import IMAGENET_MEAN, IMAGENET_STD, build_network, get_arch
+from simulation.errors import ConfigError
+
+
+class ClassifierModule(LightningModule):
+    """Wraps a registry network; takes uint8 batches and normalises them on the device.
+
+    ``forward`` accepts uint8 images (B, C, H, W) (or floats in [0, 1]) and returns logits, so filters, FID and
+    ablations can call a trained classifier directly on stored images. ``features`` returns the penultimate
+    features (the input of the final Linear), used by the classifier-based FID.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        num_groups: int,
+        image_shape: tuple[int, int, int],
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pretrained: bool = False,
+        weights_path: str | None = None,
+        linear_probe: bool = False,
+        dropout: float | None = None,
+        input_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if lr <= 0:
+            raise ConfigError(f"classifier {arch!r}: lr must be > 0, got {lr}")
+        spec = get_arch(arch)
+        channels, height, width = image_shape
+        self.in_chans = 3 if (spec.needs_rgb or pretrained) else channels
+        self.net = build_network(arch, num_classes, self.in_chans, dropout, pretrained, weights_path)
+        self.head = self.net.get_submodule(spec.head)
+        side = max(height, width)
+        self.input_size = input_size or (spec.pretrained_size if pretrained else max(side, spec.min_size))
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if pretrained else ((0.5,) * 3, (0.5,) * 3)
+        self.register_buffer("mean", torch.tensor(mean[: self.in_chans]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std[: self.in_chans]).view(1, -1, 1, 1), persistent=False)
+        if linear_probe:
+            for p in self.net.parameters():
+                p.requires_grad_(False)
+            for p in self.head.parameters():
+                p.requires_grad_(True)
+        self.num_classes = num_classes
+        self.num_groups = num_groups
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_fairness = SubgroupFairness(num_classes, max(num_groups, 1))
+        #: filled by ``on_test_epoch_end``: the metrics dict of the last test run (same on every rank)
+        self.test_results: dict[str, torch.Tensor] = {}
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or [0, 1] float) images -> normalised float input of the network's size, on the batch."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        if x.shape[1] != self.in_chans:
+            x = x.expand(-1, self.in_chans, -1, -1) if x.shape[1] == 1 else x[:, : self.in_chans]
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-1] > self.input_size)
+        return (x - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.preprocess(images))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features: the input of the final Linear layer."""
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+        try:
+            self(images)
+        finally:
+            handle.remove()
+        return captured[0].flatten(1).float()
+
+    def _shared_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = batch[0], batch[1]
+        logits = self(images).float()
+        return F.cross_entropy(logits, labels), logits, labels
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, logits, labels = self._shared_step(batch)
+        self.train_acc(logits, labels)
+        self.log("train_loss", loss, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, logits, labels = self._shared_step(batch)
+        self.val_acc(logits, labels)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        _, logits, labels = self._shared_step(batch)
+        self.test_fairness.update(logits, labels, batch[2])
+
+    def on_test_epoch_start(self) -> None:
+        self.test_fairness.reset()
+
+    def on_test_epoch_end(self) -> None:
+        results = self.test_fairness.compute()
+        self.test_results = {k: v.detach().cpu() for k, v in results.items()}
+        for key in ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class"):
+            self.log(f"test/{key}", results[key].float(), sync_dist=False, rank_zero_only=True)
+        if self.num_groups > 0:
+            for k, value in enumerate(results["acc_rank"]):
+                self.log(f"test/acc_rank_{k + 1}", value.float(), rank_zero_only=True)
+            for g, value in enumerate(results["group_tpr"]):
+                self.log(f"test/subgroup_acc_{g}", value.float(), rank_zero_only=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+def has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())

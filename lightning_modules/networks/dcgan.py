@@ -1,0 +1,133 @@
+"""Class-conditional DCGAN networks (Radford et al. 2015), sized from the image shape.
+
+The generator starts from a small ``start x start`` map and doubles it with transposed convolutions until it
+reaches the image side; the discriminator mirrors it with strided convolutions. For 28x28 images the start is
+7x7 (two doublings), for 32x32 it is 4x4 (three doublings), for 64x64 it is 4x4 (four doublings, the paper's net).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: smallest start map the nets grow from (and the discriminator shrinks to)
+MIN_START_SIDE = 4
+#: fewest doublings a DCGAN needs to be more than a linear layer
+MIN_DOUBLINGS = 2
+
+
+def doubling_plan(side: int) -> tuple[int, int]:
+    """``(start_side, doublings)`` for a square image of ``side`` pixels: halve while the result stays >= 4.
+
+    Raises ValueError when ``side`` cannot be reached by at least two doublings (side must be a multiple of 4
+    and at least 16), because then the nets would have no convolutional depth.
+    """
+    start, doublings = int(side), 0
+    while start % 2 == 0 and start // 2 >= MIN_START_SIDE:
+        start //= 2
+        doublings += 1
+    if doublings < MIN_DOUBLINGS:
+        raise ValueError(
+            f"image side {side} is not supported by the DCGAN: it must be a multiple of 4 and at least 16 "
+            "(e.g. 28, 32, 64)"
+        )
+    return start, doublings
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN init: convolutions N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _square_side(image_shape: tuple[int, int, int]) -> int:
+    channels, height, width = (int(s) for s in image_shape)
+    if height != width:
+        raise ValueError(f"the DCGAN needs square images, got height {height} and width {width}")
+    if channels <= 0:
+        raise ValueError(f"image channels must be positive, got {channels}")
+    return height
+
+
+class DCGANGenerator(nn.Module):
+    """Noise + class label -> image in [-1, 1].
+
+    The label enters as a learned embedding concatenated to the latent vector (the cGAN recipe), so every
+    class shares the convolutional stack.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        base_channels: int = 64,
+        embed_dim: int = 50,
+    ) -> None:
+        super().__init__()
+        side = _square_side(image_shape)
+        start, doublings = doubling_plan(side)
+        self.latent_dim = int(latent_dim)
+        self.label_embedding = nn.Embedding(num_classes, embed_dim)
+        widest = base_channels * 2 ** (doublings - 1)
+        layers: list[nn.Module] = [
+            # 1x1 -> start x start
+            nn.ConvTranspose2d(latent_dim + embed_dim, widest, start, stride=1, padding=0, bias=False),
+            nn.BatchNorm2d(widest),
+            nn.ReLU(inplace=True),
+        ]
+        channels = widest
+        for _ in range(doublings - 1):
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels // 2),
+                nn.ReLU(inplace=True),
+            ]
+            channels //= 2
+        layers += [nn.ConvTranspose2d(channels, image_shape[0], 4, stride=2, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        code = torch.cat([noise, self.label_embedding(labels).to(noise.dtype)], dim=1)
+        return self.net(code[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image + class label -> one real/fake logit (no sigmoid: train with BCE-with-logits).
+
+    The label enters as an extra input channel: a learned per-class ``H x W`` map concatenated to the image.
+    """
+
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], base_channels: int = 64) -> None:
+        super().__init__()
+        side = _square_side(image_shape)
+        start, doublings = doubling_plan(side)
+        self.side = side
+        self.label_map = nn.Embedding(num_classes, side * side)
+        layers: list[nn.Module] = [
+            # no BatchNorm on the input layer (DCGAN)
+            nn.Conv2d(image_shape[0] + 1, base_channels, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        channels = base_channels
+        for _ in range(doublings - 1):
+            layers += [
+                nn.Conv2d(channels, channels * 2, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels *= 2
+        # start x start -> 1x1 logit
+        layers.append(nn.Conv2d(channels, 1, start, stride=1, padding=0))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        label_channel = self.label_map(labels).view(-1, 1, self.side, self.side).to(images.dtype)
+        return self.net(torch.cat([images, label_channel], dim=1)).flatten()

@@ -1,0 +1,160 @@
+"""ConditionalDCGAN: trains both nets, generates deterministic uint8 images, validates its config."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_modules.dcgan import ConditionalDCGAN
+from lightning_modules.networks.dcgan import DCGANDiscriminator, DCGANGenerator, doubling_plan
+from simulation.errors import ConfigError
+
+TINY = {"latent_dim": 16, "base_channels": 8}
+SHAPES = [(3, 28, 28), (1, 32, 32)]
+
+
+def tiny_gan(image_shape, num_classes: int = 4, seed: int = 0, **overrides) -> ConditionalDCGAN:
+    torch.manual_seed(seed)
+    return ConditionalDCGAN(num_classes=num_classes, image_shape=image_shape, **{**TINY, **overrides})
+
+
+def fake_batches(image_shape, num_classes: int = 4, n: int = 32, batch_size: int = 8) -> DataLoader:
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (n, *image_shape), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, num_classes, (n,), generator=g)
+    groups = torch.randint(0, 3, (n,), generator=g)
+    return DataLoader(TensorDataset(images, labels, groups), batch_size=batch_size)
+
+
+def trainer(**kwargs) -> L.Trainer:
+    options = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return L.Trainer(**{**options, **kwargs})
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[name], p.detach()) for name, p in module.named_parameters())
+
+
+def predict_loader(labels: torch.Tensor, batch_size: int) -> DataLoader:
+    return DataLoader(TensorDataset(torch.arange(len(labels)), labels), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_networks_map_shapes_and_start_maps(image_shape):
+    torch.manual_seed(0)
+    generator = DCGANGenerator(16, 4, image_shape, base_channels=8, embed_dim=6)
+    discriminator = DCGANDiscriminator(4, image_shape, base_channels=8)
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    images = generator(torch.randn(5, 16), labels)
+    assert images.shape == (5, *image_shape)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images, labels).shape == (5,)
+    assert doubling_plan(28) == (7, 2) and doubling_plan(32) == (4, 3) and doubling_plan(64) == (4, 4)
+    # DCGAN init: conv weights ~ N(0, 0.02)
+    first_conv = generator.net[0].weight
+    assert abs(first_conv.std().item() - 0.02) < 0.003
+
+
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_fit_updates_both_networks_and_logs_losses(image_shape):
+    model = tiny_gan(image_shape)
+    g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
+    fit = trainer(max_steps=2)
+    fit.fit(model, fake_batches(image_shape))
+    assert changed(g_before, model.generator)
+    assert changed(d_before, model.discriminator)
+    assert {"g_loss", "d_loss"} <= set(fit.callback_metrics)
+    assert all(torch.isfinite(fit.callback_metrics[k]) for k in ("g_loss", "d_loss"))
+
+
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_predict_returns_uint8_images_and_passes_labels(image_shape):
+    model = tiny_gan(image_shape)
+    labels = torch.tensor([3, 1, 0, 2, 2, 1])
+    outputs = trainer().predict(model, predict_loader(labels, batch_size=4))
+    images = torch.cat([o["image"] for o in outputs])
+    assert images.dtype == torch.uint8 and images.shape == (6, *image_shape)
+    assert torch.equal(torch.cat([o["label"] for o in outputs]), labels)
+    assert torch.equal(torch.cat([o["index"] for o in outputs]), torch.arange(6))
+    assert images.float().std() > 0  # not a constant image
+
+
+def test_samples_depend_only_on_seed_and_index_not_on_batch_split():
+    model = tiny_gan((3, 28, 28))
+    trainer(max_steps=2).fit(model, fake_batches((3, 28, 28)))  # non-trivial BatchNorm running stats
+    model.sample_seed = 7
+    labels = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    one_batch = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, batch_size=8))])
+    two_batches = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, batch_size=4))])
+    assert torch.equal(one_batch, two_batches)
+    # generate() called directly in train mode still uses running stats, and a new seed gives new noise
+    model.train()
+    assert torch.equal(model.generate(labels[4:], torch.arange(4, 8)), one_batch[4:])
+    model.sample_seed = 8
+    assert not torch.equal(model.generate(labels, torch.arange(8)), one_batch)
+    assert model.generator.training
+
+
+def test_fresh_has_same_hparams_and_new_weights():
+    model = tiny_gan((1, 32, 32), label_smoothing=0.1)
+    again = model.fresh()
+    assert isinstance(again, ConditionalDCGAN)
+    assert dict(again.hparams) == dict(model.hparams)
+    assert again.image_shape == (1, 32, 32) and again.num_classes == 4
+    assert changed(snapshot(model.generator), again.generator)
+    assert changed(snapshot(model.discriminator), again.discriminator)
+
+
+def test_bf16_mixed_fit_and_predict():
+    model = tiny_gan((3, 28, 28))
+    g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
+    fit = trainer(max_steps=2, precision="bf16-mixed")
+    fit.fit(model, fake_batches((3, 28, 28)))
+    assert changed(g_before, model.generator) and changed(d_before, model.discriminator)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert torch.isfinite(fit.callback_metrics["g_loss"]) and fit.callback_metrics["g_loss"].dtype == torch.float32
+    outputs = trainer(precision="bf16-mixed").predict(model, predict_loader(torch.tensor([0, 1, 2]), batch_size=3))
+    assert outputs[0]["image"].dtype == torch.uint8 and outputs[0]["image"].shape == (3, 3, 28, 28)
+
+
+def test_check_compatible():
+    model = tiny_gan((3, 28, 28))
+    model.check_compatible(4, (3, 28, 28))
+    with pytest.raises(ConfigError, match=r"image_shape.*\[3, 32, 32\]"):
+        model.check_compatible(4, (3, 32, 32))
+    with pytest.raises(ConfigError, match="num_classes"):
+        model.check_compatible(10, (3, 28, 28))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"latent_dim": -1}, "latent_dim"),
+        ({"base_channels": 0}, "base_channels"),
+        ({"image_shape": (3, 30, 30)}, "image_shape"),
+        ({"image_shape": (3, 12, 12)}, "image_shape"),
+        ({"image_shape": (3, 28, 32)}, "image_shape"),
+        ({"image_shape": (0, 28, 28)}, "image_shape"),
+        ({"image_shape": (28, 28)}, "image_shape"),
+        ({"lr": 0.0}, "lr"),
+        ({"betas": (0.5, 1.0)}, "betas"),
+        ({"label_smoothing": 0.7}, "label_smoothing"),
+    ],
+)
+def test_invalid_config_raises_config_error_naming_the_field(overrides, field):
+    args = {"num_classes": 4, "image_shape": (3, 28, 28), **TINY, **overrides}
+    with pytest.raises(ConfigError, match=rf"model\.init_args\.{field}"):
+        ConditionalDCGAN(**args)
