@@ -7,6 +7,7 @@ A LightningCLI whose ``fit`` runs the generational loop (simulation/loop.py) ins
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -15,11 +16,13 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from callbacks.filters import SampleFilter
 from datamodules.generational import GenerationalDataModule
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig
 from simulation.errors import ConfigError
 from simulation.loop import SimulationLoop
+from simulation.quality import QualityConfig, QualityGates, ReviewPause
 
 # Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
 LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing")
@@ -43,6 +46,9 @@ class SimulationCLI(LightningCLI):
         parser.add_class_arguments(LoopConfig, "loop")
         parser.add_argument("--classifiers", type=list[ClassifierConfig], default=[],
                             help="downstream classifiers trained at every generation")
+        parser.add_argument("--filters", type=list[SampleFilter], default=[],
+                            help="quality filters applied to every generated block, in order")
+        parser.add_class_arguments(QualityConfig, "quality")
         parser.set_defaults({"trainer.enable_model_summary": False})
 
     def _config_text(self) -> str:
@@ -63,17 +69,18 @@ class SimulationCLI(LightningCLI):
 
     def fit(self, model: GeneratorModule, datamodule: GenerationalDataModule, **kwargs) -> None:
         cfg = self.config[self.subcommand]
-        loop_cfg = LoopConfig(**{**dict(cfg.loop), "run_dir": self._run_dir()})
-        cfg.loop.run_dir = loop_cfg.run_dir
-        trainer_cfg = self.config_init[self.subcommand]["trainer"]
+        init = self.config_init[self.subcommand]
+        loop_cfg = dataclasses.replace(init["loop"], run_dir=self._run_dir())
+        trainer_cfg = init["trainer"]
         callbacks = trainer_cfg.get("callbacks") or []
         trainer_kwargs = {k: v for k, v in dict(trainer_cfg).items() if k not in LOOP_OWNED_TRAINER_KEYS}
         classifiers = [c if isinstance(c, ClassifierConfig) else ClassifierConfig(**dict(c))
-                       for c in self.config_init[self.subcommand]["classifiers"]]
+                       for c in init["classifiers"]]
         simulation = SimulationLoop(
             loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
+            quality=QualityGates(init["quality"], init["filters"]),
         )
         simulation.run()
 
@@ -81,12 +88,16 @@ class SimulationCLI(LightningCLI):
 def main(args: list[str] | None = None) -> int:
     """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for noise in (".*does not have many workers.*", ".*sync_dist=True.*", ".*have no `validation_step`.*",
+                  ".*srun. command is available.*", ".*LeafSpec.*"):
+        warnings.filterwarnings("ignore", message=noise)
     try:
         SimulationCLI(args=args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ReviewPause:
+        return 0
     return 0
 
 

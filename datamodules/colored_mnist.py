@@ -296,6 +296,10 @@ class ColoredMNIST(RealDataSource):
         if missing and not legacy:
             raise ConfigError(f"colored_mnist: {raw} lacks {', '.join(missing)}; {how_to_fix}")
 
+    def subgroup_oracle(self, images: torch.Tensor) -> torch.Tensor:
+        """Subgroup (stroke colour) of any image, generated ones included, read from its pixels."""
+        return color_oracle(images)
+
     def load(self) -> dict[str, ImageSplit]:
         if self._splits is None:
             self.validate()

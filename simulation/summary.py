@@ -19,20 +19,6 @@ from simulation.run_directory import RunDirectory
 SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "fid", "filter_kept", "filter_dropped")
 
 
-def sample_grid(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int = 10) -> torch.Tensor:
-    """uint8 (3, H, W) grid with one row per class (grey images repeated to RGB)."""
-    from torchvision.utils import make_grid
-
-    rows = []
-    blank = torch.zeros_like(images[0])
-    for c in range(num_classes):
-        chosen = images[labels == c][:per_class]
-        pad = [blank] * (per_class - len(chosen))
-        rows.extend([*chosen, *pad])
-    grid = make_grid(torch.stack(rows), nrow=per_class, padding=2, pad_value=128)
-    return grid if grid.shape[0] == 3 else grid.expand(3, -1, -1)
-
-
 def save_png(grid: torch.Tensor, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)

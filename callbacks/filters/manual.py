@@ -1,0 +1,98 @@
+"""Manual review filter: drop exactly the sample ids a human listed (paper app. C, first step).
+
+The reviewer looks at the contact sheets (``callbacks/contact_sheet.py``, every image captioned with its id)
+and writes the ids to reject in a text file per generation: one id per line, ``#`` starts a comment.
+The file is ``reject_lists[generation]`` or ``<reject_dir>/gen_<generation>.txt``; no file = nothing rejected.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from simulation.errors import ConfigError
+
+from .base import FilterContext, SampleFilter
+
+
+def read_id_list(path: str) -> set[int]:
+    """The integer ids in ``path`` (one per line, ``#`` comments and blank lines allowed)."""
+    ids: set[int] = set()
+    with open(path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                ids.add(int(text))
+            except ValueError:
+                raise ConfigError(
+                    f"{path}:{line_number}: {text!r} is not a sample id; write one integer id per line "
+                    "(the numbers printed under each image of the contact sheets), '#' for comments"
+                ) from None
+    return ids
+
+
+class ManualRejectFilter(SampleFilter):
+    """Drops the listed sample ids; ``ratio`` does not apply (it drops exactly what the reviewer listed)."""
+
+    name = "manual"
+
+    def __init__(self, reject_lists: dict[int, str] | None = None, reject_dir: str | None = None) -> None:
+        super().__init__(ratio=0.0, per_class=False)
+        self.reject_lists: dict[int, str] = {}
+        for generation, path in (reject_lists or {}).items():
+            try:
+                key = int(generation)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"ManualRejectFilter.reject_lists keys must be generation numbers, got {generation!r}"
+                ) from None
+            if not os.path.isfile(path):
+                raise ConfigError(
+                    f"ManualRejectFilter.reject_lists[{key}] = {path!r} does not exist; write the rejected ids "
+                    "there (one per line) or remove the entry"
+                )
+            self.reject_lists[key] = str(path)
+        if reject_dir is not None and not os.path.isdir(reject_dir):
+            raise ConfigError(
+                f"ManualRejectFilter.reject_dir {reject_dir!r} is not a directory; create it and put gen_<g>.txt "
+                "files of rejected ids in it, or unset reject_dir"
+            )
+        self.reject_dir = reject_dir
+
+    def list_path(self, generation: int) -> str | None:
+        """The reject list of ``generation``, or None when the reviewer wrote none."""
+        if int(generation) in self.reject_lists:
+            return self.reject_lists[int(generation)]
+        if self.reject_dir is not None:
+            candidate = os.path.join(self.reject_dir, f"gen_{int(generation)}.txt")
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def rejected_ids(self, generation: int) -> set[int]:
+        path = self.list_path(generation)
+        return read_id_list(path) if path is not None else set()
+
+    def validate(self, context: FilterContext) -> None:
+        unknown = sorted(self.rejected_ids(context.generation) - set(context.sample_ids.tolist()))
+        if unknown:
+            shown = ", ".join(map(str, unknown[:20])) + (f", ... ({len(unknown)} in all)" if len(unknown) > 20 else "")
+            raise ConfigError(
+                f"{self.list_path(context.generation)} rejects ids that are not in generation "
+                f"{context.generation}'s samples: {shown}; use the ids shown on that generation's contact sheets"
+            )
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        """0 for kept samples, -inf for rejected ones."""
+        rejected = torch.tensor(sorted(self.rejected_ids(context.generation)), dtype=torch.long)
+        is_rejected = torch.isin(context.sample_ids.long().cpu(), rejected)
+        return torch.where(is_rejected, float("-inf"), 0.0).double()
+
+    def select(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.isfinite(scores)
+
+    def __repr__(self) -> str:
+        return f"ManualRejectFilter(reject_lists={self.reject_lists}, reject_dir={self.reject_dir!r})"

@@ -1,0 +1,92 @@
+"""Uncertainty filter: drop the samples the previous generation's classifier is least sure about (paper 3.2).
+
+score = minus the predictive entropy of the mean softmax over T Monte-Carlo dropout passes (Gal & Ghahramani
+2016): the model is in eval mode (batch norm frozen) with only its dropout modules sampling. A model without
+dropout modules gets one deterministic pass (plain softmax entropy) and a warning, since MC dropout is then
+impossible. The dropout masks are seeded from (seed, generation), so a rerun gives the same scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+from simulation.errors import ConfigError
+
+from .base import FilterContext, SampleFilter
+
+log = logging.getLogger(__name__)
+
+DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def dropout_modules(model: nn.Module) -> list[nn.Module]:
+    """The dropout modules that actually drop something (p > 0)."""
+    return [module for module in model.modules() if isinstance(module, DROPOUT_TYPES) and module.p > 0]
+
+
+def predictive_entropy(mean_probabilities: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each row of (N, L) probabilities; 0 * log 0 counts as 0."""
+    return torch.special.entr(mean_probabilities).sum(dim=-1)
+
+
+class UncertaintyFilter(SampleFilter):
+    """Keeps the generated samples on which the previous classifier is most certain."""
+
+    name = "uncertainty"
+
+    def __init__(
+        self, ratio: float, per_class: bool = True, mc_passes: int = 10, batch_size: int = 256, seed: int = 0
+    ) -> None:
+        super().__init__(ratio, per_class)
+        if int(mc_passes) < 1:
+            raise ConfigError(
+                f"UncertaintyFilter.mc_passes must be >= 1 (number of MC dropout passes), got {mc_passes}"
+            )
+        if int(batch_size) < 1:
+            raise ConfigError(f"UncertaintyFilter.batch_size must be >= 1, got {batch_size}")
+        self.mc_passes = int(mc_passes)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+    def validate(self, context: FilterContext) -> None:
+        if context.previous_classifier is None:
+            raise ConfigError(
+                f"UncertaintyFilter at generation {context.generation} needs the previous generation's classifier "
+                "(context.previous_classifier is None); train generation 0 first or remove this filter"
+            )
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        self.validate(context)
+        model = context.previous_classifier.to(context.device)
+        dropouts = dropout_modules(model)
+        passes = self.mc_passes if dropouts else 1
+        if not dropouts:
+            message = (
+                f"UncertaintyFilter: {type(model).__name__} has no dropout module with p > 0, so MC dropout is "
+                "impossible; scoring with the entropy of a single softmax pass instead"
+            )
+            warnings.warn(message, stacklevel=2)
+            log.warning(message)
+        modes = {module: module.training for module in model.modules()}
+        device = torch.device(context.device)
+        rng_devices = [device.index or 0] if device.type == "cuda" else []
+        try:
+            model.eval()
+            for module in dropouts:
+                module.train()
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(self.seed * 1_000_003 + int(context.generation))
+                scores = []
+                for start in range(0, images.shape[0], self.batch_size):
+                    batch = images[start : start + self.batch_size].to(device)
+                    mean_probabilities = sum(model(batch).float().softmax(dim=-1) for _ in range(passes)) / passes
+                    scores.append(-predictive_entropy(mean_probabilities))
+        finally:
+            for module, was_training in modes.items():
+                module.training = was_training
+        return torch.cat(scores).cpu() if scores else torch.zeros(0)

@@ -1,0 +1,411 @@
+"""Stable Diffusion 1.5 fine-tuned with a fresh LoRA adapter every generation (the paper's Hard ImageNet generator).
+
+Only the LoRA adapter on the UNet is trained; VAE, text encoder and UNet stay frozen and are cast to the training
+precision, which keeps fine-tuning affordable and makes "re-initialise the generator" mean "a new adapter".
+Checkpoints therefore hold only the LoRA weights (megabytes, not gigabytes); the base weights are re-read from the
+local diffusers folder named in the config. Nothing here touches the network (``local_files_only=True``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from diffusers.training_utils import cast_training_params
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from lightning_modules.generator import GeneratorModule, to_uint8
+from simulation.errors import ConfigError
+
+#: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
+SCHEDULERS: dict[str, type] = {
+    "DDIM": DDIMScheduler,
+    "DDPM": DDPMScheduler,
+    "PNDM": PNDMScheduler,
+    "EulerDiscrete": EulerDiscreteScheduler,
+    "DPMSolverMultistep": DPMSolverMultistepScheduler,
+}
+DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+WEIGHT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: what ``check_pretrained_path`` requires: a folder and, where it is a model, the file that describes it
+REQUIRED_PRETRAINED_ENTRIES = {
+    "model_index.json": None,
+    "unet": "config.json",
+    "vae": "config.json",
+    "text_encoder": "config.json",
+    "tokenizer": None,
+    "scheduler": "scheduler_config.json",
+}
+#: prefix of the LoRA keys in Lightning checkpoints and LoRA files (the diffusers LoRA file convention)
+UNET_KEY_PREFIX = "unet."
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+
+
+def sample_seed_for(sample_seed: int, index: int) -> int:
+    """The seed of sample ``index``: the same function of (seed, index) as ``per_sample_noise``."""
+    return (int(sample_seed) * 1_000_003 + int(index)) % (2**63 - 1)
+
+
+class StableDiffusionLoRA(GeneratorModule):
+    """Class-conditional generation with SD 1.5 prompted by ``prompt_template``; LoRA fine-tuned per generation.
+
+    Args:
+        pretrained_path: local diffusers folder of Stable Diffusion 1.5 (see ``check_pretrained_path``).
+        class_names: one name per label; underscores become spaces in prompts ("dog_sled" -> "dog sled").
+        image_shape: (C, H, W) of the images handed to the loop; generated images are resized to it.
+        num_classes: defaults to ``len(class_names)``.
+        prompt_template: caption of a training image and prompt of a generated one; must contain ``{class_name}``.
+        lora_rank, lora_alpha, lora_target_modules: the peft ``LoraConfig`` of the UNet adapter.
+        lr: AdamW learning rate of the LoRA parameters.
+        train_resolution: training images are resized to this square size (must be a multiple of 8).
+        num_inference_steps, guidance_scale, scheduler: sampling settings; scheduler is one of ``SCHEDULERS``.
+        generation_resolution: square size SD generates at, before resizing to ``image_shape``.
+        weight_dtype: dtype of the frozen weights; "auto" follows the trainer precision (bf16* -> bfloat16,
+            16* -> float16, else float32). LoRA parameters always stay float32.
+    """
+
+    def __init__(
+        self,
+        pretrained_path: str,
+        class_names: list[str],
+        image_shape: tuple[int, int, int] = (3, 224, 224),
+        num_classes: int | None = None,
+        prompt_template: str = "a photo of a {class_name}",
+        lora_rank: int = 8,
+        lora_alpha: int = 8,
+        lora_target_modules: Sequence[str] = DEFAULT_LORA_TARGET_MODULES,
+        lr: float = 1e-4,
+        train_resolution: int = 512,
+        num_inference_steps: int = 30,
+        guidance_scale: float = 7.5,
+        scheduler: str = "DDIM",
+        generation_resolution: int = 512,
+        weight_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+    ) -> None:
+        num_classes = len(class_names) if num_classes is None else int(num_classes)
+        self._check_arguments(
+            class_names, image_shape, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
+            lr, train_resolution, num_inference_steps, scheduler, generation_resolution, weight_dtype,
+        )
+        self.check_pretrained_path(pretrained_path)
+        super().__init__(num_classes=num_classes, image_shape=image_shape)
+        self.save_hyperparameters()
+        self.pretrained_path = str(pretrained_path)
+        self.class_names = list(class_names)
+        self.prompt_template = prompt_template
+        self.lora_rank = int(lora_rank)
+        self.lora_alpha = int(lora_alpha)
+        self.lora_target_modules = list(lora_target_modules)
+        self.lr = float(lr)
+        self.train_resolution = int(train_resolution)
+        self.num_inference_steps = int(num_inference_steps)
+        self.guidance_scale = float(guidance_scale)
+        self.scheduler_name = scheduler
+        self.generation_resolution = int(generation_resolution)
+        self.weight_dtype_option = weight_dtype
+        # built in configure_model, so fresh() stays cheap and DDP ranks load on their own
+        self.unet: UNet2DConditionModel | None = None
+        self.vae: AutoencoderKL | None = None
+        self.text_encoder: CLIPTextModel | None = None
+        self.tokenizer: CLIPTokenizer | None = None
+        self.noise_scheduler: DDPMScheduler | None = None
+        self.inference_scheduler = None
+        self._pipeline: StableDiffusionPipeline | None = None
+
+    # ------------------------------------------------------------------ validation
+    @staticmethod
+    def _check_arguments(
+        class_names, image_shape, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
+        lr, train_resolution, num_inference_steps, scheduler, generation_resolution, weight_dtype,
+    ) -> None:
+        """Every cheap check of the arguments, each failing with a ConfigError that says what to set."""
+        if len(class_names) != num_classes:
+            raise ConfigError(
+                f"StableDiffusionLoRA got {len(class_names)} class_names but num_classes={num_classes}: "
+                "give one name per class (or leave num_classes unset)"
+            )
+        if len(image_shape) != 3 or int(image_shape[0]) != 3:
+            raise ConfigError(
+                f"StableDiffusionLoRA generates RGB images, so image_shape must be (3, H, W); got {list(image_shape)}"
+            )
+        if "{class_name}" not in prompt_template:
+            raise ConfigError(
+                f"prompt_template {prompt_template!r} has no '{{class_name}}' placeholder: "
+                "use e.g. 'a photo of a {class_name}'"
+            )
+        if scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown scheduler {scheduler!r}: choose one of {sorted(SCHEDULERS)}")
+        if weight_dtype != "auto" and weight_dtype not in WEIGHT_DTYPES:
+            raise ConfigError(f"unknown weight_dtype {weight_dtype!r}: choose 'auto' or one of {sorted(WEIGHT_DTYPES)}")
+        for name, value in (("train_resolution", train_resolution), ("generation_resolution", generation_resolution)):
+            if int(value) <= 0 or int(value) % 8:
+                raise ConfigError(f"{name}={value} must be a positive multiple of 8 (SD 1.5 uses 512)")
+        for name, value in (("lora_rank", lora_rank), ("lora_alpha", lora_alpha), ("lr", lr),
+                            ("num_inference_steps", num_inference_steps)):
+            if value <= 0:
+                raise ConfigError(f"{name}={value} must be positive")
+        if isinstance(lora_target_modules, str) or not lora_target_modules:
+            raise ConfigError(
+                f"lora_target_modules must be a non-empty list of module names, got {lora_target_modules!r}; "
+                f"e.g. {list(DEFAULT_LORA_TARGET_MODULES)}"
+            )
+
+    @staticmethod
+    def check_pretrained_path(path: str | Path) -> None:
+        """Raise ConfigError naming every missing part of a local diffusers SD 1.5 folder, and where to get it."""
+        root = Path(path).expanduser()
+        missing = []
+        for entry, described_by in REQUIRED_PRETRAINED_ENTRIES.items():
+            if entry.endswith(".json"):
+                if not (root / entry).is_file():
+                    missing.append(entry)
+            elif not (root / entry).is_dir():
+                missing.append(f"{entry}/")
+            elif described_by is not None and not (root / entry / described_by).is_file():
+                missing.append(f"{entry}/{described_by}")
+        if missing:
+            where = "does not exist" if not root.exists() else f"lacks {', '.join(missing)}"
+            raise ConfigError(
+                f"pretrained_path {str(root)!r} is not a local Stable Diffusion 1.5 diffusers folder: it {where} "
+                f"(needs {', '.join(e if e.endswith('.json') else e + '/' for e in REQUIRED_PRETRAINED_ENTRIES)}). "
+                "Download it on a machine with internet, e.g. `huggingface-cli download "
+                f"stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir {root}`, copy it here and set "
+                "model.init_args.pretrained_path to that folder"
+            )
+
+    def validate(self) -> None:
+        """Raise ConfigError for user mistakes before any heavy work (the same checks the constructor runs)."""
+        self.check_pretrained_path(self.pretrained_path)
+
+    # ------------------------------------------------------------------ model building
+    def resolve_weight_dtype(self) -> torch.dtype:
+        """The dtype of the frozen weights: explicit, or following the attached trainer's precision."""
+        if self.weight_dtype_option != "auto":
+            return WEIGHT_DTYPES[self.weight_dtype_option]
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        if precision.startswith("bf16"):
+            return torch.bfloat16
+        if precision.startswith("16"):
+            return torch.float16
+        return torch.float32
+
+    def configure_model(self) -> None:
+        """Load the frozen SD components from disk and add a fresh LoRA adapter (idempotent)."""
+        if self.unet is not None:
+            return
+        self.check_pretrained_path(self.pretrained_path)
+        weight_dtype = self.resolve_weight_dtype()
+        path = self.pretrained_path
+        # load on the CPU whatever device context Lightning opened; the strategy moves the module afterwards
+        with torch.device("cpu"):
+            tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
+            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", local_files_only=True)
+            text_encoder.to(dtype=weight_dtype)
+            vae = AutoencoderKL.from_pretrained(
+                path, subfolder="vae", local_files_only=True, torch_dtype=weight_dtype
+            )
+            unet = UNet2DConditionModel.from_pretrained(
+                path, subfolder="unet", local_files_only=True, torch_dtype=weight_dtype
+            )
+            scheduler_config = DDPMScheduler.load_config(path, subfolder="scheduler", local_files_only=True)
+            for frozen in (text_encoder, vae, unet):
+                frozen.requires_grad_(False)
+            text_encoder.eval()
+            vae.eval()
+            unet.train()  # Lightning keeps each submodule's mode: only the UNet (with its adapter) trains
+            unet.add_adapter(self.lora_config())  # lora_A drawn from the global RNG: a new adapter per instance
+        cast_training_params(unet, dtype=torch.float32)  # LoRA params train in float32 whatever the frozen dtype
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.vae = vae
+        self.unet = unet
+        self.noise_scheduler = DDPMScheduler.from_config(scheduler_config)
+        self.inference_scheduler = SCHEDULERS[self.scheduler_name].from_config(scheduler_config)
+        self._pipeline = None
+
+    def lora_config(self) -> LoraConfig:
+        return LoraConfig(
+            r=self.lora_rank,
+            lora_alpha=self.lora_alpha,
+            init_lora_weights="gaussian",
+            target_modules=list(self.lora_target_modules),
+        )
+
+    def lora_parameters(self) -> list[torch.nn.Parameter]:
+        self.configure_model()
+        return [p for p in self.unet.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.lora_parameters(), lr=self.lr)
+
+    # ------------------------------------------------------------------ training
+    def prompts_for(self, labels: torch.Tensor) -> list[str]:
+        return [
+            self.prompt_template.format(class_name=self.class_names[int(label)].replace("_", " "))
+            for label in labels.tolist()
+        ]
+
+    def encode_prompts(self, labels: torch.Tensor) -> torch.Tensor:
+        token_ids = self.tokenizer(
+            self.prompts_for(labels), padding="max_length", max_length=self.tokenizer.model_max_length,
+            truncation=True, return_tensors="pt",
+        ).input_ids.to(self.text_encoder.device)
+        return self.text_encoder(token_ids)[0]
+
+    def to_model_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float in [-1, 1] at ``train_resolution``, the range the VAE was trained on."""
+        pixels = images.float() / 127.5 - 1.0
+        size = (self.train_resolution, self.train_resolution)
+        if tuple(pixels.shape[-2:]) != size:
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return pixels.clamp(-1, 1)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch[0], batch[1]  # groups (and masks) are not used by the generator
+        frozen_dtype = self.vae.dtype
+        pixels = self.to_model_pixels(images).to(frozen_dtype)
+        with torch.no_grad():
+            latents = self.vae.encode(pixels).latent_dist.sample().float() * self.vae.config.scaling_factor
+            prompt_embeds = self.encode_prompts(labels).to(frozen_dtype)
+        noise = torch.randn_like(latents)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device
+        ).long()
+        noisy_latents = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        prediction = self.unet(noisy_latents.to(frozen_dtype), timesteps, encoder_hidden_states=prompt_embeds).sample
+        loss = F.mse_loss(prediction.float(), target.float())
+        self.log("train/loss", loss, prog_bar=True, batch_size=latents.shape[0])
+        return loss
+
+    # ------------------------------------------------------------------ generation
+    @property
+    def pipeline(self) -> StableDiffusionPipeline:
+        """A diffusers pipeline around this module's own components (built once; shares their weights)."""
+        self.configure_model()
+        if self._pipeline is None:
+            self._pipeline = StableDiffusionPipeline(
+                vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+                scheduler=self.inference_scheduler, safety_checker=None, feature_extractor=None,
+                requires_safety_checker=False,
+            )
+            self._pipeline.set_progress_bar_config(disable=True)
+        return self._pipeline
+
+    def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, *image_shape); sample i depends only on (sample_seed, indices[i]) and the weights.
+
+        Each sample gets its own CPU generator, so the initial latents equal ``per_sample_noise`` of its index and
+        are the same on every device type and however the indices are batched or split across ranks.
+        """
+        pipeline = self.pipeline
+        seeds = [sample_seed_for(self.sample_seed, index) for index in indices.tolist()]
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        was_training = self.unet.training
+        self.unet.eval()
+        try:
+            images = pipeline(
+                prompt=self.prompts_for(labels),
+                num_inference_steps=self.num_inference_steps,
+                guidance_scale=self.guidance_scale,
+                height=self.generation_resolution,
+                width=self.generation_resolution,
+                generator=generators,
+                output_type="pt",
+            ).images  # float in [0, 1]
+        finally:
+            self.unet.train(was_training)
+        images = images.float()
+        size = tuple(self.image_shape[1:])
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return to_uint8(images * 2 - 1)
+
+    # ------------------------------------------------------------------ LoRA-only checkpoints
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        """The adapter's weights, keyed as in diffusers LoRA files (``unet.<module>.lora_A.weight``)."""
+        if self.unet is None:
+            return {}
+        return {UNET_KEY_PREFIX + k: v for k, v in get_peft_model_state_dict(self.unet).items()}
+
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        """Only the LoRA weights: the frozen base is re-read from ``pretrained_path``, so checkpoints stay small."""
+        out = OrderedDict() if destination is None else destination
+        for key, value in self.lora_state_dict().items():
+            out[prefix + key] = value if keep_vars else value.detach()
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Load LoRA weights (as written by ``state_dict``) into this module's adapter, building it if needed."""
+        self.configure_model()
+        expected = self.lora_state_dict()
+        unexpected = sorted(set(state_dict) - set(expected))
+        missing = sorted(set(expected) - set(state_dict))
+        if strict and (unexpected or missing):
+            raise ConfigError(
+                f"LoRA weights do not match this adapter (rank={self.lora_rank}, targets={self.lora_target_modules}): "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
+                "load them with the lora_rank/lora_target_modules they were trained with"
+            )
+        for key in set(state_dict) & set(expected):
+            if tuple(state_dict[key].shape) != tuple(expected[key].shape):
+                raise ConfigError(
+                    f"LoRA weight {key} has shape {tuple(state_dict[key].shape)} but this adapter expects "
+                    f"{tuple(expected[key].shape)}: set lora_rank to the rank the weights were trained with"
+                )
+        peft_state = {k.removeprefix(UNET_KEY_PREFIX): v for k, v in state_dict.items() if k in expected}
+        set_peft_model_state_dict(self.unet, peft_state)
+        cast_training_params(self.unet, dtype=torch.float32)
+        return torch.nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what the LoRA weights belong to, so a reader knows which base model and adapter shape they need."""
+        checkpoint["lora_config"] = {
+            "pretrained_path": self.pretrained_path,
+            "rank": self.lora_rank,
+            "alpha": self.lora_alpha,
+            "target_modules": list(self.lora_target_modules),
+        }
+
+    def save_lora(self, directory: str | Path) -> Path:
+        """Write the adapter as ``pytorch_lora_weights.safetensors`` (what diffusers' ``load_lora_weights`` reads)."""
+        self.configure_model()
+        directory = Path(directory)
+        StableDiffusionPipeline.save_lora_weights(
+            directory,
+            unet_lora_layers=get_peft_model_state_dict(self.unet),
+            unet_lora_adapter_metadata=self.lora_config().to_dict(),
+            weight_name=LORA_WEIGHT_NAME,
+            safe_serialization=True,
+        )
+        return directory / LORA_WEIGHT_NAME
+
+    def load_lora(self, directory: str | Path) -> None:
+        """Load an adapter written by ``save_lora`` into this module's (fresh) adapter."""
+        from safetensors.torch import load_file
+
+        file = Path(directory)
+        if file.is_dir():
+            file = file / LORA_WEIGHT_NAME
+        if not file.is_file():
+            raise ConfigError(f"no LoRA weights at {str(file)!r}: point to a folder written by save_lora()")
+        self.load_state_dict(load_file(str(file)), strict=True)

@@ -1,0 +1,106 @@
+"""Mixing real data with the stack at synthetic share p (DESIGN.md section 3)."""
+
+import pytest
+import torch
+
+from datamodules.base import ImageSplit, RealDataSource
+from datamodules.generational import GenerationalDataModule
+from datamodules.mixing import MixedEpochSampler, synthetic_per_epoch
+from datamodules.stack import SyntheticStack
+from simulation.errors import ConfigError
+
+
+class FakeSource(RealDataSource):
+    name = "fake"
+
+    def __init__(self, n_train: int = 100) -> None:
+        self.n_train = n_train
+
+    num_classes = property(lambda self: 4)
+    num_groups = property(lambda self: 2)
+    class_names = property(lambda self: ["a", "b", "c", "d"])
+    group_names = property(lambda self: ["x", "y"])
+    image_shape = property(lambda self: (1, 8, 8))
+
+    def load(self):
+        def split(n, offset):
+            images = torch.full((n, 1, 8, 8), 7, dtype=torch.uint8)
+            return ImageSplit(images, torch.arange(n) % 4, torch.arange(n) % 2 + 0 * offset)
+
+        return {"train": split(self.n_train, 0), "val": split(20, 1), "test": split(20, 2)}
+
+
+def make_stack(tmp_path, sizes):
+    stack = SyntheticStack(tmp_path / "stack", capacity=sum(sizes))
+    for g, n in enumerate(sizes, start=1):
+        stack.push(torch.full((n, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(n) % 4, g)
+    return stack
+
+
+def epoch_counts(dm: GenerationalDataModule) -> tuple[int, int, torch.Tensor]:
+    real = synthetic = 0
+    labels = []
+    for images, batch_labels, groups in dm.train_dataloader():
+        is_syn = groups == -1
+        synthetic += int(is_syn.sum())
+        real += int((~is_syn).sum())
+        # synthetic images are 200, real ones 7: subgroup -1 marks exactly the synthetic samples
+        assert torch.all(images[is_syn] == 200) and torch.all(images[~is_syn] == 7)
+        labels.append(batch_labels)
+    return real, synthetic, torch.cat(labels)
+
+
+@pytest.mark.parametrize("p, expected_synthetic", [(0.0, 0), (0.25, 33), (0.5, 100), (0.75, 300)])
+def test_epoch_holds_every_real_sample_and_round_p_over_1_minus_p_synthetic(tmp_path, p, expected_synthetic):
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=p, batch_size=16)
+    dm.attach_stack(make_stack(tmp_path, [150, 150]))
+    real, synthetic, _ = epoch_counts(dm)
+    assert real == 100
+    assert synthetic == expected_synthetic == dm.n_synthetic
+
+
+def test_empty_stack_means_real_data_only(tmp_path):
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=32)
+    dm.attach_stack(SyntheticStack(tmp_path / "stack", capacity=10))
+    assert epoch_counts(dm)[:2] == (100, 0)
+
+
+def test_synthetic_draws_are_without_replacement_while_the_stack_is_large_enough():
+    sampler = MixedEpochSampler(n_real=10, n_stack=50, n_synthetic=30, seed=0)
+    order = sampler.indices_for_epoch(0)
+    synthetic = order[order >= 10]
+    assert len(synthetic) == 30 and len(synthetic.unique()) == 30
+    assert sorted(order[order < 10].tolist()) == list(range(10))
+    # a small stack: every stack sample at least once, the rest drawn with replacement
+    small = MixedEpochSampler(n_real=10, n_stack=5, n_synthetic=12, seed=0).indices_for_epoch(0)
+    assert set(small[small >= 10].tolist()) == set(range(10, 15)) and (small >= 10).sum() == 12
+
+
+def test_epochs_differ_but_are_reproducible():
+    a = MixedEpochSampler(10, 50, 30, seed=1)
+    b = MixedEpochSampler(10, 50, 30, seed=1)
+    first, second = list(a), list(a)
+    assert first != second
+    assert [list(b), list(b)] == [first, second]
+
+
+def test_synthetic_per_epoch_formula():
+    assert synthetic_per_epoch(1000, 0.5, 10) == 1000
+    assert synthetic_per_epoch(1000, 0.2, 10) == 250
+    assert synthetic_per_epoch(1000, 0.5, 0) == 0
+    assert synthetic_per_epoch(1000, 0.0, 10) == 0
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_p_outside_unit_interval_is_rejected(p):
+    with pytest.raises(ConfigError, match=r"synthetic_share \(p\) must be in \[0, 1\)"):
+        GenerationalDataModule(FakeSource(), synthetic_share=p).validate()
+
+
+def test_generated_labels_follow_the_real_label_distribution():
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5)
+    labels = dm.set_predict_request(40, seed=3)
+    assert torch.bincount(labels, minlength=4).tolist() == [10, 10, 10, 10]
+    batches = list(dm.predict_dataloader())
+    indices = torch.cat([b[0] for b in batches])
+    assert indices.tolist() == list(range(40))

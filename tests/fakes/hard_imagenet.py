@@ -1,0 +1,66 @@
+"""Seeded fake Hard ImageNet in the published on-disk layout, for tests (no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from datamodules.hard_imagenet import HARD_IMAGENET_WNIDS
+
+
+def _object_mask(rng: np.random.Generator, size: int) -> Image.Image:
+    """A random rectangle or ellipse covering a fair part of the image (255 = object)."""
+    mask = Image.new("L", (size, size), 0)
+    x0, y0 = rng.integers(0, size // 2, size=2)
+    width, height = rng.integers(size // 4, size // 2, size=2)
+    x1, y1 = x0 + width, y0 + height
+    shape = (int(x0), int(y0), int(x1), int(y1))
+    draw = ImageDraw.Draw(mask)
+    (draw.rectangle if rng.random() < 0.5 else draw.ellipse)(shape, fill=255)
+    return mask
+
+
+def _image_with_object(rng: np.random.Generator, mask: Image.Image, size: int) -> Image.Image:
+    """Noisy background with a brighter object where the mask is set, so the object is visible."""
+    pixels = rng.integers(0, 120, size=(size, size, 3), dtype=np.uint8)
+    object_colour = rng.integers(150, 256, size=3, dtype=np.uint8)
+    pixels[np.asarray(mask) > 0] = object_colour
+    return Image.fromarray(pixels, "RGB")
+
+
+def write_fake_hard_imagenet(
+    root: str | Path,
+    n_train_per_class: int = 4,
+    n_val_per_class: int = 2,
+    size: int = 64,
+    seed: int = 0,
+    unmasked_per_class: int = 1,
+) -> tuple[str, str]:
+    """Write ``<root>/imagenet/{train,val}/<wnid>/*.JPEG`` and ``<root>/hard_imagenet_masks/{split}/<wnid>_<stem>.png``.
+
+    Each class gets ``n_*_per_class`` masked images plus ``unmasked_per_class`` images without a mask (the real
+    masks cover only part of ImageNet). Train files are named like ImageNet's (``<wnid>_<n>.JPEG``), val files
+    like ``ILSVRC2012_val_<8 digits>.JPEG``. Returns ``(imagenet_root, mask_root)``.
+    """
+    root = Path(root)
+    imagenet_root, mask_root = root / "imagenet", root / "hard_imagenet_masks"
+    rng = np.random.default_rng(seed)
+    val_counter = 0
+    for split, n_masked in (("train", n_train_per_class), ("val", n_val_per_class)):
+        (mask_root / split).mkdir(parents=True, exist_ok=True)
+        for wnid in HARD_IMAGENET_WNIDS:
+            class_dir = imagenet_root / split / wnid
+            class_dir.mkdir(parents=True, exist_ok=True)
+            for i in range(n_masked + unmasked_per_class):
+                if split == "train":
+                    stem = f"{wnid}_{i}"
+                else:
+                    val_counter += 1
+                    stem = f"ILSVRC2012_val_{val_counter:08d}"
+                mask = _object_mask(rng, size)
+                _image_with_object(rng, mask, size).save(class_dir / f"{stem}.JPEG", format="JPEG", quality=95)
+                if i < n_masked:
+                    mask.save(mask_root / split / f"{wnid}_{stem}.png", format="PNG")
+    return str(imagenet_root), str(mask_root)

@@ -1,0 +1,137 @@
+"""The CLI end to end: a tiny 2-generation loop in a subprocess, resume, and validation before any work."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
+METRIC_KEYS = {"acc", "meo", "di", "md", "meo_class", "di_class", "md_class"}
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir, proc
+
+
+def test_every_generation_has_a_complete_result_row(tiny_run):
+    run_dir, proc = tiny_run
+    rows = read_rows(run_dir)
+    assert [(r["generation"], r["classifier"]) for r in rows] == [(0, "tiny_cnn"), (1, "tiny_cnn"), (2, "tiny_cnn")]
+    for row in rows:
+        assert METRIC_KEYS <= row.keys()
+        assert row["seed"] == 0 and row["dataset"] == "colored_mnist"
+        assert 0.0 <= row["acc"] <= 1.0 and 0.0 <= row["meo"] <= 1.0 and 0.0 <= row["di"] <= 1.0
+        assert len(row["acc_rank"]) == 3 and row["acc_rank"] == sorted(row["acc_rank"])
+        assert abs(row["md"] - (max(row["acc_rank"]) - min(row["acc_rank"]))) < 1.0  # both in [0, 1]
+        assert row["n_real"] == 400 and row["wall_s"] > 0
+    # generation 0 is real data only; later generations mix the stack at p = 0.5: 400 synthetic per epoch
+    assert (rows[0]["n_synthetic"], rows[0]["stack_size"], rows[0]["stack_generations"]) == (0, 0, [])
+    # capacity = 1 block of 100: FIFO keeps only the newest generation, 90 after the 10% uncertainty filter
+    assert [(r["n_synthetic"], r["stack_size"], r["stack_generations"]) for r in rows[1:]] == [
+        (400, 90, [1]), (400, 90, [2])]
+    for row in rows[1:]:
+        assert (row["filter_kept"], row["filter_dropped"]) == (90, 10)
+        assert row["fid"] > 0 and 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
+    assert rows[0].get("fid") is None
+    assert "FID generation 1:" in proc.stdout and "filters kept 90/100 samples of generation 2" in proc.stdout
+    assert "generation 2/2 - training tiny_cnn" in proc.stdout
+    assert f"result rows in {run_dir}" in proc.stdout
+
+
+def test_run_directory_holds_config_state_checkpoints_and_stack(tiny_run):
+    run_dir, _ = tiny_run
+    assert (run_dir / "config.yaml").read_text().count("tiny_cnn") == 1
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["completed"][:2] == ["g0/classifier/tiny_cnn", "g1/generator"]
+    assert len(state["completed"]) == 1 + 2 * 4
+    for g in range(3):
+        assert (run_dir / f"gen_{g:02d}" / "classifiers" / "tiny_cnn" / "checkpoints" / "best.ckpt").exists()
+    assert (run_dir / "gen_01" / "generator" / "checkpoints" / "last.ckpt").exists()
+    manifest = json.loads((run_dir / "stack" / "manifest.json").read_text())
+    assert [b["generation"] for b in manifest["blocks"]] == [2]
+    assert (run_dir / "gen_02" / "samples.png").stat().st_size > 0
+    assert len(list((run_dir / "gen_01" / "contact_sheets").glob("*.png"))) == 1  # 100 samples per sheet
+    block = state["blocks"]["1"]
+    assert block["filters"]["uncertainty"]["kept_per_class"] and len(block["filters"]["uncertainty"][
+        "score_histogram"]["counts"]) == 20
+
+
+def test_tensorboard_has_per_generation_curves_and_per_stage_logs(tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = tiny_run
+    summary = EventAccumulator(str(run_dir / "tensorboard" / "summary"))
+    summary.Reload()
+    tags = set(summary.Tags()["scalars"])
+    assert {"tiny_cnn/acc", "tiny_cnn/meo", "tiny_cnn/di", "tiny_cnn/md", "tiny_cnn/acc_rank_1"} <= tags
+    assert [e.step for e in summary.Scalars("tiny_cnn/acc")] == [0, 1, 2]
+    assert [round(e.value, 5) for e in summary.Scalars("tiny_cnn/meo")] == [
+        round(r["meo"], 5) for r in read_rows(run_dir)]
+    assert "samples/generated" in summary.Tags()["images"]
+    stage = EventAccumulator(str(run_dir / "tensorboard" / "gen_00" / "tiny_cnn"))
+    stage.Reload()
+    assert {"test/acc", "test/meo", "test/subgroup_acc_0", "test/acc_rank_1", "val_acc"} <= set(
+        stage.Tags()["scalars"])
+
+
+def test_rerunning_the_same_command_resumes_without_duplicating(tiny_run):
+    run_dir, _ = tiny_run
+    before = (run_dir / "results.jsonl").read_text()
+    proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming" in proc.stdout and "training" not in proc.stdout
+    assert (run_dir / "results.jsonl").read_text() == before
+
+
+def test_a_different_config_on_an_existing_run_is_refused_untouched(tiny_run, capsys):
+    run_dir, _ = tiny_run
+    before = (run_dir / "state.json").read_text()
+    code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--data.synthetic_share", "0.25"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "holds a run with a different config" in err and "--loop.overwrite true" in err
+    assert (run_dir / "state.json").read_text() == before
+
+
+BAD_INPUTS = [
+    (["--classifiers", '[{"arch": "resnet9000"}]'], "unknown architecture 'resnet9000'"),
+    (["--data.source.init_args.color_probs", "[[0.5, 0.5, 0.5]]"], "color_probs"),
+    (["--data.source.init_args.source", "torchvision", "--data.source.init_args.root", "/nonexistent/mnist"],
+     "/nonexistent/mnist"),
+    (["--classifiers", '[{"arch": "tiny_cnn", "max_epochs": 0}]'], "max_epochs must be > 0"),
+    (["--data.synthetic_share", "1.0"], "synthetic_share (p) must be in [0, 1)"),
+    (["--data.stack_capacity", "50"], "smaller than one generation's block"),
+    (["--loop.generations", "-1"], "loop.generations must be >= 0"),
+    (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
+    (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_fails_before_any_work_with_one_clear_message(tmp_path, capsys, extra, message):
+    run_dir = tmp_path / "run"
+    code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not run_dir.exists()
