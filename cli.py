@@ -1,4 +1,5 @@
-"""Command-line entry point: ``python cli.py fit --config configs/<experiment>.yaml``.
+"""Command-line entry point: ``python cli.py fit --config configs/<experiment>.yaml`` runs (or resumes) an
+experiment; ``python cli.py report RUN_DIR... --out DIR`` turns run directories into tables and figures.
 
 A LightningCLI whose ``fit`` runs the generational loop (simulation/loop.py) instead of a single
 ``trainer.fit``: the ``model:`` key configures the generator, ``data:`` the real dataset and the mixing,
@@ -51,6 +52,26 @@ class SimulationCLI(LightningCLI):
         parser.add_class_arguments(QualityConfig, "quality")
         parser.set_defaults({"trainer.enable_model_summary": False})
 
+    def instantiate_trainer(self, **kwargs):
+        """LightningCLI builds a Trainer up front that the loop never uses (each stage builds its own).
+
+        When the configured hardware settings are impossible here (a GPU on a CPU machine, a precision the
+        device cannot do, devices not matching a SLURM allocation), keep the message for the loop's single
+        validation pass, so it is reported together with every other problem, and use a CPU placeholder.
+        """
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+        from lightning.pytorch import Trainer
+
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError, RuntimeError) as err:
+            self.trainer_problem = (f"trainer settings cannot run here: {err} - fix trainer.accelerator, "
+                                    "trainer.devices, trainer.num_nodes or trainer.precision "
+                                    "(e.g. --trainer.accelerator cpu --trainer.precision 32-true on a CPU machine)")
+            return Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+        self.trainer_problem = None
+        return trainer
+
     def _config_text(self) -> str:
         """The resolved config as YAML, without the options that must not make a run 'different'."""
         cfg = self.config[self.subcommand].clone()
@@ -81,17 +102,35 @@ class SimulationCLI(LightningCLI):
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
             quality=QualityGates(init["quality"], init["filters"]),
+            extra_problems=[self.trainer_problem] if self.trainer_problem else [],
         )
         simulation.run()
 
 
+def report(args: list[str]) -> None:
+    """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
+    import argparse
+
+    from simulation.report import report_main
+
+    parser = argparse.ArgumentParser(prog="cli.py report", description=report.__doc__)
+    parser.add_argument("run_dirs", nargs="+", help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
+    parser.add_argument("--out", required=True, help="folder for results.csv, summary.md and figures/")
+    options = parser.parse_args(args)
+    report_main(options.run_dirs, options.out)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
+    args = sys.argv[1:] if args is None else list(args)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     for noise in (".*does not have many workers.*", ".*sync_dist=True.*", ".*have no `validation_step`.*",
                   ".*srun. command is available.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=noise)
     try:
+        if args and args[0] == "report":
+            report(args[1:])
+            return 0
         SimulationCLI(args=args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

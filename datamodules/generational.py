@@ -120,8 +120,22 @@ class GenerationalDataModule(L.LightningDataModule):
         return self._loader(mixed, self.batch_size, sampler=sampler)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        dataset = _BatchedView(self.prepare()[split])
+        dataset = self.prepare()[split]
+        if not hasattr(dataset, "images"):  # decoded lazily (Hard ImageNet): keep masks, decode in workers
+            return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
+                              num_workers=self.num_workers, pin_memory=self.pin_memory,
+                              persistent_workers=self.num_workers > 0)
+        dataset = _BatchedView(dataset)
         return self._loader(dataset, self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset))
+
+    def split_images(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
+        """uint8 images of (a seeded subset of at most ``max_samples`` of) a split, e.g. real statistics for FID."""
+        dataset = self.prepare()[split]
+        n = len(dataset)
+        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_samples].sort().values
+        if hasattr(dataset, "images"):
+            return dataset.images[chosen]
+        return torch.stack([dataset[int(i)][0] for i in chosen])
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -103,6 +103,9 @@ class HardImageNet(RealDataSource):
 
     name = "hard_imagenet"
 
+    #: samples carry object masks: the loop runs the spurious-cue ablations at test time
+    has_masks = True
+
     def __init__(
         self,
         imagenet_root: str,

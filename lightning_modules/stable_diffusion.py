@@ -103,7 +103,6 @@ class StableDiffusionLoRA(GeneratorModule):
             class_names, image_shape, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
             lr, train_resolution, num_inference_steps, scheduler, generation_resolution, weight_dtype,
         )
-        self.check_pretrained_path(pretrained_path)
         super().__init__(num_classes=num_classes, image_shape=image_shape)
         self.save_hyperparameters()
         self.pretrained_path = str(pretrained_path)

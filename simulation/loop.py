@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from callbacks.ablation_evaluation import AblationEvaluation
 from callbacks.shard_writer import ShardWriter, merge_shards
 from datamodules.generational import GenerationalDataModule
 from datamodules.stack import SyntheticStack
@@ -59,6 +60,7 @@ class SimulationLoop:
         seed: int = 0,
         config_text: str = "",
         quality=None,
+        extra_problems: list[str] | None = None,
     ) -> None:
         self.loop = loop
         self.classifiers = classifiers
@@ -69,6 +71,7 @@ class SimulationLoop:
         self.seed = int(seed)
         self.config_text = config_text
         self.quality = quality
+        self.extra_problems = list(extra_problems or [])
         self.run_dir = RunDirectory(loop.run_dir)
         self.stack: SyntheticStack | None = None
 
@@ -80,29 +83,68 @@ class SimulationLoop:
         return int(self.loop.stack_generations) * int(self.loop.samples_per_generation)
 
     def validate(self) -> str:
-        """Check everything a user can get wrong, before any work; returns the run-directory mode."""
+        """Check everything a user can get wrong, before any work; returns the run-directory mode.
+
+        Every independent check runs, and all problems are reported in one ConfigError (so a user missing the
+        data, the generator weights and a classifier's weights learns all three at once).
+        """
+        problems: list[str] = list(self.extra_problems)
+
+        def check(fn) -> None:
+            try:
+                fn()
+            except ConfigError as err:
+                problems.append(str(err))
+
+        check(self._validate_loop)
+        check(self._validate_classifiers)
+        check(self.dm.validate)
+        if self.generator_template is not None and self.loop.generations > 0:
+            src = self.dm.source
+            check(lambda: self.generator_template.check_compatible(src.num_classes, src.image_shape))
+            validate_generator = getattr(self.generator_template, "validate", None)
+            if callable(validate_generator):
+                check(validate_generator)
+        if self.quality is not None and self.classifiers:
+            check(lambda: self.quality.validate(self))
+        if problems:
+            if len(problems) == 1:
+                raise ConfigError(problems[0])
+            raise ConfigError(f"{len(problems)} problems in the configuration:\n" +
+                              "\n".join(f"({i}) {p}" for i, p in enumerate(problems, start=1)))
+        return self.run_dir.check_compatible(self.config_text, self.loop.overwrite)
+
+    def _validate_loop(self) -> None:
         loop = self.loop
         if loop.generations < 0:
             raise ConfigError(f"loop.generations must be >= 0, got {loop.generations}")
-        if loop.generations > 0:
-            if loop.samples_per_generation <= 0:
-                raise ConfigError(f"loop.samples_per_generation must be > 0, got {loop.samples_per_generation}")
-            if loop.generator_epochs <= 0:
-                raise ConfigError(f"loop.generator_epochs must be > 0, got {loop.generator_epochs}")
-            if self.stack_capacity < loop.samples_per_generation:
-                raise ConfigError(
-                    f"stack capacity {self.stack_capacity} is smaller than one generation's block "
-                    f"({loop.samples_per_generation} samples): raise data.stack_capacity (or loop.stack_generations) "
-                    "or lower loop.samples_per_generation"
-                )
-            if self.generator_template is None:
-                raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "
-                                  "(e.g. lightning_modules.dcgan.ConditionalDCGAN)")
+        strategy = str(self.trainer_kwargs.get("strategy", "auto"))
+        if "spawn" in strategy:
+            raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
+                              "metric states): use strategy: ddp")
+        if loop.generations == 0:
+            return
+        if loop.samples_per_generation <= 0:
+            raise ConfigError(f"loop.samples_per_generation must be > 0, got {loop.samples_per_generation}")
+        if loop.generator_epochs <= 0:
+            raise ConfigError(f"loop.generator_epochs must be > 0, got {loop.generator_epochs}")
+        if self.stack_capacity < loop.samples_per_generation:
+            raise ConfigError(
+                f"stack capacity {self.stack_capacity} is smaller than one generation's block "
+                f"({loop.samples_per_generation} samples): raise data.stack_capacity (or loop.stack_generations) "
+                "or lower loop.samples_per_generation"
+            )
+        if self.generator_template is None:
+            raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "
+                              "(e.g. lightning_modules.dcgan.ConditionalDCGAN)")
+
+    def _validate_classifiers(self) -> None:
         if not self.classifiers:
             raise ConfigError("no classifiers configured: add at least one entry under classifiers:")
         names = [c.label for c in self.classifiers]
         if len(set(names)) != len(names):
             raise ConfigError(f"classifier names must be unique, got {names}: set name: for repeated archs")
+        missing_weights = []
         for c in self.classifiers:
             get_arch(c.arch)
             if c.max_epochs <= 0:
@@ -114,18 +156,9 @@ class SimulationLoop:
             if c.pretrained:
                 path, hint = pretrained_weights_file(c.arch, c.weights_path)
                 if path is None:
-                    raise ConfigError(f"classifier {c.label!r}: ImageNet weights not found: {hint}")
-        strategy = str(self.trainer_kwargs.get("strategy", "auto"))
-        if "spawn" in strategy:
-            raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
-                              "metric states): use strategy: ddp")
-        self.dm.validate()
-        src = self.dm.source
-        if self.generator_template is not None and loop.generations > 0:
-            self.generator_template.check_compatible(src.num_classes, src.image_shape)
-        if self.quality is not None:
-            self.quality.validate(self)
-        return self.run_dir.check_compatible(self.config_text, loop.overwrite)
+                    missing_weights.append(f"classifier {c.label!r}: ImageNet weights not found: {hint}")
+        if missing_weights:
+            raise ConfigError("\n".join(missing_weights))
 
     # ============================================================================================ plumbing
     def _trainer(self, stage_dir: Path, *, max_epochs: int, callbacks: list, name: str, version: str,
@@ -276,6 +309,9 @@ class SimulationLoop:
         checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
                                      save_last=True, save_top_k=1, filename="best")
         callbacks = [checkpoint, EpochSeeder(seed)]
+        ablations = AblationEvaluation(src.num_classes) if getattr(src, "has_masks", False) else None
+        if ablations is not None:
+            callbacks.append(ablations)
         if clf.patience > 0:
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
         trainer = self._trainer(stage_dir, max_epochs=clf.max_epochs, name=f"gen_{generation:02d}",
@@ -301,7 +337,8 @@ class SimulationLoop:
             "seed": self.seed,
             "dataset": src.name,
             "synthetic_share": self.dm.synthetic_share,
-            **{k: _scalar(metrics[k]) for k in METRIC_KEYS},
+            # without known subgroups (Hard ImageNet) only accuracy is meaningful
+            **{k: (_scalar(metrics[k]) if src.num_groups or k == "acc" else None) for k in METRIC_KEYS},
             "acc_rank": [_scalar(v) for v in metrics["acc_rank"]] if src.num_groups else [],
             "group_acc": [[_scalar(v) for v in r] for r in metrics["group_acc"]] if src.num_groups else [],
             "n_real": self.dm.n_real,
@@ -311,9 +348,15 @@ class SimulationLoop:
             "epochs": int(trainer.current_epoch),
             "wall_s": round(time.time() - t0, 3),
         }
+        if ablations is not None:
+            row["ablation_acc"] = {k: _scalar(v) for k, v in ablations.results["ablation_acc"].items()}
+            row["ablation_drop"] = {k: _scalar(v) for k, v in ablations.results["ablation_drop"].items()}
+            row["ablation_acc_class"] = {k: [_scalar(x) for x in v]
+                                         for k, v in ablations.results["ablation_acc_class"].items()}
         if self.quality is not None:
             row.update(self.quality.row_extras(self, generation, model))
         if is_rank_zero():
-            print(f"[genbias] generation {generation} {clf.label}: acc={row['acc']:.4f} meo={row['meo']:.4f} "
-                  f"di={row['di']:.4f} md={row['md']:.4f}", flush=True)
+            extra = (f" meo={row['meo']:.4f} di={row['di']:.4f} md={row['md']:.4f}" if src.num_groups else
+                     "".join(f" {k}={v:.4f}" for k, v in (row.get("ablation_acc") or {}).items() if k != "clean"))
+            print(f"[genbias] generation {generation} {clf.label}: acc={row['acc']:.4f}{extra}", flush=True)
         self._finish(key, row)

@@ -129,7 +129,10 @@ class QualityGates:
 
     # ------------------------------------------------------------------------------------------- helpers
     def _checkpoint(self, loop, generation: int, name: str) -> str:
-        return str(loop.run_dir.stage_dir(generation, "classifiers", name, "checkpoints", "best.ckpt"))
+        """The classifier's best checkpoint (by validation loss), or its last one when it had no validation."""
+        folder = loop.run_dir.stage_dir(generation, "classifiers", name, "checkpoints")
+        best = folder / "best.ckpt"
+        return str(best if best.exists() else folder / "last.ckpt")
 
     def _fid_scorer(self, loop, reference: ClassifierModule) -> FIDScorer:
         if self._fid is None:
@@ -140,7 +143,7 @@ class QualityGates:
             self._fid = FIDScorer(extractor, fid.num_samples, reference=reference,
                                   inception_weights=fid.inception_weights, batch_size=fid.batch_size,
                                   device=self.device, seed=loop.seed)
-            self._fid.set_real(loop.dm.prepare()["test"].images)
+            self._fid.set_real(loop.dm.split_images("test", fid.num_samples, seed=loop.seed))
             print(f"[genbias] FID feature extractor: {self._fid.extractor_name}", flush=True)
         return self._fid
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import csv
 import glob
+import hashlib
 import json
 import math
 import re
@@ -203,6 +204,10 @@ def name_groups(groups: list[Group]) -> None:
             detail = ",".join(f"{k.split('.')[-1]}={v.strip(chr(34))}" for k, v in group.differing.items()
                               if len(v) <= 40)
             group.name = f"{group.name}[{detail}]" if detail else group.name
+    for group in groups:  # names become file names: keep them short, the summary lists the differing keys
+        if len(group.name) > 80:
+            digest = hashlib.sha1(group.key.encode()).hexdigest()[:6]
+            group.name = f"{_base_name(group)[:60]}-{digest}"
     seen: dict[str, int] = {}
     for group in groups:
         if group.name in seen:
@@ -337,6 +342,9 @@ def _group_section(group: Group, stats: dict) -> list[str]:
     for classifier in group.classifiers:
         lines += [f"### {classifier}", ""]
         for title, metrics in blocks:
+            if title.startswith("Per-class") and not any(
+                    stats.get((classifier, g, m), (0, 0, 0))[2] for g in gens for m in CLASS_METRICS):
+                continue  # no subgroups (Hard ImageNet): the accuracy table says it all
             lines += [f"{title}:", "", *_metric_table(stats, classifier, gens, metrics), ""]
         if n_ranks:
             rank_metrics = [f"acc_rank_{k}" for k in range(1, n_ranks + 1)]
@@ -368,11 +376,13 @@ def _fid_table(groups: list[Group], fids: dict[str, dict]) -> list[str]:
 
 # ============================================================================================ figures
 def _figure(n_panels: int, width: float = 4.0, height: float = 3.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     cols = min(n_panels, 4)
     rows = math.ceil(n_panels / cols)
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)  # Agg canvas without pyplot: no global backend state, works headless
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -534,7 +544,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
         metric_sets = [("metrics_per_class", ["acc", *CLASS_METRICS]), ("metrics", list(METRICS))]
         for suffix, metrics in metric_sets if per_class_first else metric_sets[::-1]:
             present = [m for m in metrics if any(k[2] == m and v[2] for k, v in stats.items())]
-            if present:
+            if [m for m in present if m != "acc"] or (present and suffix == "metrics"):
                 plot_metrics(group, stats, present, figures / f"{stem}__{suffix}.png", written)
         n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
         if n_ranks:

@@ -177,7 +177,7 @@ def test_missing_pretrained_parts_are_listed(tiny_sd_path, tmp_path):
     (partial / "unet").mkdir(parents=True)
     (partial / "model_index.json").write_text("{}")
     with pytest.raises(ConfigError) as error:
-        make_module(str(partial))
+        make_module(str(partial)).validate()  # checked by the loop before any work, not at construction
     message = str(error.value)
     for part in ("unet/config.json", "vae/", "text_encoder/", "tokenizer/", "scheduler/"):
         assert part in message

@@ -1,0 +1,150 @@
+"""scripts/sweep.py: task enumeration, run-directory naming, CLI modes, and a real 2-seed sweep end to end."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulation.errors import ConfigError
+from simulation.report import report_main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "configs" / "tiny_mnist.yaml"
+
+
+def _load_sweep_module():
+    spec = importlib.util.spec_from_file_location("sweep_script", ROOT / "scripts" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep = _load_sweep_module()
+
+
+def write_sweep(tmp_path: Path, **spec) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_tasks_are_the_cartesian_product_with_named_run_dirs(tmp_path):
+    other = tmp_path / "biased.yaml"
+    other.write_text(TINY.read_text())
+    path = write_sweep(tmp_path, configs=[str(TINY), str(other)], seeds=[0, 1, 2],
+                       overrides=[{}, {"data.synthetic_share": 0.0}], grid={"loop.generations": [1, 3]},
+                       out=str(tmp_path / "out"))
+    tasks = sweep.load_sweep(path)
+    assert len(tasks) == 2 * 2 * 2 * 3
+    assert [t.index for t in tasks] == list(range(24))
+    first, last = tasks[0], tasks[-1]
+    assert first.run_dir == str(tmp_path / "out" / "tiny_mnist__generations-1" / "seed_0")
+    assert first.overrides == (("loop.generations", 1),)
+    assert last.run_dir == str(tmp_path / "out" / "biased__synthetic_share-0.0_generations-3" / "seed_2")
+    assert last.overrides == (("data.synthetic_share", 0.0), ("loop.generations", 3))
+    assert len({t.run_dir for t in tasks}) == 24
+    combos = {(t.config, t.overrides, t.seed) for t in tasks}
+    assert len(combos) == 24
+    command = last.command(python="python")
+    assert command[2:] == ["fit", "--config", str(other), "--data.synthetic_share", "0.0", "--loop.generations", "3",
+                           "--seed_everything", "2", "--loop.run_dir", last.run_dir]
+
+
+def test_without_overrides_the_folder_is_the_config_stem(tmp_path):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[4], out="runs/sweeps/x")
+    (task,) = sweep.load_sweep(path)
+    assert task.run_dir == str(Path("runs/sweeps/x/tiny_mnist/seed_4"))
+    long = sweep.override_slug((("data.source.init_args.color_probs", [[0.8, 0.15, 0.05]] * 10),))
+    assert len(long) <= sweep.MAX_SLUG and long.startswith("color_probs-")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"seeds": [0]}, "'configs' must be"),
+    ({"configs": ["nope.yaml"], "seeds": [0], "out": "o"}, "config files not found"),
+    ({"configs": [str(TINY)], "seeds": [0, 0], "out": "o"}, "repeats"),
+    ({"configs": [str(TINY)], "seeds": [0], "out": "o", "overrides": {"a": 1}}, "list of dicts"),
+    ({"configs": [str(TINY)], "seeds": [0], "out": "o", "overrides": [{"seed_everything": 3}]}, "not allowed"),
+    ({"configs": [str(TINY)], "seeds": [0], "out": "o", "grid": {"a": 1}}, "non-empty lists"),
+    ({"configs": [str(TINY)], "seeds": [0]}, "'out' must"),
+    ({"configs": [str(TINY)], "seeds": [0], "out": "o", "extra": 1}, "unknown keys"),
+])
+def test_bad_sweep_files_are_refused(tmp_path, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep.load_sweep(write_sweep(tmp_path, **spec))
+
+
+def test_list_count_task_and_dry_run_modes(tmp_path, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1], overrides=[{"loop.generations": 1}],
+                       out=str(tmp_path / "out"))
+    assert sweep.main([str(path), "--count"]) == 0
+    assert capsys.readouterr().out.strip() == "2"
+    assert sweep.main([str(path), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["0", str(tmp_path / "out" / "tiny_mnist__generations-1" / "seed_0")],
+        ["1", str(tmp_path / "out" / "tiny_mnist__generations-1" / "seed_1")]]
+    assert sweep.main([str(path), "--task", "1", "--dry-run"]) == 0
+    assert "--seed_everything 1" in capsys.readouterr().out
+    assert sweep.main([str(path), "--task", "2"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_paper_seeds_sweep_file_has_three_seeds_per_configuration():
+    tasks = sweep.load_sweep(ROOT / "configs" / "sweeps" / "paper_seeds.yaml", check_configs=False)
+    by_config: dict[tuple, list[int]] = {}
+    for task in tasks:
+        by_config.setdefault((task.config, task.overrides), []).append(task.seed)
+    assert by_config and all(seeds == [0, 1, 2] for seeds in by_config.values())
+
+
+def test_sbatch_file_runs_one_task_per_array_entry():
+    text = (ROOT / "scripts" / "slurm" / "sweep.sbatch").read_text()
+    assert "#SBATCH --array=" in text and "#SBATCH --requeue" in text and "--gres=gpu:1" in text
+    assert 'srun python scripts/sweep.py "$SWEEP" --task "$SLURM_ARRAY_TASK_ID"' in text
+
+
+def test_is_finished_needs_every_generation_and_classifier(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"loop": {"generations": 1},
+                                                     "classifiers": [{"arch": "lenet", "name": None}]}))
+    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet"}\n')
+    assert not sweep.is_finished(run)
+    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet"}\n'
+                                       '{"generation": 1, "classifier": "lenet"}\n')
+    assert sweep.is_finished(run)
+    assert not sweep.is_finished(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_tiny_two_seed_sweep_end_to_end(tmp_path):
+    """~35 s on 2 CPU cores: two seeds of the tiny MNIST loop (1 generation) through the real script."""
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1],
+                       overrides=[{"loop.generations": 1, "loop.samples_per_generation": 50,
+                                   "data.source.init_args.max_train_samples": 200}], out=str(out))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep.py"), str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "python cli.py report" in result.stdout
+    folder = out / "tiny_mnist__generations-1_samples_per_generation-50_max_train_samples-200"
+    assert sorted(p.name for p in folder.iterdir()) == ["seed_0", "seed_1"]
+
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep.py"), str(path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.count("already finished, skipped") == 2
+
+    report_main([str(out / "*" / "seed_*")], str(tmp_path / "report"))
+    with open(tmp_path / "report" / "aggregate.csv", newline="") as f:
+        stats = [r for r in csv.DictReader(f) if r["metric"] == "acc"]
+    assert {r["group"] for r in stats} == {folder.name}
+    assert {(r["classifier"], r["generation"], r["n"]) for r in stats} == {("tiny_cnn", "0", "2"),
+                                                                           ("tiny_cnn", "1", "2")}

@@ -1,0 +1,68 @@
+"""Hard ImageNet through the CLI: fake image/mask tree + tiny Stable Diffusion + LoRA, 2 generations."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cli
+from tests.fakes.hard_imagenet import write_fake_hard_imagenet
+from tests.fakes.tiny_sd import build_tiny_sd
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hardimagenet")
+    imagenet_root, mask_root = write_fake_hard_imagenet(root / "data", size=48)
+    sd_path = build_tiny_sd(root / "tiny_sd")
+    return ["--data.source.init_args.imagenet_root", str(imagenet_root),
+            "--data.source.init_args.mask_root", str(mask_root), "--model.init_args.pretrained_path", str(sd_path)]
+
+
+def test_two_generation_loop_logs_ablations_and_fills_the_stack(tmp_path, assets):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir",
+                           str(run_dir), *assets], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert set(row["ablation_acc"]) == {"clean", "gray_object", "gray_box", "tile_box"}
+        assert set(row["ablation_drop"]) == {"gray_object", "gray_box", "tile_box"}
+        for kind, drop in row["ablation_drop"].items():
+            assert drop == pytest.approx(row["ablation_acc"]["clean"] - row["ablation_acc"][kind])
+        assert row["ablation_acc"]["clean"] == pytest.approx(row["acc"], abs=1e-6)
+        assert len(row["ablation_acc_class"]["clean"]) == 15
+        assert row["meo"] is None and row["acc_rank"] == []  # no known subgroups in Hard ImageNet
+    # 30 generated per generation, 2 per class, 60% dropped per class by the uncertainty filter -> 1 per class kept; the stack holds 3 blocks
+    assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(15, [1]), (15, [1, 2])]
+    # checkpoints of the generator hold only the LoRA weights
+    import torch
+
+    ckpt = torch.load(run_dir / "gen_01" / "generator" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])
+    samples = run_dir / "stack" / "gen_0002_images.npy"
+    assert samples.exists()
+
+
+def test_missing_data_and_weights_are_listed_before_any_work(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = cli.main(["fit", "--config", str(ROOT / "configs" / "hardimagenet.yaml"), "--loop.run_dir", str(run_dir),
+                     "--data.source.init_args.imagenet_root", str(tmp_path / "no_imagenet"),
+                     "--data.source.init_args.mask_root", str(tmp_path / "no_masks")])
+    err = capsys.readouterr().err
+    assert code == 2
+    # every missing thing is listed at once, each with where to get it
+    for expected in ("no_imagenet does not exist", "no_masks does not exist", "image-net.org",
+                     "mmoayeri/HardImageNet", "huggingface-cli download stable-diffusion-v1-5",
+                     "resnet50-11ad3fa6.pth", "timm/deit_small_patch16_224", "ViT-B-32"):
+        assert expected in err, expected
+    assert "Traceback" not in err
+    assert not run_dir.exists()
