@@ -122,14 +122,14 @@ def report(args: list[str]) -> None:
 
 def main(args: list[str] | None = None) -> int:
     """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
-    args = sys.argv[1:] if args is None else list(args)
+    argv = sys.argv[1:] if args is None else list(args)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     for noise in (".*does not have many workers.*", ".*sync_dist=True.*", ".*have no `validation_step`.*",
-                  ".*srun. command is available.*", ".*LeafSpec.*"):
+                  ".*srun. command is available.*", ".*LeafSpec.*", ".*args parameter is intended.*"):
         warnings.filterwarnings("ignore", message=noise)
     try:
-        if args and args[0] == "report":
-            report(args[1:])
+        if argv and argv[0] == "report":
+            report(argv[1:])
             return 0
         SimulationCLI(args=args)
     except ConfigError as err:

@@ -2,7 +2,7 @@
 
 Sweep file (YAML)::
 
-    configs: [configs/mnist_biased.yaml, configs/mnist_unbiased.yaml]
+    configs: [configs/colored_mnist_biased.yaml, configs/colored_mnist.yaml]
     seeds: [0, 1, 2]
     overrides:                       # optional: a list of variants, each a dict of dotted CLI overrides
       - {}

@@ -1,0 +1,76 @@
+"""ClassifierModule and the architecture registry."""
+
+import pytest
+import torch
+import torchvision
+
+from lightning_modules.classifier import ClassifierModule, has_dropout
+from lightning_modules.networks.registry import ARCHITECTURES
+from simulation.errors import ConfigError
+
+PAPER_ARCHS = ["lenet", "alexnet", "vgg19", "resnet50", "mobilenet_v3", "mobilenet_v3_small", "deit_small"]
+
+
+@pytest.mark.parametrize("arch", PAPER_ARCHS + ["tiny_cnn", "tiny_vit", "resnet18"])
+def test_every_architecture_classifies_uint8_mnist_sized_images(arch):
+    torch.manual_seed(0)
+    model = ClassifierModule(arch, num_classes=7, num_groups=3, image_shape=(3, 28, 28)).eval()
+    images = torch.randint(0, 256, (2, 3, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        logits = model(images)
+        features = model.features(images)
+    assert logits.shape == (2, 7)
+    assert features.ndim == 2 and features.shape[0] == 2 and features.shape[1] == model.head.in_features
+    # the input is upsampled to what the architecture needs (AlexNet cannot take 28x28, DeiT-S needs 224)
+    assert model.input_size == max(28, ARCHITECTURES[arch].min_size)
+
+
+def test_normalisation_happens_on_the_batch():
+    model = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28))
+    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 28, 28)
+    x = model.preprocess(images)
+    assert torch.allclose(x[0], torch.full_like(x[0], -1.0)) and torch.allclose(x[1], torch.full_like(x[1], 1.0))
+    grey = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(1, 28, 28))
+    assert grey.preprocess(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape == (2, 1, 28, 28)
+
+
+def test_pretrained_weights_load_from_a_local_file_and_adapt_input(tmp_path):
+    torch.manual_seed(1)
+    imagenet = torchvision.models.mobilenet_v3_small(weights=None)  # stands in for the real ImageNet weights
+    path = tmp_path / "mobilenet_v3_small-imagenet.pth"
+    torch.save(imagenet.state_dict(), path)
+    model = ClassifierModule("mobilenet_v3_small", num_classes=20, num_groups=5, image_shape=(3, 32, 32),
+                             pretrained=True, weights_path=str(path))
+    loaded = model.net.state_dict()
+    for key, value in imagenet.state_dict().items():
+        if not key.startswith("classifier.3"):
+            assert torch.equal(loaded[key], value), key
+    assert model.head.out_features == 20
+    assert model.input_size == 224
+    assert torch.allclose(model.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    assert model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 20)
+
+
+def test_linear_probe_trains_only_the_head(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), path)
+    model = ClassifierModule("mobilenet_v3_small", num_classes=5, num_groups=0, image_shape=(3, 32, 32),
+                             pretrained=True, weights_path=str(path), linear_probe=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"net.classifier.3.weight", "net.classifier.3.bias"}
+
+
+def test_missing_or_wrong_weights_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        ClassifierModule("resnet18", 10, 3, (3, 32, 32), pretrained=True, weights_path=str(tmp_path / "none.pth"))
+    wrong = tmp_path / "wrong.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), wrong)
+    with pytest.raises(ConfigError, match="does not fit 'resnet18'"):
+        ClassifierModule("resnet18", 10, 3, (3, 32, 32), pretrained=True, weights_path=str(wrong))
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet9000'"):
+        ClassifierModule("resnet9000", 10, 3, (3, 32, 32))
+
+
+def test_dropout_detection_for_mc_dropout():
+    assert has_dropout(ClassifierModule("alexnet", 10, 3, (3, 28, 28)))
+    assert not has_dropout(ClassifierModule("resnet18", 10, 3, (3, 28, 28)))
