@@ -41,7 +41,7 @@ def test_two_generation_loop_logs_ablations_and_fills_the_stack(tmp_path, assets
         assert row["ablation_acc"]["clean"] == pytest.approx(row["acc"], abs=1e-6)
         assert len(row["ablation_acc_class"]["clean"]) == 15
         assert row["meo"] is None and row["acc_rank"] == []  # no known subgroups in Hard ImageNet
-    # 30 generated per generation, 2 per class, 60% dropped per class by the uncertainty filter -> 1 per class kept; the stack holds 3 blocks
+    # 30 generated = 2 per class; the filter drops 60% per class -> 1 per class kept; the stack holds 3 blocks
     assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(15, [1]), (15, [1, 2])]
     # checkpoints of the generator hold only the LoRA weights
     import torch
