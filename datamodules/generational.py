@@ -116,8 +116,12 @@ class GenerationalDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         mixed = MixedTrainSet(self.prepare()["train"], self.stack if self.stack_size else None)
-        sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, self.n_synthetic, seed=self.epoch_seed)
+        sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, self.n_synthetic, seed=self.epoch_seed,
+                                    epoch_source=self._current_epoch)
         return self._loader(mixed, self.batch_size, sampler=sampler)
+
+    def _current_epoch(self) -> int | None:
+        return self.trainer.current_epoch if self.trainer is not None else None
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.prepare()[split]

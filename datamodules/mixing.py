@@ -7,6 +7,8 @@ Batches are fetched whole through ``__getitems__`` (one tensor gather per batch,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -72,13 +74,16 @@ def collate_batch(batch):
 class MixedEpochSampler(Sampler[int]):
     """Every real index once plus ``n_synthetic`` stack indices per epoch, shuffled together.
 
-    Seeded from (seed, epoch); the epoch counter advances on every ``__iter__`` so every DDP rank, iterating the
-    same number of times, draws the same permutation (Lightning's DistributedSamplerWrapper then splits it).
+    Seeded from (seed, epoch), so every DDP rank draws the same permutation (Lightning's DistributedSamplerWrapper
+    then splits it). The epoch comes from ``epoch_source`` (the trainer's current epoch, which survives a resume from
+    a checkpoint) when given, else from a counter that advances on every ``__iter__``.
     """
 
-    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True,
+                 epoch_source: Callable[[], int | None] | None = None) -> None:
         self.n_real, self.n_stack, self.n_synthetic = n_real, n_stack, n_synthetic
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.epoch_source = epoch_source
 
     def __len__(self) -> int:
         return self.n_real + self.n_synthetic
@@ -98,7 +103,11 @@ class MixedEpochSampler(Sampler[int]):
             order = order[torch.randperm(len(order), generator=g)]
         return order
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self):
-        order = self.indices_for_epoch(self.epoch)
+        epoch = self.epoch_source() if self.epoch_source is not None else None
+        order = self.indices_for_epoch(self.epoch if epoch is None else epoch)
         self.epoch += 1
         return iter(order.tolist())

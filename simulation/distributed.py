@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 
 import torch.distributed as dist
@@ -26,12 +28,31 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wait_for_state(state_path: Path, fingerprint: str, timeout_s: float = 600.0) -> None:
-    """Non-zero ranks started by SLURM/torchrun wait for rank 0 to create the run directory."""
+def launch_id() -> str:
+    """An id shared by every rank of this launch (and different for the next one: a requeue, a re-run).
+
+    SLURM and torchrun provide one; for Lightning's own launcher rank 0 makes one before the first Trainer and
+    the ranks it starts inherit it through the environment.
+    """
+    if os.environ.get("GENBIAS_LAUNCH_ID"):
+        return os.environ["GENBIAS_LAUNCH_ID"]
+    if os.environ.get("SLURM_JOB_ID"):
+        value = f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_RESTART_COUNT', '0')}"
+    elif os.environ.get("TORCHELASTIC_RUN_ID"):
+        value = f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}.{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    else:
+        value = f"local-{uuid.uuid4().hex}"
+    os.environ["GENBIAS_LAUNCH_ID"] = value
+    return value
+
+
+def wait_for_state(state_path: Path, fingerprint: str, launch: str, timeout_s: float = 600.0) -> None:
+    """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if json.loads(state_path.read_text()).get("config_fingerprint") == fingerprint:
+            state = json.loads(state_path.read_text())
+            if state.get("config_fingerprint") == fingerprint and state.get("launch_id") == launch:
                 return
         except (FileNotFoundError, json.JSONDecodeError):
             pass

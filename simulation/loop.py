@@ -29,7 +29,7 @@ from lightning_modules.classifier import ClassifierModule
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.networks.registry import get_arch, pretrained_weights_file
 from simulation.config import ClassifierConfig, LoopConfig
-from simulation.distributed import barrier, is_rank_zero, wait_for_state
+from simulation.distributed import barrier, is_rank_zero, launch_id, wait_for_state
 from simulation.errors import ConfigError
 from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.seeding import EpochSeeder, stage_seed
@@ -112,6 +112,8 @@ class SimulationLoop:
                 raise ConfigError(problems[0])
             raise ConfigError(f"{len(problems)} problems in the configuration:\n" +
                               "\n".join(f"({i}) {p}" for i, p in enumerate(problems, start=1)))
+        if not is_rank_zero():  # rank 0 owns the run directory; the others follow its state
+            return "follow"
         return self.run_dir.check_compatible(self.config_text, self.loop.overwrite)
 
     def _validate_loop(self) -> None:
@@ -185,8 +187,18 @@ class SimulationLoop:
 
     @staticmethod
     def _last_checkpoint(stage_dir: Path) -> str | None:
-        last = stage_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.exists() else None
+        """The newest checkpoint to resume a stage from: Lightning's last.ckpt or a SLURM requeue hpc_ckpt."""
+        candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
+        existing = [p for p in candidates if p.exists()]
+        return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
+
+    @staticmethod
+    def _drop_requeue_checkpoints(stage_dir: Path) -> None:
+        """After a stage's fit completed: Lightning would otherwise load a stale hpc_ckpt in later test/predict."""
+        if is_rank_zero():
+            for path in stage_dir.glob("hpc_ckpt_*.ckpt"):
+                path.unlink()
+        barrier()
 
     def _progress(self, generation: int, message: str) -> None:
         if is_rank_zero():
@@ -196,10 +208,11 @@ class SimulationLoop:
     # ============================================================================================ the loop
     def run(self) -> list[dict]:
         mode = self.validate()
+        launch = launch_id()
         if is_rank_zero():
-            self.run_dir.create(self.config_text, mode)
+            self.run_dir.create(self.config_text, mode, launch)
         else:
-            wait_for_state(self.run_dir.state_path, config_fingerprint(self.config_text))
+            wait_for_state(self.run_dir.state_path, config_fingerprint(self.config_text), launch)
         self.run_dir.load()
         if is_rank_zero() and mode == "resume" and self.run_dir.state["completed"]:
             print(f"[genbias] resuming {self.run_dir.path}: {len(self.run_dir.state['completed'])} stages done",
@@ -248,6 +261,7 @@ class SimulationLoop:
             )
             t0 = time.time()
             trainer.fit(generator, datamodule=self.dm, ckpt_path=self._last_checkpoint(gen_dir))
+            self._drop_requeue_checkpoints(gen_dir)
             self.dm.batch_size = batch_size
             self._finish(key_train, generator_wall_s={**self.run_dir.state.get("generator_wall_s", {}),
                                                       str(generation): time.time() - t0})
@@ -324,11 +338,10 @@ class SimulationLoop:
             trainer.fit(model, datamodule=self.dm, ckpt_path=self._last_checkpoint(stage_dir))
         finally:
             self.dm.batch_size = batch_size
-        best = checkpoint.best_model_path or None
-        if best:  # every rank loads the same best weights
-            model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        self._drop_requeue_checkpoints(stage_dir)
+        best = checkpoint.best_model_path or None  # every rank evaluates the same best weights
         self._progress(generation, f"evaluating {clf.label} on the real test set")
-        trainer.test(model, datamodule=self.dm, verbose=False)
+        trainer.test(model, datamodule=self.dm, verbose=False, ckpt_path=best, weights_only=True)
         metrics = model.test_results
         row = {
             "generation": generation,

@@ -66,16 +66,22 @@ class RunDirectory:
         )
 
     # -------------------------------------------------------------------------------------------- state
-    def create(self, config_text: str, mode: str) -> None:
-        """Rank 0 only: make the folder (wiping it for 'overwrite') and write config + state."""
+    def create(self, config_text: str, mode: str, launch_id: str) -> None:
+        """Rank 0 only: make the folder (wiping it for 'overwrite'), write config + state, stamp this launch.
+
+        Other ranks wait for the state to carry this ``launch_id``, so they never read a half-made or stale
+        run directory (ranks started together by srun/torchrun race rank 0 otherwise).
+        """
         if mode == "overwrite" and self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         if mode == "resume":
-            return
-        atomic_write_text(self.config_path, config_text)
-        self.state = {"version": STATE_VERSION, "config_fingerprint": config_fingerprint(config_text),
-                      "completed": [], "results": []}
+            self.load()
+        else:
+            atomic_write_text(self.config_path, config_text)
+            self.state = {"version": STATE_VERSION, "config_fingerprint": config_fingerprint(config_text),
+                          "completed": [], "results": []}
+        self.state["launch_id"] = launch_id
         self.save()
 
     def load(self) -> None:

@@ -74,3 +74,24 @@ def test_missing_or_wrong_weights_are_config_errors(tmp_path):
 def test_dropout_detection_for_mc_dropout():
     assert has_dropout(ClassifierModule("alexnet", 10, 3, (3, 28, 28)))
     assert not has_dropout(ClassifierModule("resnet18", 10, 3, (3, 28, 28)))
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_training_steps_under_mixed_precision_change_the_weights(precision):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from datamodules.base import ImageSplit
+
+    torch.manual_seed(0)
+    data = ImageSplit(torch.randint(0, 256, (32, 3, 28, 28), dtype=torch.uint8), torch.arange(32) % 10,
+                      torch.arange(32) % 3)
+    model = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = L.Trainer(accelerator="cpu", precision=precision, max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, DataLoader(data, batch_size=16))
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("net.features") for k in changed) and any(k.startswith("net.classifier") for k in changed)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32

@@ -1,0 +1,54 @@
+"""DDP on CPU (gloo): evaluation equals a single process; the whole loop runs as 2 processes through the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_modules.classifier import ClassifierModule
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def evaluate(devices: int, checkpoint: Path) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "ddp_evaluate.py"), str(devices),
+                           str(checkpoint)], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS "):])
+
+
+def test_ddp_evaluation_counts_every_test_sample_once_and_equals_one_process(tmp_path):
+    torch.manual_seed(3)
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(ClassifierModule("tiny_cnn", 4, 3, (3, 16, 16)).state_dict(), checkpoint)
+    single, ddp = evaluate(1, checkpoint), evaluate(2, checkpoint)
+    assert (single["world_size"], ddp["world_size"]) == (1, 2)
+    assert int(torch.tensor(ddp["group_count"]).sum()) == 101  # no padding duplicates counted
+    assert ddp["group_count"] == single["group_count"]
+    for key in ("acc", "meo", "di", "md", "acc_rank", "meo_class", "di_class", "md_class", "group_tpr"):
+        assert ddp[key] == pytest.approx(single[key], abs=1e-7, nan_ok=True), key
+
+
+def test_two_process_ddp_loop_through_the_cli(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"),
+         "--loop.run_dir", str(run_dir), "--trainer.devices", "2", "--trainer.strategy", "ddp"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [0, 1, 2]  # written once, by rank 0
+    assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(90, [1]), (90, [2])]
+    shards = sorted(p.name for p in (run_dir / "gen_01" / "shards").iterdir())
+    assert shards == ["shard_rank000.safetensors", "shard_rank001.safetensors"]  # generation split across ranks
+    assert proc.stdout.count("[genbias] done") == 1
