@@ -46,7 +46,10 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def assert_rows_equal(actual: list[dict], expected: list[dict]) -> None:
-    assert [(r["generation"], r["classifier"]) for r in actual] == [(r["generation"], r["classifier"]) for r in expected]
+    def keys(rows):
+        return [(r["generation"], r["classifier"]) for r in rows]
+
+    assert keys(actual) == keys(expected)
     for a, e in zip(actual, expected):
         for key in COMPARED:
             if isinstance(e[key], float):
