@@ -47,6 +47,22 @@ def write_generation_summary(run_dir: RunDirectory, source) -> None:
             for key in ("fid", "filter_kept", "filter_dropped"):
                 if report.get(key) is not None:
                     writer.add_scalar(f"generator/{key}", report[key], int(generation))
+            for name, filt in (report.get("filters") or {}).items():
+                hist = filt.get("score_histogram") or {}
+                counts, edges = hist.get("counts"), hist.get("edges")
+                if counts and edges and sum(counts) > 0:
+                    writer.add_histogram_raw(f"filters/{name}_scores", min=edges[0], max=edges[-1],
+                                             num=sum(counts), sum=sum(c * (a + b) / 2 for c, a, b in
+                                                                 zip(counts, edges[:-1], edges[1:])),
+                                             sum_squares=sum(c * ((a + b) / 2) ** 2 for c, a, b in
+                                                             zip(counts, edges[:-1], edges[1:])),
+                                             bucket_limits=edges[1:], bucket_counts=counts,
+                                             global_step=int(generation))
+                per_class = zip(filt.get("kept_per_class") or [], filt.get("dropped_per_class") or [])
+                table = "| class | kept | dropped |\n|---|---|---|\n" + "".join(
+                    f"| {source.class_names[c] if c < len(source.class_names) else c} | {k} | {d} |\n"
+                    for c, (k, d) in enumerate(per_class))
+                writer.add_text(f"filters/{name}_per_class", table, int(generation))
         for sheet in sorted(run_dir.path.glob("gen_*/samples.png")):
             generation = int(sheet.parent.name.split("_")[1])
             writer.add_image("samples/generated", np.asarray(Image.open(sheet).convert("RGB")), generation,

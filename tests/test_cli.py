@@ -88,6 +88,9 @@ def test_tensorboard_has_per_generation_curves_and_per_stage_logs(tiny_run):
     assert [round(e.value, 5) for e in summary.Scalars("tiny_cnn/meo")] == [
         round(r["meo"], 5) for r in read_rows(run_dir)]
     assert "samples/generated" in summary.Tags()["images"]
+    assert "filters/uncertainty_scores" in summary.Tags()["histograms"]
+    assert [e.step for e in summary.Scalars("generator/fid")] == [1, 2]
+    assert "filters/uncertainty_per_class/text_summary" in summary.Tags()["tensors"]
     stage = EventAccumulator(str(run_dir / "tensorboard" / "gen_00" / "tiny_cnn"))
     stage.Reload()
     assert {"test/acc", "test/meo", "test/subgroup_acc_0", "test/acc_rank_1", "val_acc"} <= set(
@@ -124,6 +127,9 @@ BAD_INPUTS = [
     (["--loop.generations", "-1"], "loop.generations must be >= 0"),
     (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),
+    (["--filters", '[{"class_path": "callbacks.filters.UncertaintyFilter", "init_args": {"ratio": 1.5}}]'],
+     "UncertaintyFilter.ratio must be a number in [0, 1]"),
+    (["--quality.reference_classifier", "vgg19"], "quality.reference_classifier='vgg19' is not a configured"),
 ]
 
 
