@@ -27,6 +27,8 @@ from callbacks.fid import FIDScorer, find_inception_weights
 from callbacks.filters import FilterContext, SampleFilter, apply_filters
 from lightning_modules.classifier import ClassifierModule
 from simulation.errors import ConfigError
+from simulation.seeding import stage_seed
+from simulation.subgroup_oracle import OracleConfig, fine_class_oracle
 from simulation.summary import save_png
 
 
@@ -67,6 +69,8 @@ class QualityConfig:
         pause_for_review: stop after exporting a block's contact sheets until the manual filter's reject list
             for that generation exists (re-run the same command to continue).
         sheet_per_class: samples per class in the per-generation sample sheet.
+        oracle: the learned subgroup oracle for u_t where the dataset has no pixel-level one (CIFAR-20/100); without
+            either, u_t is reported as unavailable (null).
     """
 
     fid: FIDConfig | None = None
@@ -75,6 +79,7 @@ class QualityConfig:
     contact_sheets: bool = True
     pause_for_review: bool = False
     sheet_per_class: int = 10
+    oracle: OracleConfig | None = None
 
 
 def load_classifier(checkpoint: str, device: str = "cpu") -> ClassifierModule:
@@ -155,13 +160,28 @@ class QualityGates:
             correct += int((logits.argmax(1).cpu() == labels[start : start + 512]).sum())
         return correct / max(len(images), 1)
 
-    @staticmethod
-    def _imbalance_u(loop, images: torch.Tensor) -> float | None:
+    def _subgroup_oracle(self, loop):
+        """``(images, labels) -> subgroups``: the dataset's pixel-level oracle, or a learned fine-class one."""
         source = loop.dm.source
-        oracle = getattr(source, "subgroup_oracle", None)
-        if oracle is None or source.num_groups == 0:
+        if source.num_groups == 0:
             return None
-        groups = oracle(images)
+        if hasattr(source, "subgroup_oracle"):
+            return lambda images, labels: source.subgroup_oracle(images)
+        if self.config.oracle is None:
+            return None
+        if getattr(self, "_oracle", None) is None:
+            self._oracle = fine_class_oracle(self.config.oracle, loop.dm.prepare(), source.num_classes,
+                                             source.num_groups, loop.run_dir.path / "oracle",
+                                             stage_seed(loop.seed, 0, "oracle"),
+                                             str(loop.trainer_kwargs.get("accelerator", "cpu")))
+        return self._oracle
+
+    def _imbalance_u(self, loop, images: torch.Tensor, labels: torch.Tensor) -> float | None:
+        source = loop.dm.source
+        oracle = self._subgroup_oracle(loop)
+        if oracle is None:
+            return None
+        groups = oracle(images, labels)
         groups = groups[groups >= 0]
         real = loop.dm.prepare()["train"].groups
         real = real[real >= 0]
@@ -194,7 +214,7 @@ class QualityGates:
             print(f"[genbias] FID generation {generation}: {report['fid']:.3f} ({scorer.extractor_name})",
                   flush=True)
         report["quality_q"] = self._quality_q(reference, images, labels)
-        report["imbalance_u"] = self._imbalance_u(loop, images)
+        report["imbalance_u"] = self._imbalance_u(loop, images, labels)
         previous = load_classifier(self._checkpoint(loop, generation - 1, self.filter_name), self.device)
         context = FilterContext(generation=generation, class_names=source.class_names, previous_classifier=previous,
                                 sample_ids=sample_ids, device=self.device, block_dir=str(gen_dir))
