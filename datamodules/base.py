@@ -47,13 +47,13 @@ class RealDataSource(ABC):
     name: str = "dataset"
 
     @property
-    @abstractmethod
-    def num_classes(self) -> int: ...
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
-    @abstractmethod
     def num_groups(self) -> int:
         """Number of subgroups G (0 when the dataset has no known subgroups)."""
+        return len(self.group_names)
 
     @property
     @abstractmethod

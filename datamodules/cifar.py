@@ -189,14 +189,6 @@ class CIFAR20(RealDataSource):
         self._splits: dict[str, ImageSplit] | None = None
 
     @property
-    def num_classes(self) -> int:
-        return len(COARSE_CLASS_NAMES)
-
-    @property
-    def num_groups(self) -> int:
-        return len(GROUP_NAMES)
-
-    @property
     def class_names(self) -> list[str]:
         return list(COARSE_CLASS_NAMES)
 

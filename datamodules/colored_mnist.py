@@ -210,14 +210,6 @@ class ColoredMNIST(RealDataSource):
         self._splits: dict[str, ImageSplit] | None = None
 
     @property
-    def num_classes(self) -> int:
-        return len(CLASS_NAMES)
-
-    @property
-    def num_groups(self) -> int:
-        return len(GROUP_NAMES)
-
-    @property
     def class_names(self) -> list[str]:
         return list(CLASS_NAMES)
 

@@ -131,14 +131,6 @@ class HardImageNet(RealDataSource):
 
     # ----------------------------------------------------------------- facts
     @property
-    def num_classes(self) -> int:
-        return len(HARD_IMAGENET_CLASSES)
-
-    @property
-    def num_groups(self) -> int:
-        return 0
-
-    @property
     def class_names(self) -> list[str]:
         return [name for _, _, name in HARD_IMAGENET_CLASSES]
 
