@@ -20,12 +20,11 @@ def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int) ->
     return int(round(synthetic_share / (1.0 - synthetic_share) * n_real))
 
 
-def fetch_batch(dataset: Dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, labels, groups) for ``indices``, gathering in one go when the dataset holds tensors."""
+def fetch_batch(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, groups) for ``indices``, gathered with one tensor index when the dataset holds tensors."""
     if hasattr(dataset, "images") and hasattr(dataset, "labels"):
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return dataset.images[idx], dataset.labels[idx], dataset.groups[idx]
-    samples = [dataset[i] for i in indices]
+        return dataset.images[indices], dataset.labels[indices], dataset.groups[indices]
+    samples = [dataset[i] for i in indices.tolist()]
     return (torch.stack([torch.as_tensor(s[0]) for s in samples]),
             torch.as_tensor([int(s[1]) for s in samples]),
             torch.as_tensor([int(s[2]) for s in samples]))
@@ -51,19 +50,18 @@ class MixedTrainSet(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         is_real = idx < self.n_real
         if bool(is_real.all()):
-            return fetch_batch(self.real, indices)
+            return fetch_batch(self.real, idx)
         real_pos = is_real.nonzero().flatten()
         syn_pos = (~is_real).nonzero().flatten()
         syn_images, syn_labels = self.stack.get_batch(idx[syn_pos] - self.n_real)
+        syn_groups = torch.full((len(syn_pos),), -1, dtype=torch.long)
         if len(real_pos) == 0:
-            return syn_images, syn_labels.long(), torch.full((len(idx),), -1, dtype=torch.long)
-        real_images, real_labels, real_groups = fetch_batch(self.real, idx[real_pos].tolist())
-        images = torch.empty((len(idx), *real_images.shape[1:]), dtype=torch.uint8)
-        labels = torch.empty(len(idx), dtype=torch.long)
-        groups = torch.full((len(idx),), -1, dtype=torch.long)
-        images[real_pos], labels[real_pos], groups[real_pos] = real_images, real_labels, real_groups
-        images[syn_pos], labels[syn_pos] = syn_images, syn_labels.long()
-        return images, labels, groups
+            return syn_images, syn_labels.long(), syn_groups
+        real_images, real_labels, real_groups = fetch_batch(self.real, idx[real_pos])
+        # real samples first, then synthetic: the batch's members are the sampler's, only their order within the
+        # batch differs (irrelevant to a gradient step), which saves a permutation of every batch
+        return (torch.cat([real_images, syn_images]), torch.cat([real_labels, syn_labels.long()]),
+                torch.cat([real_groups, syn_groups]))
 
 
 def collate_batch(batch):

@@ -115,6 +115,9 @@ def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(values)
 
 
+#: stacks up to this size are read through their memory maps; larger ones with pread (see ``get_batch``)
+MMAP_READ_LIMIT_BYTES = 512 * 2**20
+
 class SyntheticStack(Dataset):
     """Generated blocks held oldest first; a push evicts whole oldest blocks until the total fits ``capacity``.
 
@@ -289,6 +292,8 @@ class SyntheticStack(Dataset):
         self._blocks, self._block_labels, self._block_scores = [], [], []
         self._labels_cache = None
         self._memmaps = {}
+        for block in evicted:
+            self._close_reader(block["generation"])
         self._write_manifest()
         self._delete_block_files(evicted)
         self._remove_strays()
@@ -301,6 +306,7 @@ class SyntheticStack(Dataset):
             self._block_labels.pop(0)
             self._block_scores.pop(0)
             self._memmaps.pop(block["generation"], None)
+            self._close_reader(block["generation"])
             evicted.append(block)
         self._labels_cache = None
         return evicted
@@ -398,17 +404,43 @@ class SyntheticStack(Dataset):
         images = np.empty((len(flat), *shape), dtype=np.uint8)
         offsets = self._offsets()
         block_of = np.searchsorted(offsets, flat, side="right") - 1
+        row_bytes = int(np.prod(shape))
+        # A small stack is read by fancy-indexing its memory maps (fastest). A large one is read row by row with
+        # pread: random rows of a memory map fault whole pages around them into this process's resident memory,
+        # so a million-image stack would end up in RSS; pread leaves them in the kernel's page cache only.
+        use_pread = offsets[-1] * row_bytes > MMAP_READ_LIMIT_BYTES
         for block_position in np.unique(block_of):
             rows = np.nonzero(block_of == block_position)[0]
             local = flat[rows] - offsets[block_position]
             order = np.argsort(local, kind="stable")  # ascending reads are kinder to the disk
-            images[rows[order]] = self._images_of(int(block_position))[local[order]]
+            if not use_pread:
+                images[rows[order]] = self._images_of(int(block_position))[local[order]]
+                continue
+            fd, data_offset = self._reader_of(int(block_position))
+            for row, position in zip(rows[order].tolist(), local[order].tolist()):
+                os.preadv(fd, [memoryview(images[row]).cast("B")], data_offset + position * row_bytes)
         return torch.from_numpy(images), self.labels[torch.from_numpy(flat)]
+
+    def _close_reader(self, generation: int) -> None:
+        fds = getattr(self, "_fds", {}) if getattr(self, "_fd_pid", None) == os.getpid() else {}
+        if generation in fds:
+            os.close(fds.pop(generation))
+
+    def _reader_of(self, block_position: int) -> tuple[int, int]:
+        """(file descriptor, byte offset of the pixel data) of a block's .npy file, opened once per process."""
+        images = self._images_of(block_position)  # the memory map knows where the .npy header ends
+        if getattr(self, "_fd_pid", None) != os.getpid():
+            self._fds, self._fd_pid = {}, os.getpid()
+        generation = self._blocks[block_position]["generation"]
+        if generation not in self._fds:
+            self._fds[generation] = os.open(images.filename, os.O_RDONLY)
+        return self._fds[generation], int(images.offset)
 
     # ------------------------------------------------------------------ pickling (DataLoader workers)
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_memmaps"] = {}  # each process maps the files itself
+        state["_fds"], state["_fd_pid"] = {}, None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

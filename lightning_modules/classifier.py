@@ -92,16 +92,16 @@ class ClassifierModule(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._shared_step(batch)
-        self.train_acc(logits, labels)
-        self.log("train_loss", loss, prog_bar=True)
-        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        self.train_acc.update(logits.detach(), labels)  # update only: computing a per-step value costs time
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(labels))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, logits, labels = self._shared_step(batch)
-        self.val_acc(logits, labels)
-        self.log("val_loss", loss, prog_bar=True, sync_dist=True)
-        self.log("val_acc", self.val_acc, prog_bar=True)
+        self.val_acc.update(logits, labels)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(labels))
+        self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(labels))
 
     def test_step(self, batch, batch_idx: int) -> None:
         _, logits, labels = self._shared_step(batch)

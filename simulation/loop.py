@@ -298,8 +298,9 @@ class SimulationLoop:
                 self.run_dir.mark_done(key_push, stack=self.stack.manifest, blocks=blocks)
             barrier()
             self.run_dir.load()
-        # every rank sees exactly the stack recorded in the state
-        self.stack = SyntheticStack(self.run_dir.path / "stack", self.stack_capacity)
+        # every rank sees exactly the stack recorded in the state (checksums were verified when the run started and
+        # the new block was written by this run: no need to hash millions of images again)
+        self.stack = SyntheticStack(self.run_dir.path / "stack", self.stack_capacity, verify=False)
         self.dm.attach_stack(self.stack)
         self._progress(generation, f"stack holds generations {self.stack.generations} ({len(self.stack)} samples)")
 

@@ -221,3 +221,20 @@ def test_clear_empties_stack_and_disk(tmp_path):
     assert SyntheticStack(tmp_path, capacity=20).generations == []
     stack.push(*make_block(1, 5), generation=1)  # a cleared generation may be pushed again
     assert stack.generations == [1]
+
+
+def test_large_stacks_are_read_with_pread_and_give_the_same_batches(tmp_path, monkeypatch):
+    import datamodules.stack as stack_module
+
+    g = torch.Generator().manual_seed(5)
+    stack = SyntheticStack(tmp_path / "pread", capacity=30)
+    for generation, n in ((1, 10), (2, 12)):
+        stack.push(torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8), torch.arange(n) % 3,
+                   generation)
+    indices = torch.tensor([21, 0, 5, 5, 13, 9, 11])
+    via_mmap = stack.get_batch(indices)
+    monkeypatch.setattr(stack_module, "MMAP_READ_LIMIT_BYTES", 0)
+    via_pread = stack.get_batch(indices)
+    assert torch.equal(via_pread[0], via_mmap[0]) and torch.equal(via_pread[1], via_mmap[1])
+    for row, index in enumerate(indices.tolist()):
+        assert torch.equal(via_pread[0][row], stack[index][0])
