@@ -25,6 +25,10 @@ from simulation.errors import ConfigError
 from simulation.loop import SimulationLoop
 from simulation.quality import QualityConfig, QualityGates, ReviewPause
 
+# Settings that may differ between a run and its resume (not part of the run's identity)
+RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
+                       "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
+                       "data.pin_memory")
 # Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
 LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing")
 
@@ -73,10 +77,17 @@ class SimulationCLI(LightningCLI):
         return trainer
 
     def _config_text(self) -> str:
-        """The resolved config as YAML, without the options that must not make a run 'different'."""
+        """The resolved config as YAML, without the options that must not make a run 'different'.
+
+        Where and how fast a run executes (devices, nodes, workers, progress bars) may change between a run and
+        its resume, e.g. a requeued job landing on another allocation; what it computes may not.
+        """
         cfg = self.config[self.subcommand].clone()
         del cfg["config"]
         cfg.loop.overwrite = False
+        for key in RESUME_NEUTRAL_KEYS:
+            if key in cfg:
+                cfg[key] = None
         return self._parser(self.subcommand).dump(cfg, skip_none=False, skip_validation=True)
 
     def _run_dir(self) -> str:
