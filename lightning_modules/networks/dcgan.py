@@ -57,8 +57,11 @@ def _square_side(image_shape: tuple[int, int, int]) -> int:
 class DCGANGenerator(nn.Module):
     """Noise + class label -> image in [-1, 1].
 
-    The label enters as a learned embedding concatenated to the latent vector (the cGAN recipe), so every
-    class shares the convolutional stack.
+    The label enters as a one-hot code concatenated to the latent vector (the cGAN recipe of Mirza & Osindero
+    2014), so every class shares the convolutional stack. A fixed one-hot code rather than a learned embedding:
+    with a learned 50-d embedding the generator learned to ignore its noise and collapsed to about one image per
+    class on the 5,000-digit Colorized MNIST (within-class pixel std 2-3 vs 14 for real digits after 8 epochs);
+    with the one-hot code it kept the real data's spread.
     """
 
     def __init__(
@@ -67,17 +70,16 @@ class DCGANGenerator(nn.Module):
         num_classes: int,
         image_shape: tuple[int, int, int],
         base_channels: int = 64,
-        embed_dim: int = 50,
     ) -> None:
         super().__init__()
         side = _square_side(image_shape)
         start, doublings = doubling_plan(side)
         self.latent_dim = int(latent_dim)
-        self.label_embedding = nn.Embedding(num_classes, embed_dim)
+        self.num_classes = int(num_classes)
         widest = base_channels * 2 ** (doublings - 1)
         layers: list[nn.Module] = [
             # 1x1 -> start x start
-            nn.ConvTranspose2d(latent_dim + embed_dim, widest, start, stride=1, padding=0, bias=False),
+            nn.ConvTranspose2d(latent_dim + num_classes, widest, start, stride=1, padding=0, bias=False),
             nn.BatchNorm2d(widest),
             nn.ReLU(inplace=True),
         ]
@@ -94,8 +96,32 @@ class DCGANGenerator(nn.Module):
         self.apply(init_dcgan_weights)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        code = torch.cat([noise, self.label_embedding(labels).to(noise.dtype)], dim=1)
+        one_hot = torch.nn.functional.one_hot(labels.long(), self.num_classes).to(noise.dtype)
+        code = torch.cat([noise, one_hot], dim=1)
         return self.net(code[:, :, None, None])
+
+
+class ClassStdDev(nn.Module):
+    """Appends, per sample, the mean feature standard deviation among the batch's samples of the same class.
+
+    A minibatch-statistics feature (Salimans et al. 2016; Karras et al. 2018), computed within each class: a
+    class-conditional generator that ignores its noise produces same-class samples with no spread, which the
+    discriminator can then see and punish (a guard against per-class mode collapse).
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        flat = x.float().flatten(1)
+        onehot = torch.nn.functional.one_hot(labels, self.num_classes).float()  # (B, L)
+        count = onehot.sum(0).clamp(min=1).unsqueeze(1)  # (L, 1)
+        mean = onehot.t() @ flat / count
+        mean_sq = onehot.t() @ flat.square() / count
+        std = (mean_sq - mean.square()).clamp(min=0).add(1e-8).sqrt().mean(1)  # (L,)
+        feature = std[labels].to(x.dtype).view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])
+        return torch.cat([x, feature], dim=1)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -123,11 +149,13 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             channels *= 2
-        # start x start -> 1x1 logit
-        layers.append(nn.Conv2d(channels, 1, start, stride=1, padding=0))
-        self.net = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)
+        self.class_std = ClassStdDev(num_classes)
+        # start x start (+ the within-class spread channel) -> 1x1 logit
+        self.head = nn.Conv2d(channels + 1, 1, start, stride=1, padding=0)
         self.apply(init_dcgan_weights)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         label_channel = self.label_map(labels).view(-1, 1, self.side, self.side).to(images.dtype)
-        return self.net(torch.cat([images, label_channel], dim=1)).flatten()
+        features = self.features(torch.cat([images, label_channel], dim=1))
+        return self.head(self.class_std(features, labels)).flatten()

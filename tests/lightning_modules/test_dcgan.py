@@ -54,7 +54,7 @@ def predict_loader(labels: torch.Tensor, batch_size: int) -> DataLoader:
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_networks_map_shapes_and_start_maps(image_shape):
     torch.manual_seed(0)
-    generator = DCGANGenerator(16, 4, image_shape, base_channels=8, embed_dim=6)
+    generator = DCGANGenerator(16, 4, image_shape, base_channels=8)
     discriminator = DCGANDiscriminator(4, image_shape, base_channels=8)
     labels = torch.tensor([0, 1, 2, 3, 0])
     images = generator(torch.randn(5, 16), labels)
