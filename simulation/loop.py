@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -260,9 +261,11 @@ class SimulationLoop:
                 strategy_override=gan_strategy, num_sanity_val_steps=0, limit_val_batches=0,
             )
             t0 = time.time()
-            trainer.fit(generator, datamodule=self.dm, ckpt_path=self._last_checkpoint(gen_dir))
+            try:
+                trainer.fit(generator, datamodule=self.dm, ckpt_path=self._last_checkpoint(gen_dir))
+            finally:
+                self.dm.batch_size = batch_size
             self._drop_requeue_checkpoints(gen_dir)
-            self.dm.batch_size = batch_size
             self._finish(key_train, generator_wall_s={**self.run_dir.state.get("generator_wall_s", {}),
                                                       str(generation): time.time() - t0})
         if self._stage(key_generate):
@@ -279,6 +282,9 @@ class SimulationLoop:
                                        f"{gen_dir}/checkpoints/last.ckpt is missing")
             generator.sample_seed = seed
             self.dm.set_predict_request(S, seed)
+            if is_rank_zero() and shard_dir.exists():  # shards of an interrupted attempt (maybe another world size)
+                shutil.rmtree(shard_dir)
+            barrier()
             trainer = self._trainer(gen_dir, max_epochs=1, name=f"gen_{generation:02d}", version="generate",
                                     callbacks=[ShardWriter(shard_dir)])
             trainer.predict(generator, datamodule=self.dm, return_predictions=False, ckpt_path=ckpt)
