@@ -213,6 +213,10 @@ class QualityGates:
             report["fid_extractor"] = scorer.extractor_name
             print(f"[genbias] FID generation {generation}: {report['fid']:.3f} ({scorer.extractor_name})",
                   flush=True)
+            earlier = {int(g): b.get("fid") for g, b in (loop.run_dir.state.get("blocks") or {}).items()}
+            row = {**{g: f for g, f in earlier.items() if f is not None}, generation: report["fid"]}
+            print("[genbias] FID by generation (Table 1): " + " | ".join(
+                f"{g}: {row[g]:.2f}" for g in sorted(row)), flush=True)
         report["quality_q"] = self._quality_q(reference, images, labels)
         report["imbalance_u"] = self._imbalance_u(loop, images, labels)
         previous = load_classifier(self._checkpoint(loop, generation - 1, self.filter_name), self.device)

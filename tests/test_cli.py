@@ -54,6 +54,7 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
         assert row["fid"] > 0 and 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
     assert rows[0].get("fid") is None
     assert "FID generation 1:" in proc.stdout and "filters kept 90/100 samples of generation 2" in proc.stdout
+    assert f"FID by generation (Table 1): 1: {rows[1]['fid']:.2f} | 2: {rows[2]['fid']:.2f}" in proc.stdout
     assert "generation 2/2 - training tiny_cnn" in proc.stdout
     assert f"result rows in {run_dir}" in proc.stdout
 
