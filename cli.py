@@ -30,7 +30,8 @@ RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelera
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
                        "data.pin_memory")
 # Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
-LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing")
+LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing",
+                           "use_distributed_sampler")
 
 
 class SimulationCLI(LightningCLI):

@@ -10,12 +10,18 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class UnpaddedDistributedSampler(DistributedSampler):
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None) -> None:
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if rank is None:
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        default_rank, default_size = distributed_rank_and_size()
+        num_replicas = default_size if num_replicas is None else num_replicas
+        rank = default_rank if rank is None else rank
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
         self.indices = list(range(rank, len(dataset), num_replicas))
         self.num_samples = len(self.indices)

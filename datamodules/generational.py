@@ -7,8 +7,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from datamodules.base import RealDataSource
-from datamodules.eval_sampler import UnpaddedDistributedSampler
-from datamodules.mixing import MixedEpochSampler, MixedTrainSet, collate_batch, synthetic_per_epoch
+from datamodules.eval_sampler import UnpaddedDistributedSampler, distributed_rank_and_size
+from datamodules.mixing import (
+    MixedBatchSampler,
+    MixedEpochSampler,
+    MixedTrainSet,
+    collate_batch,
+    synthetic_per_epoch,
+)
 from simulation.errors import ConfigError
 
 
@@ -116,9 +122,12 @@ class GenerationalDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         mixed = MixedTrainSet(self.prepare()["train"], self.stack if self.stack_size else None)
-        sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, self.n_synthetic, seed=self.epoch_seed,
-                                    epoch_source=self._current_epoch)
-        return self._loader(mixed, self.batch_size, sampler=sampler)
+        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, self.n_synthetic, seed=self.epoch_seed,
+                                          epoch_source=self._current_epoch)
+        rank, world_size = distributed_rank_and_size()
+        batches = MixedBatchSampler(epoch_sampler, self.batch_size, rank=rank, world_size=world_size)
+        return DataLoader(mixed, batch_sampler=batches, collate_fn=collate_batch, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def _current_epoch(self) -> int | None:
         return self.trainer.current_epoch if self.trainer is not None else None

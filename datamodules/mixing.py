@@ -38,6 +38,13 @@ class MixedTrainSet(Dataset):
         self.stack = stack
         self.n_real = len(real)
         self.n_stack = len(stack) if stack is not None else 0
+        # Real data and a small stack both in memory: join them once per stage (one copy), so that every batch is
+        # a single gather per field, exactly what indexing in-memory tensors costs.
+        self.joined = None
+        stack_images = stack.images_in_memory() if self.n_stack else None
+        if stack_images is not None and hasattr(real, "images"):
+            self.joined = (torch.cat([real.images, stack_images]), torch.cat([real.labels, stack.labels.long()]),
+                           torch.cat([real.groups, torch.full((self.n_stack,), -1, dtype=torch.long)]))
 
     def __len__(self) -> int:
         return self.n_real + self.n_stack
@@ -48,6 +55,8 @@ class MixedTrainSet(Dataset):
 
     def __getitems__(self, indices: list[int]):
         idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.joined is not None:
+            return tuple(field[idx] for field in self.joined)
         is_real = idx < self.n_real
         if bool(is_real.all()):
             return fetch_batch(self.real, idx)
@@ -104,8 +113,44 @@ class MixedEpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
+    def next_epoch(self) -> torch.Tensor:
+        """The next epoch's indices as a tensor (advances the fallback counter)."""
         epoch = self.epoch_source() if self.epoch_source is not None else None
         order = self.indices_for_epoch(self.epoch if epoch is None else epoch)
         self.epoch += 1
-        return iter(order.tolist())
+        return order
+
+    def __iter__(self):
+        return iter(self.next_epoch().tolist())
+
+
+class MixedBatchSampler(Sampler[torch.Tensor]):
+    """Whole batches of a ``MixedEpochSampler`` epoch as index tensors, split across DDP ranks.
+
+    Yielding tensors of indices (the loader hands them to ``MixedTrainSet.__getitems__`` as they are) avoids the
+    DataLoader's per-sample Python iteration. Under DDP every rank computes the same epoch permutation, pads it by
+    wrapping around to a multiple of the world size (as ``DistributedSampler`` does) and takes every world-size-th
+    index from its rank on, so all ranks run the same number of batches.
+    """
+
+    def __init__(self, epoch_sampler: MixedEpochSampler, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.epoch_sampler = epoch_sampler
+        self.batch_size, self.rank, self.world_size = int(batch_size), int(rank), int(world_size)
+
+    def _per_rank(self) -> int:
+        return -(-len(self.epoch_sampler) // self.world_size)
+
+    def __len__(self) -> int:
+        return -(-self._per_rank() // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch_sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        order = self.epoch_sampler.next_epoch()
+        if self.world_size > 1:
+            padded = self._per_rank() * self.world_size
+            if padded > len(order):
+                order = torch.cat([order, order[: padded - len(order)]])
+            order = order[self.rank :: self.world_size]
+        yield from torch.split(order, self.batch_size)

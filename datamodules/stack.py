@@ -115,8 +115,8 @@ def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(values)
 
 
-#: stacks up to this size are read through their memory maps; larger ones with pread (see ``get_batch``)
-MMAP_READ_LIMIT_BYTES = 512 * 2**20
+#: stacks up to this size are held in memory once read (see ``images_in_memory``); larger ones are read with pread
+IN_MEMORY_LIMIT_BYTES = 512 * 2**20
 
 class SyntheticStack(Dataset):
     """Generated blocks held oldest first; a push evicts whole oldest blocks until the total fits ``capacity``.
@@ -282,6 +282,7 @@ class SyntheticStack(Dataset):
         self._block_labels.append(arrays["labels"])
         self._block_scores.append(score_array)
         self._labels_cache = None
+        self._ram_images = None
         # the manifest switches to the new stack in one rename; evicted files only become strays before deletion
         self._write_manifest()
         self._delete_block_files(evicted)
@@ -291,6 +292,7 @@ class SyntheticStack(Dataset):
         evicted = list(self._blocks)
         self._blocks, self._block_labels, self._block_scores = [], [], []
         self._labels_cache = None
+        self._ram_images = None
         self._memmaps = {}
         for block in evicted:
             self._close_reader(block["generation"])
@@ -309,6 +311,7 @@ class SyntheticStack(Dataset):
             self._close_reader(block["generation"])
             evicted.append(block)
         self._labels_cache = None
+        self._ram_images = None
         return evicted
 
     def _write_manifest(self) -> None:
@@ -404,22 +407,37 @@ class SyntheticStack(Dataset):
         images = np.empty((len(flat), *shape), dtype=np.uint8)
         offsets = self._offsets()
         block_of = np.searchsorted(offsets, flat, side="right") - 1
+        in_memory = self.images_in_memory()
+        if in_memory is not None:
+            return in_memory[torch.from_numpy(flat)], self.labels[torch.from_numpy(flat)]
+        # A large stack is read row by row with pread: random rows of a memory map fault whole pages around them
+        # into this process's resident memory, so a million-image stack would end up in RSS; pread leaves them in
+        # the kernel's page cache only.
         row_bytes = int(np.prod(shape))
-        # A small stack is read by fancy-indexing its memory maps (fastest). A large one is read row by row with
-        # pread: random rows of a memory map fault whole pages around them into this process's resident memory,
-        # so a million-image stack would end up in RSS; pread leaves them in the kernel's page cache only.
-        use_pread = offsets[-1] * row_bytes > MMAP_READ_LIMIT_BYTES
         for block_position in np.unique(block_of):
             rows = np.nonzero(block_of == block_position)[0]
             local = flat[rows] - offsets[block_position]
             order = np.argsort(local, kind="stable")  # ascending reads are kinder to the disk
-            if not use_pread:
-                images[rows[order]] = self._images_of(int(block_position))[local[order]]
-                continue
             fd, data_offset = self._reader_of(int(block_position))
             for row, position in zip(rows[order].tolist(), local[order].tolist()):
                 os.preadv(fd, [memoryview(images[row]).cast("B")], data_offset + position * row_bytes)
         return torch.from_numpy(images), self.labels[torch.from_numpy(flat)]
+
+    def images_in_memory(self) -> torch.Tensor | None:
+        """All images as one in-memory uint8 tensor when the stack is small (<= IN_MEMORY_LIMIT_BYTES), else None.
+
+        Read once per process and kept until the stack changes: batches are then one tensor gather, as fast as
+        indexing real data held in memory. Large stacks stay on disk (see ``get_batch``).
+        """
+        if not self._blocks or self.image_shape is None:
+            return None
+        if len(self) * int(np.prod(self.image_shape)) > IN_MEMORY_LIMIT_BYTES:
+            return None
+        cache = getattr(self, "_ram_images", None)
+        if cache is None or getattr(self, "_ram_pid", None) != os.getpid() or len(cache) != len(self):
+            cache = torch.from_numpy(np.concatenate([np.asarray(self._images_of(b)) for b in range(len(self._blocks))]))
+            self._ram_images, self._ram_pid = cache, os.getpid()
+        return cache
 
     def _close_reader(self, generation: int) -> None:
         fds = getattr(self, "_fds", {}) if getattr(self, "_fd_pid", None) == os.getpid() else {}
@@ -441,6 +459,7 @@ class SyntheticStack(Dataset):
         state = self.__dict__.copy()
         state["_memmaps"] = {}  # each process maps the files itself
         state["_fds"], state["_fd_pid"] = {}, None
+        state["_ram_images"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -170,8 +170,9 @@ class SimulationLoop:
         if strategy_override is not None:
             kwargs["strategy"] = strategy_override
         logger = TensorBoardLogger(save_dir=str(self.run_dir.path / "tensorboard"), name=name, version=version)
+        # the data module splits every loader across ranks itself (mixed batches; unpadded evaluation)
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
-                      callbacks=[*copy.deepcopy(self.trainer_callbacks), *callbacks])
+                      use_distributed_sampler=False, callbacks=[*copy.deepcopy(self.trainer_callbacks), *callbacks])
         kwargs.update(extra)
         return L.Trainer(**kwargs)
 

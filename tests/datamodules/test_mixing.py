@@ -104,3 +104,31 @@ def test_generated_labels_follow_the_real_label_distribution():
     batches = list(dm.predict_dataloader())
     indices = torch.cat([b[0] for b in batches])
     assert indices.tolist() == list(range(40))
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_batches_split_the_epoch_across_ranks_with_equal_batch_counts(world_size):
+    from datamodules.mixing import MixedBatchSampler
+
+    epoch = MixedEpochSampler(n_real=10, n_stack=20, n_synthetic=7, seed=4).indices_for_epoch(0)
+    per_rank = []
+    for rank in range(world_size):
+        sampler = MixedBatchSampler(MixedEpochSampler(10, 20, 7, seed=4), batch_size=4, rank=rank,
+                                    world_size=world_size)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) and all(isinstance(b, torch.Tensor) for b in batches)
+        per_rank.append(torch.cat(batches))
+    assert len({len(p) for p in per_rank}) == 1  # every rank runs the same number of steps (DDP would hang)
+    seen = torch.cat(per_rank)
+    assert set(seen.tolist()) == set(epoch.tolist())  # every sample of the epoch is visited
+    assert len(seen) - len(epoch) < world_size  # padding only to a multiple of the world size
+
+
+def test_large_stacks_mix_through_disk_reads_with_the_same_counts(tmp_path, monkeypatch):
+    import datamodules.stack as stack_module
+
+    monkeypatch.setattr(stack_module, "IN_MEMORY_LIMIT_BYTES", 0)  # as if the stack held millions of images
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16)
+    dm.attach_stack(make_stack(tmp_path, [150, 150]))
+    real, synthetic, _ = epoch_counts(dm)
+    assert (real, synthetic) == (100, 100)

@@ -223,7 +223,7 @@ def test_clear_empties_stack_and_disk(tmp_path):
     assert stack.generations == [1]
 
 
-def test_large_stacks_are_read_with_pread_and_give_the_same_batches(tmp_path, monkeypatch):
+def test_small_stacks_are_held_in_memory_large_ones_read_with_pread_same_batches(tmp_path, monkeypatch):
     import datamodules.stack as stack_module
 
     g = torch.Generator().manual_seed(5)
@@ -232,9 +232,21 @@ def test_large_stacks_are_read_with_pread_and_give_the_same_batches(tmp_path, mo
         stack.push(torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8), torch.arange(n) % 3,
                    generation)
     indices = torch.tensor([21, 0, 5, 5, 13, 9, 11])
-    via_mmap = stack.get_batch(indices)
-    monkeypatch.setattr(stack_module, "MMAP_READ_LIMIT_BYTES", 0)
+    via_memory = stack.get_batch(indices)
+    assert stack.images_in_memory() is not None and len(stack.images_in_memory()) == 22
+    monkeypatch.setattr(stack_module, "IN_MEMORY_LIMIT_BYTES", 0)
+    assert stack.images_in_memory() is None
     via_pread = stack.get_batch(indices)
-    assert torch.equal(via_pread[0], via_mmap[0]) and torch.equal(via_pread[1], via_mmap[1])
+    assert torch.equal(via_pread[0], via_memory[0]) and torch.equal(via_pread[1], via_memory[1])
     for row, index in enumerate(indices.tolist()):
         assert torch.equal(via_pread[0][row], stack[index][0])
+
+
+def test_in_memory_copy_follows_pushes_and_evictions(tmp_path):
+    stack = SyntheticStack(tmp_path / "cache", capacity=20)
+    stack.push(torch.full((10, 1, 2, 2), 1, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 1)
+    assert stack.get_batch(torch.tensor([0]))[0].unique().tolist() == [1]
+    stack.push(torch.full((10, 1, 2, 2), 2, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 2)
+    stack.push(torch.full((10, 1, 2, 2), 3, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 3)  # evicts 1
+    assert stack.generations == [2, 3]
+    assert stack.get_batch(torch.tensor([0, 19]))[0].flatten(1)[:, 0].tolist() == [2, 3]
