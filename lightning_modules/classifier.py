@@ -49,6 +49,9 @@ class ClassifierModule(LightningModule):
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if pretrained else ((0.5,) * 3, (0.5,) * 3)
         self.register_buffer("mean", torch.tensor(mean[: self.in_chans]).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std[: self.in_chans]).view(1, -1, 1, 1), persistent=False)
+        # uint8 -> normalised in one fused multiply-add: x * 1/(255 std) - mean/std
+        self.register_buffer("uint8_scale", 1.0 / (255.0 * self.std), persistent=False)
+        self.register_buffer("uint8_shift", -self.mean / self.std, persistent=False)
         if linear_probe:
             for p in self.net.parameters():
                 p.requires_grad_(False)
@@ -64,12 +67,15 @@ class ClassifierModule(LightningModule):
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or [0, 1] float) images -> normalised float input of the network's size, on the batch."""
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        is_uint8 = images.dtype == torch.uint8
+        x = images.float()
         if x.shape[1] != self.in_chans:
             x = x.expand(-1, self.in_chans, -1, -1) if x.shape[1] == 1 else x[:, : self.in_chans]
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.input_size)
+        if is_uint8:
+            return torch.addcmul(self.uint8_shift, x, self.uint8_scale)
         return (x - self.mean) / self.std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
