@@ -119,15 +119,13 @@ class QualityGates:
             raise ConfigError(f"quality.fid.num_samples must be >= 2, got {fid.num_samples}")
         if fid.enabled and fid.extractor == "inception":
             FIDScorer("inception", fid.num_samples, inception_weights=fid.inception_weights).check_available()
-        context = FilterContext(generation=1, class_names=loop.dm.source.class_names, previous_classifier=None,
-                                sample_ids=torch.arange(0))
         for filt in self.filters:
             check = getattr(filt, "check_available", None)
             if callable(check):
                 check()
-            if hasattr(filt, "rejected_ids"):  # manual lists: unreadable files surface now
-                for generation in range(1, loop.loop.generations + 1):
-                    filt.validate(FilterContext(generation, context.class_names, None, torch.arange(0)))
+            if hasattr(filt, "rejected_ids"):  # manual lists: unreadable files surface now (ids are checked later,
+                for generation in range(1, loop.loop.generations + 1):  # against each block's samples)
+                    filt.rejected_ids(generation)
 
     def setup(self, loop) -> None:
         self.device = "cuda" if torch.cuda.is_available() and loop.trainer_kwargs.get("accelerator") != "cpu" else "cpu"

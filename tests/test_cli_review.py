@@ -1,0 +1,38 @@
+"""The manual review workflow through the CLI: pause after each block, read the reviewer's reject list, resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_review_pauses_then_drops_exactly_the_listed_ids(tmp_path):
+    run_dir, reviews = tmp_path / "run", tmp_path / "reviews"
+    reviews.mkdir()
+    filters = json.dumps([{"class_path": "callbacks.filters.ManualRejectFilter",
+                           "init_args": {"reject_dir": str(reviews)}}])
+    command = [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" /
+               "tiny_mnist.yaml"), "--loop.run_dir", str(run_dir), "--filters", filters,
+               "--quality.pause_for_review", "true"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+
+    def run() -> subprocess.CompletedProcess:
+        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    first = run()
+    assert "paused for review" in first.stdout and "gen_1.txt" in first.stdout
+    sheets = sorted((run_dir / "gen_01" / "contact_sheets").glob("*.png"))
+    assert sheets and not (run_dir / "results.jsonl").read_text().count("\n") > 1  # only generation 0 so far
+    (reviews / "gen_1.txt").write_text("# rejected after looking at the sheet\n3\n17\n42\n")
+    second = run()
+    assert "paused for review" in second.stdout and "gen_2.txt" in second.stdout
+    (reviews / "gen_2.txt").write_text("")  # nothing to reject
+    run()
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [(r["generation"], r["filter_kept"], r["filter_dropped"]) for r in rows] == [
+        (0, None, None), (1, 97, 3), (2, 100, 0)]
