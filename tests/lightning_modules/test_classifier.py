@@ -76,7 +76,7 @@ def test_dropout_detection_for_mc_dropout():
     assert not has_dropout(ClassifierModule("resnet18", 10, 3, (3, 28, 28)))
 
 
-@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed", "32-true"])
 def test_training_steps_under_mixed_precision_change_the_weights(precision):
     import lightning as L
     from torch.utils.data import DataLoader

@@ -158,3 +158,17 @@ def test_invalid_config_raises_config_error_naming_the_field(overrides, field):
     args = {"num_classes": 4, "image_shape": (3, 28, 28), **TINY, **overrides}
     with pytest.raises(ConfigError, match=rf"model\.init_args\.{field}"):
         ConditionalDCGAN(**args)
+
+
+def test_fp16_mixed_precision_gan_step_under_manual_optimisation_updates_both_networks():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (32, 3, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(32) % 10
+    gan = ConditionalDCGAN(num_classes=10, image_shape=(3, 28, 28), latent_dim=16, base_channels=8)
+    before = {k: v.clone() for k, v in gan.state_dict().items() if v.is_floating_point()}
+    trainer = L.Trainer(accelerator="cpu", precision="16-mixed", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(gan, DataLoader(TensorDataset(images, labels, labels % 3), batch_size=16))
+    changed = {k.split(".")[0] for k, v in gan.state_dict().items() if k in before and not torch.equal(v, before[k])}
+    assert {"generator", "discriminator"} <= changed
+    assert torch.isfinite(trainer.callback_metrics["d_loss"]) and torch.isfinite(trainer.callback_metrics["g_loss"])
