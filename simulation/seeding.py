@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
-import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -15,14 +17,25 @@ def stage_seed(seed: int, generation: int, stage: str) -> int:
 
 
 class EpochSeeder(Callback):
-    """Reseed all RNGs at the start of every epoch from (stage seed, epoch).
+    """Reseed every RNG before every training step from (stage seed, epoch, batch index).
 
-    Lightning checkpoints do not carry RNG states; reseeding per epoch makes a stage resumed from its last
-    end-of-epoch checkpoint draw exactly the same random numbers as an uninterrupted one.
+    Lightning checkpoints do not carry RNG states, and the order in which Lightning draws random numbers around
+    an epoch start (e.g. a DataLoader iterator's base seed) differs between a fresh epoch and the first epoch of a
+    resumed fit. Seeding each step from its position makes dropout, noise and augmentation a pure function of
+    (seed, epoch, step), so a stage resumed from a checkpoint computes exactly what an uninterrupted one does.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
+    def _reseed(self, epoch: int, batch_idx: int) -> None:
+        value = (self.seed + 7919 * epoch + 104_729 * (batch_idx + 1)) & 0x7FFFFFFF
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)  # all devices
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        L.seed_everything((self.seed + 7919 * trainer.current_epoch) & 0x7FFFFFFF, workers=True, verbose=False)
+        self._reseed(trainer.current_epoch, -1)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._reseed(trainer.current_epoch, batch_idx)
