@@ -22,6 +22,27 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
+def process_group_ready() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def wait_for_stage(state_path: Path, stage: str, timeout_s: float = 24 * 3600.0) -> None:
+    """Wait (by polling the state file) until rank 0 has recorded ``stage``.
+
+    Used where ranks started together (SLURM, torchrun) must wait for rank-0-only work before any Trainer has set
+    up the process group, so a collective barrier is not available yet (e.g. the first stage of a resumed run).
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if stage in json.loads(state_path.read_text()).get("completed", []):
+                return
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"rank {global_rank()} waited {timeout_s:.0f} s for rank 0 to finish stage {stage}")
+
+
 def barrier() -> None:
     """Synchronise ranks between stages (a no-op in a single process or before the process group exists)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -30,7 +30,14 @@ from lightning_modules.classifier import ClassifierModule
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.networks.registry import get_arch, pretrained_weights_file
 from simulation.config import ClassifierConfig, LoopConfig
-from simulation.distributed import barrier, is_rank_zero, launch_id, wait_for_state
+from simulation.distributed import (
+    barrier,
+    is_rank_zero,
+    launch_id,
+    process_group_ready,
+    wait_for_stage,
+    wait_for_state,
+)
 from simulation.errors import ConfigError
 from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.seeding import EpochSeeder, stage_seed
@@ -183,7 +190,14 @@ class SimulationLoop:
     def _finish(self, key: str, row: dict | None = None, **extra) -> None:
         if is_rank_zero():
             self.run_dir.mark_done(key, row, **extra)
-        barrier()
+        self._sync_stage(key)
+
+    def _sync_stage(self, key: str) -> None:
+        """After rank 0 recorded ``key``: every rank continues from the same state."""
+        if process_group_ready():
+            barrier()
+        elif not is_rank_zero():  # ranks started together, before any Trainer made the process group
+            wait_for_stage(self.run_dir.state_path, key)
         if not is_rank_zero():
             self.run_dir.load()
 
@@ -303,8 +317,7 @@ class SimulationLoop:
                     self.stack.push(images, labels, generation, scores=scores)
                 blocks = {**self.run_dir.state.get("blocks", {}), str(generation): report}
                 self.run_dir.mark_done(key_push, stack=self.stack.manifest, blocks=blocks)
-            barrier()
-            self.run_dir.load()
+            self._sync_stage(key_push)
         # every rank sees exactly the stack recorded in the state (checksums were verified when the run started and
         # the new block was written by this run: no need to hash millions of images again)
         self.stack = SyntheticStack(self.run_dir.path / "stack", self.stack_capacity, verify=False)

@@ -52,3 +52,30 @@ def test_two_process_ddp_loop_through_the_cli(tmp_path):
     shards = sorted(p.name for p in (run_dir / "gen_01" / "shards").iterdir())
     assert shards == ["shard_rank000.safetensors", "shard_rank001.safetensors"]  # generation split across ranks
     assert proc.stdout.count("[genbias] done") == 1
+
+
+def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(tmp_path):
+    """torchrun (like srun) starts every rank at once: before any Trainer has made the process group, the other
+    ranks must wait for rank 0's push stage (filters, FID, stack) instead of racing ahead on the old stack."""
+    import signal
+
+    run_dir = tmp_path / "run"
+    config = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "fit", "--config", config, "--loop.run_dir",
+                             str(run_dir)], cwd=ROOT, env={**env(), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # stop it inside generation 1's push stage (rank-0-only work)
+        if "FID generation 1:" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["completed"][-1] == "g1/generate"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         str(ROOT / "cli.py"), "fit", "--config", config, "--loop.run_dir", str(run_dir), "--trainer.devices", "2",
+         "--trainer.strategy", "ddp"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [(r["generation"], r["n_synthetic"], r["stack_generations"]) for r in rows] == [
+        (0, 0, []), (1, 400, [1]), (2, 400, [2])]
