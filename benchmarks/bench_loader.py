@@ -58,7 +58,7 @@ class InMemorySource(RealDataSource):
 
 
 def build_datamodule(stack_dir: str, n_real: int, block: int, batch_size: int) -> GenerationalDataModule:
-    stack = SyntheticStack(stack_dir, capacity=3 * block)
+    stack = SyntheticStack(stack_dir, max_generations=3)
     for generation in (1, 2, 3):
         g = torch.Generator().manual_seed(100 + generation)
         stack.push(torch.randint(0, 256, (block, *IMAGE_SHAPE), dtype=torch.uint8, generator=g),

@@ -45,7 +45,7 @@ def read_child(root: str, capacity: int, batches: int, batch_size: int) -> None:
 
     after_import = {f"{f.lower()}_after_import_kib": proc_status_kib(f) for f in ("VmHWM", "RssAnon", "RssFile")}
     start = time.perf_counter()
-    stack = SyntheticStack(root, capacity)
+    stack = SyntheticStack(root, max_generations=None, max_samples=capacity)
     open_s = time.perf_counter() - start
     g = torch.Generator().manual_seed(0)
     checksum = 0
@@ -64,7 +64,7 @@ def read_child(root: str, capacity: int, batches: int, batch_size: int) -> None:
 def push_blocks(root: str, n: int, block: int) -> float:
     from datamodules.stack import SyntheticStack
 
-    stack = SyntheticStack(root, capacity=n)
+    stack = SyntheticStack(root, max_generations=None, max_samples=n)
     rng = np.random.default_rng(0)
     seconds = 0.0
     for generation, first in enumerate(range(0, n, block), start=1):

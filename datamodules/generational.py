@@ -13,7 +13,9 @@ from datamodules.mixing import (
     MixedEpochSampler,
     MixedTrainSet,
     collate_batch,
+    realised_share,
     synthetic_per_epoch,
+    synthetic_reuse,
 )
 from simulation.errors import ConfigError
 
@@ -36,8 +38,13 @@ class GenerationalDataModule(L.LightningDataModule):
 
     Args:
         source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet).
-        synthetic_share: p in [0, 1): the synthetic share of every training epoch.
-        stack_capacity: D, the FIFO stack capacity in samples (None: 3 blocks, the paper's setting).
+        synthetic_share: p in [0, 1): the target synthetic share of every training epoch. An epoch uses
+            min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
+            stack is large enough and until then the whole stack is used.
+        oversample: always use round(p / (1 - p) * N_real) synthetic samples per epoch, drawing with replacement
+            while the stack is smaller (a fixed share from generation 1, at the cost of repeated images).
+        stack_capacity: an optional sample budget of the FIFO stack on top of ``loop.stack_generations``: the
+            oldest whole generations are evicted while the stack would hold more samples (None: no budget).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and generation.
         num_workers: DataLoader workers (0 is fastest for in-memory data; use workers for Hard ImageNet decoding).
@@ -49,6 +56,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self,
         source: RealDataSource,
         synthetic_share: float = 0.5,
+        oversample: bool = False,
         stack_capacity: int | None = None,
         batch_size: int = 128,
         eval_batch_size: int = 512,
@@ -59,6 +67,7 @@ class GenerationalDataModule(L.LightningDataModule):
         super().__init__()
         self.source = source
         self.synthetic_share = float(synthetic_share)
+        self.oversample = bool(oversample)
         self.stack_capacity = stack_capacity
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -105,7 +114,17 @@ class GenerationalDataModule(L.LightningDataModule):
 
     @property
     def n_synthetic(self) -> int:
-        return synthetic_per_epoch(self.n_real, self.synthetic_share, self.stack_size)
+        return synthetic_per_epoch(self.n_real, self.synthetic_share, self.stack_size, self.oversample)
+
+    @property
+    def realised_share(self) -> float:
+        """The synthetic share of an epoch as it is (below p while the stack is smaller than the target)."""
+        return realised_share(self.n_real, self.n_synthetic)
+
+    @property
+    def synthetic_reuse(self) -> float:
+        """Draws per stack sample per epoch (<= 1 unless ``oversample``)."""
+        return synthetic_reuse(self.n_synthetic, self.stack_size)
 
     def real_train_labels(self) -> torch.Tensor:
         train = self.prepare()["train"]

@@ -1,7 +1,10 @@
 """Real + synthetic mixing at synthetic share p (DESIGN.md section 3) as a dataset and an epoch sampler.
 
-An epoch visits every real training sample once plus ``round(p / (1 - p) * N_real)`` synthetic samples drawn
-uniformly from the stack, without replacement while the stack is large enough (with replacement beyond that).
+An epoch visits every real training sample once plus ``min(round(p / (1 - p) * N_real), stack size)`` synthetic
+samples drawn uniformly from the stack without replacement: no generated image is seen twice in an epoch, and while
+the stack is smaller than the target the whole stack is used (the training set grows with the stack until the share
+p is reached: the paper's "data explosion", bounded by the FIFO). With ``oversample`` the target is always met,
+every stack sample once and the rest drawn with replacement.
 Batches are fetched whole through ``__getitems__`` (one tensor gather per batch, no per-sample Python work).
 """
 
@@ -13,11 +16,26 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 
-def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int) -> int:
-    """Number of synthetic samples per epoch: round(p / (1 - p) * N_real), 0 for p = 0 or an empty stack."""
+def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int, oversample: bool = False) -> int:
+    """Synthetic samples per epoch: round(p / (1 - p) * N_real), capped at the stack size unless ``oversample``.
+
+    0 for p = 0 or an empty stack.
+    """
     if synthetic_share <= 0 or stack_size == 0:
         return 0
-    return int(round(synthetic_share / (1.0 - synthetic_share) * n_real))
+    target = int(round(synthetic_share / (1.0 - synthetic_share) * n_real))
+    return target if oversample else min(target, stack_size)
+
+
+def realised_share(n_real: int, n_synthetic: int) -> float:
+    """The synthetic share an epoch actually has: n_synthetic / (n_real + n_synthetic)."""
+    total = n_real + n_synthetic
+    return n_synthetic / total if total else 0.0
+
+
+def synthetic_reuse(n_synthetic: int, stack_size: int) -> float:
+    """Draws per stack sample per epoch (<= 1 unless oversampling); 0 for an empty stack."""
+    return n_synthetic / stack_size if stack_size else 0.0
 
 
 def fetch_batch(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

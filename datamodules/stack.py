@@ -31,7 +31,7 @@ from simulation.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 _CHUNK_BYTES = 8 * 1024 * 1024
 _TEMP_PREFIX = ".tmp-"
 #: names this class owns inside ``root``; only these are ever deleted as strays
@@ -118,23 +118,32 @@ def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
 #: stacks up to this size are held in memory once read (see ``images_in_memory``); larger ones are read with pread
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
 
+def _check_limit(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"stack {what} must be a positive integer or None (no limit), got {value!r}")
+    return int(value)
+
+
 class SyntheticStack(Dataset):
-    """Generated blocks held oldest first; a push evicts whole oldest blocks until the total fits ``capacity``.
+    """Generated blocks held oldest first: the last ``max_generations`` pushed blocks, whatever their sizes.
+
+    A push evicts whole oldest blocks while more than ``max_generations`` blocks would be held (the paper's queue
+    of capacity D/S = 3 generations) or, when ``max_samples`` is set, while the total would exceed that sample
+    budget. ``None`` means no limit of that kind.
 
     Samples are ``(image uint8 (C, H, W), label int)``. Images are read through memory maps opened lazily in
     each process (workers included), so the object pickles cheaply; labels live in RAM for the mixer's statistics.
     """
 
-    def __init__(self, root: str | os.PathLike, capacity: int, *, verify: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike, max_generations: int | None, max_samples: int | None = None, *,
+                 verify: bool = True) -> None:
         """Open (or create) the stack at ``root``; ``verify=False`` skips the checksums (e.g. on non-zero DDP ranks
         after rank 0 has verified), since hashing a stack of millions of images takes a while."""
-        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-            raise ConfigError(
-                f"stack capacity must be a positive number of samples, got {capacity!r}: "
-                "set it to at least the samples generated per generation (the paper keeps 3 generations, D = 3*S)"
-            )
         self.root = Path(root)
-        self.capacity = int(capacity)
+        self.max_generations = _check_limit(max_generations, "max_generations (the number of generations kept)")
+        self.max_samples = _check_limit(max_samples, "max_samples (the sample budget)")
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"stack root {self.root} exists and is not a directory: choose another path")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -152,7 +161,7 @@ class SyntheticStack(Dataset):
         return self.root / MANIFEST_NAME
 
     def _open(self, verify: bool) -> None:
-        """Load and verify what the manifest lists; shrink to ``capacity`` if the stack was reopened smaller."""
+        """Load and verify what the manifest lists; evict down to the limits if reopened with smaller ones."""
         if not self.manifest_path.exists():
             return
         try:
@@ -179,14 +188,16 @@ class SyntheticStack(Dataset):
                 f"stack manifest {self.manifest_path} lists blocks of different image shapes {sorted(shapes)}: "
                 f"delete {self.root} to start the stack empty"
             )
-        if len(self) > self.capacity:
-            held = len(self)
-            evicted = self._evict_to_fit(0)
+        if self._over_limit(0, 0):
+            held = (len(self._blocks), len(self))
+            evicted = self._evict_to_fit(0, 0)
             log.warning(
-                "synthetic stack at %s holds %d samples, more than its capacity %d: evicted oldest generations %s",
+                "synthetic stack at %s holds %d generations (%d samples), more than its limits (%s generations, %s "
+                "samples): evicted oldest generations %s",
                 self.root,
-                held,
-                self.capacity,
+                *held,
+                self.max_generations,
+                self.max_samples,
                 [block["generation"] for block in evicted],
             )
             self._write_manifest()
@@ -235,7 +246,7 @@ class SyntheticStack(Dataset):
         generation: int,
         scores: torch.Tensor | np.ndarray | None = None,
     ) -> None:
-        """Add one generation's block, evicting whole oldest blocks while the total would exceed ``capacity``."""
+        """Add one generation's block, evicting whole oldest blocks while the limits would be exceeded."""
         generation = int(generation)
         image_array = np.ascontiguousarray(_as_numpy(images))
         label_array = _as_numpy(labels)
@@ -260,10 +271,10 @@ class SyntheticStack(Dataset):
             raise ValueError(
                 f"block images have shape {tuple(image_array.shape[1:])} but the stack holds {self.image_shape}"
             )
-        if count > self.capacity:
+        if self.max_samples is not None and count > self.max_samples:
             raise ConfigError(
-                f"generation {generation} has {count} samples, more than the stack capacity {self.capacity}: "
-                f"raise the capacity to at least {count} (the paper uses 3x the samples per generation) "
+                f"generation {generation} has {count} samples, more than the stack's sample budget {self.max_samples}: "
+                f"raise data.stack_capacity to at least {count}, unset it (keep whole generations only) "
                 "or generate fewer samples per generation"
             )
 
@@ -277,7 +288,7 @@ class SyntheticStack(Dataset):
             files[kind] = {"name": name, "sha256": checksum}
         block = {"generation": generation, "count": count, "shape": list(image_array.shape[1:]), "files": files}
 
-        evicted = self._evict_to_fit(count)
+        evicted = self._evict_to_fit(1, count)
         self._blocks.append(block)
         self._block_labels.append(arrays["labels"])
         self._block_scores.append(score_array)
@@ -300,10 +311,15 @@ class SyntheticStack(Dataset):
         self._delete_block_files(evicted)
         self._remove_strays()
 
-    def _evict_to_fit(self, incoming: int) -> list[dict[str, Any]]:
-        """Drop oldest blocks from memory until ``incoming`` more samples fit; the caller deletes their files."""
+    def _over_limit(self, incoming_blocks: int, incoming_samples: int) -> bool:
+        too_many = self.max_generations is not None and len(self._blocks) + incoming_blocks > self.max_generations
+        too_large = self.max_samples is not None and len(self) + incoming_samples > self.max_samples
+        return too_many or too_large
+
+    def _evict_to_fit(self, incoming_blocks: int, incoming_samples: int) -> list[dict[str, Any]]:
+        """Drop oldest blocks from memory until the incoming block fits the limits; the caller deletes their files."""
         evicted = []
-        while self._blocks and len(self) + incoming > self.capacity:
+        while self._blocks and self._over_limit(incoming_blocks, incoming_samples):
             block = self._blocks.pop(0)
             self._block_labels.pop(0)
             self._block_scores.pop(0)
@@ -335,7 +351,8 @@ class SyntheticStack(Dataset):
     @property
     def manifest(self) -> dict[str, Any]:
         """A JSON-serialisable description of the blocks, oldest first (saved in the run state)."""
-        return {"version": MANIFEST_VERSION, "capacity": self.capacity, "blocks": copy.deepcopy(self._blocks)}
+        return {"version": MANIFEST_VERSION, "max_generations": self.max_generations, "max_samples": self.max_samples,
+                "blocks": copy.deepcopy(self._blocks)}
 
     @property
     def generations(self) -> list[int]:
@@ -468,6 +485,7 @@ class SyntheticStack(Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"SyntheticStack(root={str(self.root)!r}, capacity={self.capacity}, samples={len(self)}, "
+            f"SyntheticStack(root={str(self.root)!r}, max_generations={self.max_generations}, "
+            f"max_samples={self.max_samples}, samples={len(self)}, "
             f"generations={self.generations})"
         )

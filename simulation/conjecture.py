@@ -34,6 +34,12 @@ BOOTSTRAP_NOTE = ("Confidence intervals: percentile bootstrap over seeds only (s
                   f"{N_RESAMPLES} resamples, numpy seed {BOOTSTRAP_SEED}); per-sample test predictions are not stored "
                   "in results.jsonl, so test-set sampling noise within a seed is not included.")
 
+U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 reference classifier assigns to the "
+            "requested class. u_t = within each class, the total-variation distance between the block's subgroup "
+            "distribution and the real training data's, averaged over classes weighted by block counts (0 = the "
+            "real per-class subgroup mix; unsigned: the state's majority_gain says whether the generator "
+            "over-produces (+) or evens out (-) each class's majority subgroup).")
+
 # measure name -> how it is read from a result row; CIFAR-20/100 uses the per-class MEO (section 3.3 of DESIGN.md)
 MEASURE_DESCRIPTIONS = {
     "1-meo": "1 - MEO (eq. 2), subgroups pooled over classes",
@@ -349,6 +355,8 @@ def conjecture_markdown(results: list[ClassifierConjecture]) -> str:
         "combinations are c0, c1, c2 and c1/c0 = delta_Q / (1 + delta_D), c2/c0 = delta_U / (1 + delta_D). "
         "q_t and u_t come from the block generated for generation t+1 (the data that moves the classifier from "
         "generation t to t+1); the u term is dropped where u_t is unavailable (e.g. Hard ImageNet).",
+        "",
+        U_T_NOTE,
         "",
     ]
     if not results:

@@ -84,11 +84,10 @@ class SimulationLoop:
         self.stack: SyntheticStack | None = None
 
     # ============================================================================================ validation
-    @property
-    def stack_capacity(self) -> int:
-        if self.dm.stack_capacity is not None:
-            return int(self.dm.stack_capacity)
-        return int(self.loop.stack_generations) * int(self.loop.samples_per_generation)
+    def _open_stack(self, verify: bool = True) -> SyntheticStack:
+        """The FIFO stack: the last ``loop.stack_generations`` blocks, within ``data.stack_capacity`` samples if set."""
+        return SyntheticStack(self.run_dir.path / "stack", self.loop.stack_generations, self.dm.stack_capacity,
+                              verify=verify)
 
     def validate(self) -> str:
         """Check everything a user can get wrong, before any work; returns the run-directory mode.
@@ -138,11 +137,15 @@ class SimulationLoop:
             raise ConfigError(f"loop.samples_per_generation must be > 0, got {loop.samples_per_generation}")
         if loop.generator_epochs <= 0:
             raise ConfigError(f"loop.generator_epochs must be > 0, got {loop.generator_epochs}")
-        if self.stack_capacity < loop.samples_per_generation:
+        if loop.stack_generations < 1:
+            raise ConfigError(f"loop.stack_generations must be >= 1 (the number of generations the FIFO stack keeps; "
+                              f"the paper keeps 3), got {loop.stack_generations}")
+        budget = self.dm.stack_capacity
+        if budget is not None and budget < loop.samples_per_generation:
             raise ConfigError(
-                f"stack capacity {self.stack_capacity} is smaller than one generation's block "
-                f"({loop.samples_per_generation} samples): raise data.stack_capacity (or loop.stack_generations) "
-                "or lower loop.samples_per_generation"
+                f"data.stack_capacity {budget} is smaller than one generation's block "
+                f"({loop.samples_per_generation} samples): raise data.stack_capacity, unset it (the stack then keeps "
+                "loop.stack_generations whole generations) or lower loop.samples_per_generation"
             )
         if self.generator_template is None:
             raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "
@@ -233,7 +236,7 @@ class SimulationLoop:
         if is_rank_zero() and mode == "resume" and self.run_dir.state["completed"]:
             print(f"[genbias] resuming {self.run_dir.path}: {len(self.run_dir.state['completed'])} stages done",
                   flush=True)
-        self.stack = SyntheticStack(self.run_dir.path / "stack", self.stack_capacity)
+        self.stack = self._open_stack()
         self.dm.prepare()
         self.dm.attach_stack(self.stack)
         if self.quality is not None:
@@ -320,7 +323,7 @@ class SimulationLoop:
             self._sync_stage(key_push)
         # every rank sees exactly the stack recorded in the state (checksums were verified when the run started and
         # the new block was written by this run: no need to hash millions of images again)
-        self.stack = SyntheticStack(self.run_dir.path / "stack", self.stack_capacity, verify=False)
+        self.stack = self._open_stack(verify=False)
         self.dm.attach_stack(self.stack)
         self._progress(generation, f"stack holds generations {self.stack.generations} ({len(self.stack)} samples)")
 
@@ -370,7 +373,9 @@ class SimulationLoop:
             "arch": clf.arch,
             "seed": self.seed,
             "dataset": src.name,
-            "synthetic_share": self.dm.synthetic_share,
+            "target_share": self.dm.synthetic_share,
+            "synthetic_share": self.dm.realised_share,
+            "synthetic_reuse": self.dm.synthetic_reuse,
             # without known subgroups (Hard ImageNet) only accuracy is meaningful
             **{k: (_scalar(metrics[k]) if src.num_groups or k == "acc" else None) for k in METRIC_KEYS},
             "acc_rank": [_scalar(v) for v in metrics["acc_rank"]] if src.num_groups else [],

@@ -26,6 +26,7 @@ from callbacks.contact_sheet import make_grid_image, save_contact_sheets
 from callbacks.fid import FIDScorer, find_inception_weights
 from callbacks.filters import FilterContext, SampleFilter, apply_filters
 from lightning_modules.classifier import ClassifierModule
+from metrics.block_statistics import imbalance_u, majority_gain, quality_q, subgroup_counts
 from simulation.errors import ConfigError
 from simulation.seeding import stage_seed
 from simulation.subgroup_oracle import OracleConfig, fine_class_oracle
@@ -91,11 +92,6 @@ def load_classifier(checkpoint: str, device: str = "cpu") -> ClassifierModule:
     return model.eval().to(device)
 
 
-def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
-    p, q = p.double() / p.sum(), q.double() / q.sum()
-    return float(0.5 * (p - q).abs().sum())
-
-
 class QualityGates:
     def __init__(self, config: QualityConfig, filters: list[SampleFilter]) -> None:
         self.config = config
@@ -151,12 +147,11 @@ class QualityGates:
         return self._fid
 
     @torch.no_grad()
-    def _quality_q(self, reference: ClassifierModule, images: torch.Tensor, labels: torch.Tensor) -> float:
-        correct = 0
-        for start in range(0, len(images), 512):
-            logits = reference(images[start : start + 512].to(self.device))
-            correct += int((logits.argmax(1).cpu() == labels[start : start + 512]).sum())
-        return correct / max(len(images), 1)
+    def _predicted(self, reference: ClassifierModule, images: torch.Tensor) -> torch.Tensor:
+        """The reference classifier's predicted class of every image."""
+        predicted = [reference(images[start : start + 512].to(self.device)).argmax(1).cpu()
+                     for start in range(0, len(images), 512)]
+        return torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.long)
 
     def _subgroup_oracle(self, loop):
         """``(images, labels) -> subgroups``: the dataset's pixel-level oracle, or a learned fine-class one."""
@@ -174,19 +169,24 @@ class QualityGates:
                                              str(loop.trainer_kwargs.get("accelerator", "cpu")))
         return self._oracle
 
-    def _imbalance_u(self, loop, images: torch.Tensor, labels: torch.Tensor) -> float | None:
+    def _block_statistics(self, loop, images: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
+                          predicted: torch.Tensor) -> dict:
+        """q_t of the raw and the kept block; u_t and majority_gain (raw and kept) where subgroups can be read."""
+        stats = {"quality_q": quality_q(predicted, labels), "quality_q_kept": quality_q(predicted[keep], labels[keep]),
+                 "imbalance_u": None, "imbalance_u_kept": None, "majority_gain": None, "majority_gain_kept": None}
         source = loop.dm.source
         oracle = self._subgroup_oracle(loop)
         if oracle is None:
-            return None
+            return stats
         groups = oracle(images, labels)
-        groups = groups[groups >= 0]
-        real = loop.dm.prepare()["train"].groups
-        real = real[real >= 0]
-        if len(groups) == 0 or len(real) == 0:
-            return None
-        G = source.num_groups
-        return total_variation(torch.bincount(groups, minlength=G), torch.bincount(real, minlength=G))
+        real = loop.dm.prepare()["train"]
+        L, G = source.num_classes, source.num_groups
+        real_counts = subgroup_counts(real.labels, real.groups, L, G)
+        for suffix, mask in (("", torch.ones_like(keep)), ("_kept", keep)):
+            block_counts = subgroup_counts(labels[mask], groups[mask], L, G)
+            stats[f"imbalance_u{suffix}"] = imbalance_u(block_counts, real_counts)
+            stats[f"majority_gain{suffix}"] = majority_gain(block_counts, real_counts)
+        return stats
 
     # ------------------------------------------------------------------------------------------- the block
     def process_block(self, loop, generation: int, images: torch.Tensor, labels: torch.Tensor):
@@ -215,13 +215,13 @@ class QualityGates:
             row = {**{g: f for g, f in earlier.items() if f is not None}, generation: report["fid"]}
             print("[genbias] FID by generation (Table 1): " + " | ".join(
                 f"{g}: {row[g]:.2f}" for g in sorted(row)), flush=True)
-        report["quality_q"] = self._quality_q(reference, images, labels)
-        report["imbalance_u"] = self._imbalance_u(loop, images, labels)
+        predicted = self._predicted(reference, images)
         previous = load_classifier(self._checkpoint(loop, generation - 1, self.filter_name), self.device)
         context = FilterContext(generation=generation, class_names=source.class_names, previous_classifier=previous,
                                 sample_ids=sample_ids, device=self.device, block_dir=str(gen_dir))
         keep, filter_report = apply_filters(self.filters, images, labels, context)
         report.update(filter_report)
+        report.update(self._block_statistics(loop, images, labels, keep, predicted))
         kept_images, kept_labels = images[keep], labels[keep]
         grid = make_grid_image(kept_images, kept_labels, source.num_classes, per_class=self.config.sheet_per_class)
         save_png(grid, gen_dir / "samples.png")
@@ -231,5 +231,6 @@ class QualityGates:
 
     def row_extras(self, loop, generation: int, model) -> dict:
         block = (loop.run_dir.state.get("blocks") or {}).get(str(generation), {})
-        keys = ("fid", "filter_kept", "filter_dropped", "quality_q", "imbalance_u")
+        keys = ("fid", "filter_kept", "filter_dropped", "quality_q", "quality_q_kept", "imbalance_u",
+                "imbalance_u_kept", "majority_gain", "majority_gain_kept")
         return {k: block.get(k) for k in keys}

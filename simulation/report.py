@@ -263,7 +263,8 @@ def row_metrics(row: dict) -> dict[str, float | None]:
     for prefix in ("ablation_acc", "ablation_drop"):
         for kind, v in (row.get(prefix) or {}).items():
             values[f"{prefix}.{kind}"] = v
-    for k in ("quality_q", "imbalance_u", "filter_kept", "filter_dropped"):
+    for k in ("quality_q", "quality_q_kept", "imbalance_u", "imbalance_u_kept", "majority_gain", "majority_gain_kept",
+              "synthetic_share", "synthetic_reuse", "filter_kept", "filter_dropped"):
         if row.get(k) is not None:
             values[k] = row[k]
     return values

@@ -16,7 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from simulation.run_directory import RunDirectory
 
-SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "fid", "filter_kept", "filter_dropped")
+SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "synthetic_share", "synthetic_reuse",
+           "fid", "filter_kept", "filter_dropped", "quality_q", "quality_q_kept", "imbalance_u", "majority_gain")
 
 
 def save_png(grid: torch.Tensor, path: Path) -> None:

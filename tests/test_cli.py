@@ -44,14 +44,19 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
         assert len(row["acc_rank"]) == 3 and row["acc_rank"] == sorted(row["acc_rank"])
         assert abs(row["md"] - (max(row["acc_rank"]) - min(row["acc_rank"]))) < 1.0  # both in [0, 1]
         assert row["n_real"] == 400 and row["wall_s"] > 0
-    # generation 0 is real data only; later generations mix the stack at p = 0.5: 400 synthetic per epoch
+    # generation 0 is real data only
     assert (rows[0]["n_synthetic"], rows[0]["stack_size"], rows[0]["stack_generations"]) == (0, 0, [])
-    # capacity = 1 block of 100: FIFO keeps only the newest generation, 90 after the 10% uncertainty filter
+    assert (rows[0]["synthetic_share"], rows[0]["synthetic_reuse"], rows[0]["target_share"]) == (0.0, 0.0, 0.5)
+    # the stack keeps 1 generation: 90 samples after the 10% filter, smaller than p = 0.5's target of 400 per
+    # epoch, so every epoch uses the whole stack once (realised share 90 / 490, each stack sample drawn once)
     assert [(r["n_synthetic"], r["stack_size"], r["stack_generations"]) for r in rows[1:]] == [
-        (400, 90, [1]), (400, 90, [2])]
+        (90, 90, [1]), (90, 90, [2])]
     for row in rows[1:]:
+        assert row["synthetic_share"] == pytest.approx(90 / 490) and row["synthetic_reuse"] == 1.0
         assert (row["filter_kept"], row["filter_dropped"]) == (90, 10)
         assert row["fid"] > 0 and 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
+        assert 0 <= row["quality_q_kept"] <= 1 and 0 <= row["imbalance_u_kept"] <= 1
+        assert -1 <= row["majority_gain"] <= 1 and -1 <= row["majority_gain_kept"] <= 1
     assert rows[0].get("fid") is None
     assert "FID generation 1:" in proc.stdout and "filters kept 90/100 samples of generation 2" in proc.stdout
     assert f"FID by generation (Table 1): 1: {rows[1]['fid']:.2f} | 2: {rows[2]['fid']:.2f}" in proc.stdout
@@ -127,6 +132,7 @@ BAD_INPUTS = [
     (["--classifiers", '[{"arch": "tiny_cnn", "max_epochs": 0}]'], "max_epochs must be > 0"),
     (["--data.synthetic_share", "1.0"], "synthetic_share (p) must be in [0, 1)"),
     (["--data.stack_capacity", "50"], "smaller than one generation's block"),
+    (["--loop.stack_generations", "0"], "loop.stack_generations must be >= 1"),
     (["--loop.generations", "-1"], "loop.generations must be >= 0"),
     (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from callbacks.fairness import subgroup_metrics
 from datamodules.base import ImageSplit
 from datamodules.colored_mnist import (
     ColoredMNIST,
     balanced_colors,
+    biased_color_probs,
     color_oracle,
     colorize,
-    default_biased_color_probs,
     draw_colors,
     stratified_split,
 )
@@ -114,27 +115,59 @@ def test_unbiased_colours_roughly_uniform_per_class(unbiased):
     assert (shares - 1 / 3).abs().max() < 0.1, shares
 
 
-def test_biased_default_probs_shape():
-    probs = default_biased_color_probs()
-    assert probs.shape == (10, 3)
+def test_biased_probs_shared_and_per_class():
+    shared = biased_color_probs()
+    assert shared.shape == (10, 3)
+    assert torch.equal(shared, torch.tensor([[0.8, 0.15, 0.05]] * 10, dtype=torch.float64))
+    rotating = biased_color_probs(kind="per_class")
     for c in range(10):
-        assert probs[c, c % 3] == 0.8 and probs[c, (c + 1) % 3] == 0.15 and probs[c, (c + 2) % 3] == 0.05
-    assert torch.allclose(probs.sum(1), torch.ones(10, dtype=probs.dtype))
+        assert rotating[c, c % 3] == 0.8 and rotating[c, (c + 1) % 3] == 0.15 and rotating[c, (c + 2) % 3] == 0.05
+    assert torch.allclose(rotating.sum(1), torch.ones(10, dtype=rotating.dtype))
 
 
-def test_biased_colour_shares_follow_probs(biased):
-    expected = default_biased_color_probs()
+def test_biased_default_is_one_colour_distribution_for_every_digit(biased):
     shares = _cell_counts(biased["train"]).double() / 350
-    assert (shares - expected).abs().max() < 0.06, shares
+    assert (shares - torch.tensor([0.8, 0.15, 0.05], dtype=torch.float64)).abs().max() < 0.06, shares
     val_shares = _cell_counts(biased["val"]).double() / 50
-    assert (val_shares.argmax(1) == torch.arange(10) % 3).all()  # validation follows the same bias
+    assert (val_shares.argmax(1) == 0).all()  # validation follows the same bias: red is every digit's majority
+
+
+def test_per_class_bias_rotates_the_majority_colour():
+    train = ColoredMNIST(biased=True, bias="per_class", seed=3).load()["train"]
+    shares = _cell_counts(train).double() / 350
+    assert (shares - biased_color_probs(kind="per_class")).abs().max() < 0.06, shares
 
 
 def test_custom_color_probs_honoured():
-    probs = [[0.0, 0.0, 1.0]] + [[1.0, 0.0, 0.0]] * 9
-    train = ColoredMNIST(biased=True, color_probs=probs, seed=0).load()["train"]
+    shared = ColoredMNIST(biased=True, color_probs=[0.0, 0.0, 1.0], seed=0).load()["train"]
+    assert (shared.groups == 2).all()
+    table = [[0.0, 0.0, 1.0]] + [[1.0, 0.0, 0.0]] * 9
+    train = ColoredMNIST(biased=True, bias="per_class", color_probs=table, seed=0).load()["train"]
     assert (train.groups[train.labels == 0] == 2).all()
     assert (train.groups[train.labels != 0] == 0).all()
+
+
+def _shortcut_md(bias: str) -> float:
+    """Pooled MD of a colour-shortcut classifier on the colour-balanced test set, through the project's metrics.
+
+    The classifier is right on 99% of a digit's majority training colour and on 70% of its other colours.
+    """
+    source = ColoredMNIST(biased=True, bias=bias, seed=0)
+    test = source.load()["test"]
+    majority = source.train_color_probs().argmax(1)
+    correct = torch.zeros(len(test.labels), dtype=torch.bool)
+    for c in range(10):
+        for g in range(3):
+            cell = torch.nonzero((test.labels == c) & (test.groups == g)).flatten()
+            rate = 0.99 if g == int(majority[c]) else 0.70
+            correct[cell[: round(rate * len(cell))]] = True
+    predictions = torch.where(correct, test.labels, (test.labels + 1) % 10)
+    return float(subgroup_metrics(predictions, test.labels, test.groups, 10, 3)["md"])
+
+
+def test_pooled_metrics_see_the_default_colour_bias():
+    assert _shortcut_md("shared") >= 0.25
+    assert _shortcut_md("per_class") < 0.1  # the rotating variant averages the shortcut out of pooled metrics
 
 
 @pytest.mark.parametrize("is_biased", [False, True])
@@ -225,10 +258,16 @@ def test_color_oracle_on_dataset(unbiased):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"biased": True, "color_probs": [[1.0, 0.0, 0.0]] * 9}, "10 rows"),
-        ({"biased": True, "color_probs": [[0.5, 0.5]] * 10}, "10 rows"),
-        ({"biased": True, "color_probs": [[1.0, 0.0, 0.0]] * 4 + [[0.5, 0.4, 0.0]] + [[1.0, 0.0, 0.0]] * 5}, "row 4"),
-        ({"biased": True, "color_probs": [[1.0, 0.0, 0.0]] * 7 + [[1.2, -0.2, 0.0]] + [[1.0, 0.0, 0.0]] * 2}, "row 7"),
+        ({"biased": True, "bias": "per_class", "color_probs": [[1.0, 0.0, 0.0]] * 9}, "10 rows"),
+        ({"biased": True, "bias": "per_class", "color_probs": [[0.5, 0.5]] * 10}, "10 rows"),
+        ({"biased": True, "bias": "per_class",
+          "color_probs": [[1.0, 0.0, 0.0]] * 4 + [[0.5, 0.4, 0.0]] + [[1.0, 0.0, 0.0]] * 5}, "row 4"),
+        ({"biased": True, "bias": "per_class",
+          "color_probs": [[1.0, 0.0, 0.0]] * 7 + [[1.2, -0.2, 0.0]] + [[1.0, 0.0, 0.0]] * 2}, "row 7"),
+        ({"biased": True, "color_probs": [[1.0, 0.0, 0.0]] * 10}, "set bias: per_class"),
+        ({"biased": True, "color_probs": [0.5, 0.5]}, "3 probabilities"),
+        ({"biased": True, "color_probs": [0.5, 0.6, 0.0]}, "sums to"),
+        ({"biased": True, "bias": "rotating"}, "unknown bias 'rotating'"),
         ({"color_probs": [[1.0, 0.0, 0.0]] * 10}, "biased: true"),
         ({"val_fraction": 0.0}, "val_fraction must be in (0, 1)"),
         ({"test_fraction": 1.0}, "test_fraction must be in (0, 1)"),
@@ -252,7 +291,7 @@ def test_validation_errors(kwargs, message):
 def test_negative_entry_message_names_negative():
     probs = [[1.0, 0.0, 0.0]] * 7 + [[1.2, -0.2, 0.0]] + [[1.0, 0.0, 0.0]] * 2
     with pytest.raises(ConfigError, match="row 7 .* negative"):
-        ColoredMNIST(biased=True, color_probs=probs).validate()
+        ColoredMNIST(biased=True, bias="per_class", color_probs=probs).validate()
 
 
 def test_torchvision_root_without_raw_files(tmp_path):

@@ -31,7 +31,7 @@ class FakeSource(RealDataSource):
 
 
 def make_stack(tmp_path, sizes):
-    stack = SyntheticStack(tmp_path / "stack", capacity=sum(sizes))
+    stack = SyntheticStack(tmp_path / "stack", max_generations=len(sizes))
     for g, n in enumerate(sizes, start=1):
         stack.push(torch.full((n, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(n) % 4, g)
     return stack
@@ -61,7 +61,7 @@ def test_epoch_holds_every_real_sample_and_round_p_over_1_minus_p_synthetic(tmp_
 
 def test_empty_stack_means_real_data_only(tmp_path):
     dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=32)
-    dm.attach_stack(SyntheticStack(tmp_path / "stack", capacity=10))
+    dm.attach_stack(SyntheticStack(tmp_path / "stack", max_generations=3))
     assert epoch_counts(dm)[:2] == (100, 0)
 
 
@@ -85,10 +85,36 @@ def test_epochs_differ_but_are_reproducible():
 
 
 def test_synthetic_per_epoch_formula():
-    assert synthetic_per_epoch(1000, 0.5, 10) == 1000
-    assert synthetic_per_epoch(1000, 0.2, 10) == 250
+    assert synthetic_per_epoch(1000, 0.5, 5000) == 1000
+    assert synthetic_per_epoch(1000, 0.2, 5000) == 250
+    assert synthetic_per_epoch(1000, 0.5, 10) == 10  # a small stack is used whole, never repeated
+    assert synthetic_per_epoch(1000, 0.5, 10, oversample=True) == 1000
     assert synthetic_per_epoch(1000, 0.5, 0) == 0
     assert synthetic_per_epoch(1000, 0.0, 10) == 0
+
+
+def test_a_small_stack_is_used_whole_once_per_epoch_and_the_share_grows_with_it(tmp_path):
+    """Generation 1 of a p = 0.5 run: the stack (60) is smaller than the target (100)."""
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16)
+    stack = SyntheticStack(tmp_path / "stack", max_generations=3)
+    stack.push(torch.full((60, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(60) % 4, 1)
+    dm.attach_stack(stack)
+    real, synthetic, _ = epoch_counts(dm)
+    assert (real, synthetic) == (100, 60)
+    order = dm.train_dataloader().batch_sampler.epoch_sampler.indices_for_epoch(0)
+    drawn = order[order >= 100]
+    assert len(drawn.unique()) == len(drawn) == 60  # no synthetic sample twice in an epoch
+    assert dm.realised_share == pytest.approx(60 / 160) and dm.synthetic_reuse == 1.0
+    stack.push(torch.full((80, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(80) % 4, 2)
+    assert (dm.n_synthetic, dm.realised_share, dm.synthetic_reuse) == (100, 0.5, pytest.approx(100 / 140))
+
+
+def test_oversample_forces_the_share_with_repeats(tmp_path):
+    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, oversample=True, batch_size=16)
+    dm.attach_stack(make_stack(tmp_path, [60]))
+    real, synthetic, _ = epoch_counts(dm)
+    assert (real, synthetic) == (100, 100)
+    assert dm.realised_share == 0.5 and dm.synthetic_reuse == pytest.approx(100 / 60)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])

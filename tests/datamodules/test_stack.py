@@ -44,7 +44,7 @@ def assert_matches(stack: SyntheticStack, images: torch.Tensor, labels: torch.Te
 
 
 def test_fifo_evicts_oldest_whole_blocks(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=3 * 8)
+    stack = SyntheticStack(tmp_path, max_generations=3)
     for generation in range(1, 6):
         stack.push(*make_block(generation, 8), generation=generation)
         assert len(stack) == 8 * min(generation, 3)
@@ -68,18 +68,39 @@ def test_fifo_evicts_oldest_whole_blocks(tmp_path):
     assert np.array_equal(mapped, make_block(5, 8)[0].numpy())
 
 
-def test_block_larger_than_capacity_is_a_config_error(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=10)
-    with pytest.raises(ConfigError, match=r"11 samples.*capacity 10.*raise the capacity"):
+def test_the_stack_keeps_the_last_k_generations_whatever_the_filters_kept(tmp_path):
+    """The paper's queue of capacity D/S = 3 generations: with r = 0.6 a block is 40% of S, and still only the last
+    3 generations are kept (a capacity counted in samples would hold all 5)."""
+    stack = SyntheticStack(tmp_path, max_generations=3)
+    kept = {1: 40, 2: 38, 3: 41, 4: 40, 5: 39}  # S = 100 minus the 60% dropped (per-class rounding varies)
+    for generation, size in kept.items():
+        stack.push(*make_block(generation, size), generation=generation)
+    assert stack.generations == [3, 4, 5]
+    assert len(stack) == 41 + 40 + 39
+
+
+def test_sample_budget_evicts_further_oldest_blocks(tmp_path):
+    stack = SyntheticStack(tmp_path, max_generations=3, max_samples=25)
+    for generation in (1, 2, 3):
+        stack.push(*make_block(generation, 10), generation=generation)
+        assert len(stack.generations) == min(generation, 2)  # 3 blocks of 10 exceed the budget of 25
+    assert stack.generations == [2, 3]
+
+
+def test_block_larger_than_the_sample_budget_is_a_config_error(tmp_path):
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=10)
+    with pytest.raises(ConfigError, match=r"11 samples.*sample budget 10.*raise data.stack_capacity"):
         stack.push(*make_block(1, 11), generation=1)
     assert len(stack) == 0 and stack.generations == []
     assert not list(tmp_path.glob("gen_*"))
     with pytest.raises(ConfigError, match="positive"):
-        SyntheticStack(tmp_path / "other", capacity=0)
+        SyntheticStack(tmp_path / "other", max_generations=0)
+    with pytest.raises(ConfigError, match="positive"):
+        SyntheticStack(tmp_path / "other", max_generations=3, max_samples=0)
 
 
 def test_push_rejects_duplicate_generation_and_wrong_shape(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=100)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=100)
     stack.push(*make_block(1, 4), generation=1)
     with pytest.raises(ValueError, match="generation 1 is already in the stack"):
         stack.push(*make_block(1, 4), generation=1)
@@ -93,11 +114,11 @@ def test_push_rejects_duplicate_generation_and_wrong_shape(tmp_path):
 
 
 def test_reopen_equals_original(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=20)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
     for generation, size in ((1, 7), (2, 5), (3, 6)):
         images, labels = make_block(generation, size)
         stack.push(images, labels, generation=generation, scores=torch.linspace(0, 1, size))
-    reopened = SyntheticStack(tmp_path, capacity=20)
+    reopened = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
     assert reopened.generations == stack.generations == [1, 2, 3]
     assert reopened.block_sizes == [7, 5, 6]
     assert reopened.manifest == stack.manifest
@@ -109,19 +130,19 @@ def test_reopen_equals_original(tmp_path):
 
 
 def test_reopen_with_smaller_capacity_evicts_oldest_with_warning(tmp_path, caplog):
-    stack = SyntheticStack(tmp_path, capacity=30)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=30)
     for generation in (1, 2, 3):
         stack.push(*make_block(generation, 10), generation=generation)
     with caplog.at_level(logging.WARNING, logger="datamodules.stack"):
-        smaller = SyntheticStack(tmp_path, capacity=15)
+        smaller = SyntheticStack(tmp_path, max_generations=None, max_samples=15)
     assert smaller.generations == [3]
-    assert "capacity 15" in caplog.text
+    assert "15 samples" in caplog.text
     assert not (tmp_path / "gen_0001_images.npy").exists()
-    assert SyntheticStack(tmp_path, capacity=15).generations == [3]
+    assert SyntheticStack(tmp_path, max_generations=None, max_samples=15).generations == [3]
 
 
 def test_corrupted_file_is_named(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=50)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=50)
     stack.push(*make_block(1, 6), generation=1)
     stack.push(*make_block(2, 6), generation=2)
     path = tmp_path / "gen_0002_images.npy"
@@ -129,39 +150,39 @@ def test_corrupted_file_is_named(tmp_path):
     data[-3] ^= 0xFF  # flip one pixel byte; the header stays valid
     path.write_bytes(bytes(data))
     with pytest.raises(ConfigError, match=r"gen_0002_images\.npy.*corrupted"):
-        SyntheticStack(tmp_path, capacity=50)
+        SyntheticStack(tmp_path, max_generations=None, max_samples=50)
     # verify=False (non-zero DDP ranks) trusts the manifest and reads the bytes as they are
-    unverified = SyntheticStack(tmp_path, capacity=50, verify=False)
+    unverified = SyntheticStack(tmp_path, max_generations=None, max_samples=50, verify=False)
     assert unverified.generations == [1, 2]
     assert not torch.equal(unverified[-1][0], make_block(2, 6)[0][-1])
 
 
 def test_missing_file_is_named(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=50)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=50)
     stack.push(*make_block(1, 6), generation=1)
     (tmp_path / "gen_0001_labels.npy").unlink()
     with pytest.raises(ConfigError, match=r"gen_0001_labels\.npy.*missing"):
-        SyntheticStack(tmp_path, capacity=50)
+        SyntheticStack(tmp_path, max_generations=None, max_samples=50)
 
 
 def test_files_not_in_manifest_are_ignored_then_removed_by_push(tmp_path):
     """A crash after writing a block's files but before the manifest leaves strays: the manifest wins."""
-    stack = SyntheticStack(tmp_path, capacity=50)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=50)
     stack.push(*make_block(1, 4), generation=1)
     np.save(tmp_path / "gen_0002_images.npy", make_block(2, 4)[0].numpy())
     (tmp_path / ".tmp-abc.part").write_bytes(b"half written")
     (tmp_path / "notes.txt").write_text("not ours")
-    reopened = SyntheticStack(tmp_path, capacity=50)
+    reopened = SyntheticStack(tmp_path, max_generations=None, max_samples=50)
     assert reopened.generations == [1] and len(reopened) == 4
     reopened.push(*make_block(3, 4), generation=3)
     assert not (tmp_path / "gen_0002_images.npy").exists()
     assert not (tmp_path / ".tmp-abc.part").exists()
     assert (tmp_path / "notes.txt").exists()
-    assert SyntheticStack(tmp_path, capacity=50).generations == [1, 3]
+    assert SyntheticStack(tmp_path, max_generations=None, max_samples=50).generations == [1, 3]
 
 
 def test_get_batch_equals_item_access_in_any_order(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=40)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=40)
     for generation, size in ((1, 9), (2, 4), (3, 11)):
         stack.push(*make_block(generation, size), generation=generation)
     g = torch.Generator().manual_seed(0)
@@ -179,7 +200,7 @@ def test_get_batch_equals_item_access_in_any_order(tmp_path):
 
 
 def test_pickle_round_trip_and_dataloader_workers(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=600)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=600)
     for generation in (1, 2):
         stack.push(*make_block(generation, 300), generation=generation)
     _ = stack[0], stack[-1]  # open both memory maps in this process
@@ -197,7 +218,7 @@ def test_pickle_round_trip_and_dataloader_workers(tmp_path):
 
 def test_uneven_blocks_evict_whole_blocks(tmp_path):
     """Filtered blocks are smaller than S: eviction still drops whole blocks until the new one fits."""
-    stack = SyntheticStack(tmp_path, capacity=30)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=30)
     sizes = {1: 10, 2: 7, 3: 9, 4: 10, 5: 4}
     stack.push(*make_block(1, 10), generation=1)
     stack.push(*make_block(2, 7), generation=2)
@@ -213,12 +234,12 @@ def test_uneven_blocks_evict_whole_blocks(tmp_path):
 
 
 def test_clear_empties_stack_and_disk(tmp_path):
-    stack = SyntheticStack(tmp_path, capacity=20)
+    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
     stack.push(*make_block(1, 5), generation=1)
     stack.clear()
     assert len(stack) == 0 and stack.generations == [] and stack.labels.shape == (0,)
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
-    assert SyntheticStack(tmp_path, capacity=20).generations == []
+    assert SyntheticStack(tmp_path, max_generations=None, max_samples=20).generations == []
     stack.push(*make_block(1, 5), generation=1)  # a cleared generation may be pushed again
     assert stack.generations == [1]
 
@@ -227,7 +248,7 @@ def test_small_stacks_are_held_in_memory_large_ones_read_with_pread_same_batches
     import datamodules.stack as stack_module
 
     g = torch.Generator().manual_seed(5)
-    stack = SyntheticStack(tmp_path / "pread", capacity=30)
+    stack = SyntheticStack(tmp_path / "pread", max_generations=None, max_samples=30)
     for generation, n in ((1, 10), (2, 12)):
         stack.push(torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8), torch.arange(n) % 3,
                    generation)
@@ -243,7 +264,7 @@ def test_small_stacks_are_held_in_memory_large_ones_read_with_pread_same_batches
 
 
 def test_in_memory_copy_follows_pushes_and_evictions(tmp_path):
-    stack = SyntheticStack(tmp_path / "cache", capacity=20)
+    stack = SyntheticStack(tmp_path / "cache", max_generations=None, max_samples=20)
     stack.push(torch.full((10, 1, 2, 2), 1, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 1)
     assert stack.get_batch(torch.tensor([0]))[0].unique().tolist() == [1]
     stack.push(torch.full((10, 1, 2, 2), 2, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 2)

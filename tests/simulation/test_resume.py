@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 COMPARED = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "acc_rank", "n_real", "n_synthetic",
-            "stack_size", "stack_generations", "fid", "filter_kept", "filter_dropped", "quality_q", "imbalance_u")
+            "stack_size", "stack_generations", "fid", "filter_kept", "filter_dropped", "quality_q", "imbalance_u",
+            "quality_q_kept", "imbalance_u_kept", "majority_gain", "majority_gain_kept", "synthetic_share",
+            "synthetic_reuse")
 # a stage in flight (generation), the push stage before the stack is written (filtering), and the moment after a
 # classifier was evaluated but before its stage was recorded
 KILL_AT = ["generation 1/2 - generating", "FID generation 1:", "generation 2 tiny_cnn: acc="]

@@ -3,7 +3,6 @@
 import torch
 from torch import nn
 
-from simulation.quality import total_variation
 from simulation.subgroup_oracle import FineClassOracle
 
 
@@ -24,9 +23,3 @@ def test_oracle_reads_the_subgroup_within_the_intended_class():
     oracle = FineClassOracle(FixedLogits(logits), num_classes=2, num_groups=3)
     groups = oracle(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1]))
     assert groups.tolist() == [1, 0]
-
-
-def test_total_variation_distance():
-    assert total_variation(torch.tensor([1, 1, 2]), torch.tensor([2, 2, 4])) == 0.0
-    assert total_variation(torch.tensor([1, 0]), torch.tensor([0, 1])) == 1.0
-    assert abs(total_variation(torch.tensor([3, 1]), torch.tensor([1, 1])) - 0.25) < 1e-12
