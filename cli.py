@@ -17,11 +17,11 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from callbacks.filters import SampleFilter
+from common.errors import ConfigError
 from datamodules.generational import GenerationalDataModule
+from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig
-from simulation.errors import ConfigError
 from simulation.loop import SimulationLoop
 from simulation.quality import QualityConfig, QualityGates, ReviewPause
 
@@ -123,7 +123,7 @@ def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
     import argparse
 
-    from simulation.report import report_main
+    from reporting.report import report_main
 
     parser = argparse.ArgumentParser(prog="cli.py report", description=report.__doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")

@@ -17,7 +17,7 @@ import time
 import lightning as L
 import torch
 import torch.nn.functional as F
-from common import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
+from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 from torch.utils.data import DataLoader
 
 from datamodules.base import ImageSplit

@@ -17,7 +17,7 @@ import time
 import lightning as L
 import torch
 from bench_loader import IMAGE_SHAPE, NUM_CLASSES, NUM_GROUPS, InMemorySource
-from common import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
+from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.generational import GenerationalDataModule

@@ -21,7 +21,7 @@ import time
 
 import lightning as L
 import torch
-from common import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
+from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.generational import GenerationalDataModule

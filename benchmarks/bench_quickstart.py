@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO_ROOT, base_parser, generation_times, machine_facts, ratio_entry, report, run_child
+from harness import REPO_ROOT, base_parser, generation_times, machine_facts, ratio_entry, report, run_child
 
 QUICK_OVERRIDES = ["--loop.generations", "2", "--loop.samples_per_generation", "50",
                    "--data.source.init_args.max_train_samples", "100", "--loop.generator_epochs", "1"]

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 import numpy as np
-from common import base_parser, machine_facts, maxrss_bytes, ratio_entry, report, run_child
+from harness import base_parser, machine_facts, maxrss_bytes, ratio_entry, report, run_child
 
 GIB = 1024**3
 IMAGE_SHAPE = (3, 32, 32)

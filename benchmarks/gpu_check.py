@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import REPO_ROOT, run_child
+from harness import REPO_ROOT, run_child
 
 MARK = re.compile(r"^\[genbias\] generation (\d+)")
 TRAIN = re.compile(r"- training (?:generator )?(\S+) on (\d+) real \+ (\d+) synthetic")

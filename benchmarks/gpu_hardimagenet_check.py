@@ -22,7 +22,7 @@ from pathlib import Path
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
-from common import REPO_ROOT, base_parser, report  # noqa: I001  (benchmarks/common.py puts the repo on sys.path)
+from harness import REPO_ROOT, base_parser, report  # noqa: I001  (benchmarks/harness.py puts the repo on sys.path)
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
-from callbacks.ablation import ABLATION_KINDS, ablation_counts, ablation_summary
+from metrics.ablation import ABLATION_KINDS, ablation_counts, ablation_summary
 
 
 class AblationEvaluation(Callback):

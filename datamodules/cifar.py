@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.errors import ConfigError
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.colored_mnist import stratified_split, stratified_subsample
-from simulation.errors import ConfigError
 
 #: The standard CIFAR-100 superclass membership (Krizhevsky 2009): superclasses in coarse-label order, the fine
 #: classes of each in ascending fine-label order (fine labels are alphabetical, so this is alphabetical too).

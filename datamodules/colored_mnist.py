@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from common.errors import ConfigError
 from datamodules.base import ImageSplit, RealDataSource
-from simulation.errors import ConfigError
 
 CLASS_NAMES = [str(digit) for digit in range(10)]
 GROUP_NAMES = ["red", "green", "blue"]

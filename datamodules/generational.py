@@ -6,8 +6,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from common.errors import ConfigError
 from datamodules.base import RealDataSource
-from datamodules.eval_sampler import UnpaddedDistributedSampler, distributed_rank_and_size
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -17,7 +17,7 @@ from datamodules.mixing import (
     synthetic_per_epoch,
     synthetic_reuse,
 )
-from simulation.errors import ConfigError
+from datamodules.samplers import UnpaddedDistributedSampler, distributed_rank_and_size
 
 
 class _BatchedView(Dataset):

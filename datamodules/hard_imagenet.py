@@ -25,8 +25,8 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from common.errors import ConfigError
 from datamodules.base import RealDataSource
-from simulation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

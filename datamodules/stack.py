@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from callbacks.fairness import SubgroupFairness
+from common.errors import ConfigError
 from lightning_modules.networks.registry import IMAGENET_MEAN, IMAGENET_STD, build_network, get_arch
-from simulation.errors import ConfigError
+from metrics.fairness import SubgroupFairness
 
 
 class ClassifierModule(LightningModule):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common.errors import ConfigError
 from lightning_modules.generator import GeneratorModule, per_sample_noise, to_uint8
 from lightning_modules.networks.dcgan import DCGANDiscriminator, DCGANGenerator, doubling_plan
-from simulation.errors import ConfigError
 
 
 def _validate(

@@ -49,7 +49,7 @@ class GeneratorModule(L.LightningModule):
 
     def check_compatible(self, num_classes: int, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError when this generator cannot produce the dataset's images."""
-        from simulation.errors import ConfigError
+        from common.errors import ConfigError
 
         if tuple(image_shape) != self.image_shape:
             raise ConfigError(

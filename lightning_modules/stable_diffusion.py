@@ -30,8 +30,8 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from common.errors import ConfigError
 from lightning_modules.generator import GeneratorModule, to_uint8
-from simulation.errors import ConfigError
 
 #: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
 SCHEDULERS: dict[str, type] = {

@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from simulation.errors import ConfigError  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
 
 SWEEP_KEYS = {"configs", "seeds", "overrides", "grid", "out"}
 MAX_SLUG = 80

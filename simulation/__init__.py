@@ -1,5 +1,5 @@
 """The outer self-consuming loop: orchestration, run directory state, seeding, validation."""
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 __all__ = ["ConfigError"]

@@ -24,13 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.ablation_evaluation import AblationEvaluation
 from callbacks.shard_writer import ShardWriter, merge_shards
-from datamodules.generational import GenerationalDataModule
-from datamodules.stack import SyntheticStack
-from lightning_modules.classifier import ClassifierModule
-from lightning_modules.generator import GeneratorModule
-from lightning_modules.networks.registry import get_arch, pretrained_weights_file
-from simulation.config import ClassifierConfig, LoopConfig
-from simulation.distributed import (
+from common.distributed import (
     barrier,
     is_rank_zero,
     launch_id,
@@ -38,7 +32,13 @@ from simulation.distributed import (
     wait_for_stage,
     wait_for_state,
 )
-from simulation.errors import ConfigError
+from common.errors import ConfigError
+from datamodules.generational import GenerationalDataModule
+from datamodules.stack import SyntheticStack
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.generator import GeneratorModule
+from lightning_modules.networks.registry import get_arch, pretrained_weights_file
+from simulation.config import ClassifierConfig, LoopConfig
 from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.seeding import EpochSeeder, stage_seed
 from simulation.summary import write_generation_summary

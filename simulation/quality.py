@@ -22,12 +22,12 @@ from typing import Literal
 
 import torch
 
-from callbacks.contact_sheet import make_grid_image, save_contact_sheets
-from callbacks.fid import FIDScorer, find_inception_weights
-from callbacks.filters import FilterContext, SampleFilter, apply_filters
+from common.errors import ConfigError
+from common.image_grids import make_grid_image, save_contact_sheets
+from filters import FilterContext, SampleFilter, apply_filters
 from lightning_modules.classifier import ClassifierModule
 from metrics.block_statistics import imbalance_u, majority_gain, quality_q, subgroup_counts
-from simulation.errors import ConfigError
+from metrics.fid import FIDScorer, find_inception_weights
 from simulation.seeding import stage_seed
 from simulation.subgroup_oracle import OracleConfig, fine_class_oracle
 from simulation.summary import save_png

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 STATE_VERSION = 1
 

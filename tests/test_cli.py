@@ -136,7 +136,7 @@ BAD_INPUTS = [
     (["--loop.generations", "-1"], "loop.generations must be >= 0"),
     (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),
-    (["--filters", '[{"class_path": "callbacks.filters.UncertaintyFilter", "init_args": {"ratio": 1.5}}]'],
+    (["--filters", '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 1.5}}]'],
      "UncertaintyFilter.ratio must be a number in [0, 1]"),
     (["--quality.reference_classifier", "vgg19"], "quality.reference_classifier='vgg19' is not a configured"),
 ]

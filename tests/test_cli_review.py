@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_review_pauses_then_drops_exactly_the_listed_ids(tmp_path):
     run_dir, reviews = tmp_path / "run", tmp_path / "reviews"
     reviews.mkdir()
-    filters = json.dumps([{"class_path": "callbacks.filters.ManualRejectFilter",
+    filters = json.dumps([{"class_path": "filters.ManualRejectFilter",
                            "init_args": {"reject_dir": str(reviews)}}])
     command = [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" /
                "tiny_mnist.yaml"), "--loop.run_dir", str(run_dir), "--filters", filters,

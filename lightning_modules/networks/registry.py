@@ -15,8 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
+from common.errors import ConfigError
 from lightning_modules.networks.lenet import LeNet, TinyCNN
-from simulation.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -46,7 +46,7 @@ def test_benchmark_quick_run_prints_ratios_and_writes_json(name, tmp_path, capsy
 
 
 def test_generation_times_splits_progress_lines_by_generation():
-    from common import generation_times, ratio_entry
+    from harness import generation_times, ratio_entry
 
     lines = [(1.0, "[genbias] generation 0/2 - training lenet"), (3.0, "noise"),
              (4.0, "[genbias] generation 1/2 - training generator"), (6.0, "[genbias] generation 1/2 - generating"),

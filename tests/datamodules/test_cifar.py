@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import ConfigError
 from datamodules.base import ImageSplit
 from datamodules.cifar import (
     CIFAR20,
@@ -20,7 +21,6 @@ from datamodules.cifar import (
     CifarBatchUnpickler,
     read_cifar_pickle,
 )
-from simulation.errors import ConfigError
 from tests.fakes import cifar100 as fake
 
 N_TRAIN, N_TEST = 22, 4  # 22 per fine class: val 0.1 -> 2, train 20, a bottom class keeps round(0.25 * 20) = 5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from callbacks.fairness import subgroup_metrics
+from common.errors import ConfigError
 from datamodules.base import ImageSplit
 from datamodules.colored_mnist import (
     ColoredMNIST,
@@ -20,7 +20,7 @@ from datamodules.colored_mnist import (
     draw_colors,
     stratified_split,
 )
-from simulation.errors import ConfigError
+from metrics.fairness import subgroup_metrics
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from common.errors import ConfigError
 from datamodules.hard_imagenet import HARD_IMAGENET_CLASSES, HARD_IMAGENET_WNIDS, HardImageNet
-from simulation.errors import ConfigError
 from tests.fakes.hard_imagenet import write_fake_hard_imagenet
 
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from common.errors import ConfigError
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.generational import GenerationalDataModule
 from datamodules.mixing import MixedEpochSampler, synthetic_per_epoch
 from datamodules.stack import SyntheticStack
-from simulation.errors import ConfigError
 
 
 class FakeSource(RealDataSource):

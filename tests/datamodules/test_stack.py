@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from common.errors import ConfigError
 from datamodules.stack import SyntheticStack
-from simulation.errors import ConfigError
 
 SHAPE = (3, 4, 5)
 

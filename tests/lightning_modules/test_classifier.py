@@ -4,9 +4,9 @@ import pytest
 import torch
 import torchvision
 
+from common.errors import ConfigError
 from lightning_modules.classifier import ClassifierModule, has_dropout
 from lightning_modules.networks.registry import ARCHITECTURES
-from simulation.errors import ConfigError
 
 PAPER_ARCHS = ["lenet", "alexnet", "vgg19", "resnet50", "mobilenet_v3", "mobilenet_v3_small", "deit_small"]
 

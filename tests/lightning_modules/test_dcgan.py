@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.errors import ConfigError
 from lightning_modules.dcgan import ConditionalDCGAN
 from lightning_modules.networks.dcgan import DCGANDiscriminator, DCGANGenerator, doubling_plan
-from simulation.errors import ConfigError
 
 TINY = {"latent_dim": 16, "base_channels": 8}
 SHAPES = [(3, 28, 28), (1, 32, 32)]

@@ -8,8 +8,8 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.errors import ConfigError
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
-from simulation.errors import ConfigError
 from tests.fakes.tiny_sd import build_tiny_sd
 
 CLASS_NAMES = ["cat", "dog", "bird"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulation.errors import ConfigError
-from simulation.report import report_main
+from common.errors import ConfigError
+from reporting.report import report_main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "configs" / "tiny_mnist.yaml"

@@ -78,4 +78,4 @@ def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["generation"], r["n_synthetic"], r["stack_generations"]) for r in rows] == [
-        (0, 0, []), (1, 400, [1]), (2, 400, [2])]
+        (0, 0, []), (1, 90, [1]), (2, 90, [2])]

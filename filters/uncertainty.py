@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import nn
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 from .base import FilterContext, SampleFilter
 

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 from .base import FilterContext, SampleFilter
 

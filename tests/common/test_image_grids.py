@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from callbacks.contact_sheet import GRID_PAD_VALUE, make_grid_image, save_contact_sheets
-from simulation.errors import ConfigError
+from common.errors import ConfigError
+from common.image_grids import GRID_PAD_VALUE, make_grid_image, save_contact_sheets
 
 
 def test_grid_has_a_row_per_class_and_blank_missing_slots():

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 UNKNOWN_GROUP = -1
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from callbacks.fairness import SubgroupFairness, metrics_from_counts, subgroup_metrics
-from simulation.errors import ConfigError
+from common.errors import ConfigError
+from metrics.fairness import SubgroupFairness, metrics_from_counts, subgroup_metrics
 
 SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class")
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 GRID_PAD_VALUE = 128  # grey, visible between black-background (MNIST) and white-background images alike
 MIN_CELL_PIXELS = 64  # small images are upscaled (nearest) so that a reviewer can judge them

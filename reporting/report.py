@@ -6,7 +6,7 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
     results.csv        every result row of every run (group and run_dir columns; lists/dicts JSON-encoded)
     aggregate.csv      group x classifier x generation x metric: mean, std (ddof=1), n
     summary.md         tables per dataset/group, FID (Table 1 layout), ablations, section-5 bias amplification
-    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (simulation/conjecture.py)
+    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py)
     figures/*.png      metric curves (Figs. 3a/4a/5/6), ranked subgroup accuracy (3b/4b/7), FID, ablations (8),
                        per-generation sample sheets stacked top to bottom (10-12)
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from simulation.conjecture import analyse_group, conjecture_markdown, write_conjecture_csv
-from simulation.errors import ConfigError
+from common.errors import ConfigError
+from reporting.conjecture import analyse_group, conjecture_markdown, write_conjecture_csv
 
 METRICS = ("acc", "meo", "di", "md")
 CLASS_METRICS = ("meo_class", "di_class", "md_class")

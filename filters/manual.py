@@ -1,6 +1,6 @@
 """Manual review filter: drop exactly the sample ids a human listed (paper app. C, first step).
 
-The reviewer looks at the contact sheets (``callbacks/contact_sheet.py``, every image captioned with its id)
+The reviewer looks at the contact sheets (``common/image_grids.py``, every image captioned with its id)
 and writes the ids to reject in a text file per generation: one id per line, ``#`` starts a comment.
 The file is ``reject_lists[generation]`` or ``<reject_dir>/gen_<generation>.txt``; no file = nothing rejected.
 """
@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 from .base import FilterContext, SampleFilter
 

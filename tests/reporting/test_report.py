@@ -11,8 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from simulation.errors import ConfigError
-from simulation.report import report_main
+from common.errors import ConfigError
+from reporting.report import report_main
 
 SEEDS = (0, 1, 2)
 GENERATIONS = (0, 1, 2)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.ablation import (
+from metrics.ablation import (
     ABLATION_KINDS,
     ablate,
     ablation_accuracy,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulation.errors import ConfigError
+from common.errors import ConfigError
 
 HISTOGRAM_BINS = 20
 

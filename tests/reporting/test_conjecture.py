@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simulation.conjecture import (
+from reporting.conjecture import (
     analyse_group,
     bias_value,
     bootstrap_amplification,

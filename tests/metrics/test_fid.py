@@ -10,8 +10,8 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from callbacks.fid import INCEPTION_WEIGHTS_FILE, FIDScorer, find_inception_weights
-from simulation.errors import ConfigError
+from common.errors import ConfigError
+from metrics.fid import INCEPTION_WEIGHTS_FILE, FIDScorer, find_inception_weights
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from callbacks.filters import (
+from common.errors import ConfigError
+from filters import (
     ClipScoreFilter,
     FilterContext,
     ManualRejectFilter,
@@ -18,7 +19,6 @@ from callbacks.filters import (
     apply_filters,
     select_keep,
 )
-from simulation.errors import ConfigError
 
 # ---------------------------------------------------------------- select_keep
 
