@@ -21,9 +21,9 @@ from common.errors import ConfigError
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
-from simulation.config import ClassifierConfig, LoopConfig
+from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
-from simulation.quality import QualityConfig, QualityGates, ReviewPause
+from simulation.stages import ReviewPause
 
 # Settings that may differ between a run and its resume (not part of the run's identity)
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
@@ -86,6 +86,7 @@ class SimulationCLI(LightningCLI):
         cfg = self.config[self.subcommand].clone()
         del cfg["config"]
         cfg.loop.overwrite = False
+        cfg.loop.run_dir = None  # where the run lives is not what it computes: a moved or copied run resumes
         for key in RESUME_NEUTRAL_KEYS:
             if key in cfg:
                 cfg[key] = None
@@ -113,7 +114,7 @@ class SimulationCLI(LightningCLI):
             loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
-            quality=QualityGates(init["quality"], init["filters"]),
+            quality=init["quality"], filters=init["filters"],
             extra_problems=[self.trainer_problem] if self.trainer_problem else [],
         )
         simulation.run()

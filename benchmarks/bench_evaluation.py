@@ -1,11 +1,11 @@
 """Test-set evaluation with SubgroupFairness / the same evaluation with plain accuracy only (target <= 1.05).
 
-Both sides run ``trainer.test`` on the same LeNet weights, the same test split (10,000 Colorized-MNIST-sized
-uint8 images with 3 subgroups, MNIST's test size) through the datamodule's test loader (eval batch 500, as in
-the quickstart), with the same Trainer settings. The fairness side is ``ClassifierModule`` as the loop uses it
-(``SubgroupFairness`` update per batch, compute + log of every metric at the end); the plain side is the same
-module with its test hooks replaced by one ``MulticlassAccuracy``. Also reported (not a target): a
-hand-written ``torch.no_grad`` accuracy loop without Lightning.
+Both sides run ``trainer.test`` of the same ``ClassifierModule`` with the same LeNet weights on the same test split
+(10,000 Colorized-MNIST-sized uint8 images with 3 subgroups, MNIST's test size) through the datamodule's test
+loader (eval batch 500, as in the quickstart), with the same Trainer settings. The fairness side has the loop's
+``SubgroupFairnessEvaluation`` callback (``SubgroupFairness`` update per batch, compute + log of every metric at the
+end); the plain side a callback with one ``MulticlassAccuracy``. Also reported (not a target): a hand-written
+``torch.no_grad`` accuracy loop without Lightning.
 
     python benchmarks/bench_evaluation.py [--quick] [--json PATH]
 """
@@ -20,34 +20,34 @@ from bench_loader import IMAGE_SHAPE, NUM_CLASSES, NUM_GROUPS, InMemorySource
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 from torchmetrics.classification import MulticlassAccuracy
 
-from datamodules.generational import GenerationalDataModule
+from callbacks.subgroup_fairness import SubgroupFairnessEvaluation
+from datamodules.generational import GenerationalDataModule, TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 
 
-class AccuracyOnlyClassifier(ClassifierModule):
-    """ClassifierModule whose test loop counts plain accuracy only: the baseline without fairness metrics."""
+class AccuracyOnly(L.Callback):
+    """The baseline evaluation callback: plain accuracy, no fairness metrics."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.test_acc = MulticlassAccuracy(self.num_classes, average="micro")
+    def __init__(self, num_classes: int) -> None:
+        self.metric = MulticlassAccuracy(num_classes, average="micro")
+        self.results: dict[str, torch.Tensor] = {}
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        _, logits, labels = self._shared_step(batch)
-        self.test_acc.update(logits, labels)
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.metric.reset()
 
-    def on_test_epoch_start(self) -> None:
-        self.test_acc.reset()
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.metric.update(outputs, batch[1])
 
-    def on_test_epoch_end(self) -> None:
-        self.test_results = {"acc": self.test_acc.compute().detach().cpu()}
-        self.log("test/acc", self.test_results["acc"], rank_zero_only=True)
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self.results = {"acc": self.metric.compute().detach().cpu()}
+        pl_module.log("test/acc", self.results["acc"], rank_zero_only=True)
 
 
-def run_test(model: ClassifierModule, dm: GenerationalDataModule) -> float:
+def run_test(model: ClassifierModule, dm: GenerationalDataModule, evaluation: L.Callback) -> float:
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[evaluation])
     start = time.perf_counter()
-    trainer.test(model, datamodule=dm, verbose=False)
+    trainer.test(model, datamodule=dm.for_training(TrainingSpec(batch_size=64, epoch_seed=0)), verbose=False)
     return time.perf_counter() - start
 
 
@@ -56,7 +56,7 @@ def hand_accuracy(model: ClassifierModule, dm: GenerationalDataModule) -> float:
     model.eval()
     correct = total = 0
     with torch.no_grad():
-        for images, labels, _ in dm.test_dataloader():
+        for images, labels, _ in dm.eval_loader("test"):
             correct += int((model(images).argmax(1) == labels).sum())
             total += len(labels)
     return time.perf_counter() - start
@@ -76,13 +76,12 @@ def main(argv: list[str] | None = None) -> dict:
     dm.prepare()
     hparams = dict(arch="lenet", num_classes=NUM_CLASSES, num_groups=NUM_GROUPS, image_shape=IMAGE_SHAPE)
     torch.manual_seed(0)
-    fairness_model = ClassifierModule(**hparams)
-    accuracy_model = AccuracyOnlyClassifier(**hparams)
-    accuracy_model.load_state_dict(fairness_model.state_dict())
-    samples = alternate({"fairness": lambda: run_test(fairness_model, dm),
-                         "accuracy": lambda: run_test(accuracy_model, dm),
-                         "hand": lambda: hand_accuracy(fairness_model, dm)}, repeats=repeats, warmup=warmup)
-    acc_fair, acc_plain = float(fairness_model.test_results["acc"]), float(accuracy_model.test_results["acc"])
+    model = ClassifierModule(**hparams)
+    fairness, accuracy = SubgroupFairnessEvaluation(NUM_CLASSES, NUM_GROUPS), AccuracyOnly(NUM_CLASSES)
+    samples = alternate({"fairness": lambda: run_test(model, dm, fairness),
+                         "accuracy": lambda: run_test(model, dm, accuracy),
+                         "hand": lambda: hand_accuracy(model, dm)}, repeats=repeats, warmup=warmup)
+    acc_fair, acc_plain = float(fairness.results["acc"]), float(accuracy.results["acc"])
     if abs(acc_fair - acc_plain) > 1e-6:
         raise RuntimeError(f"the two evaluations disagree on accuracy: {acc_fair} vs {acc_plain}")
     fair_s, plain_s, hand_s = (median(samples[k]) for k in ("fairness", "accuracy", "hand"))

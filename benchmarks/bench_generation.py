@@ -20,7 +20,7 @@ import torch
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks.shard_writer import ShardWriter, merge_shards
+from callbacks.shard_writer import ShardWriter, read_block
 from lightning_modules.dcgan import ConditionalDCGAN
 from lightning_modules.generator import per_sample_noise, to_uint8
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
         samples = alternate({"lightning": lambda: lightning_generate(model, loader, tmp),
                              "plain": lambda: plain_generate(model, loader, noise_shares)},
                             repeats=repeats, warmup=warmup)
-        shard_images, _ = merge_shards(tmp, args.n)
+        shard_images, _ = read_block(tmp, args.n)
     # same images on both sides: the comparison is of the same work
     model.eval()
     with torch.no_grad():

@@ -24,8 +24,7 @@ import torch
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 
 from datamodules.base import ImageSplit, RealDataSource
-from datamodules.generational import GenerationalDataModule
-from datamodules.stack import SyntheticStack
+from datamodules.generational import GenerationalDataModule, TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 
 IMAGE_SHAPE = (3, 28, 28)
@@ -58,19 +57,23 @@ class InMemorySource(RealDataSource):
 
 
 def build_datamodule(stack_dir: str, n_real: int, block: int, batch_size: int) -> GenerationalDataModule:
-    stack = SyntheticStack(stack_dir, max_generations=3)
-    for generation in (1, 2, 3):
-        g = torch.Generator().manual_seed(100 + generation)
-        stack.push(torch.randint(0, 256, (block, *IMAGE_SHAPE), dtype=torch.uint8, generator=g),
-                   torch.randint(0, NUM_CLASSES, (block,), generator=g), generation)
     dm = GenerationalDataModule(InMemorySource(n_real, 1000), synthetic_share=0.5, batch_size=batch_size)
     dm.prepare()
-    dm.attach_stack(stack)
+    dm.open_stack(stack_dir, max_generations=3)
+    for generation in (1, 2, 3):
+        g = torch.Generator().manual_seed(100 + generation)
+        dm.push_block(torch.randint(0, 256, (block, *IMAGE_SHAPE), dtype=torch.uint8, generator=g),
+                      torch.randint(0, NUM_CLASSES, (block,), generator=g), generation)
     return dm
 
 
+def train_loader(dm: GenerationalDataModule):
+    """The loader a classifier stage trains on."""
+    return dm.train_loader(TrainingSpec(batch_size=dm.batch_size, epoch_seed=0))
+
+
 def mixed_epoch(dm: GenerationalDataModule, counted: list[int]) -> float:
-    loader = dm.train_dataloader()
+    loader = train_loader(dm)
     start = time.perf_counter()
     n = 0
     for batch in loader:
@@ -121,7 +124,7 @@ def data_wait_share(dm: GenerationalDataModule) -> tuple[float, float]:
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(model, train_dataloaders=dm.train_dataloader())
+    trainer.fit(model, train_dataloaders=train_loader(dm))
     return timer.share, timer.last_end - timer.first_start
 
 

@@ -1,6 +1,6 @@
 """Prediction writer: each rank writes the samples it generated to one safetensors shard.
 
-The loop merges the shards on rank 0, ordered by sample index, so a block is identical for any number of ranks.
+Shards are merged by sample index (``read_block``), so a block is identical for any number of ranks.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from common.io import atomic_write_bytes
+
+SHARD_PATTERN = "shard_rank*.safetensors"
 
 
 class ShardWriter(BasePredictionWriter):
@@ -27,17 +31,16 @@ class ShardWriter(BasePredictionWriter):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         tensors = {k: torch.cat(v) if v else torch.empty(0) for k, v in self._chunks.items()}
         path = self.out_dir / f"shard_rank{trainer.global_rank:03d}.safetensors"
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}))
         self._chunks = {k: [] for k in self._chunks}
 
 
-def merge_shards(shard_dir: str | os.PathLike, expected: int) -> tuple[torch.Tensor, torch.Tensor]:
+def read_block(shard_dir: str | os.PathLike, expected: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels of all shards ordered by sample index; checks that no sample is missing or repeated."""
-    shards = sorted(Path(shard_dir).glob("shard_rank*.safetensors"))
-    parts = [load_file(str(p)) for p in shards]
+    parts = [load_file(str(p)) for p in sorted(Path(shard_dir).glob(SHARD_PATTERN))]
     parts = [p for p in parts if p["index"].numel()]
+    if not parts:
+        raise RuntimeError(f"no generated shard in {shard_dir}")
     index = torch.cat([p["index"] for p in parts]).long()
     order = torch.argsort(index)
     if not torch.equal(index[order], torch.arange(expected)):

@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
@@ -22,8 +23,39 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
+def rank_and_world_size() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_objects(value):
+    """Every rank's ``value`` in rank order (a list of one outside a process group). A collective: call on all ranks.
+
+    For small per-sample results (ids, scores, predicted classes) of a rank's share of a generated block.
+    """
+    if not process_group_ready():
+        return [value]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def process_group_ready() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_by_index(ids: torch.Tensor, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Concatenate every rank's per-sample ``values`` (CPU tensors aligned with ``ids``) and order them by id.
+
+    A collective (call on every rank); every rank gets the same result, as if one process had seen every sample.
+    """
+    parts = gather_objects((ids.cpu(), {k: v.cpu() for k, v in values.items()}))
+    all_ids = torch.cat([part[0] for part in parts])
+    order = torch.argsort(all_ids)
+    merged = {key: torch.cat([part[1][key] for part in parts])[order] for key in values}
+    return all_ids[order], merged
 
 
 def wait_for_stage(state_path: Path, stage: str, timeout_s: float = 24 * 3600.0) -> None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from common.errors import ConfigError
+from common.io import atomic_save_image
 
 GRID_PAD_VALUE = 128  # grey, visible between black-background (MNIST) and white-background images alike
 MIN_CELL_PIXELS = 64  # small images are upscaled (nearest) so that a reviewer can judge them
@@ -40,6 +41,11 @@ def make_grid_image(images: torch.Tensor, labels: torch.Tensor, num_classes: int
         members = torch.nonzero(labels == c).flatten()[:per_class]
         cells[c * per_class : c * per_class + len(members)] = images[members].cpu()
     return make_grid(cells, nrow=per_class, padding=2, pad_value=GRID_PAD_VALUE)
+
+
+def save_grid_png(grid: torch.Tensor, path: str | os.PathLike) -> None:
+    """Write a uint8 (3, H, W) grid as a PNG, atomically."""
+    atomic_save_image(Image.fromarray(grid.permute(1, 2, 0).cpu().numpy()), path)
 
 
 def _caption(sample_id: int, label: int | None, class_names: list[str] | None) -> str:
@@ -100,6 +106,6 @@ def save_contact_sheets(
             text = _fit(draw, _caption(ids[index], label_list[index], class_names), font, cell_w - 4)
             draw.text((x, y + image_h + 2), text, fill="black", font=font)
         path = os.path.join(out_dir, f"{prefix}_{sheet_index:04d}.png")
-        sheet.save(path)
+        atomic_save_image(sheet, path)
         paths.append(path)
     return paths

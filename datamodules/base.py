@@ -9,8 +9,23 @@ import torch
 from torch.utils.data import Dataset
 
 
+class LabelledSplit(Dataset):
+    """A split whose labels and subgroups are known without decoding any image.
+
+    ``images`` is the uint8 (N, C, H, W) tensor of an in-memory split (batches are one gather) and None for a split
+    decoded lazily from files (Hard ImageNet); ``labels`` and ``groups`` are int64 (N,), subgroup -1 = unknown.
+    """
+
+    images: torch.Tensor | None
+    labels: torch.Tensor
+    groups: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 @dataclass
-class ImageSplit(Dataset):
+class ImageSplit(LabelledSplit):
     """A split held in memory as uint8 tensors; normalisation happens later, on the batch.
 
     Samples are ``(image uint8 (C, H, W), label, subgroup)``; subgroup is -1 where unknown.
@@ -39,12 +54,16 @@ class ImageSplit(Dataset):
 class RealDataSource(ABC):
     """A real dataset: its facts (classes, subgroups, image shape) and its train/val/test splits.
 
-    ``validate()`` must be cheap and raise ``simulation.ConfigError`` for anything the user has to fix
+    ``validate()`` must be cheap and raise ``common.errors.ConfigError`` for anything the user has to fix
     (missing root, bad probabilities) before any work starts; ``load()`` does the actual reading.
     """
 
     #: dataset name used in results and reports
     name: str = "dataset"
+    #: samples carry object masks (a 4th element): the loop runs the spurious-cue ablations at test time
+    has_masks: bool = False
+    #: ``subgroups_from_pixels`` reads the subgroup of any image (no learned oracle needed for u_t)
+    has_pixel_subgroups: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -72,6 +91,11 @@ class RealDataSource(ABC):
         """Raise ConfigError for user mistakes; must not read the whole dataset."""
         return None
 
+    def subgroups_from_pixels(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The subgroup of any image, generated ones included, when it can be read from the pixels (Colorized
+        MNIST's stroke colour); None when it cannot (a learned oracle is needed, or there are no subgroups)."""
+        return None
+
     @abstractmethod
-    def load(self) -> dict[str, Dataset]:
-        """Return {'train', 'val', 'test'} datasets of (image uint8, label, subgroup[, mask]) samples."""
+    def load(self) -> dict[str, LabelledSplit]:
+        """Return {'train', 'val', 'test'} splits of (image uint8, label, subgroup[, mask]) samples."""

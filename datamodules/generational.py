@@ -1,13 +1,22 @@
-"""The data module shared by generators and classifiers: real splits + the synthetic stack, mixed at share p."""
+"""The data module shared by generators and classifiers: the real splits and the FIFO stack, mixed at share p.
+
+It owns the stack (opens it from the run directory, sizes it, pushes blocks, reopens it on every rank after a
+push) and hands each stage a small view (``for_training``, ``for_generation``) whose loader settings (batch size,
+epoch seed) are fixed when the stage starts, so nothing outside ever mutates it mid-run.
+"""
 
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from common.distributed import rank_and_world_size
 from common.errors import ConfigError
-from datamodules.base import RealDataSource
+from datamodules.base import ImageSplit, LabelledSplit, RealDataSource
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -17,13 +26,14 @@ from datamodules.mixing import (
     synthetic_per_epoch,
     synthetic_reuse,
 )
-from datamodules.samplers import UnpaddedDistributedSampler, distributed_rank_and_size
+from datamodules.samplers import AlignedBatchSampler, UnpaddedDistributedSampler
+from datamodules.stack import SyntheticStack
 
 
 class _BatchedView(Dataset):
-    """Expose a dataset through ``__getitems__`` so the loader gathers a batch with one tensor index."""
+    """Expose a split through ``__getitems__`` so the loader gathers a batch with one tensor index."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: LabelledSplit) -> None:
         self.mixed = MixedTrainSet(dataset)
 
     def __len__(self) -> int:
@@ -33,8 +43,26 @@ class _BatchedView(Dataset):
         return self.mixed.__getitems__(indices)
 
 
+def cell_split(split: ImageSplit, num_groups: int) -> ImageSplit:
+    """The real samples with a known subgroup, labelled by their (class, subgroup) cell: class * G + subgroup."""
+    keep = split.groups >= 0
+    return ImageSplit(split.images[keep], split.labels[keep] * num_groups + split.groups[keep], split.groups[keep])
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Loader settings of one training stage.
+
+    ``cells`` trains on the real data only with (class, subgroup) cell labels (the learned subgroup oracle).
+    """
+
+    batch_size: int
+    epoch_seed: int
+    cells: bool = False
+
+
 class GenerationalDataModule(L.LightningDataModule):
-    """Owns the real dataset and (once the loop attaches it) the FIFO stack of synthetic blocks.
+    """Owns the real dataset and the FIFO stack of synthetic blocks.
 
     Args:
         source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet).
@@ -74,10 +102,9 @@ class GenerationalDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.stratify_predict = stratify_predict
-        self.stack = None
-        self.epoch_seed = 0
-        self.splits: dict[str, Dataset] | None = None
-        self._predict_labels: torch.Tensor | None = None
+        self.stack: SyntheticStack | None = None
+        self._stack_args: tuple | None = None
+        self.splits: dict[str, LabelledSplit] | None = None
 
     # ----------------------------------------------------------------------------------------------- checks
     def validate(self) -> None:
@@ -89,11 +116,14 @@ class GenerationalDataModule(L.LightningDataModule):
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if self.stack_capacity is not None and self.stack_capacity < 1:
+            raise ConfigError(f"data.stack_capacity must be a positive number of samples or null, got "
+                              f"{self.stack_capacity}")
         self.source.validate()
 
-    # ----------------------------------------------------------------------------------------------- data
-    def prepare(self) -> dict[str, Dataset]:
-        """Load the real splits once per process (the loop calls this; Trainers reuse the result)."""
+    # ----------------------------------------------------------------------------------------------- real data
+    def prepare(self) -> dict[str, LabelledSplit]:
+        """Load the real splits once per process (Trainers reuse the result)."""
         if self.splits is None:
             self.splits = self.source.load()
         return self.splits
@@ -101,16 +131,53 @@ class GenerationalDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
 
-    def attach_stack(self, stack) -> None:
-        self.stack = stack
-
     @property
     def n_real(self) -> int:
         return len(self.prepare()["train"])
 
+    def split_images(self, split: str, max_samples: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices and uint8 images of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side)."""
+        dataset = self.prepare()[split]
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:max_samples]
+        chosen = chosen.sort().values
+        if dataset.images is not None:
+            return chosen, dataset.images[chosen]
+        return chosen, torch.stack([dataset[int(i)][0] for i in chosen])
+
+    # ----------------------------------------------------------------------------------------------- the stack
+    def open_stack(self, root: str | os.PathLike, max_generations: int | None, verify: bool = True) -> SyntheticStack:
+        """Open (or create) the FIFO stack at ``root``: the last ``max_generations`` blocks, within the sample budget
+        ``stack_capacity`` when set. ``verify`` checks every block's checksum (rank 0 at start)."""
+        self._stack_args = (root, max_generations)
+        self.stack = SyntheticStack(root, max_generations, self.stack_capacity, verify=verify)
+        return self.stack
+
+    def push_block(self, images: torch.Tensor, labels: torch.Tensor, generation: int) -> None:
+        """Add one generation's kept samples (rank 0; the other ranks ``reopen_stack`` after the barrier)."""
+        self._require_stack().push(images, labels, generation)
+
+    def reopen_stack(self) -> SyntheticStack:
+        """Re-read the manifest after a push by rank 0 (the block's checksums were computed as it was written)."""
+        root, max_generations = self._require_stack_args()
+        return self.open_stack(root, max_generations, verify=False)
+
+    def _require_stack(self) -> SyntheticStack:
+        if self.stack is None:
+            raise RuntimeError("open_stack() must be called before the stack is used")
+        return self.stack
+
+    def _require_stack_args(self) -> tuple:
+        if self._stack_args is None:
+            raise RuntimeError("open_stack() must be called before reopen_stack()")
+        return self._stack_args
+
     @property
     def stack_size(self) -> int:
         return len(self.stack) if self.stack is not None else 0
+
+    @property
+    def stack_generations(self) -> list[int]:
+        return list(self.stack.generations) if self.stack is not None else []
 
     @property
     def n_synthetic(self) -> int:
@@ -126,59 +193,38 @@ class GenerationalDataModule(L.LightningDataModule):
         """Draws per stack sample per epoch (<= 1 unless ``oversample``)."""
         return synthetic_reuse(self.n_synthetic, self.stack_size)
 
-    def real_train_labels(self) -> torch.Tensor:
-        train = self.prepare()["train"]
-        if hasattr(train, "labels"):
-            return torch.as_tensor(train.labels)
-        return torch.as_tensor([int(train[i][1]) for i in range(len(train))])
-
-    def _loader(self, dataset: Dataset, batch_size: int, sampler=None, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle, collate_fn=collate_batch,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        mixed = MixedTrainSet(self.prepare()["train"], self.stack if self.stack_size else None)
-        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, self.n_synthetic, seed=self.epoch_seed,
-                                          epoch_source=self._current_epoch)
-        rank, world_size = distributed_rank_and_size()
-        batches = MixedBatchSampler(epoch_sampler, self.batch_size, rank=rank, world_size=world_size)
+    # ----------------------------------------------------------------------------------------------- loaders
+    def train_loader(self, spec: TrainingSpec) -> DataLoader:
+        """One epoch = every real sample once + ``n_synthetic`` stack samples, in batches split across ranks."""
+        if spec.cells:
+            mixed = MixedTrainSet(cell_split(self.prepare()["train"], self.source.num_groups))
+            n_synthetic = 0
+        else:
+            mixed = MixedTrainSet(self.prepare()["train"], self.stack if self.stack_size else None)
+            n_synthetic = self.n_synthetic
+        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed)
+        rank, world_size = rank_and_world_size()
+        batches = MixedBatchSampler(epoch_sampler, spec.batch_size, rank=rank, world_size=world_size)
         return DataLoader(mixed, batch_sampler=batches, collate_fn=collate_batch, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
-    def _current_epoch(self) -> int | None:
-        return self.trainer.current_epoch if self.trainer is not None else None
-
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str, cells: bool = False) -> DataLoader:
+        """Every sample of ``split`` exactly once across ranks (no padding duplicates)."""
         dataset = self.prepare()[split]
-        if not hasattr(dataset, "images"):  # decoded lazily (Hard ImageNet): keep masks, decode in workers
+        if cells:
+            dataset = cell_split(dataset, self.source.num_groups)
+        workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                       persistent_workers=self.num_workers > 0)
+        if dataset.images is None:  # decoded lazily (Hard ImageNet): keep masks, decode in workers
             return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
-                              num_workers=self.num_workers, pin_memory=self.pin_memory,
-                              persistent_workers=self.num_workers > 0)
-        dataset = _BatchedView(dataset)
-        return self._loader(dataset, self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset))
+                              **workers)
+        view = _BatchedView(dataset)
+        return DataLoader(view, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(view),
+                          collate_fn=collate_batch, **workers)
 
-    def split_images(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
-        """uint8 images of (a seeded subset of at most ``max_samples`` of) a split, e.g. real statistics for FID."""
-        dataset = self.prepare()[split]
-        n = len(dataset)
-        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_samples].sort().values
-        if hasattr(dataset, "images"):
-            return dataset.images[chosen]
-        return torch.stack([dataset[int(i)][0] for i in chosen])
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    # ----------------------------------------------------------------------------------------------- generation
-    def set_predict_request(self, num_samples: int, seed: int) -> torch.Tensor:
+    def generation_labels(self, num_samples: int, seed: int) -> torch.Tensor:
         """Labels of the block to generate, drawn like the real training label distribution."""
-        real = self.real_train_labels()
+        real = self.prepare()["train"].labels
         counts = torch.bincount(real, minlength=self.source.num_classes).double()
         g = torch.Generator().manual_seed(seed)
         if self.stratify_predict:
@@ -188,16 +234,51 @@ class GenerationalDataModule(L.LightningDataModule):
                 extra = torch.multinomial(counts, remainder, replacement=True, generator=g)
                 quota += torch.bincount(extra, minlength=len(counts))
             labels = torch.repeat_interleave(torch.arange(len(counts)), quota)
-            labels = labels[torch.randperm(len(labels), generator=g)]
-        else:
-            labels = torch.multinomial(counts, num_samples, replacement=True, generator=g)
-        self._predict_labels = labels
-        return labels
+            return labels[torch.randperm(len(labels), generator=g)]
+        return torch.multinomial(counts, num_samples, replacement=True, generator=g)
+
+    def generation_loader(self, labels: torch.Tensor, batch_size: int | None = None) -> DataLoader:
+        """``(indices, labels)`` batches of the block to generate, aligned batches split across ranks."""
+        dataset = TensorDataset(torch.arange(len(labels)), labels)
+        sampler = AlignedBatchSampler(len(labels), batch_size or self.eval_batch_size)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+
+    # ----------------------------------------------------------------------------------------------- stage views
+    def for_training(self, spec: TrainingSpec) -> StageData:
+        """The view a training stage hands to ``trainer.fit/test``."""
+        return StageData(self, spec=spec)
+
+    def for_generation(self, labels: torch.Tensor, batch_size: int | None = None) -> StageData:
+        """The view a generation stage hands to ``trainer.predict``."""
+        return StageData(self, labels=labels, batch_size=batch_size)
+
+
+class StageData(L.LightningDataModule):
+    """A LightningDataModule for one stage: the shared data with this stage's loader settings."""
+
+    def __init__(self, data: GenerationalDataModule, spec: TrainingSpec | None = None,
+                 labels: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+        super().__init__()
+        self.data, self.spec, self.labels, self.batch_size = data, spec, labels, batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        self.data.prepare()
+
+    def train_dataloader(self) -> DataLoader:
+        return self.data.train_loader(self._spec())
+
+    def val_dataloader(self) -> DataLoader:
+        return self.data.eval_loader("val", cells=self._spec().cells)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.data.eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        if self._predict_labels is None:
-            raise RuntimeError("call set_predict_request() before trainer.predict")
-        labels = self._predict_labels
-        dataset = TensorDataset(torch.arange(len(labels)), labels)
-        return DataLoader(dataset, batch_size=self.eval_batch_size,
-                          sampler=UnpaddedDistributedSampler(dataset), num_workers=0)
+        if self.labels is None:
+            raise RuntimeError("this stage view has no block to generate: use GenerationalDataModule.for_generation")
+        return self.data.generation_loader(self.labels, self.batch_size)
+
+    def _spec(self) -> TrainingSpec:
+        if self.spec is None:
+            raise RuntimeError("this stage view has no training settings: use GenerationalDataModule.for_training")
+        return self.spec

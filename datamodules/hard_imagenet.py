@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from common.errors import ConfigError
-from datamodules.base import RealDataSource
+from datamodules.base import LabelledSplit, RealDataSource
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class MaskedImage:
     label: int
 
 
-class HardImageNetSplit(Dataset):
+class HardImageNetSplit(LabelledSplit):
     """A lazily decoded split: samples ``(image uint8 (3,S,S), label, subgroup=-1, mask bool (1,S,S))``.
 
     ``labels`` and ``groups`` are exposed as tensors (like ``ImageSplit``) so callers can read the class
@@ -75,6 +74,7 @@ class HardImageNetSplit(Dataset):
     """
 
     def __init__(self, items: list[MaskedImage], resize: int, image_size: int) -> None:
+        self.images = None  # decoded lazily, in the loader's workers
         self.image_paths = [item.image_path for item in items]
         self.mask_paths = [item.mask_path for item in items]
         self.labels = torch.tensor([item.label for item in items], dtype=torch.long)
@@ -103,7 +103,6 @@ class HardImageNet(RealDataSource):
 
     name = "hard_imagenet"
 
-    #: samples carry object masks: the loop runs the spurious-cue ablations at test time
     has_masks = True
 
     def __init__(
@@ -260,7 +259,7 @@ class HardImageNet(RealDataSource):
                 (val if position in chosen else train).append(item)
         return train, val
 
-    def load(self) -> dict[str, Dataset]:
+    def load(self) -> dict[str, HardImageNetSplit]:
         """Return lazy {'train', 'val', 'test'} splits; nothing is decoded here."""
         if self._index is None:
             self.validate()

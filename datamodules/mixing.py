@@ -10,10 +10,10 @@ Batches are fetched whole through ``__getitems__`` (one tensor gather per batch,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch.utils.data import Dataset, Sampler
+
+from datamodules.base import LabelledSplit
 
 
 def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int, oversample: bool = False) -> int:
@@ -38,9 +38,9 @@ def synthetic_reuse(n_synthetic: int, stack_size: int) -> float:
     return n_synthetic / stack_size if stack_size else 0.0
 
 
-def fetch_batch(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, labels, groups) for ``indices``, gathered with one tensor index when the dataset holds tensors."""
-    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
+def fetch_batch(dataset: LabelledSplit, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, groups) for ``indices``, gathered with one tensor index when the split is in memory."""
+    if dataset.images is not None:
         return dataset.images[indices], dataset.labels[indices], dataset.groups[indices]
     samples = [dataset[i] for i in indices.tolist()]
     return (torch.stack([torch.as_tensor(s[0]) for s in samples]),
@@ -51,7 +51,7 @@ def fetch_batch(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, 
 class MixedTrainSet(Dataset):
     """Indices [0, N_real) are real samples, [N_real, N_real + len(stack)) synthetic ones (subgroup -1)."""
 
-    def __init__(self, real: Dataset, stack=None) -> None:
+    def __init__(self, real: LabelledSplit, stack=None) -> None:
         self.real = real
         self.stack = stack
         self.n_real = len(real)
@@ -60,7 +60,7 @@ class MixedTrainSet(Dataset):
         # a single gather per field, exactly what indexing in-memory tensors costs.
         self.joined = None
         stack_images = stack.images_in_memory() if self.n_stack else None
-        if stack_images is not None and hasattr(real, "images"):
+        if stack_images is not None and real.images is not None:
             self.joined = (torch.cat([real.images, stack_images]), torch.cat([real.labels, stack.labels.long()]),
                            torch.cat([real.groups, torch.full((self.n_stack,), -1, dtype=torch.long)]))
 
@@ -99,16 +99,14 @@ def collate_batch(batch):
 class MixedEpochSampler(Sampler[int]):
     """Every real index once plus ``n_synthetic`` stack indices per epoch, shuffled together.
 
-    Seeded from (seed, epoch), so every DDP rank draws the same permutation (Lightning's DistributedSamplerWrapper
-    then splits it). The epoch comes from ``epoch_source`` (the trainer's current epoch, which survives a resume from
-    a checkpoint) when given, else from a counter that advances on every ``__iter__``.
+    Seeded from (seed, epoch), so every DDP rank draws the same permutation (``MixedBatchSampler`` then splits it).
+    Lightning calls ``set_epoch`` with the trainer's epoch before every epoch (a resumed fit included); without a
+    trainer the epoch advances on every ``__iter__``.
     """
 
-    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True,
-                 epoch_source: Callable[[], int | None] | None = None) -> None:
+    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True) -> None:
         self.n_real, self.n_stack, self.n_synthetic = n_real, n_stack, n_synthetic
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
-        self.epoch_source = epoch_source
 
     def __len__(self) -> int:
         return self.n_real + self.n_synthetic
@@ -132,9 +130,8 @@ class MixedEpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def next_epoch(self) -> torch.Tensor:
-        """The next epoch's indices as a tensor (advances the fallback counter)."""
-        epoch = self.epoch_source() if self.epoch_source is not None else None
-        order = self.indices_for_epoch(self.epoch if epoch is None else epoch)
+        """The indices of the current epoch as a tensor; then advances to the next epoch."""
+        order = self.indices_for_epoch(self.epoch)
         self.epoch += 1
         return order
 
@@ -152,20 +149,20 @@ class MixedBatchSampler(Sampler[torch.Tensor]):
     """
 
     def __init__(self, epoch_sampler: MixedEpochSampler, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
-        self.epoch_sampler = epoch_sampler
+        self.sampler = epoch_sampler  # the name Lightning looks for when it sets the epoch
         self.batch_size, self.rank, self.world_size = int(batch_size), int(rank), int(world_size)
 
     def _per_rank(self) -> int:
-        return -(-len(self.epoch_sampler) // self.world_size)
+        return -(-len(self.sampler) // self.world_size)
 
     def __len__(self) -> int:
         return -(-self._per_rank() // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch_sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
 
     def __iter__(self):
-        order = self.epoch_sampler.next_epoch()
+        order = self.sampler.next_epoch()
         if self.world_size > 1:
             padded = self._per_rank() * self.world_size
             if padded > len(order):

@@ -1,25 +1,22 @@
-"""A distributed evaluation sampler without padding, so every test sample is counted exactly once under DDP.
+"""Samplers that split evaluation and generation across DDP ranks without padding.
 
-Lightning's default DistributedSampler pads the last ranks with duplicates, which would change a metric; here
-rank r takes indices r, r + W, r + 2W, ... and ranks may get one sample fewer than others.
+Lightning's default DistributedSampler pads the last ranks with duplicates, which would change a metric or generate
+a sample twice; these give every item to exactly one rank, so results equal a single-process run.
 """
 
 from __future__ import annotations
 
-import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+import torch
+from torch.utils.data import DistributedSampler, Sampler
 
-
-def distributed_rank_and_size() -> tuple[int, int]:
-    """(rank, world size) of the initialised process group, (0, 1) without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from common.distributed import rank_and_world_size
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
+    """Rank r takes indices r, r + W, r + 2W, ...; ranks may get one sample fewer than others."""
+
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None) -> None:
-        default_rank, default_size = distributed_rank_and_size()
+        default_rank, default_size = rank_and_world_size()
         num_replicas = default_size if num_replicas is None else num_replicas
         rank = default_rank if rank is None else rank
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
@@ -31,3 +28,34 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class AlignedBatchSampler(Sampler[list[int]]):
+    """Batches of consecutive indices [b B, (b + 1) B), batch b on rank b mod W.
+
+    Every batch holds the same items whatever the number of ranks, so anything computed per batch (the MC-dropout
+    masks of the uncertainty filter, seeded by the batch's first index) is the same in a 1- and an N-process run.
+    Only a block with fewer batches than ranks gets smaller batches (B = ceil(N / W)), so that no rank is idle.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, rank: int | None = None, world_size: int | None = None):
+        default_rank, default_size = rank_and_world_size()
+        self.rank = default_rank if rank is None else int(rank)
+        self.world_size = default_size if world_size is None else int(world_size)
+        self.num_items = int(num_items)
+        self.batch_size = max(1, min(int(batch_size), -(-self.num_items // self.world_size)))
+
+    def _batch_starts(self) -> range:
+        return range(self.rank * self.batch_size, self.num_items, self.world_size * self.batch_size)
+
+    def __iter__(self):
+        for start in self._batch_starts():
+            yield list(range(start, min(start + self.batch_size, self.num_items)))
+
+    def __len__(self) -> int:
+        return len(self._batch_starts())
+
+
+def batch_first_index(indices: torch.Tensor) -> int:
+    """The index that identifies an aligned batch (its first item)."""
+    return int(indices.min()) if len(indices) else 0

@@ -1,7 +1,7 @@
 """The FIFO stack of synthetic blocks (DESIGN.md section 3), kept on disk so millions of images cost little RAM.
 
 Each generation's filtered samples are one block: ``<root>/gen_<g>_images.npy`` (raw uint8 (N, C, H, W),
-memory-mappable), ``gen_<g>_labels.npy`` (int64) and optionally ``gen_<g>_scores.npy`` (float32).
+memory-mappable) and ``gen_<g>_labels.npy`` (int64).
 ``<root>/manifest.json`` lists the blocks oldest first with their counts, shapes and SHA-256 checksums; it is the
 single source of truth. Every file is written atomically (temp file in the same directory, fsync, ``os.replace``),
 and the manifest is replaced only after the new block's files are complete, so a crash at any point leaves either
@@ -12,87 +12,30 @@ removed by the next ``push``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from common.errors import ConfigError
+from common.io import atomic_write, sha256_of_file
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
-_CHUNK_BYTES = 8 * 1024 * 1024
-_TEMP_PREFIX = ".tmp-"
 #: names this class owns inside ``root``; only these are ever deleted as strays
-_OWNED_FILE = re.compile(r"^(gen_-?\d+_(images|labels|scores)\.npy|\.tmp-.*)$")
+_OWNED_FILE = re.compile(r"^(gen_-?\d+_(images|labels)\.npy|\.tmp-.*)$")
 
 
-def sha256_of_file(path: Path) -> str:
-    """Checksum read in chunks, so verifying a multi-GB block never holds it in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _HashingWriter:
-    """File wrapper that hashes what passes through, so writing a block does not need a second read for its checksum."""
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.handle.write(data)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable; some platforms cannot open directories, which only weakens durability."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> str:
-    """Write ``path`` through a temp file in the same directory + fsync + ``os.replace``; return its SHA-256."""
-    fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer = _HashingWriter(handle)
-            write(writer)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return writer.digest.hexdigest()
-
-
-def _block_file_names(generation: int, with_scores: bool) -> dict[str, str]:
-    kinds = ("images", "labels", "scores") if with_scores else ("images", "labels")
-    return {kind: f"gen_{generation:04d}_{kind}.npy" for kind in kinds}
+def _block_file_names(generation: int) -> dict[str, str]:
+    return {kind: f"gen_{generation:04d}_{kind}.npy" for kind in ("images", "labels")}
 
 
 def _is_block_entry(block: Any) -> bool:
@@ -149,7 +92,6 @@ class SyntheticStack(Dataset):
         self.root.mkdir(parents=True, exist_ok=True)
         self._blocks: list[dict[str, Any]] = []
         self._block_labels: list[np.ndarray] = []
-        self._block_scores: list[np.ndarray | None] = []
         self._labels_cache: torch.Tensor | None = None
         self._memmaps: dict[int, np.ndarray] = {}
         self._memmap_pid = os.getpid()
@@ -178,10 +120,9 @@ class SyntheticStack(Dataset):
                     f"stack manifest {self.manifest_path} has a malformed block entry {block!r}: restore the manifest, "
                     f"or delete {self.root} to start the stack empty"
                 )
-            labels, scores = self._verify_block(block, verify)
+            labels = self._verify_block(block, verify)
             self._blocks.append(block)
             self._block_labels.append(labels)
-            self._block_scores.append(scores)
         shapes = {tuple(block["shape"]) for block in self._blocks}
         if len(shapes) > 1:
             raise ConfigError(
@@ -203,8 +144,8 @@ class SyntheticStack(Dataset):
             self._write_manifest()
             self._delete_block_files(evicted)
 
-    def _verify_block(self, block: dict[str, Any], verify: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Check every file of a block exists, matches its checksum and shape; return its labels (and scores)."""
+    def _verify_block(self, block: dict[str, Any], verify: bool) -> np.ndarray:
+        """Check every file of a block exists, matches its checksum and shape; return its labels."""
         fix = f"restore the file, or delete {self.root} to start the stack empty"
         for kind, entry in block["files"].items():
             path = self.root / entry["name"]
@@ -227,16 +168,12 @@ class SyntheticStack(Dataset):
                 f"uint8 {(count, *shape)}: {fix}"
             )
         labels = np.load(self.root / block["files"]["labels"]["name"], allow_pickle=False)
-        scores = None
-        if "scores" in block["files"]:
-            scores = np.load(self.root / block["files"]["scores"]["name"], allow_pickle=False)
-        for kind, values in (("labels", labels), ("scores", scores)):
-            if values is not None and values.shape != (count,):
-                raise ConfigError(
-                    f"synthetic stack file {self.root / block['files'][kind]['name']} holds {values.shape[0]} "
-                    f"{kind} but the manifest says {count}: {fix}"
-                )
-        return labels.astype(np.int64, copy=False), scores
+        if labels.shape != (count,):
+            raise ConfigError(
+                f"synthetic stack file {self.root / block['files']['labels']['name']} holds {labels.shape[0]} "
+                f"labels but the manifest says {count}: {fix}"
+            )
+        return labels.astype(np.int64, copy=False)
 
     # ------------------------------------------------------------------ writing
     def push(
@@ -244,7 +181,6 @@ class SyntheticStack(Dataset):
         images: torch.Tensor | np.ndarray,
         labels: torch.Tensor | np.ndarray,
         generation: int,
-        scores: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         """Add one generation's block, evicting whole oldest blocks while the limits would be exceeded."""
         generation = int(generation)
@@ -257,12 +193,6 @@ class SyntheticStack(Dataset):
             raise ValueError(
                 f"labels must be integers of shape ({count},), got {label_array.dtype} {label_array.shape}"
             )
-        score_array = None
-        if scores is not None:
-            score_array = _as_numpy(scores)
-            if score_array.shape != (count,):
-                raise ValueError(f"scores must have shape ({count},), got {score_array.shape}")
-            score_array = score_array.astype(np.float32)
         if generation in self.generations:
             raise ValueError(
                 f"generation {generation} is already in the stack at {self.root} (held: {self.generations})"
@@ -279,8 +209,8 @@ class SyntheticStack(Dataset):
             )
 
         self._remove_strays()
-        names = _block_file_names(generation, score_array is not None)
-        arrays = {"images": image_array, "labels": label_array.astype(np.int64), "scores": score_array}
+        names = _block_file_names(generation)
+        arrays = {"images": image_array, "labels": label_array.astype(np.int64)}
         files = {}
         for kind, name in names.items():
             array = arrays[kind]
@@ -291,25 +221,11 @@ class SyntheticStack(Dataset):
         evicted = self._evict_to_fit(1, count)
         self._blocks.append(block)
         self._block_labels.append(arrays["labels"])
-        self._block_scores.append(score_array)
         self._labels_cache = None
         self._ram_images = None
         # the manifest switches to the new stack in one rename; evicted files only become strays before deletion
         self._write_manifest()
         self._delete_block_files(evicted)
-
-    def clear(self) -> None:
-        """Empty the stack: an empty manifest first (the commit point), then every block file."""
-        evicted = list(self._blocks)
-        self._blocks, self._block_labels, self._block_scores = [], [], []
-        self._labels_cache = None
-        self._ram_images = None
-        self._memmaps = {}
-        for block in evicted:
-            self._close_reader(block["generation"])
-        self._write_manifest()
-        self._delete_block_files(evicted)
-        self._remove_strays()
 
     def _over_limit(self, incoming_blocks: int, incoming_samples: int) -> bool:
         too_many = self.max_generations is not None and len(self._blocks) + incoming_blocks > self.max_generations
@@ -322,7 +238,6 @@ class SyntheticStack(Dataset):
         while self._blocks and self._over_limit(incoming_blocks, incoming_samples):
             block = self._blocks.pop(0)
             self._block_labels.pop(0)
-            self._block_scores.pop(0)
             self._memmaps.pop(block["generation"], None)
             self._close_reader(block["generation"])
             evicted.append(block)
@@ -374,15 +289,6 @@ class SyntheticStack(Dataset):
             merged = np.concatenate(self._block_labels) if self._block_labels else np.zeros(0, dtype=np.int64)
             self._labels_cache = torch.from_numpy(merged.astype(np.int64))
         return self._labels_cache
-
-    @property
-    def scores(self) -> torch.Tensor:
-        """All filter scores (float32) in index order; NaN for blocks pushed without scores."""
-        parts = [
-            scores if scores is not None else np.full(len(labels), np.nan, dtype=np.float32)
-            for labels, scores in zip(self._block_labels, self._block_scores)
-        ]
-        return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return sum(block["count"] for block in self._blocks)

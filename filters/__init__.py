@@ -1,6 +1,6 @@
 """Quality filters for generated samples: CLIP score, previous-classifier uncertainty, manual review."""
 
-from .base import FilterContext, SampleFilter, apply_filters, select_keep
+from .base import FilterContext, SampleFilter, filter_names, select_block, select_keep
 from .clip_score import ClipScoreFilter
 from .manual import ManualRejectFilter
 from .uncertainty import UncertaintyFilter
@@ -11,6 +11,7 @@ __all__ = [
     "ManualRejectFilter",
     "SampleFilter",
     "UncertaintyFilter",
-    "apply_filters",
+    "filter_names",
+    "select_block",
     "select_keep",
 ]

@@ -1,8 +1,10 @@
-"""One interface for every quality filter of generated samples (DESIGN.md section 3 "Filtering", paper 3.2, app. C).
+"""One interface for every quality filter of generated samples (paper section 3.2 and appendix C).
 
 A filter gives every sample a score (higher = keep); the bottom ``ratio`` of the scores is dropped, within
-each class by default so that filtering keeps the class balance. Filters chain: each one scores only the
-survivors of the previous one. ``apply_filters`` returns the final keep mask and a JSON-friendly report.
+each class by default so that filtering keeps the class balance. Filters chain: each one selects among the
+survivors of the previous one. A sample's score never depends on the other samples, so the generation stage scores
+every sample once, on the rank that generated it, and ``select_block`` applies the chain to the gathered scores;
+it returns the final keep mask and a JSON-friendly report.
 """
 
 from __future__ import annotations
@@ -23,29 +25,30 @@ HISTOGRAM_BINS = 20
 
 @dataclass
 class FilterContext:
-    """What a filter may need besides the images: the loop fills it once per generation.
+    """What a filter may need besides the images: the generation stage fills it for every batch it scores.
 
-    ``sample_ids`` are the generated samples' ids (aligned with the images a filter receives);
-    ``previous_classifier`` is the classifier trained in generation ``generation - 1`` (None if there is none).
+    ``sample_ids`` are the generated samples' ids (aligned with the images a filter receives; a batch of consecutive
+    ids whose first one identifies it); ``previous_classifier`` is the classifier trained in generation
+    ``generation - 1`` (None when no filter needs it).
     """
 
     generation: int
     class_names: list[str]
-    previous_classifier: nn.Module | None
     sample_ids: torch.Tensor
-    device: str = "cpu"
-    block_dir: str | None = None
+    previous_classifier: nn.Module | None = None
+    device: str | torch.device = "cpu"
 
 
 def check_ratio(ratio: Any, owner: str) -> float:
-    """``ratio`` as a float in [0, 1], or a ConfigError naming ``owner``."""
+    """``ratio`` as a float in [0, 1), or a ConfigError naming ``owner`` (1 would drop every sample)."""
     try:
         value = float(ratio)
     except (TypeError, ValueError):
         value = math.nan
-    if isinstance(ratio, bool) or not 0.0 <= value <= 1.0:
+    if isinstance(ratio, bool) or not 0.0 <= value < 1.0:
         raise ConfigError(
-            f"{owner}.ratio must be a number in [0, 1] (the fraction of samples dropped), got {ratio!r}; "
+            f"{owner}.ratio must be a number in [0, 1) (the fraction of samples dropped; 1 would drop them all), "
+            f"got {ratio!r}; "
             "the paper uses 0.1 for MNIST, 0.3 for CIFAR and 0.6 for Hard ImageNet"
         )
     return value
@@ -85,15 +88,28 @@ class SampleFilter(ABC):
 
     #: short name used in the report and the logs
     name: str = "filter"
+    #: scored from the sample ids alone when the block is selected (a reviewer's list), not from the images
+    reviewed_by_hand: bool = False
+    #: needs the previous generation's classifier (``FilterContext.previous_classifier``)
+    needs_previous_classifier: bool = False
 
     def __init__(self, ratio: float, per_class: bool = True) -> None:
         self.ratio = check_ratio(ratio, type(self).__name__)
         self.per_class = bool(per_class)
 
-    def validate(self, context: FilterContext) -> None:
-        """Cheap checks of the user's inputs for this generation, run on the whole block before any scoring.
+    def check_available(self) -> None:
+        """ConfigError, before any work, when what the filter needs (weights, files) is missing. Default: nothing."""
+        return None
 
-        The default has nothing to check; filters that read user files or need models override it.
+    def review_pending(self, generation: int) -> str | None:
+        """For a hand-reviewed filter whose reviewer has not written this generation's list yet: where to write it.
+        None when nothing is pending (the default)."""
+        return None
+
+    def validate(self, context: FilterContext) -> None:
+        """Cheap checks of the user's inputs for this generation, run on the whole block before it is selected.
+
+        The default has nothing to check; filters that read user files override it.
         """
         return None
 
@@ -144,40 +160,46 @@ def _unique_name(name: str, taken: dict[str, Any]) -> str:
     return candidate
 
 
-def apply_filters(
-    filters: list[SampleFilter], images: torch.Tensor, labels: torch.Tensor, context: FilterContext
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Run ``filters`` in order, each on the survivors of the previous one.
+def filter_names(filters: list[SampleFilter]) -> list[str]:
+    """Unique report names of a filter chain, in order (``uncertainty``, ``uncertainty_2``, ...)."""
+    names: dict[str, None] = {}
+    for filt in filters:
+        names[_unique_name(filt.name, names)] = None
+    return list(names)
 
-    Returns the keep mask over all N samples and a report: ``{"filters": {name: {kept, dropped,
+
+def select_block(
+    filters: list[SampleFilter], scores: dict[str, torch.Tensor], labels: torch.Tensor, context: FilterContext
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Apply the filter chain to a whole block whose samples were scored beforehand.
+
+    ``scores`` maps each filter's name (``filter_names``) to its score of every sample (N,); hand-reviewed filters
+    (``reviewed_by_hand``) are scored here from ``context.sample_ids``. Each filter selects among the survivors of
+    the previous one. Returns the keep mask over all N samples and a report: ``{"filters": {name: {kept, dropped,
     kept_per_class, dropped_per_class, score_histogram, ...}}, "filter_input", "filter_kept", "filter_dropped"}``.
-    Every filter's ``validate`` runs on the whole block first, so user mistakes surface before any model runs.
+    Every filter's ``validate`` runs on the whole block first, so user mistakes surface before anything is selected.
     """
-    n = images.shape[0]
+    n = len(labels)
     labels = labels.long().cpu()
-    if images.ndim != 4 or labels.shape != (n,) or tuple(context.sample_ids.shape) != (n,):
-        raise ConfigError(
-            f"filters need images (N, C, H, W), labels (N,) and context.sample_ids (N,); got {tuple(images.shape)}, "
-            f"{tuple(labels.shape)} and {tuple(context.sample_ids.shape)}"
-        )
+    if tuple(context.sample_ids.shape) != (n,):
+        raise ConfigError(f"a block of {n} labels needs context.sample_ids of shape ({n},), "
+                          f"got {tuple(context.sample_ids.shape)}")
     for filt in filters:
         filt.validate(context)
     num_classes = max(len(context.class_names), int(labels.max()) + 1 if n else 0)
     survivors = torch.arange(n)
     per_filter: dict[str, Any] = {}
-    for filt in filters:
-        sub_context = replace(context, sample_ids=context.sample_ids[survivors])
+    for filt, name in zip(filters, filter_names(filters)):
         sub_labels = labels[survivors]
-        if len(survivors):
-            scores = filt.score(images[survivors], sub_labels, sub_context).detach().cpu().double().reshape(-1)
+        if filt.reviewed_by_hand:
+            sub_context = replace(context, sample_ids=context.sample_ids[survivors])
+            sub_scores = filt.score(None, sub_labels, sub_context).detach().cpu().double().reshape(-1)
         else:
-            scores = torch.zeros(0, dtype=torch.float64)
-        if scores.shape != (len(survivors),):
-            raise RuntimeError(
-                f"{type(filt).__name__}.score returned {tuple(scores.shape)}, expected ({len(survivors)},)"
-            )
-        keep = filt.select(scores, sub_labels) if len(survivors) else torch.zeros(0, dtype=torch.bool)
-        per_filter[_unique_name(filt.name, per_filter)] = _filter_report(filt, scores, sub_labels, keep, num_classes)
+            if name not in scores or tuple(scores[name].shape) != (n,):
+                raise RuntimeError(f"no score of every sample for filter {name!r} (got {sorted(scores)})")
+            sub_scores = scores[name].detach().cpu().double()[survivors]
+        keep = filt.select(sub_scores, sub_labels) if len(survivors) else torch.zeros(0, dtype=torch.bool)
+        per_filter[name] = _filter_report(filt, sub_scores, sub_labels, keep, num_classes)
         survivors = survivors[keep]
     keep_mask = torch.zeros(n, dtype=torch.bool)
     keep_mask[survivors] = True

@@ -7,6 +7,7 @@ The file is ``reject_lists[generation]`` or ``<reject_dir>/gen_<generation>.txt`
 
 from __future__ import annotations
 
+import glob
 import os
 
 import torch
@@ -38,6 +39,7 @@ class ManualRejectFilter(SampleFilter):
     """Drops the listed sample ids; ``ratio`` does not apply (it drops exactly what the reviewer listed)."""
 
     name = "manual"
+    reviewed_by_hand = True
 
     def __init__(self, reject_lists: dict[int, str] | None = None, reject_dir: str | None = None) -> None:
         super().__init__(ratio=0.0, per_class=False)
@@ -72,6 +74,24 @@ class ManualRejectFilter(SampleFilter):
                 return candidate
         return None
 
+    def check_available(self) -> None:
+        """Parse every list already written (a typo surfaces before any work; ids are checked per block later)."""
+        paths = list(self.reject_lists.values())
+        if self.reject_dir is not None:
+            paths += sorted(glob.glob(os.path.join(self.reject_dir, "gen_*.txt")))
+        for path in paths:
+            read_id_list(path)
+
+    def review_pending(self, generation: int) -> str | None:
+        """Where the reviewer should write generation ``generation``'s list, while it does not exist."""
+        if self.list_path(generation) is not None:
+            return None
+        if int(generation) in self.reject_lists:
+            return self.reject_lists[int(generation)]
+        if self.reject_dir is not None:
+            return os.path.join(self.reject_dir, f"gen_{int(generation)}.txt")
+        return "reject_lists[<generation>] or a reject_dir with gen_<generation>.txt"
+
     def rejected_ids(self, generation: int) -> set[int]:
         path = self.list_path(generation)
         return read_id_list(path) if path is not None else set()
@@ -85,8 +105,8 @@ class ManualRejectFilter(SampleFilter):
                 f"{context.generation}'s samples: {shown}; use the ids shown on that generation's contact sheets"
             )
 
-    def score(self, images: torch.Tensor, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
-        """0 for kept samples, -inf for rejected ones."""
+    def score(self, images: torch.Tensor | None, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        """0 for kept samples, -inf for rejected ones (from ``context.sample_ids``; the images are not needed)."""
         rejected = torch.tensor(sorted(self.rejected_ids(context.generation)), dtype=torch.long)
         is_rejected = torch.isin(context.sample_ids.long().cpu(), rejected)
         return torch.where(is_rejected, float("-inf"), 0.0).double()

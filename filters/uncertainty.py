@@ -3,7 +3,9 @@
 score = minus the predictive entropy of the mean softmax over T Monte-Carlo dropout passes (Gal & Ghahramani
 2016): the model is in eval mode (batch norm frozen) with only its dropout modules sampling. A model without
 dropout modules gets one deterministic pass (plain softmax entropy) and a warning, since MC dropout is then
-impossible. The dropout masks are seeded from (seed, generation), so a rerun gives the same scores.
+impossible. The dropout masks of a batch are seeded from (seed, generation, the batch's first sample id): the
+generation stage scores aligned batches of consecutive ids, so the scores are the same however many ranks score
+them, and a rerun gives the same scores.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from common.errors import ConfigError
+from common.seeds import index_seed
 
 from .base import FilterContext, SampleFilter
 
@@ -37,6 +40,7 @@ class UncertaintyFilter(SampleFilter):
     """Keeps the generated samples on which the previous classifier is most certain."""
 
     name = "uncertainty"
+    needs_previous_classifier = True
 
     def __init__(
         self, ratio: float, per_class: bool = True, mc_passes: int = 10, batch_size: int = 256, seed: int = 0
@@ -51,21 +55,20 @@ class UncertaintyFilter(SampleFilter):
         self.mc_passes = int(mc_passes)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self._warned = False
 
-    def validate(self, context: FilterContext) -> None:
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
         if context.previous_classifier is None:
             raise ConfigError(
                 f"UncertaintyFilter at generation {context.generation} needs the previous generation's classifier "
                 "(context.previous_classifier is None); train generation 0 first or remove this filter"
             )
-
-    @torch.no_grad()
-    def score(self, images: torch.Tensor, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
-        self.validate(context)
         model = context.previous_classifier.to(context.device)
         dropouts = dropout_modules(model)
         passes = self.mc_passes if dropouts else 1
-        if not dropouts:
+        if not dropouts and not self._warned:
+            self._warned = True
             message = (
                 f"UncertaintyFilter: {type(model).__name__} has no dropout module with p > 0, so MC dropout is "
                 "impossible; scoring with the entropy of a single softmax pass instead"
@@ -80,7 +83,8 @@ class UncertaintyFilter(SampleFilter):
             for module in dropouts:
                 module.train()
             with torch.random.fork_rng(devices=rng_devices):
-                torch.manual_seed(self.seed * 1_000_003 + int(context.generation))
+                first_id = int(context.sample_ids.min()) if len(context.sample_ids) else 0
+                torch.manual_seed(index_seed(index_seed(self.seed, context.generation), first_id))
                 scores = []
                 for start in range(0, images.shape[0], self.batch_size):
                     batch = images[start : start + self.batch_size].to(device)

@@ -1,16 +1,18 @@
-"""The classifier trained (from scratch or from ImageNet weights) at every generation and evaluated for fairness."""
+"""The classifier trained (from scratch or from ImageNet weights) at every generation.
+
+It only classifies: the test stage's callbacks (per-subgroup fairness, Hard ImageNet ablations) read the logits
+``test_step`` returns, so the module knows nothing of how it is evaluated.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from common.errors import ConfigError
 from lightning_modules.networks.registry import IMAGENET_MEAN, IMAGENET_STD, build_network, get_arch
-from metrics.fairness import SubgroupFairness
 
 
 class ClassifierModule(LightningModule):
@@ -61,9 +63,15 @@ class ClassifierModule(LightningModule):
         self.num_groups = num_groups
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_fairness = SubgroupFairness(num_classes, max(num_groups, 1))
-        #: filled by ``on_test_epoch_end``: the metrics dict of the last test run (same on every rank)
-        self.test_results: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str, device: str | torch.device = "cpu") -> ClassifierModule:
+        """A trained classifier from its Lightning checkpoint, in eval mode (tensors only, nothing unpickled)."""
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
+        model = cls(**hparams)
+        model.load_state_dict(state["state_dict"])
+        return model.eval().to(device)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or [0, 1] float) images -> normalised float input of the network's size, on the batch."""
@@ -109,28 +117,10 @@ class ClassifierModule(LightningModule):
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(labels))
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(labels))
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        _, logits, labels = self._shared_step(batch)
-        self.test_fairness.update(logits, labels, batch[2])
-
-    def on_test_epoch_start(self) -> None:
-        self.test_fairness.reset()
-
-    def on_test_epoch_end(self) -> None:
-        results = self.test_fairness.compute()
-        self.test_results = {k: v.detach().cpu() for k, v in results.items()}
-        for key in ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class"):
-            self.log(f"test/{key}", results[key].float(), sync_dist=False, rank_zero_only=True)
-        if self.num_groups > 0:
-            for k, value in enumerate(results["acc_rank"]):
-                self.log(f"test/acc_rank_{k + 1}", value.float(), rank_zero_only=True)
-            for g, value in enumerate(results["group_tpr"]):
-                self.log(f"test/subgroup_acc_{g}", value.float(), rank_zero_only=True)
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """The logits, for the test stage's callbacks (fairness, ablations)."""
+        return self._shared_step(batch)[1]
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-
-
-def has_dropout(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())

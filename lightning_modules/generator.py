@@ -17,6 +17,8 @@ from abc import abstractmethod
 import lightning as L
 import torch
 
+from common.errors import ConfigError
+
 
 def per_sample_noise(indices: torch.Tensor, shape: tuple[int, ...], seed: int, device: torch.device | str = "cpu"):
     """Standard-normal noise of ``shape`` for every index, a pure function of (seed, index)."""
@@ -47,10 +49,12 @@ class GeneratorModule(L.LightningModule):
         hparams = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # LightningCLI adds _class_path
         return type(self)(**hparams)
 
+    def validate(self) -> None:
+        """ConfigError, before any work, for what the generator needs and does not find (e.g. local weights)."""
+        return None
+
     def check_compatible(self, num_classes: int, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError when this generator cannot produce the dataset's images."""
-        from common.errors import ConfigError
-
         if tuple(image_shape) != self.image_shape:
             raise ConfigError(
                 f"generator image_shape {list(self.image_shape)} does not match the dataset's images "

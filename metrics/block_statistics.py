@@ -70,3 +70,16 @@ def quality_q(predicted: torch.Tensor, requested: torch.Tensor) -> float | None:
     if len(requested) == 0:
         return None
     return float((predicted.long().cpu() == requested.long().cpu()).double().mean())
+
+
+def block_statistics(labels: torch.Tensor, predicted: torch.Tensor, groups: torch.Tensor,
+                     real_counts: torch.Tensor | None, suffix: str = "") -> dict[str, float | None]:
+    """q_t, u_t and majority_gain of a block from its per-sample requested labels, reference predictions and oracle
+    subgroups (-1 = unknown); u_t and majority_gain are None without real subgroup counts. Keys get ``suffix``."""
+    stats = {"quality_q": quality_q(predicted, labels), "imbalance_u": None, "majority_gain": None}
+    if real_counts is not None:
+        num_classes, num_groups = real_counts.shape
+        counts = subgroup_counts(labels, groups, num_classes, num_groups)
+        stats["imbalance_u"] = imbalance_u(counts, real_counts)
+        stats["majority_gain"] = majority_gain(counts, real_counts)
+    return {f"{key}{suffix}": value for key, value in stats.items()}

@@ -1,8 +1,9 @@
-"""Typed config sections of an experiment (the `loop:` and `classifiers:` keys of a YAML file)."""
+"""Typed config sections of an experiment (the `loop:`, `classifiers:` and `quality:` keys of a YAML file)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -52,8 +53,8 @@ class LoopConfig:
         run_dir: where everything of this run lands (default: runs/<config file stem>/seed_<seed>).
         generations: number of generations after generation 0 (paper: 10 for MNIST/CIFAR, 4-5 for Hard ImageNet).
         samples_per_generation: S, samples generated per generation before filtering.
-        stack_generations: stack capacity D in generations (D = stack_generations * S; paper: 3), used when
-            data.stack_capacity is not set.
+        stack_generations: K, the generations the FIFO stack keeps (the paper's queue capacity D/S = 3): exactly
+            the last K pushed blocks, whatever the filters kept of each (data.stack_capacity adds a sample budget).
         generator_epochs: epochs the fresh generator trains each generation.
         generator_batch_size: generator training batch size (None: data.batch_size).
         overwrite: delete an existing run directory that holds another config (explicit opt-in).
@@ -66,3 +67,70 @@ class LoopConfig:
     generator_epochs: int = 10
     generator_batch_size: int | None = None
     overwrite: bool = False
+
+
+@dataclass
+class FIDConfig:
+    """FID of each generation's generator.
+
+    Args:
+        enabled: compute FID every generation.
+        extractor: "classifier" (penultimate features of the reference classifier: a domain FID, offline),
+            "inception" (Inception-V3 weights from ``inception_weights`` or the torch hub cache),
+            "auto" (inception when its weights file is found, else classifier).
+        num_samples: samples of each side (generated, real) used.
+        inception_weights: local path of torch-fidelity's weights-inception-2015-12-05-6726825d.pth.
+        batch_size: feature-extraction batch size of the real side.
+    """
+
+    enabled: bool = True
+    extractor: Literal["auto", "classifier", "inception"] = "classifier"
+    num_samples: int = 1000
+    inception_weights: str | None = None
+    batch_size: int = 256
+
+
+@dataclass
+class OracleConfig:
+    """Learned subgroup oracle (where the dataset has subgroups but no pixel-level oracle, e.g. CIFAR-20/100).
+
+    Args:
+        arch: classifier architecture (registry name).
+        max_epochs: maximum training epochs (early stopping on validation loss).
+        lr: Adam learning rate.
+        patience: early-stopping patience.
+        batch_size: training batch size.
+    """
+
+    arch: str = "resnet18"
+    max_epochs: int = 20
+    lr: float = 1e-3
+    patience: int = 3
+    batch_size: int = 128
+
+
+@dataclass
+class QualityConfig:
+    """Quality gates of every generated block.
+
+    Args:
+        fid: FID settings.
+        reference_classifier: generation-0 classifier (by name) used as FID feature extractor and to measure q_t
+            (default: the first classifier).
+        filter_classifier: classifier (by name) whose previous-generation weights the uncertainty filter uses
+            (default: the first classifier).
+        contact_sheets: export PNG contact sheets with sample ids of every raw block (manual review).
+        pause_for_review: stop after exporting a block's contact sheets until the manual filter's reject list
+            for that generation exists (re-run the same command to continue).
+        sheet_per_class: samples per class in the per-generation sample sheet.
+        oracle: the learned subgroup oracle for u_t where the dataset has no pixel-level one (CIFAR-20/100); without
+            either, u_t is reported as unavailable (null).
+    """
+
+    fid: FIDConfig | None = None
+    reference_classifier: str | None = None
+    filter_classifier: str | None = None
+    contact_sheets: bool = True
+    pause_for_review: bool = False
+    sheet_per_class: int = 10
+    oracle: OracleConfig | None = None

@@ -7,34 +7,25 @@ a point, whatever stage it crashed in.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
+from simulation.results import SCALAR_FIELDS
 from simulation.run_directory import RunDirectory
-
-SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "synthetic_share", "synthetic_reuse",
-           "fid", "filter_kept", "filter_dropped", "quality_q", "quality_q_kept", "imbalance_u", "majority_gain")
-
-
-def save_png(grid: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
 
 
 def write_generation_summary(run_dir: RunDirectory, source) -> None:
     """Rewrite ``tensorboard/summary`` from the result rows and the saved per-generation sample sheets."""
-    out = run_dir.path / "tensorboard" / "summary"
+    out = run_dir.tensorboard_dir / "summary"
     if out.exists():
         shutil.rmtree(out)
     writer = SummaryWriter(str(out))
     try:
         for row in run_dir.results:
             g, name = row["generation"], row["classifier"]
-            for key in SCALARS:
+            for key in SCALAR_FIELDS:
                 if row.get(key) is not None:
                     writer.add_scalar(f"{name}/{key}", row[key], g)
             for k, value in enumerate(row.get("acc_rank") or []):
@@ -64,8 +55,7 @@ def write_generation_summary(run_dir: RunDirectory, source) -> None:
                     f"| {source.class_names[c] if c < len(source.class_names) else c} | {k} | {d} |\n"
                     for c, (k, d) in enumerate(per_class))
                 writer.add_text(f"filters/{name}_per_class", table, int(generation))
-        for sheet in sorted(run_dir.path.glob("gen_*/samples.png")):
-            generation = int(sheet.parent.name.split("_")[1])
+        for generation, sheet in run_dir.sample_sheets():
             writer.add_image("samples/generated", np.asarray(Image.open(sheet).convert("RGB")), generation,
                              dataformats="HWC")
     finally:

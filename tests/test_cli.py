@@ -68,8 +68,9 @@ def test_run_directory_holds_config_state_checkpoints_and_stack(tiny_run):
     run_dir, _ = tiny_run
     assert (run_dir / "config.yaml").read_text().count("tiny_cnn") == 1
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["completed"][:2] == ["g0/classifier/tiny_cnn", "g1/generator"]
-    assert len(state["completed"]) == 1 + 2 * 4
+    assert state["completed"][:6] == ["g0/classifier/tiny_cnn", "g0/evaluate/tiny_cnn", "g1/generator",
+                                      "g1/generate", "g1/push", "g1/classifier/tiny_cnn"]
+    assert len(state["completed"]) == 2 + 2 * 5
     for g in range(3):
         assert (run_dir / f"gen_{g:02d}" / "classifiers" / "tiny_cnn" / "checkpoints" / "best.ckpt").exists()
     assert (run_dir / "gen_01" / "generator" / "checkpoints" / "last.ckpt").exists()
@@ -137,7 +138,9 @@ BAD_INPUTS = [
     (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),
     (["--filters", '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 1.5}}]'],
-     "UncertaintyFilter.ratio must be a number in [0, 1]"),
+     "UncertaintyFilter.ratio must be a number in [0, 1)"),
+    (["--filters", '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 1.0}}]'],
+     "1 would drop them all"),
     (["--quality.reference_classifier", "vgg19"], "quality.reference_classifier='vgg19' is not a configured"),
 ]
 

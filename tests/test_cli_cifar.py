@@ -31,5 +31,5 @@ def test_tiny_biased_cifar_loop_runs_two_generations_with_five_subgroups(tmp_pat
     assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(140, [1]), (140, [1, 2])]
     # u_t from the learned fine-class oracle (trained once, kept in the run directory)
     assert all(0 <= r["imbalance_u"] <= 1 for r in rows[1:])
-    assert (run_dir / "oracle" / "checkpoints" / "oracle.ckpt").exists()
+    assert (run_dir / "oracle" / "checkpoints" / "best.ckpt").exists()
     assert proc.stdout.count("training the subgroup oracle") == 1

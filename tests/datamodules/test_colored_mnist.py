@@ -18,7 +18,6 @@ from datamodules.colored_mnist import (
     color_oracle,
     colorize,
     draw_colors,
-    stratified_split,
 )
 from metrics.fairness import subgroup_metrics
 
@@ -192,15 +191,6 @@ def test_balanced_colors_and_draw_colors_functions():
     probs = torch.tensor([[0.0, 1.0, 0.0]] * 10)
     drawn = draw_colors(labels, probs, torch.Generator().manual_seed(0))
     assert drawn.dtype == torch.int64 and (drawn == 1).all()
-
-
-def test_stratified_split_function():
-    labels = torch.arange(4).repeat_interleave(20)
-    test, val, train = stratified_split(labels, [0.25, 0.1], torch.Generator().manual_seed(0))
-    assert torch.bincount(labels[test]).tolist() == [5] * 4
-    assert torch.bincount(labels[val]).tolist() == [2] * 4
-    assert torch.bincount(labels[train]).tolist() == [13] * 4
-    assert torch.equal(torch.sort(torch.cat([test, val, train])).values, torch.arange(80))
 
 
 def test_deterministic_under_seed():

@@ -117,13 +117,12 @@ def test_reopen_equals_original(tmp_path):
     stack = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
     for generation, size in ((1, 7), (2, 5), (3, 6)):
         images, labels = make_block(generation, size)
-        stack.push(images, labels, generation=generation, scores=torch.linspace(0, 1, size))
+        stack.push(images, labels, generation=generation)
     reopened = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
     assert reopened.generations == stack.generations == [1, 2, 3]
     assert reopened.block_sizes == [7, 5, 6]
     assert reopened.manifest == stack.manifest
     assert_matches(reopened, *expected_contents([1, 2, 3], {1: 7, 2: 5, 3: 6}))
-    assert torch.allclose(reopened.scores, torch.cat([torch.linspace(0, 1, n) for n in (7, 5, 6)]))
     # the reopened stack keeps working as a FIFO
     reopened.push(*make_block(4, 6), generation=4)
     assert reopened.generations == [2, 3, 4]
@@ -231,17 +230,6 @@ def test_uneven_blocks_evict_whole_blocks(tmp_path):
     assert_matches(stack, *expected_contents([2, 3, 4, 5], sizes))
     stack.push(*make_block(6, 30), generation=6)  # a full-capacity block evicts everything else
     assert stack.generations == [6] and len(stack) == 30
-
-
-def test_clear_empties_stack_and_disk(tmp_path):
-    stack = SyntheticStack(tmp_path, max_generations=None, max_samples=20)
-    stack.push(*make_block(1, 5), generation=1)
-    stack.clear()
-    assert len(stack) == 0 and stack.generations == [] and stack.labels.shape == (0,)
-    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
-    assert SyntheticStack(tmp_path, max_generations=None, max_samples=20).generations == []
-    stack.push(*make_block(1, 5), generation=1)  # a cleared generation may be pushed again
-    assert stack.generations == [1]
 
 
 def test_small_stacks_are_held_in_memory_large_ones_read_with_pread_same_batches(tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ from filters import (
     ManualRejectFilter,
     SampleFilter,
     UncertaintyFilter,
-    apply_filters,
+    filter_names,
+    select_block,
     select_keep,
 )
 
@@ -41,7 +42,7 @@ def test_select_keep_is_exact_despite_float_rounding():
     assert int(select_keep(torch.arange(10.0), torch.zeros(10), ratio=0.7).sum()) == 3
     assert int(select_keep(torch.arange(10.0), torch.zeros(10), ratio=0.1).sum()) == 9
     assert select_keep(torch.arange(5.0), torch.zeros(5), ratio=0.0).all()
-    assert not select_keep(torch.arange(5.0), torch.zeros(5), ratio=1.0).any()
+    assert int(select_keep(torch.arange(5.0), torch.zeros(5), ratio=0.99).sum()) == 1  # ceil keeps one per class
 
 
 def test_select_keep_global_mode_and_deterministic_ties():
@@ -55,7 +56,7 @@ def test_select_keep_global_mode_and_deterministic_ties():
     assert nan_last.tolist() == [False, True, True]
 
 
-@pytest.mark.parametrize("ratio", [-0.1, 1.5, "a lot", float("nan")])
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, "a lot", float("nan")])
 def test_ratio_outside_unit_interval_names_filter_and_field(ratio):
     with pytest.raises(ConfigError, match=r"UncertaintyFilter\.ratio"):
         UncertaintyFilter(ratio=ratio)
@@ -91,11 +92,18 @@ def context_for(n: int, generation: int = 1, classifier: nn.Module | None = None
         previous_classifier=classifier,
         sample_ids=torch.arange(first_id, first_id + n),
         device="cpu",
-        block_dir=None,
     )
 
 
-def test_filters_chain_on_survivors_and_report_counts():
+def apply_filters(filters, images, labels, context):
+    """What a run does: every automatic filter scores every sample (the generation stage, batch by batch), then the
+    chain selects once on the whole block (the push stage)."""
+    scores = {name: filt.score(images, labels, context)
+              for name, filt in zip(filter_names(filters), filters) if not filt.reviewed_by_hand}
+    return select_block(filters, scores, labels, context)
+
+
+def test_filters_select_among_the_survivors_of_the_previous_one_and_report_counts():
     n = 20
     brightness = torch.arange(n, dtype=torch.uint8) * 10  # sample i has brightness 10 i
     images = brightness.view(n, 1, 1, 1).expand(n, 1, 4, 4).contiguous()
@@ -104,9 +112,9 @@ def test_filters_chain_on_survivors_and_report_counts():
     keep, report = apply_filters([first, second], images, labels, context_for(n))
 
     survivors_first = torch.arange(10, 20)  # the brighter half of each class
-    assert first.seen_ids.tolist() == list(range(100, 120))
-    assert second.seen_ids.tolist() == (100 + survivors_first).tolist()
-    # the second filter keeps ceil(0.6 * 5) = 3 smallest ids of each class among the survivors
+    assert first.seen_ids.tolist() == second.seen_ids.tolist() == list(range(100, 120))  # both score every sample
+    # the second filter keeps ceil(0.6 * 5) = 3 smallest ids of each class among the first one's survivors
+    assert report["filters"]["small_id"]["input"] == len(survivors_first)
     assert torch.nonzero(keep).flatten().tolist() == [10, 11, 12, 13, 14, 15]
 
     assert report["filter_input"] == 20 and report["filter_kept"] == 6 and report["filter_dropped"] == 14

@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
+from callbacks.subgroup_fairness import SubgroupFairnessEvaluation  # noqa: E402
 from datamodules.base import ImageSplit, RealDataSource  # noqa: E402
-from datamodules.generational import GenerationalDataModule  # noqa: E402
+from datamodules.generational import GenerationalDataModule, TrainingSpec  # noqa: E402
 from lightning_modules.classifier import ClassifierModule  # noqa: E402
 
 
@@ -41,11 +42,13 @@ def main(devices: int, checkpoint: str) -> None:
     model = ClassifierModule("tiny_cnn", num_classes=4, num_groups=3, image_shape=(3, 16, 16))
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
     dm = GenerationalDataModule(OddSizedSource(), synthetic_share=0.0, eval_batch_size=16)
+    fairness = SubgroupFairnessEvaluation(num_classes=4, num_groups=3)
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.test(model, datamodule=dm, verbose=False)
+                        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                        callbacks=[fairness])
+    trainer.test(model, datamodule=dm.for_training(TrainingSpec(batch_size=16, epoch_seed=0)), verbose=False)
     if trainer.global_rank == 0:
-        results = {k: v.tolist() for k, v in model.test_results.items()}
+        results = {k: v.tolist() for k, v in fairness.results.items()}
         print("RESULTS " + json.dumps({"world_size": trainer.world_size, **results}), flush=True)
 
 

@@ -5,7 +5,8 @@ import torch
 import torchvision
 
 from common.errors import ConfigError
-from lightning_modules.classifier import ClassifierModule, has_dropout
+from filters.uncertainty import dropout_modules
+from lightning_modules.classifier import ClassifierModule
 from lightning_modules.networks.registry import ARCHITECTURES
 
 PAPER_ARCHS = ["lenet", "alexnet", "vgg19", "resnet50", "mobilenet_v3", "mobilenet_v3_small", "deit_small"]
@@ -72,8 +73,8 @@ def test_missing_or_wrong_weights_are_config_errors(tmp_path):
 
 
 def test_dropout_detection_for_mc_dropout():
-    assert has_dropout(ClassifierModule("alexnet", 10, 3, (3, 28, 28)))
-    assert not has_dropout(ClassifierModule("resnet18", 10, 3, (3, 28, 28)))
+    assert dropout_modules(ClassifierModule("alexnet", 10, 3, (3, 28, 28)))
+    assert not dropout_modules(ClassifierModule("resnet18", 10, 3, (3, 28, 28)))
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed", "32-true"])

@@ -1,4 +1,4 @@
-"""FIDScorer: torchmetrics FID with a classifier or Inception extractor, real statistics computed once."""
+"""FID: torchmetrics FID over a classifier or Inception extractor, the seeded subsets, and the generation gate."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ import torch
 from torch import nn
 
 from common.errors import ConfigError
-from metrics.fid import INCEPTION_WEIGHTS_FILE, FIDScorer, find_inception_weights
+from callbacks.generator_fid import GeneratorFID
+from metrics.fid import (
+    INCEPTION_WEIGHTS_FILE,
+    INCEPTION_WEIGHTS_URL,
+    ClassifierFeatures,
+    InceptionFeatures,
+    check_inception_weights,
+    fid_metric,
+    fid_subset,
+    find_inception_weights,
+)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -53,80 +63,71 @@ def images(n: int, seed: int, low: int = 0, high: int = 200, shape=(1, 6, 6)) ->
     return torch.randint(low, high, (n, *shape), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
 
 
+def fid_of(model: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
+    metric = fid_metric(ClassifierFeatures(model, tuple(real.shape[1:])))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
+
+
 def test_fid_equals_numpy_frechet_distance():
     real, fake = images(120, seed=0), images(90, seed=1, low=30, high=230)
     model = ProjectionClassifier(36)
-    scorer = FIDScorer("classifier", num_samples=1000, reference=model, batch_size=32)
-    scorer.set_real(real)
-    fid = scorer.score(fake)
+    fid = fid_of(model, real, fake)
     expected = frechet_distance(*gaussian(reference_features(model, real)), *gaussian(reference_features(model, fake)))
     assert expected > 1.0
     assert abs(fid - expected) / expected < 1e-3
-    assert scorer.extractor_name == "classifier:ProjectionClassifier"
 
 
 def test_fid_near_zero_for_identical_sets_and_grows_with_shift():
     real = images(150, seed=2)
-    scorer = FIDScorer("classifier", num_samples=1000, reference=ProjectionClassifier(36))
-    scorer.set_real(real)
-    same = scorer.score(real.clone())
-    small = scorer.score(real + 10)
-    large = scorer.score(real + 40)
+    model = ProjectionClassifier(36)
+    same, small, large = (fid_of(model, real, fake) for fake in (real.clone(), real + 10, real + 40))
     assert abs(same) < 1e-6 * small
     assert 0 < small < large
     assert large / small > 10  # a mean shift enters squared: (40 / 10)^2 = 16
 
 
-def test_real_statistics_are_computed_once_and_kept():
-    real = images(80, seed=3)
+def test_the_fid_subset_is_seeded_capped_and_sorted():
+    chosen = fid_subset(300, 100, seed=3, salt=1)
+    assert len(chosen) == 100 and len(chosen.unique()) == 100 and torch.equal(chosen, chosen.sort().values)
+    assert torch.equal(chosen, fid_subset(300, 100, seed=3, salt=1))
+    assert not torch.equal(chosen, fid_subset(300, 100, seed=4, salt=1))
+    assert torch.equal(fid_subset(50, 100, seed=3, salt=1), torch.arange(50))
+
+
+class _Trainer:
+    global_rank = 0
+
+
+class _Module:
+    device = torch.device("cpu")
+
+
+def test_the_generation_gate_feeds_its_subset_of_the_block_and_the_real_images():
+    """The GeneratorFID callback, fed batch by batch as trainer.predict would, equals the FID of its subsets."""
     model = ProjectionClassifier(36)
-    scorer = FIDScorer("classifier", num_samples=1000, reference=model)
-    scorer.set_real(real)
-    seen_after_real = model.images_seen  # the real set (+1 image to probe the feature size)
-    assert seen_after_real in (80, 81)
-    fake_a, fake_b = images(40, seed=4, low=20, high=220), images(50, seed=5, low=50, high=250)
-    fid_a, fid_b = scorer.score(fake_a), scorer.score(fake_b)
-    assert fid_a != pytest.approx(fid_b)
-    assert model.images_seen == seen_after_real + 40 + 50  # the real side was never extracted again
-    assert scorer.num_real == 80
-    assert scorer.score(fake_a) == pytest.approx(fid_a, rel=1e-9)  # fake side fully reset, real side unchanged
-
-
-def test_num_samples_caps_both_sets_with_a_seeded_subset():
-    model = ProjectionClassifier(36)
-    real, fake = images(300, seed=6), images(250, seed=7, low=10, high=210)
-    first = FIDScorer("classifier", num_samples=100, reference=model, seed=3)
-    first.set_real(real)
-    seen = model.images_seen
-    value = first.score(fake)
-    assert first.num_real == 100
-    assert model.images_seen - seen == 100
-    second = FIDScorer("classifier", num_samples=100, reference=model, seed=3)
-    second.set_real(real)
-    assert second.score(fake) == pytest.approx(value, rel=1e-9)
-
-
-def test_score_before_set_real_and_bad_inputs():
-    scorer = FIDScorer("classifier", num_samples=10, reference=ProjectionClassifier(36))
-    with pytest.raises(RuntimeError, match="set_real"):
-        scorer.score(images(4, seed=0))
-    with pytest.raises(ConfigError, match="uint8"):
-        scorer.set_real(images(4, seed=0).float())
-    with pytest.raises(ConfigError, match="extractor"):
-        FIDScorer("vgg", num_samples=10)
-    with pytest.raises(ConfigError, match="reference"):
-        FIDScorer("classifier", num_samples=10)
-    with pytest.raises(ConfigError, match="num_samples"):
-        FIDScorer("classifier", num_samples=1, reference=ProjectionClassifier(36))
+    real, block = images(80, seed=3), images(60, seed=4, low=20, high=220)
+    gate = GeneratorFID(lambda device: ClassifierFeatures(model, (1, 6, 6)), real, block_size=60, num_samples=40,
+                        seed=5, batch_size=16)
+    gate.on_predict_start(_Trainer(), _Module())
+    for start in range(0, 60, 16):
+        ids = torch.arange(start, min(start + 16, 60))
+        gate.on_predict_batch_end(_Trainer(), _Module(), {"index": ids, "image": block[ids]}, None, 0)
+    gate.on_predict_epoch_end(_Trainer(), _Module())
+    chosen = fid_subset(60, 40, seed=5, salt=1)
+    assert gate.fid == pytest.approx(fid_of(model, real, block[chosen]), rel=1e-9)
+    assert gate.fid != pytest.approx(fid_of(model, real, block), rel=1e-3)  # only the subset entered
 
 
 def test_missing_inception_weights_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(ConfigError, match=INCEPTION_WEIGHTS_FILE) as error:
-        FIDScorer("inception", num_samples=10)
+        check_inception_weights(None)
     assert str(tmp_path / "hub" / "checkpoints") in str(error.value)
+    assert INCEPTION_WEIGHTS_URL in str(error.value)
     with pytest.raises(ConfigError, match=INCEPTION_WEIGHTS_FILE):
-        FIDScorer("inception", num_samples=10, inception_weights=str(tmp_path / "nowhere.pth"))
+        check_inception_weights(str(tmp_path / "nowhere.pth"))
     assert find_inception_weights(None) is None
 
 
@@ -135,9 +136,7 @@ def test_inception_weights_found_in_the_hub_cache(tmp_path, monkeypatch):
     os.makedirs(tmp_path / "checkpoints")
     cached = tmp_path / "checkpoints" / INCEPTION_WEIGHTS_FILE
     cached.write_bytes(b"placeholder")
-    scorer = FIDScorer("inception", num_samples=10)  # only the file's presence is checked before set_real
-    assert scorer.check_available() == str(cached)
-    assert scorer.extractor_name == "inception-v3"
+    assert check_inception_weights(None) == str(cached) == find_inception_weights(None)
 
 
 class NotATensor:
@@ -147,9 +146,8 @@ class NotATensor:
 def test_inception_weights_that_are_not_a_plain_state_dict_are_refused(tmp_path):
     path = tmp_path / INCEPTION_WEIGHTS_FILE
     torch.save({"payload": NotATensor()}, path)
-    scorer = FIDScorer("inception", num_samples=10, inception_weights=str(path))
     with pytest.raises(ConfigError, match="plain state dict"):
-        scorer.set_real(images(4, seed=0))
+        InceptionFeatures(str(path))
 
 
 def random_inception_weights(path: str) -> None:
@@ -170,8 +168,8 @@ def test_inception_extractor_end_to_end_on_grey_images(tmp_path, request):
         pytest.skip("Inception-V3 on CPU plus a 2048-dim FID takes ~40 s: run with `pytest -m slow`")
     path = str(tmp_path / INCEPTION_WEIGHTS_FILE)
     random_inception_weights(path)
-    scorer = FIDScorer("inception", num_samples=8, inception_weights=path)
-    real = images(6, seed=0, shape=(1, 16, 16))
-    scorer.set_real(real)
-    assert scorer.num_real == 6
-    assert np.isfinite(scorer.score(images(6, seed=1, shape=(1, 16, 16))))
+    metric = fid_metric(InceptionFeatures(path))
+    metric.update(images(6, seed=0, shape=(1, 16, 16)), real=True)
+    metric.update(images(6, seed=1, shape=(1, 16, 16)), real=False)
+    assert int(metric.real_features_num_samples) == 6
+    assert np.isfinite(float(metric.compute()))

@@ -65,7 +65,7 @@ def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(
                              str(run_dir)], cwd=ROOT, env={**env(), "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # stop it inside generation 1's push stage (rank-0-only work)
-        if "FID generation 1:" in line:
+        if "filters kept" in line:
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=120)

@@ -1,4 +1,4 @@
-"""Kill the loop with SIGKILL at three different points, resume it, and get exactly the uninterrupted results."""
+"""Kill the loop with SIGKILL at four different points, resume it, and get exactly the uninterrupted results."""
 
 import json
 import os
@@ -15,9 +15,11 @@ COMPARED = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "acc_
             "stack_size", "stack_generations", "fid", "filter_kept", "filter_dropped", "quality_q", "imbalance_u",
             "quality_q_kept", "imbalance_u_kept", "majority_gain", "majority_gain_kept", "synthetic_share",
             "synthetic_reuse")
-# a stage in flight (generation), the push stage before the stack is written (filtering), and the moment after a
-# classifier was evaluated but before its stage was recorded
-KILL_AT = ["generation 1/2 - generating", "FID generation 1:", "generation 2 tiny_cnn: acc="]
+# a stage in flight (generation), the end of generation before it was recorded (the gates have scored the block),
+# the push stage after the stack was written but before it was recorded, and the moment after a classifier was
+# evaluated but before its stage was recorded
+KILL_AT = ["generation 1/2 - generating", "FID generation 1:", "filters kept 90/100 samples of generation 1",
+           "generation 2 tiny_cnn: acc="]
 
 
 def command(run_dir: Path) -> list[str]:
@@ -62,7 +64,7 @@ def assert_rows_equal(actual: list[dict], expected: list[dict]) -> None:
                 assert a[key] == e[key], (a["generation"], key)
 
 
-def test_sigkill_at_three_points_then_resume_equals_an_uninterrupted_run(tmp_path):
+def test_sigkill_at_four_points_then_resume_equals_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
     proc = subprocess.run(command(reference), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -76,7 +78,7 @@ def test_sigkill_at_three_points_then_resume_equals_an_uninterrupted_run(tmp_pat
 
     assert_rows_equal(rows(interrupted), rows(reference))
     state = json.loads((interrupted / "state.json").read_text())
-    assert len(state["completed"]) == len(set(state["completed"])) == 9
+    assert len(state["completed"]) == len(set(state["completed"])) == 12
     stack = json.loads((interrupted / "stack" / "manifest.json").read_text())
     assert stack == json.loads((reference / "stack" / "manifest.json").read_text())  # same blocks, same checksums
 

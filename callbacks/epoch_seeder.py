@@ -1,19 +1,14 @@
-"""Every stage is seeded from (seed, generation, stage), so runs are reproducible and resumes exact."""
+"""Reseed every RNG before every training step, so a stage resumed from a checkpoint is exact."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-
-def stage_seed(seed: int, generation: int, stage: str) -> int:
-    """A 31-bit seed that depends only on (seed, generation, stage)."""
-    digest = hashlib.sha256(f"{seed}/{generation}/{stage}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+from common.seeds import step_seed
 
 
 class EpochSeeder(Callback):
@@ -29,7 +24,7 @@ class EpochSeeder(Callback):
         self.seed = seed
 
     def _reseed(self, epoch: int, batch_idx: int) -> None:
-        value = (self.seed + 7919 * epoch + 104_729 * (batch_idx + 1)) & 0x7FFFFFFF
+        value = step_seed(self.seed, epoch, batch_idx)
         random.seed(value)
         np.random.seed(value)
         torch.manual_seed(value)  # all devices

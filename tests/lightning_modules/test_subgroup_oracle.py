@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from simulation.subgroup_oracle import FineClassOracle
+from lightning_modules.subgroup_oracle import FineClassOracle
 
 
 class FixedLogits(nn.Module):

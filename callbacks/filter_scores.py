@@ -1,0 +1,51 @@
+"""Generation-stage gate: every rank scores the samples it generated with each filter; the scores are gathered.
+
+Filters score each batch as it is generated (CLIP on the rank's own GPU, the previous classifier's MC dropout on
+the batch); at the end of generation every rank holds every sample's score in id order. Which samples are kept is
+then decided once from these scores (``filters.select_block``), in the push stage, after any manual review.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from common.distributed import gather_by_index
+from filters.base import FilterContext, SampleFilter, filter_names
+from lightning_modules.classifier import ClassifierModule
+
+
+class FilterScores(Callback):
+    """Scores of every automatic filter (hand-reviewed ones are scored at selection from the ids)."""
+
+    def __init__(self, filters: list[SampleFilter], generation: int, class_names: list[str],
+                 previous_classifier_checkpoint: str | None = None) -> None:
+        named = zip(filter_names(filters), filters)
+        self.filters = {name: filt for name, filt in named if not filt.reviewed_by_hand}
+        self.generation, self.class_names = int(generation), list(class_names)
+        self.previous_checkpoint = previous_classifier_checkpoint
+        self.previous_classifier: ClassifierModule | None = None
+        #: after generation: every sample's score per filter name, ordered by sample id
+        self.scores: dict[str, torch.Tensor] = {}
+        self._ids: list[torch.Tensor] = []
+        self._scores: dict[str, list[torch.Tensor]] = {}
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._ids, self._scores = [], {name: [] for name in self.filters}
+        needs = any(f.needs_previous_classifier for f in self.filters.values())
+        if needs and self.previous_checkpoint is not None:
+            self.previous_classifier = ClassifierModule.from_checkpoint(self.previous_checkpoint, pl_module.device)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        ids, labels, images = outputs["index"], outputs["label"], outputs["image"]
+        context = FilterContext(generation=self.generation, class_names=self.class_names, sample_ids=ids,
+                                previous_classifier=self.previous_classifier, device=pl_module.device)
+        for name, filt in self.filters.items():
+            self._scores[name].append(filt.score(images, labels, context).detach().cpu().double().reshape(-1))
+        self._ids.append(ids.cpu())
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        ids = torch.cat(self._ids) if self._ids else torch.zeros(0, dtype=torch.long)
+        local = {name: torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+                 for name, parts in self._scores.items()}
+        _, self.scores = gather_by_index(ids, local)

@@ -1,0 +1,45 @@
+"""Generation-stage gate: FID of the generated block against a fixed subset of real images (paper eq. 1).
+
+Every rank feeds the metric its share of both sides (its generated samples that fall in the FID subset, every
+W-th real image); torchmetrics sums the states across ranks when computing, so the FID equals a 1-process run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from common.distributed import rank_and_world_size
+from metrics.fid import fid_metric, fid_subset
+
+
+class GeneratorFID(Callback):
+    def __init__(self, feature_factory: Callable[[torch.device], nn.Module], real_images: torch.Tensor,
+                 block_size: int, num_samples: int, seed: int, batch_size: int = 256) -> None:
+        """``feature_factory(device)`` builds the extractor on a rank's device; ``real_images`` (uint8) is the real
+        side, already subset; the first ``num_samples`` of a seeded permutation of the block enter the fake side."""
+        self.feature_factory = feature_factory
+        self.real_images = real_images
+        self.batch_size = int(batch_size)
+        self.fake_ids = fid_subset(int(block_size), int(num_samples), int(seed), salt=1)
+        #: after generation: the FID of the block (the same on every rank)
+        self.fid: float | None = None
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        device = pl_module.device
+        self.metric = fid_metric(self.feature_factory(device)).to(device)
+        rank, world_size = rank_and_world_size()
+        share = self.real_images[rank::world_size]
+        for start in range(0, len(share), self.batch_size):
+            self.metric.update(share[start : start + self.batch_size].to(device), real=True)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        chosen = torch.isin(outputs["index"], self.fake_ids)
+        if bool(chosen.any()):
+            self.metric.update(outputs["image"][chosen].to(pl_module.device), real=False)
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        self.fid = float(self.metric.compute())

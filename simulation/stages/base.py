@@ -1,0 +1,95 @@
+"""What every stage shares: the run context, the stage contract, and how a finished stage is recorded."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+from common.distributed import barrier, is_rank_zero, process_group_ready, wait_for_stage
+from datamodules.generational import GenerationalDataModule
+from filters.base import SampleFilter
+from lightning_modules.generator import GeneratorModule
+from metrics.block_statistics import subgroup_counts
+from simulation.config import ClassifierConfig, FIDConfig, LoopConfig, QualityConfig
+from simulation.run_directory import RunDirectory
+from simulation.trainers import StageTrainers
+
+log = logging.getLogger("genbias")
+
+
+@dataclass
+class RunContext:
+    """Everything the stages of one run share, built once by the loop."""
+
+    run_dir: RunDirectory
+    data: GenerationalDataModule
+    trainers: StageTrainers
+    loop: LoopConfig
+    quality: QualityConfig
+    classifiers: list[ClassifierConfig]
+    filters: list[SampleFilter]
+    generator: GeneratorModule | None
+    seed: int
+
+    @property
+    def source(self):
+        return self.data.source
+
+    @property
+    def real_subgroup_counts(self) -> torch.Tensor | None:
+        """(L, G) subgroup counts of the real training data (None without known subgroups)."""
+        if self.source.num_groups == 0:
+            return None
+        train = self.data.prepare()["train"]
+        return subgroup_counts(train.labels, train.groups, self.source.num_classes, self.source.num_groups)
+
+    @property
+    def fid(self) -> FIDConfig:
+        return self.quality.fid or FIDConfig()
+
+    @property
+    def reference_classifier(self) -> str:
+        """The generation-0 classifier that measures q_t and extracts the classifier-feature FID."""
+        return self.quality.reference_classifier or self.classifiers[0].label
+
+    @property
+    def filter_classifier(self) -> str:
+        """The classifier whose previous-generation weights the uncertainty filter uses."""
+        return self.quality.filter_classifier or self.classifiers[0].label
+
+    def progress(self, generation: int, message: str) -> None:
+        if is_rank_zero():
+            print(f"[genbias] generation {generation}/{self.loop.generations} - {message}", flush=True)
+
+    def finish(self, key: str, row: dict | None = None, **state) -> None:
+        """Record a completed stage (rank 0) and bring every rank to the same state."""
+        if is_rank_zero():
+            self.run_dir.mark_done(key, row, **state)
+        if process_group_ready():
+            barrier()
+        elif not is_rank_zero():  # ranks started together, before any Trainer made the process group
+            wait_for_stage(self.run_dir.state_path, key)
+        if not is_rank_zero():
+            self.run_dir.load()
+
+
+class Stage(ABC):
+    """One step of the loop; ``run`` skips it when the run state records ``key`` as done (a resume)."""
+
+    generation: int
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """The stage's name in the run state, e.g. ``g1/generate``."""
+
+    def run(self, context: RunContext) -> None:
+        if not context.run_dir.is_done(self.key):
+            self.execute(context)
+
+    @abstractmethod
+    def execute(self, context: RunContext) -> None:
+        """Do the stage's work and record it with ``context.finish(self.key, ...)``."""

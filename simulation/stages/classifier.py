@@ -1,0 +1,122 @@
+"""Stages: train a classifier from scratch (or from ImageNet weights) on D_n, then evaluate it on the real test set.
+
+Training keeps the best checkpoint by validation loss (early stopping with ``patience``); evaluation loads it and
+runs the test stage's callbacks (per-subgroup fairness, Hard ImageNet ablations), then writes the result row.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from callbacks.ablation_evaluation import AblationEvaluation
+from callbacks.epoch_seeder import EpochSeeder
+from callbacks.subgroup_fairness import SubgroupFairnessEvaluation
+from common.distributed import is_rank_zero
+from common.seeds import stage_seed
+from datamodules.generational import TrainingSpec
+from lightning_modules.classifier import ClassifierModule
+from simulation.config import ClassifierConfig
+from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS, ResultRow
+from simulation.stages.base import RunContext, Stage
+
+
+def _scalar(value: torch.Tensor | float) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN -> null in JSON
+
+
+def build_classifier(config: ClassifierConfig, source) -> ClassifierModule:
+    return ClassifierModule(
+        arch=config.arch, num_classes=source.num_classes, num_groups=source.num_groups, image_shape=source.image_shape,
+        lr=config.lr, weight_decay=config.weight_decay, pretrained=config.pretrained, weights_path=config.weights_path,
+        linear_probe=config.linear_probe, dropout=config.dropout, input_size=config.input_size,
+    )
+
+
+class TrainClassifier(Stage):
+    def __init__(self, generation: int, classifier: ClassifierConfig) -> None:
+        self.generation, self.classifier = generation, classifier
+
+    @property
+    def key(self) -> str:
+        return f"g{self.generation}/classifier/{self.classifier.label}"
+
+    def execute(self, context: RunContext) -> None:
+        n, clf, data, run_dir = self.generation, self.classifier, context.data, context.run_dir
+        stage_dir = run_dir.classifier_dir(n, clf.label)
+        seed = stage_seed(context.seed, n, f"classifier/{clf.label}")
+        L.seed_everything(seed, workers=True, verbose=False)
+        context.progress(n, f"training {clf.label} on {data.n_real} real + {data.n_synthetic} synthetic "
+                            f"samples/epoch (stack: {data.stack_generations})")
+        model = build_classifier(clf, context.source)
+        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
+                                     save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
+        if clf.patience > 0:
+            callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
+        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+                                         max_epochs=clf.max_epochs, callbacks=callbacks)
+        spec = TrainingSpec(batch_size=clf.batch_size or data.batch_size, epoch_seed=seed)
+        started = time.time()
+        trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir))
+        context.trainers.drop_requeue_checkpoints(stage_dir)
+        context.finish(self.key, stage_info=run_dir.with_stage_info(
+            self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))
+
+
+class EvaluateClassifier(Stage):
+    def __init__(self, generation: int, classifier: ClassifierConfig) -> None:
+        self.generation, self.classifier = generation, classifier
+
+    @property
+    def key(self) -> str:
+        return f"g{self.generation}/evaluate/{self.classifier.label}"
+
+    def execute(self, context: RunContext) -> None:
+        n, clf, data, run_dir, source = (self.generation, self.classifier, context.data, context.run_dir,
+                                         context.source)
+        context.progress(n, f"evaluating {clf.label} on the real test set")
+        fairness = SubgroupFairnessEvaluation(source.num_classes, source.num_groups)
+        callbacks = [fairness]
+        ablations = AblationEvaluation(source.num_classes) if source.has_masks else None
+        if ablations is not None:
+            callbacks.append(ablations)
+        stage_dir = run_dir.classifier_dir(n, clf.label)
+        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label, callbacks=callbacks,
+                                         enable_checkpointing=False)
+        spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)
+        trainer.test(build_classifier(clf, source), datamodule=data.for_training(spec), verbose=False,
+                     ckpt_path=str(run_dir.classifier_checkpoint(n, clf.label)), weights_only=True)
+        row = self._row(context, fairness.results, ablations)
+        if is_rank_zero():
+            extra = (f" meo={row.meo:.4f} di={row.di:.4f} md={row.md:.4f}" if source.num_groups else
+                     "".join(f" {k}={v:.4f}" for k, v in (row.ablation_acc or {}).items() if k != "clean"))
+            print(f"[genbias] generation {n} {clf.label}: acc={row.acc:.4f}{extra}", flush=True)
+        context.finish(self.key, row.to_json())
+
+    def _row(self, context: RunContext, metrics: dict, ablations: AblationEvaluation | None) -> ResultRow:
+        n, clf, data, source = self.generation, self.classifier, context.data, context.source
+        grouped = source.num_groups > 0  # without known subgroups (Hard ImageNet) only accuracy is meaningful
+        block = context.run_dir.block_report(n)
+        trained = context.run_dir.stage_info(f"g{n}/classifier/{clf.label}")
+        row = ResultRow(
+            generation=n, classifier=clf.label, arch=clf.arch, seed=context.seed, dataset=source.name,
+            target_share=data.synthetic_share, synthetic_share=data.realised_share,
+            synthetic_reuse=data.synthetic_reuse, n_real=data.n_real, n_synthetic=data.n_synthetic,
+            stack_size=data.stack_size, stack_generations=data.stack_generations,
+            acc=_scalar(metrics["acc"]),
+            **{k: (_scalar(metrics[k]) if grouped else None) for k in (*FAIRNESS_METRICS[1:], *CLASS_METRICS)},
+            acc_rank=[_scalar(v) for v in metrics["acc_rank"]] if grouped else [],
+            group_acc=[[_scalar(v) for v in r] for r in metrics["group_acc"]] if grouped else [],
+            **{k: block.get(k) for k in BLOCK_FIELDS},
+            epochs=int(trained.get("epochs", 0)), wall_s=float(trained.get("wall_s", 0.0)),
+        )
+        if ablations is not None:
+            results = ablations.results
+            row.ablation_acc = {k: _scalar(v) for k, v in results["ablation_acc"].items()}
+            row.ablation_drop = {k: _scalar(v) for k, v in results["ablation_drop"].items()}
+            row.ablation_acc_class = {k: [_scalar(x) for x in v] for k, v in results["ablation_acc_class"].items()}
+        return row

@@ -1,0 +1,43 @@
+"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p)."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from callbacks.epoch_seeder import EpochSeeder
+from common.seeds import stage_seed
+from datamodules.generational import TrainingSpec
+from simulation.stages.base import RunContext, Stage
+
+
+class TrainGenerator(Stage):
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+    @property
+    def key(self) -> str:
+        return f"g{self.generation}/generator"
+
+    def execute(self, context: RunContext) -> None:
+        n, data, run_dir = self.generation, context.data, context.run_dir
+        stage_dir = run_dir.generator_dir(n)
+        seed = stage_seed(context.seed, n, "generator")
+        L.seed_everything(seed, workers=True, verbose=False)
+        generator = context.generator.fresh()
+        context.progress(n, f"training generator {type(generator).__name__} on {data.n_real} real + "
+                            f"{data.n_synthetic} synthetic samples/epoch")
+        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed)
+        trainer = context.trainers.build(
+            stage_dir, name=f"gen_{n:02d}", version="generator", max_epochs=context.loop.generator_epochs,
+            callbacks=[ModelCheckpoint(dirpath=stage_dir / "checkpoints", save_last=True, save_top_k=0),
+                       EpochSeeder(seed)],
+            find_unused_parameters=True, num_sanity_val_steps=0, limit_val_batches=0,
+        )
+        started = time.time()
+        trainer.fit(generator, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir))
+        context.trainers.drop_requeue_checkpoints(stage_dir)
+        context.finish(self.key, stage_info=run_dir.with_stage_info(
+            self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))

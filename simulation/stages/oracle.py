@@ -1,0 +1,46 @@
+"""Stage (once per run, where needed): train the learned subgroup oracle on the real data's (class, subgroup) cells.
+
+Datasets whose subgroup cannot be read from the pixels (CIFAR-20/100's fine class) need it to measure u_t of the
+generated blocks; it is trained like any classifier stage (seeded, resumable, DDP), on real data only.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from callbacks.epoch_seeder import EpochSeeder
+from common.seeds import stage_seed
+from datamodules.generational import TrainingSpec
+from lightning_modules.classifier import ClassifierModule
+from simulation.stages.base import RunContext, Stage
+
+
+def needs_learned_oracle(context: RunContext) -> bool:
+    source = context.source
+    return source.num_groups > 0 and not source.has_pixel_subgroups and context.quality.oracle is not None
+
+
+class TrainSubgroupOracle(Stage):
+    generation = 0
+    key = "g0/oracle"
+
+    def execute(self, context: RunContext) -> None:
+        config, source, run_dir = context.quality.oracle, context.source, context.run_dir
+        seed = stage_seed(context.seed, 0, "oracle")
+        L.seed_everything(seed, workers=True, verbose=False)
+        cells = source.num_classes * source.num_groups
+        context.progress(0, f"training the subgroup oracle ({config.arch} over the {cells} class x subgroup cells of "
+                            "the real data)")
+        model = ClassifierModule(config.arch, cells, 0, source.image_shape, lr=config.lr)
+        checkpoints = run_dir.oracle_checkpoint.parent
+        callbacks = [ModelCheckpoint(dirpath=checkpoints, monitor="val_loss", mode="min", save_last=True,
+                                     save_top_k=1, filename="best"),
+                     EarlyStopping(monitor="val_loss", patience=config.patience), EpochSeeder(seed)]
+        trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
+                                         max_epochs=config.max_epochs, callbacks=callbacks)
+        spec = TrainingSpec(batch_size=config.batch_size, epoch_seed=seed, cells=True)
+        trainer.fit(model, datamodule=context.data.for_training(spec),
+                    ckpt_path=run_dir.resume_checkpoint(run_dir.oracle_dir))
+        context.trainers.drop_requeue_checkpoints(run_dir.oracle_dir)
+        context.finish(self.key)

@@ -1,0 +1,53 @@
+"""A fresh Lightning Trainer for every stage, from the `trainer:` section of the config.
+
+LightningCLI's own trainer reuses its callback objects; every stage here gets deep copies of the configured
+callbacks, its own folder (Lightning's requeue checkpoints land there), its own TensorBoard run, and the settings
+the loop owns (epochs, logger, checkpointing, no distributed sampler: the data module splits every loader itself).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from common.distributed import barrier, is_rank_zero
+
+
+class StageTrainers:
+    def __init__(self, trainer_kwargs: dict[str, Any], callbacks: list | None, tensorboard_dir: Path) -> None:
+        self.trainer_kwargs = dict(trainer_kwargs)
+        self.callbacks = list(callbacks or [])
+        self.tensorboard_dir = Path(tensorboard_dir)
+
+    @property
+    def strategy(self) -> str:
+        return str(self.trainer_kwargs.get("strategy", "auto"))
+
+    @property
+    def accelerator(self) -> str:
+        return str(self.trainer_kwargs.get("accelerator", "auto"))
+
+    def build(self, stage_dir: Path, *, name: str, version: str, max_epochs: int = 1, callbacks: list | None = None,
+              find_unused_parameters: bool = False, **extra) -> L.Trainer:
+        """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet)."""
+        kwargs = dict(self.trainer_kwargs)
+        if find_unused_parameters and self.strategy == "ddp":
+            kwargs["strategy"] = "ddp_find_unused_parameters_true"
+        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version)
+        kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
+                      use_distributed_sampler=False,
+                      callbacks=[*copy.deepcopy(self.callbacks), *(callbacks or [])])
+        kwargs.update(extra)
+        return L.Trainer(**kwargs)
+
+    @staticmethod
+    def drop_requeue_checkpoints(stage_dir: Path) -> None:
+        """After a stage's fit completed: Lightning would otherwise load a stale hpc_ckpt in later test/predict."""
+        if is_rank_zero():
+            for path in stage_dir.glob("hpc_ckpt_*.ckpt"):
+                path.unlink()
+        barrier()

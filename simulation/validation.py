@@ -1,0 +1,109 @@
+"""One pass over the resolved configuration, before any work, that reports every problem at once.
+
+A user missing the data, the generator weights and a classifier's weights learns all three from one run; each
+message names the field and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from common.errors import ConfigError
+from lightning_modules.networks.registry import get_arch, pretrained_weights_file
+from metrics.fid import check_inception_weights
+from simulation.stages.base import RunContext
+
+
+def _loop_problems(context: RunContext) -> None:
+    loop = context.loop
+    if loop.generations < 0:
+        raise ConfigError(f"loop.generations must be >= 0, got {loop.generations}")
+    strategy = context.trainers.strategy
+    if "spawn" in strategy:
+        raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
+                          "metric states): use strategy: ddp")
+    if loop.generations == 0:
+        return
+    if loop.samples_per_generation <= 0:
+        raise ConfigError(f"loop.samples_per_generation must be > 0, got {loop.samples_per_generation}")
+    if loop.generator_epochs <= 0:
+        raise ConfigError(f"loop.generator_epochs must be > 0, got {loop.generator_epochs}")
+    if loop.stack_generations < 1:
+        raise ConfigError(f"loop.stack_generations must be >= 1 (the number of generations the FIFO stack keeps; "
+                          f"the paper keeps 3), got {loop.stack_generations}")
+    budget = context.data.stack_capacity
+    if budget is not None and budget < loop.samples_per_generation:
+        raise ConfigError(
+            f"data.stack_capacity {budget} is smaller than one generation's block "
+            f"({loop.samples_per_generation} samples): raise data.stack_capacity, unset it (the stack then keeps "
+            "loop.stack_generations whole generations) or lower loop.samples_per_generation"
+        )
+    if context.generator is None:
+        raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "
+                          "(e.g. lightning_modules.dcgan.ConditionalDCGAN)")
+
+
+def _classifier_problems(context: RunContext) -> None:
+    if not context.classifiers:
+        raise ConfigError("no classifiers configured: add at least one entry under classifiers:")
+    names = [c.label for c in context.classifiers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"classifier names must be unique, got {names}: set name: for repeated archs")
+    missing_weights = []
+    for c in context.classifiers:
+        get_arch(c.arch)
+        if c.max_epochs <= 0:
+            raise ConfigError(f"classifier {c.label!r}: max_epochs must be > 0, got {c.max_epochs}")
+        if c.lr <= 0:
+            raise ConfigError(f"classifier {c.label!r}: lr must be > 0, got {c.lr}")
+        if c.patience < 0:
+            raise ConfigError(f"classifier {c.label!r}: patience must be >= 0, got {c.patience}")
+        if c.pretrained:
+            path, hint = pretrained_weights_file(c.arch, c.weights_path)
+            if path is None:
+                missing_weights.append(f"classifier {c.label!r}: ImageNet weights not found: {hint}")
+    if missing_weights:
+        raise ConfigError("\n".join(missing_weights))
+
+
+def _generator_problems(context: RunContext) -> None:
+    if context.generator is None or context.loop.generations == 0:
+        return
+    context.generator.check_compatible(context.source.num_classes, context.source.image_shape)
+    context.generator.validate()
+
+
+def _quality_problems(context: RunContext) -> None:
+    if not context.classifiers:
+        return
+    names = [c.label for c in context.classifiers]
+    for field in ("reference_classifier", "filter_classifier"):
+        name = getattr(context.quality, field)
+        if name is not None and name not in names:
+            raise ConfigError(f"quality.{field}={name!r} is not a configured classifier: choose one of {names}")
+    fid = context.fid
+    if fid.enabled and fid.num_samples < 2:
+        raise ConfigError(f"quality.fid.num_samples must be >= 2, got {fid.num_samples}")
+    if fid.enabled and fid.extractor == "inception" and context.loop.generations > 0:
+        check_inception_weights(fid.inception_weights)
+    if context.quality.oracle is not None:
+        get_arch(context.quality.oracle.arch)
+    for filt in context.filters:
+        filt.check_available()
+
+
+def validate_run(context: RunContext, extra_problems: list[str] | None = None) -> None:
+    """Raise one ConfigError listing every problem of the configuration (nothing is created before)."""
+    problems: list[str] = list(extra_problems or [])
+    checks: list[Callable[[RunContext], None]] = [_loop_problems, _classifier_problems,
+                                                  lambda c: c.data.validate(), _generator_problems, _quality_problems]
+    for check in checks:
+        try:
+            check(context)
+        except ConfigError as err:
+            problems.append(str(err))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} problems in the configuration:\n" +
+                          "\n".join(f"({i}) {p}" for i, p in enumerate(problems, start=1)))
