@@ -29,13 +29,37 @@ from simulation.stages import ReviewPause
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
                        "data.pin_memory")
+# Class paths that moved; an old config naming one gets one line naming the new one
+MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
+                     for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
 # Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
 LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing",
                            "use_distributed_sampler")
 
 
+class CommandLineError(Exception):
+    """A mistake in the command line or a config file, found by the parser (printed as one line, exit code 2)."""
+
+
+def parser_message(message: str) -> str:
+    """The parser's (often nested, multi-line) message as one line, naming a moved class path's new name."""
+    text = " ".join(message.split())
+    for old, new in MOVED_CLASS_PATHS.items():
+        if old in text:
+            return f"class path {old} has moved: use {new} (e.g. class_path: {new} in the config file)"
+    return text
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Reports a parser error as one line (the usage only with --help) instead of ~70 lines of usage text."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        raise CommandLineError(parser_message(message)) from ex
+
+
 class SimulationCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("parser_class", OneLineErrorParser)
         kwargs.setdefault("model_class", GeneratorModule)
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("datamodule_class", GenerationalDataModule)
@@ -147,6 +171,9 @@ def main(args: list[str] | None = None) -> int:
         SimulationCLI(args=args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except CommandLineError as err:
+        print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
     except ReviewPause:
         return 0

@@ -60,6 +60,11 @@ class RealDataSource(ABC):
 
     #: dataset name used in results and reports
     name: str = "dataset"
+    #: the facts of a dataset whose classes, subgroups and image shape do not depend on its arguments (a source whose
+    #: facts do overrides the properties below)
+    CLASS_NAMES: tuple[str, ...] = ()
+    GROUP_NAMES: tuple[str, ...] = ()
+    IMAGE_SHAPE: tuple[int, int, int] = (0, 0, 0)
     #: samples carry object masks (a 4th element): the loop runs the spurious-cue ablations at test time
     has_masks: bool = False
     #: ``subgroups_from_pixels`` reads the subgroup of any image (no learned oracle needed for u_t)
@@ -75,17 +80,17 @@ class RealDataSource(ABC):
         return len(self.group_names)
 
     @property
-    @abstractmethod
-    def class_names(self) -> list[str]: ...
+    def class_names(self) -> list[str]:
+        return list(self.CLASS_NAMES)
 
     @property
-    @abstractmethod
-    def group_names(self) -> list[str]: ...
+    def group_names(self) -> list[str]:
+        return list(self.GROUP_NAMES)
 
     @property
-    @abstractmethod
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the uint8 images this source yields."""
+        return tuple(self.IMAGE_SHAPE)
 
     def validate(self) -> None:
         """Raise ConfigError for user mistakes; must not read the whole dataset."""

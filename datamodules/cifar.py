@@ -145,6 +145,11 @@ class CIFAR20(RealDataSource):
     batch, stratified by fine class; the test split is CIFAR-100's test batch (100 images per fine class).
     """
 
+    name = "cifar20"
+    CLASS_NAMES = tuple(COARSE_CLASS_NAMES)
+    GROUP_NAMES = tuple(GROUP_NAMES)
+    IMAGE_SHAPE = IMAGE_SHAPE
+
     def __init__(
         self,
         root: str = "data",
@@ -172,7 +177,6 @@ class CIFAR20(RealDataSource):
                 ratio is kept), for quick runs; null keeps all.
             seed: seeds the validation split, the bottom-class subsampling and ``max_train_samples``.
         """
-        self.name = "cifar20"
         self.root = root
         self.download = download
         self.biased = biased
@@ -182,18 +186,6 @@ class CIFAR20(RealDataSource):
         self.max_train_samples = max_train_samples
         self.seed = seed
         self._splits: dict[str, ImageSplit] | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(COARSE_CLASS_NAMES)
-
-    @property
-    def group_names(self) -> list[str]:
-        return list(GROUP_NAMES)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return IMAGE_SHAPE
 
     @property
     def fine_class_names(self) -> list[str]:

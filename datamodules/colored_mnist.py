@@ -126,6 +126,10 @@ class ColoredMNIST(RealDataSource):
     """Colorized MNIST: 10 digit classes, subgroup = stroke colour (red, green, blue), black background."""
 
     has_pixel_subgroups = True
+    name = "colored_mnist"
+    CLASS_NAMES = tuple(CLASS_NAMES)
+    GROUP_NAMES = tuple(GROUP_NAMES)
+    IMAGE_SHAPE = IMAGE_SHAPE
 
     def __init__(
         self,
@@ -162,7 +166,6 @@ class ColoredMNIST(RealDataSource):
             max_train_samples: keep only this many training digits (stratified by class), for quick runs.
             seed: seeds the split, the subsample and the colour draws.
         """
-        self.name = "colored_mnist"
         self.source = source
         self.root = root
         self.download = download
@@ -175,18 +178,6 @@ class ColoredMNIST(RealDataSource):
         self.max_train_samples = max_train_samples
         self.seed = seed
         self._splits: dict[str, ImageSplit] | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(CLASS_NAMES)
-
-    @property
-    def group_names(self) -> list[str]:
-        return list(GROUP_NAMES)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return IMAGE_SHAPE
 
     def train_color_probs(self) -> torch.Tensor:
         """The (10, 3) colour probabilities the train/val colours are drawn from (uniform when not biased)."""

@@ -35,15 +35,17 @@ class AlignedBatchSampler(Sampler[list[int]]):
 
     Every batch holds the same items whatever the number of ranks, so anything computed per batch (the MC-dropout
     masks of the uncertainty filter, seeded by the batch's first index) is the same in a 1- and an N-process run.
-    Only a block with fewer batches than ranks gets smaller batches (B = ceil(N / W)), so that no rank is idle.
+    Only a block with fewer batches than ranks gets smaller batches (B = ceil(N / W)), so that no rank is idle
+    (Lightning refuses a rank without a batch).
     """
 
     def __init__(self, num_items: int, batch_size: int, rank: int | None = None, world_size: int | None = None):
         default_rank, default_size = rank_and_world_size()
         self.rank = default_rank if rank is None else int(rank)
         self.world_size = default_size if world_size is None else int(world_size)
-        self.num_items = int(num_items)
-        self.batch_size = max(1, min(int(batch_size), -(-self.num_items // self.world_size)))
+        self.num_items, self.batch_size = int(num_items), int(batch_size)
+        if -(-self.num_items // self.batch_size) < self.world_size:  # fewer batches than ranks
+            self.batch_size = max(1, -(-self.num_items // self.world_size))
 
     def _batch_starts(self) -> range:
         return range(self.rank * self.batch_size, self.num_items, self.world_size * self.batch_size)

@@ -1,4 +1,4 @@
-"""The FIFO stack of synthetic blocks (DESIGN.md section 3), kept on disk so millions of images cost little RAM.
+"""The FIFO stack of synthetic blocks, kept on disk so that millions of images cost little RAM.
 
 Each generation's filtered samples are one block: ``<root>/gen_<g>_images.npy`` (raw uint8 (N, C, H, W),
 memory-mappable) and ``gen_<g>_labels.npy`` (int64).
@@ -95,6 +95,10 @@ class SyntheticStack(Dataset):
         self._labels_cache: torch.Tensor | None = None
         self._memmaps: dict[int, np.ndarray] = {}
         self._memmap_pid = os.getpid()
+        self._ram_images: torch.Tensor | None = None  # all images, for small stacks (per process)
+        self._ram_pid: int | None = None
+        self._fds: dict[int, int] = {}  # pread file descriptors of large stacks (per process)
+        self._fd_pid: int | None = None
         self._open(verify)
 
     # ------------------------------------------------------------------ opening and verification
@@ -356,21 +360,21 @@ class SyntheticStack(Dataset):
             return None
         if len(self) * int(np.prod(self.image_shape)) > IN_MEMORY_LIMIT_BYTES:
             return None
-        cache = getattr(self, "_ram_images", None)
-        if cache is None or getattr(self, "_ram_pid", None) != os.getpid() or len(cache) != len(self):
+        cache = self._ram_images
+        if cache is None or self._ram_pid != os.getpid() or len(cache) != len(self):
             cache = torch.from_numpy(np.concatenate([np.asarray(self._images_of(b)) for b in range(len(self._blocks))]))
             self._ram_images, self._ram_pid = cache, os.getpid()
         return cache
 
     def _close_reader(self, generation: int) -> None:
-        fds = getattr(self, "_fds", {}) if getattr(self, "_fd_pid", None) == os.getpid() else {}
+        fds = self._fds if self._fd_pid == os.getpid() else {}
         if generation in fds:
             os.close(fds.pop(generation))
 
     def _reader_of(self, block_position: int) -> tuple[int, int]:
         """(file descriptor, byte offset of the pixel data) of a block's .npy file, opened once per process."""
         images = self._images_of(block_position)  # the memory map knows where the .npy header ends
-        if getattr(self, "_fd_pid", None) != os.getpid():
+        if self._fd_pid != os.getpid():
             self._fds, self._fd_pid = {}, os.getpid()
         generation = self._blocks[block_position]["generation"]
         if generation not in self._fds:

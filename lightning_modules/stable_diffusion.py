@@ -54,7 +54,6 @@ REQUIRED_PRETRAINED_ENTRIES = {
 }
 #: prefix of the LoRA keys in Lightning checkpoints and LoRA files (the diffusers LoRA file convention)
 UNET_KEY_PREFIX = "unet."
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
 
 def sample_seed_for(sample_seed: int, index: int) -> int:
@@ -384,27 +383,3 @@ class StableDiffusionLoRA(GeneratorModule):
             "alpha": self.lora_alpha,
             "target_modules": list(self.lora_target_modules),
         }
-
-    def save_lora(self, directory: str | Path) -> Path:
-        """Write the adapter as ``pytorch_lora_weights.safetensors`` (what diffusers' ``load_lora_weights`` reads)."""
-        self.configure_model()
-        directory = Path(directory)
-        StableDiffusionPipeline.save_lora_weights(
-            directory,
-            unet_lora_layers=get_peft_model_state_dict(self.unet),
-            unet_lora_adapter_metadata=self.lora_config().to_dict(),
-            weight_name=LORA_WEIGHT_NAME,
-            safe_serialization=True,
-        )
-        return directory / LORA_WEIGHT_NAME
-
-    def load_lora(self, directory: str | Path) -> None:
-        """Load an adapter written by ``save_lora`` into this module's (fresh) adapter."""
-        from safetensors.torch import load_file
-
-        file = Path(directory)
-        if file.is_dir():
-            file = file / LORA_WEIGHT_NAME
-        if not file.is_file():
-            raise ConfigError(f"no LoRA weights at {str(file)!r}: point to a folder written by save_lora()")
-        self.load_state_dict(load_file(str(file)), strict=True)

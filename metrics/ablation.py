@@ -1,4 +1,4 @@
-"""Hard ImageNet spurious-cue ablations (Moayeri et al. 2022; DESIGN.md section 3) as pure batched functions.
+"""Hard ImageNet spurious-cue ablations (Moayeri et al. 2022) as pure batched functions.
 
 All functions work on a batch in [0, 1] pixel space, before normalisation: images (B, 3, H, W) float and masks
 (B, 1, H, W) bool (uint8 is accepted and binarised with ``> 0``). Each image of a batch gets its own mask, box
@@ -19,7 +19,7 @@ spurious context.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -220,30 +220,3 @@ def ablation_summary(correct: torch.Tensor, total: torch.Tensor, fallbacks: int 
         "ablation_acc_class": per_class,
         "tile_fallbacks": int(fallbacks),
     }
-
-
-def ablation_accuracy(
-    model_fn: Callable[[torch.Tensor], torch.Tensor],
-    loader_or_batches: Iterable,
-    num_classes: int,
-    device: torch.device | str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``model_fn`` (float [0, 1] images -> logits) clean and under every ablation.
-
-    Batches are ``(images, labels, subgroups, masks)`` as the Hard ImageNet splits yield (or ``(images, labels,
-    masks)``); uint8 images are scaled to [0, 1]. ``model_fn`` does its own normalisation. Returns
-    ``{"ablation_acc": {kind: acc}, "ablation_drop": {kind: clean - acc}, "ablation_acc_class": {kind: [L]},
-    "tile_fallbacks": n}``.
-    """
-    correct = torch.zeros(len(ABLATION_KINDS), num_classes, dtype=torch.long)
-    total = torch.zeros(num_classes, dtype=torch.long)
-    fallbacks = 0
-    for batch in loader_or_batches:
-        images, labels, masks = batch[0], batch[1], batch[-1]
-        if device is not None:
-            images, masks = images.to(device), masks.to(device)
-        batch_correct, batch_total, batch_fallbacks = ablation_counts(model_fn, images, labels, masks, num_classes)
-        correct += batch_correct
-        total += batch_total
-        fallbacks += batch_fallbacks
-    return ablation_summary(correct, total, fallbacks)

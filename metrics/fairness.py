@@ -1,4 +1,4 @@
-"""Subgroup fairness metrics of the paper (MEO, DI, MD, ranked subgroup accuracy), DESIGN.md section 3.
+"""Subgroup fairness metrics of the paper (MEO, DI, MD, ranked subgroup accuracy), paper eqs. 2-5.
 
 Everything is derived from one (class x subgroup) count matrix of correct and total predictions, so the
 functional form (``subgroup_metrics``) and the torchmetrics form (``SubgroupFairness``) share one core

@@ -40,7 +40,8 @@ U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 refere
             "real per-class subgroup mix; unsigned: the state's majority_gain says whether the generator "
             "over-produces (+) or evens out (-) each class's majority subgroup).")
 
-# measure name -> how it is read from a result row; CIFAR-20/100 uses the per-class MEO (section 3.3 of DESIGN.md)
+# measure name -> how it is read from a result row; CIFAR-20/100 uses the per-class MEO ("subgroup i" is a different
+# fine class in every superclass)
 MEASURE_DESCRIPTIONS = {
     "1-meo": "1 - MEO (eq. 2), subgroups pooled over classes",
     "1-meo_class": "1 - MEO computed within each class, averaged over classes (CIFAR-20/100)",

@@ -109,6 +109,12 @@ class RunDirectory:
             raise ConfigError(f"run directory {self.path} exists and is not a run of this tool (no state.json): "
                               "choose another loop.run_dir, or pass --loop.overwrite true to replace it")
         state = json.loads(self.state_path.read_text())
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(
+                f"run directory {self.path} was written by another version of this tool (state version "
+                f"{state.get('version')}, this one writes {STATE_VERSION}) and cannot be resumed: choose another "
+                "loop.run_dir (its results.jsonl stays readable by `cli.py report`)"
+            )
         if state.get("config_fingerprint") == config_fingerprint(config_text):
             return "overwrite" if overwrite else "resume"
         if overwrite:

@@ -1,4 +1,4 @@
-"""Mixing real data with the stack at synthetic share p (DESIGN.md section 3)."""
+"""Mixing real data with the stack at synthetic share p."""
 
 import pytest
 import torch

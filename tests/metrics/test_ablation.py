@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from metrics.ablation import (
     ABLATION_KINDS,
     ablate,
-    ablation_accuracy,
+    ablation_counts,
+    ablation_summary,
     bounding_boxes,
     gray_box,
     gray_object,
@@ -160,6 +161,18 @@ def _scene(background: float, box: tuple[int, int, int, int], object_value: floa
     mask[0, y0:y1, x0:x1] = True
     image[:, mask[0]] = object_value
     return image, mask
+
+
+def ablation_accuracy(model_fn, batches, num_classes: int) -> dict:
+    """What the test stage's AblationEvaluation callback does: sum each batch's counts, then summarise."""
+    correct = torch.zeros(len(ABLATION_KINDS), num_classes, dtype=torch.long)
+    total = torch.zeros(num_classes, dtype=torch.long)
+    fallbacks = 0
+    for batch in batches:
+        batch_correct, batch_total, batch_fallbacks = ablation_counts(model_fn, batch[0], batch[1], batch[-1],
+                                                                      num_classes)
+        correct, total, fallbacks = correct + batch_correct, total + batch_total, fallbacks + batch_fallbacks
+    return ablation_summary(correct, total, fallbacks)
 
 
 def test_ablation_accuracy_on_a_hand_made_model():

@@ -10,8 +10,8 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from common.errors import ConfigError
 from callbacks.generator_fid import GeneratorFID
+from common.errors import ConfigError
 from metrics.fid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,

@@ -6,7 +6,7 @@ import pytest
 
 import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_MISSING = {
     "colored_mnist.yaml": ["root 'data' does not exist"],
     "colored_mnist_biased.yaml": ["root 'data' does not exist"],

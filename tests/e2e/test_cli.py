@@ -10,7 +10,7 @@ import pytest
 
 import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 METRIC_KEYS = {"acc", "meo", "di", "md", "meo_class", "di_class", "md_class"}
 
@@ -42,7 +42,10 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
         assert row["seed"] == 0 and row["dataset"] == "colored_mnist"
         assert 0.0 <= row["acc"] <= 1.0 and 0.0 <= row["meo"] <= 1.0 and 0.0 <= row["di"] <= 1.0
         assert len(row["acc_rank"]) == 3 and row["acc_rank"] == sorted(row["acc_rank"])
-        assert abs(row["md"] - (max(row["acc_rank"]) - min(row["acc_rank"]))) < 1.0  # both in [0, 1]
+        # with 3 subgroups the mean pairwise gap is 2/3 of the largest: MEO = 1 - 2 MD / 3 when both come from the
+        # same subgroup accuracies (pooled, and per class averaged over the classes)
+        assert row["meo"] == pytest.approx(1 - 2 * row["md"] / 3, abs=1e-6) and row["md"] > 0
+        assert row["meo_class"] == pytest.approx(1 - 2 * row["md_class"] / 3, abs=1e-6)
         assert row["n_real"] == 400 and row["wall_s"] > 0
     # generation 0 is real data only
     assert (rows[0]["n_synthetic"], rows[0]["stack_size"], rows[0]["stack_generations"]) == (0, 0, [])
@@ -142,6 +145,10 @@ BAD_INPUTS = [
     (["--filters", '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 1.0}}]'],
      "1 would drop them all"),
     (["--quality.reference_classifier", "vgg19"], "quality.reference_classifier='vgg19' is not a configured"),
+    (["--filters", '[{"class_path": "callbacks.filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'],
+     "class path callbacks.filters.UncertaintyFilter has moved: use filters.UncertaintyFilter"),
+    (["--loop.generationz", "2"], "unrecognized arguments: --loop.generationz"),
+    (["--loop.generations", "two"], 'Parser key "loop.generations"'),
 ]
 
 
@@ -152,4 +159,5 @@ def test_bad_input_fails_before_any_work_with_one_clear_message(tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert "usage:" not in err and len(err.strip().splitlines()) == 1  # one line, the error first
     assert not run_dir.exists()

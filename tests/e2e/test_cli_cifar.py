@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.fakes.cifar100 import write_fake_cifar100
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tiny_biased_cifar_loop_runs_two_generations_with_five_subgroups(tmp_path):

@@ -12,7 +12,7 @@ import cli
 from tests.fakes.hard_imagenet import write_fake_hard_imagenet
 from tests.fakes.tiny_sd import build_tiny_sd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
 
 
