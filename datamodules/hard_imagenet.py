@@ -1,8 +1,8 @@
 """Hard ImageNet (Moayeri, Singla, Feizi 2022): 15 ImageNet classes with strong spurious cues, plus object masks.
 
 Layout (the authors' release on top of ImageNet): images at ``<imagenet_root>/<split>/<wnid>/<file>`` (ImageNet
-val re-sorted into wnid folders) and masks at ``<mask_root>/<split>/<wnid>_<file>``. The mask is matched to its image by stem, so
-the authors' ``.JPEG`` masks and ``.png`` masks both work. Only images that have a mask are used: the masks
+val re-sorted into wnid folders) and masks at ``<mask_root>/<split>/<wnid>_<file>``. The mask is matched to its image
+by stem, so the authors' ``.JPEG`` masks and ``.png`` masks both work. Only images that have a mask are used: the masks
 cover a subset of ImageNet and the ablations need one for every image.
 
 Preprocessing follows the authors: resize to ``resize x resize`` (aspect not kept), then centre-crop
