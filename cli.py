@@ -18,6 +18,7 @@ from pathlib import Path
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.errors import ConfigError
+from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
@@ -110,6 +111,7 @@ class SimulationCLI(LightningCLI):
         cfg = self.config[self.subcommand].clone()
         del cfg["config"]
         cfg.loop.overwrite = False
+        cfg.loop.rebuild_stack = False
         cfg.loop.run_dir = None  # where the run lives is not what it computes: a moved or copied run resumes
         for key in RESUME_NEUTRAL_KEYS:
             if key in cfg:
@@ -160,9 +162,14 @@ def report(args: list[str]) -> None:
 def main(args: list[str] | None = None) -> int:
     """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
     argv = sys.argv[1:] if args is None else list(args)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    inherited_launch = os.environ.get("GENBIAS_LAUNCH_ID")
+    for chatty in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    setup_logging()
     for noise in (".*does not have many workers.*", ".*sync_dist=True.*", ".*have no `validation_step`.*",
-                  ".*srun. command is available.*", ".*LeafSpec.*", ".*args parameter is intended.*"):
+                  ".*srun. command is available.*", ".*LeafSpec.*", ".*args parameter is intended.*",
+                  ".*callbacks used to create the checkpoint.*", ".*custom batch sampler.*",
+                  ".*exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=noise)
     try:
         if argv and argv[0] == "report":
@@ -172,11 +179,19 @@ def main(args: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except PermissionError as err:  # a folder the loop must write into became read-only
+        print(f"error: permission denied: {err.filename or err}: fix the permissions (or choose another "
+              "loop.run_dir) and re-run the same command; the run resumes after its last completed stage",
+              file=sys.stderr)
+        return 2
     except CommandLineError as err:
         print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
     except ReviewPause:
         return 0
+    finally:  # a launch id made here belongs to this launch only (cli.main may be called again in one process)
+        if inherited_launch is None:
+            os.environ.pop("GENBIAS_LAUNCH_ID", None)
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -111,3 +113,23 @@ def wait_for_state(state_path: Path, fingerprint: str, launch: str, timeout_s: f
             pass
         time.sleep(0.2)
     raise TimeoutError(f"rank {global_rank()} waited {timeout_s:.0f} s for rank 0 to create {state_path}")
+
+
+def exit_when_orphaned(poll_s: float = 2.0) -> None:
+    """On a non-zero rank: exit as soon as the process that started this one is gone.
+
+    When rank 0 (Lightning's launcher starts the other ranks as its children) is killed, its children would sleep
+    between stages or block in a collective for many minutes, holding sockets and devices. A daemon thread notices
+    that this process was re-parented and exits. (srun and torchrun stop the other tasks themselves.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                print(f"[genbias] rank {global_rank()}: the process that started it ({parent}) is gone; exiting",
+                      file=sys.stderr, flush=True)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="genbias-orphan-watchdog", daemon=True).start()

@@ -1,8 +1,27 @@
-"""One exception type for every user mistake, so the CLI can print it as one clean line."""
+"""The exceptions a user can fix, so the CLI can print each as one clean line (exit code 2, no traceback)."""
+
+from __future__ import annotations
+
+import os
+import shutil
 
 
 class ConfigError(ValueError):
-    """Raised before any work when the configuration or the inputs it names are wrong.
+    """Raised when the configuration, the inputs it names or the run directory are not usable.
 
-    The message says what is wrong and how to fix it; the CLI prints it without a traceback.
+    The message says what is wrong and how to fix it; the CLI prints it without a traceback. Raised before any work
+    wherever the problem can be seen that early.
     """
+
+
+class DiskFullError(ConfigError):
+    """The disk filled up while a file was written; the file was not created (writes are atomic)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**30:.2f} GiB free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(f"no space left on the device while writing {path} ({free} in {folder}): free some space "
+                         "and re-run the same command; the run resumes after its last completed stage")

@@ -6,6 +6,7 @@ an fsync of the folder where the platform allows it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -13,6 +14,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from common.errors import DiskFullError
 
 TEMP_PREFIX = ".tmp-"
 _CHUNK_BYTES = 8 * 1024 * 1024
@@ -54,9 +57,17 @@ def fsync_directory(directory: str | os.PathLike) -> None:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
-    """Write ``path`` through ``write(handle)`` into a temp file in the same folder, fsync, rename; return SHA-256."""
+    """Write ``path`` through ``write(handle)`` into a temp file in the same folder, fsync, rename; return SHA-256.
+
+    A full disk raises ``DiskFullError`` naming the file; the temp file is removed and ``path`` keeps its old content.
+    """
     path = Path(path)
-    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=path.parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=path.parent)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(path) from error
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             writer = _HashingWriter(handle)
@@ -64,8 +75,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise DiskFullError(path) from error
         raise
     fsync_directory(path.parent)
     return writer.digest.hexdigest()

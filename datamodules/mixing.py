@@ -151,6 +151,12 @@ class MixedBatchSampler(Sampler[torch.Tensor]):
     def __init__(self, epoch_sampler: MixedEpochSampler, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
         self.sampler = epoch_sampler  # the name Lightning looks for when it sets the epoch
         self.batch_size, self.rank, self.world_size = int(batch_size), int(rank), int(world_size)
+        self._skip = 0
+
+    def skip_batches(self, count: int) -> None:
+        """Leave out the first ``count`` batches of the next epoch: a stage resumed from a mid-epoch checkpoint
+        continues the interrupted epoch where it stopped (the same batches in the same order)."""
+        self._skip = int(count)
 
     def _per_rank(self) -> int:
         return -(-len(self.sampler) // self.world_size)
@@ -168,4 +174,5 @@ class MixedBatchSampler(Sampler[torch.Tensor]):
             if padded > len(order):
                 order = torch.cat([order, order[: padded - len(order)]])
             order = order[self.rank :: self.world_size]
-        yield from torch.split(order, self.batch_size)
+        skip, self._skip = self._skip, 0
+        yield from torch.split(order, self.batch_size)[skip:]

@@ -57,7 +57,12 @@ class LoopConfig:
             the last K pushed blocks, whatever the filters kept of each (data.stack_capacity adds a sample budget).
         generator_epochs: epochs the fresh generator trains each generation.
         generator_batch_size: generator training batch size (None: data.batch_size).
-        overwrite: delete an existing run directory that holds another config (explicit opt-in).
+        generator_checkpoint_every_n_steps: also checkpoint the generator every N training steps (None: at the end
+            of every epoch only); a stage killed or preempted resumes exactly from the last one, mid-epoch included.
+        overwrite: replace an existing run of this tool in run_dir that holds another config (explicit opt-in; a
+            folder that is not a run of this tool is never deleted).
+        rebuild_stack: re-create the synthetic stack from the generated blocks the run directory keeps (each
+            generation's shards and scores), when the stack on disk no longer matches the run state.
     """
 
     run_dir: str | None = None
@@ -66,7 +71,9 @@ class LoopConfig:
     stack_generations: int = 3
     generator_epochs: int = 10
     generator_batch_size: int | None = None
+    generator_checkpoint_every_n_steps: int | None = None
     overwrite: bool = False
+    rebuild_stack: bool = False
 
 
 @dataclass

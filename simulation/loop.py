@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.distributed import is_rank_zero, launch_id, wait_for_state
+from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
+from common.logs import get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.run_directory import RunDirectory, config_fingerprint
+from simulation.run_lock import RunLock
 from simulation.stages import (
     EvaluateClassifier,
     GenerateBlock,
@@ -29,9 +31,12 @@ from simulation.stages import (
     TrainSubgroupOracle,
 )
 from simulation.stages.oracle import needs_learned_oracle
+from simulation.stages.push import check_stack_matches_state, rebuild_stack
 from simulation.summary import write_generation_summary
 from simulation.trainers import StageTrainers
 from simulation.validation import validate_run
+
+log = get_logger()
 
 
 class SimulationLoop:
@@ -77,22 +82,46 @@ class SimulationLoop:
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         launch = launch_id()
-        if is_rank_zero():  # rank 0 owns the run directory; the other ranks follow its state
-            mode = run_dir.check_compatible(self.config_text, context.loop.overwrite)
-            run_dir.create(self.config_text, mode, launch)
-            if mode == "resume" and run_dir.state["completed"]:
-                print(f"[genbias] resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done", flush=True)
-        else:
-            wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch)
-        run_dir.load()
-        context.data.prepare()
-        context.data.open_stack(run_dir.stack_dir, context.loop.stack_generations, verify=is_rank_zero())
-
-        for generation in range(context.loop.generations + 1):
-            for stage in self.stages(generation):
-                stage.run(context)
+        lock = RunLock(run_dir.lock_path, launch) if is_rank_zero() else None
+        try:
+            if lock is not None:  # rank 0 owns the run directory; the other ranks follow its state
+                self._open_run_directory(lock, launch)
+            else:
+                exit_when_orphaned()
+                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch)
+            run_dir.load()
+            context.data.prepare()
+            self._open_stack()
+            for generation in range(context.loop.generations + 1):
+                for stage in self.stages(generation):
+                    stage.run(context)
+                if is_rank_zero():
+                    write_generation_summary(run_dir, context.source)
             if is_rank_zero():
-                write_generation_summary(run_dir, context.source)
-        if is_rank_zero():
-            print(f"[genbias] done: {len(run_dir.results)} result rows in {run_dir.results_path}", flush=True)
-        return run_dir.results
+                log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
+            return run_dir.results
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _open_run_directory(self, lock: RunLock, launch: str) -> None:
+        """Check the folder can hold this run, take its lock, then create, resume or overwrite it (rank 0)."""
+        run_dir, overwrite = self.context.run_dir, self.context.loop.overwrite
+        run_dir.check_compatible(self.config_text, overwrite)  # refuses a foreign folder before writing into it
+        taken_over = lock.acquire()
+        if taken_over:
+            log.info(f"took over the lock of {run_dir.path}: {taken_over}")
+        mode = run_dir.check_compatible(self.config_text, overwrite)  # again, now that no other launch can write
+        if mode == "resume" and self.context.loop.rebuild_stack:  # before the other ranks may read the stack
+            run_dir.load()
+            self.context.data.prepare()
+            rebuild_stack(self.context)
+        run_dir.create(self.config_text, mode, launch)
+        if mode == "resume" and run_dir.state["completed"]:
+            log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
+
+    def _open_stack(self) -> None:
+        """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""
+        context, run_dir = self.context, self.context.run_dir
+        stack = context.data.open_stack(run_dir.stack_dir, context.loop.stack_generations, verify=is_rank_zero())
+        check_stack_matches_state(context, stack)

@@ -2,6 +2,7 @@
 
 Layout::
 
+    <run_dir>/.lock                               held by the launch running on this folder (see run_lock.py)
     <run_dir>/config.yaml                         resolved config of the run (a different config is refused)
     <run_dir>/state.json                          completed stages, block reports, result rows (atomic, rank 0)
     <run_dir>/results.jsonl                       one row per (generation, classifier, seed), rewritten from the state
@@ -18,16 +19,22 @@ Layout::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
+from common.distributed import is_rank_zero
 from common.errors import ConfigError
 from common.io import atomic_write_text
+from common.logs import get_logger
+from simulation.checkpoint_io import readable_checkpoint
 
 STATE_VERSION = 2
+
+log = get_logger()
 
 
 def config_fingerprint(config_text: str) -> str:
@@ -93,22 +100,96 @@ class RunDirectory:
 
     @staticmethod
     def resume_checkpoint(stage_dir: Path) -> str | None:
-        """The newest checkpoint to resume a stage from: Lightning's last.ckpt or a SLURM requeue hpc_ckpt."""
+        """The newest readable checkpoint to resume a stage from: Lightning's last.ckpt or a SLURM requeue hpc_ckpt.
+
+        A checkpoint that cannot be read (truncated by a full disk or a copy cut short) is reported with its path and
+        set aside as ``<name>.corrupt`` (by rank 0), so the stage restarts from the previous good one, or from scratch.
+        """
         candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
-        existing = [p for p in candidates if p.exists()]
-        return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
+        existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in existing:
+            if readable_checkpoint(path):
+                return str(path)
+            message = (f"checkpoint {path} cannot be read (truncated or damaged): set aside as {path.name}.corrupt; "
+                       "the stage resumes from the previous good checkpoint, or starts over")
+            log.warning(message)
+            if is_rank_zero():
+                path.rename(path.with_name(path.name + ".corrupt"))
+        return None
+
+    def stack_differences(self, manifest: dict) -> list[str]:
+        """How the stack on disk (its manifest) differs from the stack the state records (empty when it matches).
+
+        A push interrupted after the stack was written but before the state recorded it is not a difference: its
+        block may be on disk (and may have evicted the oldest recorded blocks); the push stage records it on resume.
+        """
+        recorded = {b["generation"]: b for b in (self.state.get("stack") or {}).get("blocks", [])}
+        on_disk = {b["generation"]: b for b in manifest.get("blocks", [])}
+        pending = {g for g in on_disk if g not in recorded and not self.is_done(f"g{g}/push")}
+        missing = sorted(set(recorded) - set(on_disk))
+        if pending and missing == sorted(recorded)[: len(missing)]:
+            missing = []  # evicted by the pending push, oldest first
+        problems = [f"generation {g}'s block is missing" for g in missing]
+        problems += [f"generation {g}'s block is not in the run state"
+                     for g in sorted(set(on_disk) - set(recorded) - pending)]
+        for g in sorted(set(recorded) & set(on_disk)):
+            same = recorded[g]["count"] == on_disk[g]["count"] and all(
+                recorded[g]["files"][kind]["sha256"] == on_disk[g]["files"].get(kind, {}).get("sha256")
+                for kind in recorded[g]["files"])
+            if not same:
+                problems.append(f"generation {g}'s block differs from the one recorded (size or checksum)")
+        return problems
 
     # -------------------------------------------------------------------------------------------- checks
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    def _check_usable_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"loop.run_dir {self.path} is a file, not a folder: choose another loop.run_dir")
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"cannot write in {existing} (permission denied), so loop.run_dir {self.path} cannot be "
+                              "created or written: choose a folder you can write to, or fix its permissions")
+
+    def read_state(self) -> dict:
+        """The state file as it is on disk, or ConfigError naming it when it cannot be read."""
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(
+                f"the run state {self.state_path} cannot be read ({error}): restore it from a backup to resume this "
+                "run, or choose another loop.run_dir (its results.jsonl and checkpoints stay where they are)"
+            ) from error
+        if not isinstance(state, dict) or not isinstance(state.get("completed"), list):
+            raise ConfigError(f"the run state {self.state_path} is not a state file of this tool: restore it from a "
+                              "backup, or choose another loop.run_dir")
+        return state
+
     def check_compatible(self, config_text: str, overwrite: bool) -> str:
-        """'new', 'resume' or 'overwrite'; raises ConfigError if the folder holds another run. Creates nothing."""
-        if not self.path.exists() or not any(self.path.iterdir()):
+        """'new', 'resume' or 'overwrite'; raises ConfigError if the folder cannot hold this run. Creates nothing.
+
+        Only a run of this tool (a folder with its state file) is ever resumed or overwritten; any other non-empty
+        folder is refused whatever the flags, since the tool never deletes what it did not create.
+        """
+        self._check_usable_folder()
+        entries = sorted(p.name for p in self.path.iterdir()) if self.path.exists() else []
+        entries = [name for name in entries if name != self.lock_path.name]
+        if not entries:
             return "new"
         if not self.state_path.exists():
-            if overwrite:
-                return "overwrite"
-            raise ConfigError(f"run directory {self.path} exists and is not a run of this tool (no state.json): "
-                              "choose another loop.run_dir, or pass --loop.overwrite true to replace it")
-        state = json.loads(self.state_path.read_text())
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ConfigError(
+                f"run directory {self.path} is not a run of this tool (it has no state.json but holds {len(entries)} "
+                f"entries: {shown}); this tool only writes into an empty folder or one of its own runs and never "
+                "deletes what it did not create: choose another loop.run_dir"
+            )
+        state = self.read_state()
+        if overwrite:
+            return "overwrite"
         if state.get("version") != STATE_VERSION:
             raise ConfigError(
                 f"run directory {self.path} was written by another version of this tool (state version "
@@ -116,24 +197,34 @@ class RunDirectory:
                 "loop.run_dir (its results.jsonl stays readable by `cli.py report`)"
             )
         if state.get("config_fingerprint") == config_fingerprint(config_text):
-            return "overwrite" if overwrite else "resume"
-        if overwrite:
-            return "overwrite"
+            return "resume"
         raise ConfigError(
-            f"run directory {self.path} holds a run with a different config (see {self.config_path}). "
-            "To resume it, run the command with that config; to start fresh, pick another --loop.run_dir "
-            "or pass --loop.overwrite true (deletes the old run)"
+            f"run directory {self.path} holds a run with a different config ({self._config_difference(config_text)}; "
+            f"its config is {self.config_path}): to resume it, run with that config; to start another run, choose "
+            "another loop.run_dir"
         )
+
+    def _config_difference(self, config_text: str) -> str:
+        """The first differing lines between the stored config and this one, for the refusal message."""
+        try:
+            stored = self.config_path.read_text().splitlines()
+        except OSError:
+            return "its config.yaml is missing"
+        diff = [line for line in difflib.unified_diff(stored, config_text.splitlines(), lineterm="", n=0)
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        shown = "; ".join(line.strip() for line in diff[:4])
+        return f"differences: {shown}" + (" ..." if len(diff) > 4 else "") if diff else "differences in layout only"
 
     # -------------------------------------------------------------------------------------------- state
     def create(self, config_text: str, mode: str, launch_id: str) -> None:
-        """Rank 0 only: make the folder (wiping it for 'overwrite'), write config + state, stamp this launch.
+        """Rank 0 only, holding the lock: make the folder (emptying a previous run for 'overwrite'), write config +
+        state, stamp this launch.
 
         Other ranks wait for the state to carry this ``launch_id``, so they never read a half-made or stale
         run directory (ranks started together by srun/torchrun race rank 0 otherwise).
         """
-        if mode == "overwrite" and self.path.exists():
-            shutil.rmtree(self.path)
+        if mode == "overwrite":
+            self._remove_previous_run()
         self.path.mkdir(parents=True, exist_ok=True)
         if mode == "resume":
             self.load()
@@ -144,8 +235,25 @@ class RunDirectory:
         self.state["launch_id"] = launch_id
         self.save()
 
+    def _remove_previous_run(self) -> None:
+        """Delete the previous run (a folder with this tool's state file; checked by ``check_compatible``), keeping
+        the lock this launch holds, and say what was removed."""
+        try:
+            state = json.loads(self.state_path.read_text())
+            what = f"{len(state.get('completed', []))} completed stages, {len(state.get('results', []))} result rows"
+        except (OSError, json.JSONDecodeError):
+            what = "its state was unreadable"
+        for entry in self.path.iterdir():
+            if entry == self.lock_path:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        log.warning(f"loop.overwrite: removed the previous run in {self.path} ({what})")
+
     def load(self) -> None:
-        self.state = json.loads(self.state_path.read_text())
+        self.state = self.read_state()
 
     def save(self) -> None:
         atomic_write_text(self.state_path, json.dumps(self.state, indent=1))

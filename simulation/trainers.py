@@ -8,13 +8,16 @@ the loop owns (epochs, logger, checkpointing, no distributed sampler: the data m
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from callbacks.progress import LineProgress
 from common.distributed import barrier, is_rank_zero
+from simulation.checkpoint_io import AtomicCheckpointIO
 
 
 class StageTrainers:
@@ -31,18 +34,30 @@ class StageTrainers:
     def accelerator(self) -> str:
         return str(self.trainer_kwargs.get("accelerator", "auto"))
 
-    def build(self, stage_dir: Path, *, name: str, version: str, max_epochs: int = 1, callbacks: list | None = None,
-              find_unused_parameters: bool = False, **extra) -> L.Trainer:
-        """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet)."""
+    def build(self, stage_dir: Path, *, name: str, version: str, label: str, max_epochs: int = 1,
+              callbacks: list | None = None, find_unused_parameters: bool = False, **extra) -> L.Trainer:
+        """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet), ``label``
+        names the stage in its progress lines.
+
+        Lightning's progress bar where a terminal is attached (and ``trainer.enable_progress_bar`` is on), a log line
+        per epoch otherwise (a SLURM log file, a pipe).
+        """
         kwargs = dict(self.trainer_kwargs)
         if find_unused_parameters and self.strategy == "ddp":
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
+        show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
+        kwargs["enable_progress_bar"] = show_bar
+        callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label)])]
         logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version)
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
-                      use_distributed_sampler=False,
+                      use_distributed_sampler=False, plugins=[*self._user_plugins(), AtomicCheckpointIO()],
                       callbacks=[*copy.deepcopy(self.callbacks), *(callbacks or [])])
         kwargs.update(extra)
         return L.Trainer(**kwargs)
+
+    def _user_plugins(self) -> list:
+        plugins = self.trainer_kwargs.get("plugins") or []
+        return list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
 
     @staticmethod
     def drop_requeue_checkpoints(stage_dir: Path) -> None:

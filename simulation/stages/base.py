@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
 from common.distributed import barrier, is_rank_zero, process_group_ready, wait_for_stage
+from common.logs import format_duration, get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
@@ -17,7 +18,7 @@ from simulation.config import ClassifierConfig, FIDConfig, LoopConfig, QualityCo
 from simulation.run_directory import RunDirectory
 from simulation.trainers import StageTrainers
 
-log = logging.getLogger("genbias")
+log = get_logger()
 
 
 @dataclass
@@ -60,9 +61,19 @@ class RunContext:
         """The classifier whose previous-generation weights the uncertainty filter uses."""
         return self.quality.filter_classifier or self.classifiers[0].label
 
+    def stage_label(self, generation: int, what: str) -> str:
+        return f"generation {generation}/{self.loop.generations} - {what}"
+
     def progress(self, generation: int, message: str) -> None:
-        if is_rank_zero():
-            print(f"[genbias] generation {generation}/{self.loop.generations} - {message}", flush=True)
+        log.info(self.stage_label(generation, message))
+
+    def epoch_composition(self) -> str:
+        """What a training epoch is made of now, e.g. '3500 real + 1170 synthetic samples/epoch (share 0.25 of the
+        target 0.50, each stack sample drawn 1.00x; stack: [1])'."""
+        data = self.data
+        return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share {data.realised_share:.2f} "
+                f"of the target {data.synthetic_share:.2f}, each stack sample drawn {data.synthetic_reuse:.2f}x; "
+                f"stack: {data.stack_generations})")
 
     def finish(self, key: str, row: dict | None = None, **state) -> None:
         """Record a completed stage (rank 0) and bring every rank to the same state."""
@@ -88,7 +99,10 @@ class Stage(ABC):
 
     def run(self, context: RunContext) -> None:
         if not context.run_dir.is_done(self.key):
+            started = time.monotonic()
             self.execute(context)
+            log.info(f"generation {self.generation}/{context.loop.generations} - stage {self.key} done in "
+                     f"{format_duration(time.monotonic() - started)}")
 
     @abstractmethod
     def execute(self, context: RunContext) -> None:

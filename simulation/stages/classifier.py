@@ -21,7 +21,7 @@ from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from simulation.config import ClassifierConfig
 from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS, ResultRow
-from simulation.stages.base import RunContext, Stage
+from simulation.stages.base import RunContext, Stage, log
 
 
 def _scalar(value: torch.Tensor | float) -> float | None:
@@ -50,18 +50,19 @@ class TrainClassifier(Stage):
         stage_dir = run_dir.classifier_dir(n, clf.label)
         seed = stage_seed(context.seed, n, f"classifier/{clf.label}")
         L.seed_everything(seed, workers=True, verbose=False)
-        context.progress(n, f"training {clf.label} on {data.n_real} real + {data.n_synthetic} synthetic "
-                            f"samples/epoch (stack: {data.stack_generations})")
+        context.progress(n, f"training {clf.label} on {context.epoch_composition()}")
         model = build_classifier(clf, context.source)
         callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
                                      save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
         if clf.patience > 0:
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
-                                         max_epochs=clf.max_epochs, callbacks=callbacks)
+                                         label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
+                                         callbacks=callbacks)
         spec = TrainingSpec(batch_size=clf.batch_size or data.batch_size, epoch_seed=seed)
         started = time.time()
-        trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir))
+        trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir),
+                    weights_only=True)
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
             self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))
@@ -85,7 +86,8 @@ class EvaluateClassifier(Stage):
         if ablations is not None:
             callbacks.append(ablations)
         stage_dir = run_dir.classifier_dir(n, clf.label)
-        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label, callbacks=callbacks,
+        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+                                         label=context.stage_label(n, f"evaluating {clf.label}"), callbacks=callbacks,
                                          enable_checkpointing=False)
         spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)
         trainer.test(build_classifier(clf, source), datamodule=data.for_training(spec), verbose=False,
@@ -94,7 +96,7 @@ class EvaluateClassifier(Stage):
         if is_rank_zero():
             extra = (f" meo={row.meo:.4f} di={row.di:.4f} md={row.md:.4f}" if source.num_groups else
                      "".join(f" {k}={v:.4f}" for k, v in (row.ablation_acc or {}).items() if k != "clean"))
-            print(f"[genbias] generation {n} {clf.label}: acc={row.acc:.4f}{extra}", flush=True)
+            log.info(f"generation {n} {clf.label}: acc={row.acc:.4f}{extra}")
         context.finish(self.key, row.to_json())
 
     def _row(self, context: RunContext, metrics: dict, ablations: AblationEvaluation | None) -> ResultRow:

@@ -24,7 +24,7 @@ from common.seeds import stage_seed
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.subgroup_oracle import FineClassOracle
 from metrics.fid import ClassifierFeatures, InceptionFeatures, check_inception_weights, find_inception_weights
-from simulation.stages.base import RunContext, Stage
+from simulation.stages.base import RunContext, Stage, log
 
 SCORE_PREFIX = "score/"
 
@@ -106,7 +106,8 @@ class GenerateBlock(Stage):
         if context.quality.contact_sheets:
             gates.append(ContactSheets(shard_dir, run_dir.contact_sheet_dir(n), size, source.class_names))
         trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
-                                         callbacks=gates, enable_checkpointing=False)
+                                         label=context.stage_label(n, "generating"), callbacks=gates,
+                                         enable_checkpointing=False)
         trainer.predict(generator, datamodule=context.data.for_generation(labels), return_predictions=False,
                         ckpt_path=checkpoint, weights_only=True)
 
@@ -122,8 +123,7 @@ class GenerateBlock(Stage):
 
     def _print_fid(self, context: RunContext, report: dict) -> None:
         n = self.generation
-        print(f"[genbias] FID generation {n}: {report['fid']:.3f} ({report['fid_extractor']})", flush=True)
+        log.info(f"FID generation {n}: {report['fid']:.3f} ({report['fid_extractor']})")
         earlier = {g: context.run_dir.block_report(g).get("fid") for g in range(1, n)}
         table = {**{g: f for g, f in earlier.items() if f is not None}, n: report["fid"]}
-        print("[genbias] FID by generation (Table 1): " + " | ".join(f"{g}: {table[g]:.2f}" for g in sorted(table)),
-              flush=True)
+        log.info("FID by generation (Table 1): " + " | ".join(f"{g}: {table[g]:.2f}" for g in sorted(table)))

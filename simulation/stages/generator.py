@@ -8,6 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.epoch_seeder import EpochSeeder
+from callbacks.mid_epoch_resume import MidEpochResume
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from simulation.stages.base import RunContext, Stage
@@ -27,17 +28,24 @@ class TrainGenerator(Stage):
         seed = stage_seed(context.seed, n, "generator")
         L.seed_everything(seed, workers=True, verbose=False)
         generator = context.generator.fresh()
-        context.progress(n, f"training generator {type(generator).__name__} on {data.n_real} real + "
-                            f"{data.n_synthetic} synthetic samples/epoch")
+        context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}")
         spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed)
+        # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
+        every_n_steps = context.loop.generator_checkpoint_every_n_steps
+        checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
+                                     every_n_train_steps=every_n_steps)
         trainer = context.trainers.build(
-            stage_dir, name=f"gen_{n:02d}", version="generator", max_epochs=context.loop.generator_epochs,
-            callbacks=[ModelCheckpoint(dirpath=stage_dir / "checkpoints", save_last=True, save_top_k=0),
-                       EpochSeeder(seed)],
+            stage_dir, name=f"gen_{n:02d}", version="generator", label=context.stage_label(n, "generator"),
+            max_epochs=context.loop.generator_epochs,
+            callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()],
             find_unused_parameters=True, num_sanity_val_steps=0, limit_val_batches=0,
         )
         started = time.time()
-        trainer.fit(generator, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir))
+        resume = run_dir.resume_checkpoint(stage_dir)
+        if resume is not None:
+            context.progress(n, f"resuming the generator's training from {resume}")
+        trainer.fit(generator, datamodule=data.for_training(spec), ckpt_path=resume, weights_only=True)
+        trainer.save_checkpoint(stage_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the final state
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
             self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))

@@ -38,9 +38,10 @@ class TrainSubgroupOracle(Stage):
                                      save_top_k=1, filename="best"),
                      EarlyStopping(monitor="val_loss", patience=config.patience), EpochSeeder(seed)]
         trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
+                                         label=context.stage_label(0, "subgroup oracle"),
                                          max_epochs=config.max_epochs, callbacks=callbacks)
         spec = TrainingSpec(batch_size=config.batch_size, epoch_seed=seed, cells=True)
         trainer.fit(model, datamodule=context.data.for_training(spec),
-                    ckpt_path=run_dir.resume_checkpoint(run_dir.oracle_dir))
+                    ckpt_path=run_dir.resume_checkpoint(run_dir.oracle_dir), weights_only=True)
         context.trainers.drop_requeue_checkpoints(run_dir.oracle_dir)
         context.finish(self.key)

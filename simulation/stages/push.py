@@ -7,15 +7,18 @@ samples and draws the sample sheet; every rank then reopens the stack the state 
 
 from __future__ import annotations
 
+import time
+
 import torch
 from safetensors.torch import load_file
 
 from callbacks.shard_writer import read_block
 from common.distributed import is_rank_zero
+from common.errors import ConfigError
 from common.image_grids import make_grid_image, save_grid_png
 from filters.base import FilterContext, select_block
 from metrics.block_statistics import block_statistics
-from simulation.stages.base import RunContext, Stage
+from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.generate import SCORE_PREFIX
 
 
@@ -36,20 +39,36 @@ class PushBlock(Stage):
         pending = [where for f in context.filters if (where := f.review_pending(n)) is not None]
         if context.quality.pause_for_review and pending:
             if is_rank_zero():
-                print(f"[genbias] paused for review: look at {run_dir.contact_sheet_dir(n)}, write the rejected "
-                      f"sample ids of generation {n} (one per line) to {pending[0]}, then re-run the same command.",
-                      flush=True)
+                log.info(f"paused for review: look at {run_dir.contact_sheet_dir(n)}, write the rejected "
+                      f"sample ids of generation {n} (one per line) to {pending[0]}, then re-run the same command.")
             raise ReviewPause(0)
         state: dict = {}
         if is_rank_zero():
             state = self._select_and_push(context)
         context.finish(self.key, **state)
         stack = context.data.reopen_stack()
+        check_stack_matches_state(context, stack)  # every rank sees the stack the state records
         context.progress(n, f"stack holds generations {stack.generations} ({len(stack)} samples)")
 
     def _select_and_push(self, context: RunContext) -> dict:
-        n, run_dir, source, data = self.generation, context.run_dir, context.source, context.data
+        n, run_dir, data = self.generation, context.run_dir, context.data
+        images, labels, keep, report = self.select(context)
+        if n not in data.stack.generations:  # idempotent when resuming after a crash mid-stage
+            data.push_block(images[keep], labels[keep], n)
+        grid = make_grid_image(images[keep], labels[keep], context.source.num_classes,
+                               per_class=context.quality.sheet_per_class)
+        save_grid_png(grid, run_dir.samples_sheet(n))
+        log.info(f"filters kept {report['filter_kept']}/{len(labels)} samples of generation {n}")
+        return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
+
+    def select(self, context: RunContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """The block's images and labels, the keep mask of the filter chain and the selection's report."""
+        n, run_dir, source = self.generation, context.run_dir, context.source
         size = context.loop.samples_per_generation
+        for needed in (run_dir.block_scores_path(n), run_dir.shard_dir(n)):
+            if not needed.exists():
+                raise ConfigError(f"generation {n}'s generated block is incomplete: {needed} is missing; the block "
+                                  "cannot be selected again: start a new run (choose another loop.run_dir)")
         saved = load_file(str(run_dir.block_scores_path(n)))
         labels = saved["label"]
         scores = {k.removeprefix(SCORE_PREFIX): v for k, v in saved.items() if k.startswith(SCORE_PREFIX)}
@@ -58,10 +77,38 @@ class PushBlock(Stage):
         report.update(block_statistics(labels[keep], saved["predicted"][keep], saved["group"][keep],
                                        context.real_subgroup_counts, suffix="_kept"))
         images, _ = read_block(run_dir.shard_dir(n), size)
-        if n not in data.stack.generations:  # idempotent when resuming after a crash mid-stage
-            data.push_block(images[keep], labels[keep], n)
-        grid = make_grid_image(images[keep], labels[keep], source.num_classes,
-                               per_class=context.quality.sheet_per_class)
-        save_grid_png(grid, run_dir.samples_sheet(n))
-        print(f"[genbias] filters kept {report['filter_kept']}/{size} samples of generation {n}", flush=True)
-        return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
+        return images, labels, keep, report
+
+
+def check_stack_matches_state(context: RunContext, stack) -> None:
+    """ConfigError when the stack on disk is not the one the run state records (never train on a wrong stack)."""
+    problems = context.run_dir.stack_differences(stack.manifest)
+    if problems:
+        raise ConfigError(
+            f"the synthetic stack in {stack.root} does not match the run state {context.run_dir.state_path}: "
+            f"{'; '.join(problems)}. Re-run the same command with --loop.rebuild_stack true to re-create it from the "
+            "generated blocks kept in gen_XX/ (or restore the stack folder from a backup)"
+        )
+
+
+def rebuild_stack(context: RunContext) -> None:
+    """Re-create the stack the run state records, from each generation's shards and scores (rank 0).
+
+    The damaged stack folder is set aside (renamed), the recorded generations are selected and pushed again, oldest
+    first, and the result must match the recorded checksums exactly, or nothing is trusted.
+    """
+    run_dir, data = context.run_dir, context.data
+    recorded = [block["generation"] for block in (run_dir.state.get("stack") or {}).get("blocks", [])]
+    if run_dir.stack_dir.exists():
+        aside = run_dir.stack_dir.with_name(f"stack.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.stack_dir.rename(aside)
+        log.info(f"rebuild_stack: the previous stack folder is kept as {aside}")
+    data.open_stack(run_dir.stack_dir, context.loop.stack_generations)
+    for generation in recorded:
+        images, labels, keep, _ = PushBlock(generation).select(context)
+        data.push_block(images[keep], labels[keep], generation)
+    problems = run_dir.stack_differences(data.stack.manifest)
+    if problems:
+        raise ConfigError(f"the rebuilt stack differs from the one the run state records ({'; '.join(problems)}): "
+                          "were the manual reject lists changed? Restore them, or start a new run")
+    log.info(f"rebuild_stack: re-created generations {recorded} of the stack; checksums match the run state")

@@ -25,19 +25,26 @@ def test_layout_is_named_in_one_place(tmp_path):
     assert run.sample_sheets() == [(1, run.samples_sheet(1)), (2, run.samples_sheet(2))]
 
 
-def test_resume_checkpoint_is_the_newest_of_last_and_requeue_checkpoints(tmp_path):
+def test_resume_checkpoint_is_the_newest_readable_of_last_and_requeue_checkpoints(tmp_path):
     import os
+
+    import torch
 
     stage = tmp_path / "stage"
     assert RunDirectory.resume_checkpoint(stage) is None
     (stage / "checkpoints").mkdir(parents=True)
     last, requeue = stage / "checkpoints" / "last.ckpt", stage / "hpc_ckpt_1.ckpt"
-    last.write_bytes(b"a")
-    requeue.write_bytes(b"b")
+    torch.save({"epoch": 1}, last)
+    torch.save({"epoch": 2}, requeue)
     os.utime(last, (1, 1))
     assert RunDirectory.resume_checkpoint(stage) == str(requeue)
     os.utime(requeue, (0, 0))
     assert RunDirectory.resume_checkpoint(stage) == str(last)
+    # a truncated newest checkpoint (a full disk, a copy cut short) is set aside; the previous good one is used
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    assert RunDirectory.resume_checkpoint(stage) == str(requeue)
+    assert not last.exists() and (stage / "checkpoints" / "last.ckpt.corrupt").read_bytes() == data[: len(data) // 2]
 
 
 def test_modes_new_resume_overwrite_and_refusals(tmp_path):
@@ -74,3 +81,27 @@ def test_state_records_stages_rows_and_block_reports_and_rebuilds_results(tmp_pa
     resumed.create("config A", "resume", "launch-2")
     assert resumed.state["completed"] == run.state["completed"] and resumed.state["launch_id"] == "launch-2"
     assert resumed.results == run.results
+
+
+def block(generation: int, count: int = 5, sha: str = "a") -> dict:
+    return {"generation": generation, "count": count, "shape": [1, 2, 2],
+            "files": {"images": {"name": f"gen_{generation}_images.npy", "sha256": sha * 64},
+                      "labels": {"name": f"gen_{generation}_labels.npy", "sha256": "b" * 64}}}
+
+
+def test_the_stack_on_disk_is_compared_with_the_stack_the_state_records(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.create("config", "new", "launch")
+    run.mark_done("g2/push", stack={"blocks": [block(1), block(2)]})
+    assert run.stack_differences({"blocks": [block(1), block(2)]}) == []
+    assert run.stack_differences({"blocks": []}) == ["generation 1's block is missing",
+                                                     "generation 2's block is missing"]
+    assert run.stack_differences({"blocks": [block(1), block(2, sha="c")]}) == [
+        "generation 2's block differs from the one recorded (size or checksum)"]
+    assert run.stack_differences({"blocks": [block(1), block(2, count=4)]}) != []
+    # a push killed after writing the stack but before the state recorded it: its block (which may have evicted the
+    # oldest recorded one) is no difference, the push stage records it on resume
+    assert run.stack_differences({"blocks": [block(2), block(3)]}) == []
+    run.mark_done("g3/push")
+    assert run.stack_differences({"blocks": [block(2), block(3)]}) == [
+        "generation 1's block is missing", "generation 3's block is not in the run state"]

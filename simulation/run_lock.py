@@ -1,0 +1,117 @@
+"""One process (one launch) at a time on a run directory.
+
+Rank 0 of a launch holds ``<run_dir>/.lock`` (its host, pid, launch id and start time) for as long as it runs and
+refreshes the file's time every ``HEARTBEAT_S``; the other ranks of the launch follow rank 0's state and take no
+lock. A second launch on the same run directory is refused with one line, so two processes never run the same
+stages, and an overwrite can never delete a live run. A lock left by a process that died is stale and taken over:
+its pid is gone (same host), it belongs to an earlier incarnation of the same SLURM job (a requeue), or it has not
+been refreshed for ``STALE_AFTER_S`` (a dead host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from common.errors import ConfigError
+
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _slurm_job(launch: str) -> str | None:
+    """``slurm-<job id>`` of a launch id such as ``slurm-1234.2`` (job 1234, restart 2)."""
+    return launch.split(".")[0] if launch.startswith("slurm-") else None
+
+
+class RunLock:
+    def __init__(self, path: Path, launch_id: str) -> None:
+        self.path = Path(path)
+        self.launch_id = launch_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _record(self) -> dict:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "launch_id": self.launch_id,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    def stale_reason(self, holder: dict, age_s: float) -> str | None:
+        """Why a lock held by ``holder`` (refreshed ``age_s`` ago) can be taken over, or None when it is live."""
+        same_host = holder.get("host") == socket.gethostname()
+        if same_host and holder.get("pid") == os.getpid():
+            return "held by this process"
+        if same_host and not _pid_alive(int(holder.get("pid", -1))):
+            return f"process {holder.get('pid')} is gone"
+        ours = _slurm_job(self.launch_id)
+        if ours is not None and ours == _slurm_job(str(holder.get("launch_id", ""))):
+            return "an earlier run of this SLURM job (requeued)"
+        if age_s > STALE_AFTER_S:
+            return f"not refreshed for {age_s / 60:.0f} minutes"
+        return None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns why a stale lock was taken over (None if there was none). ConfigError when live."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        taken_over = None
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder, age = self._read_holder()
+                reason = self.stale_reason(holder, age)
+                if reason is None:
+                    raise ConfigError(
+                        f"run directory {self.path.parent} is in use by another launch (pid {holder.get('pid')} on "
+                        f"host {holder.get('host')}, started {holder.get('started')}): wait for it to finish or stop "
+                        f"it; if that process no longer exists, delete {self.path} and re-run"
+                    ) from None
+                taken_over = reason
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self._record(), handle)
+            self._start_heartbeat()
+            return taken_over
+        raise ConfigError(f"could not take the lock {self.path}: another launch took it at the same time; re-run")
+
+    def _read_holder(self) -> tuple[dict, float]:
+        try:
+            holder = json.loads(self.path.read_text())
+            age = time.time() - self.path.stat().st_mtime
+        except (OSError, json.JSONDecodeError):
+            return {}, STALE_AFTER_S + 1  # an unreadable or vanished lock: nobody can be refreshing it
+        return holder, age
+
+    def _start_heartbeat(self) -> None:
+        def beat() -> None:
+            while not self._stop.wait(HEARTBEAT_S):
+                try:
+                    os.utime(self.path)
+                except OSError:
+                    return
+
+        self._thread = threading.Thread(target=beat, name="genbias-lock-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        try:
+            holder = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        if holder.get("launch_id") == self.launch_id and holder.get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
