@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +75,7 @@ class ClipScoreFilter(SampleFilter):
         self,
         ratio: float,
         per_class: bool = True,
+        mode: Literal["quantile", "range"] = "quantile",
         model_name: str = "ViT-B-32",
         pretrained: str | None = "openai",
         checkpoint_path: str | None = None,
@@ -83,7 +84,7 @@ class ClipScoreFilter(SampleFilter):
         class_names: list[str] | None = None,
         model_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(ratio, per_class)
+        super().__init__(ratio, per_class, mode)
         if "{class_name}" not in template:
             raise ConfigError(f"ClipScoreFilter.template must contain '{{class_name}}', got {template!r}")
         if int(batch_size) < 1:
