@@ -192,11 +192,14 @@ class ClipScoreFilter(SampleFilter):
         std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), device=device).view(1, -1, 1, 1)
         return (x - mean) / std
 
+    def prompts(self, class_names: list[str]) -> list[str]:
+        """The text of each class: the template around its name, underscores read as spaces ("aquatic mammals")."""
+        return [self.template.format(class_name=name.replace("_", " ")) for name in class_names]
+
     def _text_features(self, class_names: list[str], device: str) -> torch.Tensor:
         key = (tuple(class_names), str(device))
         if key not in self._text_cache:
-            prompts = [self.template.format(class_name=name.replace("_", " ")) for name in class_names]
-            tokens = self._tokenizer(prompts).to(device)
+            tokens = self._tokenizer(self.prompts(class_names)).to(device)
             self._text_cache[key] = self._model.encode_text(tokens, normalize=True).float()
         return self._text_cache[key]
 

@@ -1,4 +1,6 @@
-"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p)."""
+"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p), seen
+at the generator's own resolution where it has one (Stable Diffusion: real images' shorter side resized to 512 and
+centre-cropped, stacked images resized to 512)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ class TrainGenerator(Stage):
         generator = context.generator.fresh()
         context.progress(n, f"training generator {type(generator).__name__} on {data.n_real} real + "
                             f"{data.n_synthetic} synthetic samples/epoch")
-        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed)
+        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed,
+                            image_size=generator.training_resolution)
         trainer = context.trainers.build(
             stage_dir, name=f"gen_{n:02d}", version="generator", max_epochs=context.loop.generator_epochs,
             callbacks=[ModelCheckpoint(dirpath=stage_dir / "checkpoints", save_last=True, save_top_k=0),
