@@ -84,10 +84,11 @@ def main() -> None:
         sd_path = build_full_size_sd(work / "sd15", args.quick)
         results["build_s"] = round(time.perf_counter() - t0, 1)
         names = [f"class {i}" for i in range(15)]
-        module = StableDiffusionLoRA(pretrained_path=str(sd_path), class_names=names, image_shape=(3, 224, 224),
+        module = StableDiffusionLoRA(pretrained_path=str(sd_path), class_names=names,
                                      train_resolution=size, generation_resolution=size, num_inference_steps=steps,
                                      lora_rank=8, lora_alpha=8)
-        images = torch.randint(0, 256, (train_batch * (train_steps + 2), 3, 224, 224), dtype=torch.uint8)
+        # the loop hands SD its training images at its own resolution (shorter side resized, centre crop)
+        images = torch.randint(0, 256, (train_batch * (train_steps + 2), 3, size, size), dtype=torch.uint8)
         labels = torch.arange(len(images)) % 15
         train = DataLoader(TensorDataset(images, labels, torch.full_like(labels, -1)), batch_size=train_batch)
         trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_steps=train_steps + 2,

@@ -3,7 +3,7 @@
 Every rank runs the generation-0 reference classifier (q_t: does the image show the requested class?) and the
 subgroup oracle (u_t: which subgroup did the generator produce?) on its own samples; the per-sample results are
 gathered in id order, so every rank can compute the block's statistics, and the push stage those of the kept
-samples, exactly as one process would.
+samples, exactly as one process would. Both see the generated images as the classifiers see real ones (``view``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from common.distributed import gather_by_index
+from common.image_views import ImageView
 from lightning_modules.classifier import ClassifierModule
 from metrics.block_statistics import block_statistics
 
@@ -23,9 +24,11 @@ OracleFactory = Callable[[torch.device], Callable[[torch.Tensor, torch.Tensor], 
 
 class BlockStatistics(Callback):
     def __init__(self, reference_checkpoint: str, real_counts: torch.Tensor | None,
-                 oracle_factory: OracleFactory | None = None) -> None:
-        """``real_counts``: (L, G) subgroup counts of the real training data (None without subgroups)."""
+                 oracle_factory: OracleFactory | None = None, view: ImageView | None = None) -> None:
+        """``real_counts``: (L, G) subgroup counts of the real training data (None without subgroups); ``view``:
+        the classifiers' view of a generated image (None: as generated)."""
         self.reference_checkpoint = reference_checkpoint
+        self.view = view
         self.real_counts = real_counts
         self.oracle_factory = oracle_factory
         #: after generation, in id order: requested label, the reference's predicted class, the oracle's subgroup
@@ -41,6 +44,8 @@ class BlockStatistics(Callback):
     @torch.no_grad()
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         images, labels = outputs["image"], outputs["label"]
+        if self.view is not None:
+            images = self.view(images)
         predicted = self.reference(images.to(pl_module.device)).argmax(1).cpu()
         groups = self.oracle(images, labels).cpu() if self.oracle is not None else torch.full_like(labels, -1)
         for key, value in (("index", outputs["index"]), ("label", labels), ("predicted", predicted),

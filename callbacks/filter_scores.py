@@ -3,6 +3,8 @@
 Filters score each batch as it is generated (CLIP on the rank's own GPU, the previous classifier's MC dropout on
 the batch); at the end of generation every rank holds every sample's score in id order. Which samples are kept is
 then decided once from these scores (``filters.select_block``), in the push stage, after any manual review.
+A filter that runs the previous classifier sees the images as the classifiers do (``classifier_view``); the others
+(CLIP) see them as generated.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from common.distributed import gather_by_index
+from common.image_views import ImageView
 from filters.base import FilterContext, SampleFilter, filter_names
 from lightning_modules.classifier import ClassifierModule
 
@@ -19,8 +22,9 @@ class FilterScores(Callback):
     """Scores of every automatic filter (hand-reviewed ones are scored at selection from the ids)."""
 
     def __init__(self, filters: list[SampleFilter], generation: int, class_names: list[str],
-                 previous_classifier_checkpoint: str | None = None) -> None:
+                 previous_classifier_checkpoint: str | None = None, classifier_view: ImageView | None = None) -> None:
         named = zip(filter_names(filters), filters)
+        self.classifier_view = classifier_view
         self.filters = {name: filt for name, filt in named if not filt.reviewed_by_hand}
         self.generation, self.class_names = int(generation), list(class_names)
         self.previous_checkpoint = previous_classifier_checkpoint
@@ -40,8 +44,10 @@ class FilterScores(Callback):
         ids, labels, images = outputs["index"], outputs["label"], outputs["image"]
         context = FilterContext(generation=self.generation, class_names=self.class_names, sample_ids=ids,
                                 previous_classifier=self.previous_classifier, device=pl_module.device)
+        viewed = self.classifier_view(images) if self.classifier_view is not None else images
         for name, filt in self.filters.items():
-            self._scores[name].append(filt.score(images, labels, context).detach().cpu().double().reshape(-1))
+            seen = viewed if filt.needs_previous_classifier else images
+            self._scores[name].append(filt.score(seen, labels, context).detach().cpu().double().reshape(-1))
         self._ids.append(ids.cpu())
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:

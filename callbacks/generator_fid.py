@@ -1,7 +1,9 @@
-"""Generation-stage gate: FID of the generated block against a fixed subset of real images (paper eq. 1).
+"""Generation-stage gate: FID of the generated block against a fixed subset of the real training images (eq. 1).
 
 Every rank feeds the metric its share of both sides (its generated samples that fall in the FID subset, every
-W-th real image); torchmetrics sums the states across ranks when computing, so the FID equals a 1-process run's.
+W-th real image of the subset, read from the real split as the extractor's view sees it); torchmetrics sums the
+states across ranks when computing, so the FID equals a 1-process run's. The real side's summed statistics are kept
+(``real_statistics``) so the push stage can measure the kept samples against the same reference.
 """
 
 from __future__ import annotations
@@ -13,33 +15,42 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from common.distributed import rank_and_world_size
-from metrics.fid import fid_metric, fid_subset
+from common.image_views import ImageView
+from datamodules.base import LabelledSplit
+from datamodules.mixing import fetch_batch
+from metrics.fid import fid_metric, fid_subset, real_statistics
 
 
 class GeneratorFID(Callback):
-    def __init__(self, feature_factory: Callable[[torch.device], nn.Module], real_images: torch.Tensor,
-                 block_size: int, num_samples: int, seed: int, batch_size: int = 256) -> None:
-        """``feature_factory(device)`` builds the extractor on a rank's device; ``real_images`` (uint8) is the real
-        side, already subset; the first ``num_samples`` of a seeded permutation of the block enter the fake side."""
+    def __init__(self, feature_factory: Callable[[torch.device], nn.Module], real: LabelledSplit,
+                 real_ids: torch.Tensor, view: ImageView, block_size: int, num_samples: int, seed: int,
+                 batch_size: int = 256) -> None:
+        """``feature_factory(device)`` builds the extractor on a rank's device; ``real`` is the real split in the
+        extractor's view and ``real_ids`` its subset; generated images pass through ``view``; the first
+        ``num_samples`` of a seeded permutation of the block enter the fake side."""
         self.feature_factory = feature_factory
-        self.real_images = real_images
+        self.real, self.real_ids, self.view = real, real_ids.long(), view
         self.batch_size = int(batch_size)
         self.fake_ids = fid_subset(int(block_size), int(num_samples), int(seed), salt=1)
         #: after generation: the FID of the block (the same on every rank)
         self.fid: float | None = None
+        #: after generation: the real side's states summed over every rank (``metrics.fid.REAL_STATES``)
+        self.real_statistics: dict[str, torch.Tensor] = {}
 
     def on_predict_start(self, trainer, pl_module) -> None:
         device = pl_module.device
         self.metric = fid_metric(self.feature_factory(device)).to(device)
         rank, world_size = rank_and_world_size()
-        share = self.real_images[rank::world_size]
+        share = self.real_ids[rank::world_size]
         for start in range(0, len(share), self.batch_size):
-            self.metric.update(share[start : start + self.batch_size].to(device), real=True)
+            images = fetch_batch(self.real, share[start : start + self.batch_size])[0]
+            self.metric.update(images.to(device), real=True)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         chosen = torch.isin(outputs["index"], self.fake_ids)
         if bool(chosen.any()):
-            self.metric.update(outputs["image"][chosen].to(pl_module.device), real=False)
+            self.metric.update(self.view(outputs["image"][chosen]).to(pl_module.device), real=False)
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         self.fid = float(self.metric.compute())
+        self.real_statistics = real_statistics(self.metric)

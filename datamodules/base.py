@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from common.errors import ConfigError
+from common.image_views import ImageView
+
 
 class LabelledSplit(Dataset):
     """A split whose labels and subgroups are known without decoding any image.
@@ -22,6 +25,10 @@ class LabelledSplit(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def viewed(self, view: ImageView) -> LabelledSplit:
+        """This split as ``view`` sees it (a generator or FID at another resolution); samples without masks."""
+        raise NotImplementedError(f"{type(self).__name__} has no views")
 
 
 @dataclass
@@ -49,6 +56,28 @@ class ImageSplit(LabelledSplit):
 
     def __getitem__(self, index: int):
         return self.images[index], self.labels[index], self.groups[index]
+
+    def viewed(self, view: ImageView) -> LabelledSplit:
+        """Itself when ``view`` leaves its images unchanged (the in-memory fast path), else resized on access."""
+        if view.is_identity_for(*self.images.shape[-2:]):
+            return self
+        return ViewedSplit(self, view)
+
+
+class ViewedSplit(LabelledSplit):
+    """An in-memory split seen through another view, each image resized when it is read (the stored images only
+    exist at their own size, e.g. a generator trained at 512 on CIFAR's 32 px images)."""
+
+    def __init__(self, split: ImageSplit, view: ImageView) -> None:
+        self.split, self.view = split, view
+        self.images = None  # resized per sample, never materialised
+        self.labels, self.groups = split.labels, split.groups
+
+    def __getitem__(self, index: int):
+        return self.view(self.split.images[index]), self.labels[index], self.groups[index]
+
+    def viewed(self, view: ImageView) -> LabelledSplit:
+        return self.split.viewed(view)
 
 
 class RealDataSource(ABC):
@@ -89,8 +118,26 @@ class RealDataSource(ABC):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the uint8 images this source yields."""
+        """(C, H, W) of the uint8 images this source yields: what the classifiers see."""
         return tuple(self.IMAGE_SHAPE)
+
+    @property
+    def classifier_view(self) -> ImageView:
+        """How the classifiers see an image: the identity on this source's own (square) images by default. Stored
+        generated images reach the classifiers (and everything that runs a classifier on them) through it."""
+        return ImageView(size=int(self.image_shape[-1]))
+
+    def check_stack_shape(self, shape: tuple[int, int, int]) -> None:
+        """ConfigError unless generated images of ``shape`` can be stored and shown to every consumer.
+
+        The default keeps generated images at the source's own shape (the in-memory datasets: no resize anywhere).
+        """
+        if tuple(shape) != tuple(self.image_shape):
+            raise ConfigError(
+                f"the generator produces images of shape {list(shape)} but {self.name} stores generated images at its "
+                f"own shape {list(self.image_shape)}: set the generator's output to {list(self.image_shape)} "
+                "(model.init_args.image_shape, or stack_resolution for Stable Diffusion)"
+            )
 
     def validate(self) -> None:
         """Raise ConfigError for user mistakes; must not read the whole dataset."""

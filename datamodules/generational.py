@@ -2,7 +2,13 @@
 
 It owns the stack (opens it from the run directory, sizes it, pushes blocks, reopens it on every rank after a
 push) and hands each stage a small view (``for_training``, ``for_generation``) whose loader settings (batch size,
-epoch seed) are fixed when the stage starts, so nothing outside ever mutates it mid-run.
+epoch seed, image view) are fixed when the stage starts, so nothing outside ever mutates it mid-run.
+
+Image views: the classifiers see the real images as the source prepares them (``source.classifier_view``); a
+generator that trains at its own resolution (Stable Diffusion at 512) sees the same files with the shorter side
+resized to that resolution and centre-cropped. Stacked generated images are stored at the generator's output
+resolution and brought to the consumer's view batch by batch. For the in-memory datasets every view is the
+identity and batches stay one tensor gather.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from common.distributed import rank_and_world_size
 from common.errors import ConfigError
+from common.image_views import ImageView
 from datamodules.base import ImageSplit, LabelledSplit, RealDataSource
 from datamodules.mixing import (
     MixedBatchSampler,
@@ -54,11 +61,14 @@ class TrainingSpec:
     """Loader settings of one training stage.
 
     ``cells`` trains on the real data only with (class, subgroup) cell labels (the learned subgroup oracle).
+    ``image_size``: the square side a generator trains at (real images: shorter side resized to it, centre crop;
+    stacked images resized to it); None: the classifiers' view.
     """
 
     batch_size: int
     epoch_seed: int
     cells: bool = False
+    image_size: int | None = None
 
 
 class GenerationalDataModule(L.LightningDataModule):
@@ -105,6 +115,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.stack: SyntheticStack | None = None
         self._stack_args: tuple | None = None
         self.splits: dict[str, LabelledSplit] | None = None
+        self._viewed: dict[tuple[str, ImageView], LabelledSplit] = {}
 
     # ----------------------------------------------------------------------------------------------- checks
     def validate(self) -> None:
@@ -135,14 +146,24 @@ class GenerationalDataModule(L.LightningDataModule):
     def n_real(self) -> int:
         return len(self.prepare()["train"])
 
-    def split_images(self, split: str, max_samples: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices and uint8 images of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side)."""
-        dataset = self.prepare()[split]
-        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:max_samples]
-        chosen = chosen.sort().values
-        if dataset.images is not None:
-            return chosen, dataset.images[chosen]
-        return chosen, torch.stack([dataset[int(i)][0] for i in chosen])
+    def subset_ids(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
+        """Sorted indices of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side): the same
+        subset for the same seed, whatever the view."""
+        size = len(self.prepare()[split])
+        chosen = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:max_samples]
+        return chosen.sort().values
+
+    # ----------------------------------------------------------------------------------------------- views
+    def view(self, image_size: int | None = None) -> ImageView:
+        """The classifiers' view (None), or a generator's at ``image_size``: shorter side resized, centre crop."""
+        return self.source.classifier_view if image_size is None else ImageView.shorter_side(image_size)
+
+    def viewed_split(self, split: str, view: ImageView) -> LabelledSplit:
+        """A real split as ``view`` sees it (the loaded split itself for the classifiers' view); cached."""
+        key = (split, view)
+        if key not in self._viewed:
+            self._viewed[key] = self.prepare()[split].viewed(view)
+        return self._viewed[key]
 
     # ----------------------------------------------------------------------------------------------- the stack
     def open_stack(self, root: str | os.PathLike, max_generations: int | None, verify: bool = True) -> SyntheticStack:
@@ -200,7 +221,9 @@ class GenerationalDataModule(L.LightningDataModule):
             mixed = MixedTrainSet(cell_split(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
         else:
-            mixed = MixedTrainSet(self.prepare()["train"], self.stack if self.stack_size else None)
+            view = self.view(spec.image_size)
+            mixed = MixedTrainSet(self.viewed_split("train", view), self.stack if self.stack_size else None,
+                                  stack_view=view)
             n_synthetic = self.n_synthetic
         epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed)
         rank, world_size = rank_and_world_size()

@@ -5,10 +5,13 @@ val re-sorted into wnid folders) and masks at ``<mask_root>/<split>/<wnid>_<file
 by stem, so the authors' ``.JPEG`` masks and ``.png`` masks both work. Only images that have a mask are used: the masks
 cover a subset of ImageNet and the ablations need one for every image.
 
-Preprocessing follows the authors: resize to ``resize x resize`` (aspect not kept), then centre-crop
-``image_size``, identically for image and mask (bilinear for the image, nearest for the mask), mask binarised
-with ``> 0``. Images are decoded lazily in ``__getitem__`` so DataLoader workers share the decoding and the
-dataset never sits in RAM. ImageNet val is the test set; validation is a seeded, stratified part of train.
+The classifiers' preprocessing follows the authors: resize to ``resize x resize`` (aspect not kept), then
+centre-crop ``image_size``, identically for image and mask (bilinear for the image, nearest for the mask), mask
+binarised with ``> 0``. Another consumer gets the same files decoded through its own view (``viewed``): Stable
+Diffusion sees the shorter side resized to its resolution and a centre crop, with no aspect distortion. Generated
+images are stored as RGB squares at any resolution and reach the classifiers through the same resize and crop.
+Images are decoded lazily in ``__getitem__`` so DataLoader workers share the decoding and the dataset never sits in
+RAM. ImageNet val is the test set; validation is a seeded, stratified part of train.
 The authors' metadata is pickled; the class table is a constant here instead.
 """
 
@@ -22,9 +25,9 @@ from pathlib import Path
 import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from common.errors import ConfigError
+from common.image_views import ImageView
 from datamodules.base import LabelledSplit, RealDataSource
 
 log = logging.getLogger(__name__)
@@ -67,34 +70,36 @@ class MaskedImage:
 
 
 class HardImageNetSplit(LabelledSplit):
-    """A lazily decoded split: samples ``(image uint8 (3,S,S), label, subgroup=-1, mask bool (1,S,S))``.
+    """A lazily decoded split: samples ``(image uint8 (3,S,S), label, subgroup=-1, mask bool (1,S,S))`` as ``view``
+    sees them (``masks=False``: without the mask, for a consumer that never ablates, e.g. the generator).
 
     ``labels`` and ``groups`` are exposed as tensors (like ``ImageSplit``) so callers can read the class
     distribution without decoding any image.
     """
 
-    def __init__(self, items: list[MaskedImage], resize: int, image_size: int) -> None:
+    def __init__(self, items: list[MaskedImage], view: ImageView, masks: bool = True) -> None:
         self.images = None  # decoded lazily, in the loader's workers
+        self.items = list(items)
         self.image_paths = [item.image_path for item in items]
         self.mask_paths = [item.mask_path for item in items]
         self.labels = torch.tensor([item.label for item in items], dtype=torch.long)
         self.groups = torch.full((len(items),), -1, dtype=torch.long)
-        self.resize = int(resize)
-        self.image_size = int(image_size)
+        self.view = view
+        self.masks = bool(masks)
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    def _prepare(self, tensor: torch.Tensor, interpolation: InterpolationMode) -> torch.Tensor:
-        size = [self.resize, self.resize]
-        resized = TF.resize(tensor, size, interpolation=interpolation, antialias=True)
-        return TF.center_crop(resized, [self.image_size, self.image_size])
+    def viewed(self, view: ImageView) -> HardImageNetSplit:
+        """The same files decoded through ``view`` (without masks); itself for its own view."""
+        return self if view == self.view else HardImageNetSplit(self.items, view, masks=False)
 
     def __getitem__(self, index: int):
-        image = decode_image(self.image_paths[index], mode=ImageReadMode.RGB)
+        image = self.view(decode_image(self.image_paths[index], mode=ImageReadMode.RGB), InterpolationMode.BILINEAR)
+        if not self.masks:
+            return image, self.labels[index], self.groups[index]
         mask = decode_image(self.mask_paths[index], mode=ImageReadMode.GRAY)
-        image = self._prepare(image, InterpolationMode.BILINEAR)
-        mask = self._prepare(mask, InterpolationMode.NEAREST) > 0
+        mask = self.view(mask, InterpolationMode.NEAREST) > 0
         return image, self.labels[index], self.groups[index], mask
 
 
@@ -148,6 +153,20 @@ class HardImageNet(RealDataSource):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (3, int(self.image_size), int(self.image_size))
+
+    @property
+    def classifier_view(self) -> ImageView:
+        """The authors' preprocessing: ``resize x resize`` (aspect not kept), centre crop ``image_size``."""
+        return ImageView(size=int(self.image_size), resize=int(self.resize), squash=True)
+
+    def check_stack_shape(self, shape: tuple[int, int, int]) -> None:
+        """Generated images are stored as RGB squares of any side; each consumer resizes and crops them."""
+        if len(shape) != 3 or int(shape[0]) != 3 or int(shape[1]) != int(shape[2]) or int(shape[1]) < 1:
+            raise ConfigError(
+                f"Hard ImageNet stores generated images as RGB squares (3, S, S), but the generator produces "
+                f"{list(shape)}: set the generator's output to a square (stack_resolution for Stable Diffusion, "
+                "e.g. 512)"
+            )
 
     @property
     def splits(self) -> tuple[str, str]:
@@ -270,7 +289,7 @@ class HardImageNet(RealDataSource):
         test = self._subsample(self._index[self.test_split], generator)
         splits = {"train": train, "val": val, "test": test}
         log.info("Hard ImageNet splits: %s", {name: len(items) for name, items in splits.items()})
-        return {name: HardImageNetSplit(items, self.resize, self.image_size) for name, items in splits.items()}
+        return {name: HardImageNetSplit(items, self.classifier_view) for name, items in splits.items()}
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:

@@ -6,6 +6,8 @@ the stack is smaller than the target the whole stack is used (the training set g
 p is reached: the paper's "data explosion", bounded by the FIFO). With ``oversample`` the target is always met,
 every stack sample once and the rest drawn with replacement.
 Batches are fetched whole through ``__getitems__`` (one tensor gather per batch, no per-sample Python work).
+Stacked images are stored at the generator's resolution and brought to the consumer's view (``stack_view``) per
+batch; where that view is the identity (the in-memory datasets) nothing is resized.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from common.image_views import ImageView
 from datamodules.base import LabelledSplit
 
 
@@ -49,17 +52,23 @@ def fetch_batch(dataset: LabelledSplit, indices: torch.Tensor) -> tuple[torch.Te
 
 
 class MixedTrainSet(Dataset):
-    """Indices [0, N_real) are real samples, [N_real, N_real + len(stack)) synthetic ones (subgroup -1)."""
+    """Indices [0, N_real) are real samples, [N_real, N_real + len(stack)) synthetic ones (subgroup -1).
 
-    def __init__(self, real: LabelledSplit, stack=None) -> None:
+    ``real`` is already in the consumer's view; stacked images pass through ``stack_view`` (None: as stored).
+    """
+
+    def __init__(self, real: LabelledSplit, stack=None, stack_view: ImageView | None = None) -> None:
         self.real = real
         self.stack = stack
         self.n_real = len(real)
         self.n_stack = len(stack) if stack is not None else 0
-        # Real data and a small stack both in memory: join them once per stage (one copy), so that every batch is
-        # a single gather per field, exactly what indexing in-memory tensors costs.
+        shape = stack.image_shape if self.n_stack else None
+        self.stack_view = None if shape is None or stack_view is None or stack_view.is_identity_for(*shape[-2:]) \
+            else stack_view
+        # Real data and a small stack both in memory and seen as stored: join them once per stage (one copy), so
+        # that every batch is a single gather per field, exactly what indexing in-memory tensors costs.
         self.joined = None
-        stack_images = stack.images_in_memory() if self.n_stack else None
+        stack_images = stack.images_in_memory() if self.n_stack and self.stack_view is None else None
         if stack_images is not None and real.images is not None:
             self.joined = (torch.cat([real.images, stack_images]), torch.cat([real.labels, stack.labels.long()]),
                            torch.cat([real.groups, torch.full((self.n_stack,), -1, dtype=torch.long)]))
@@ -81,6 +90,8 @@ class MixedTrainSet(Dataset):
         real_pos = is_real.nonzero().flatten()
         syn_pos = (~is_real).nonzero().flatten()
         syn_images, syn_labels = self.stack.get_batch(idx[syn_pos] - self.n_real)
+        if self.stack_view is not None:
+            syn_images = self.stack_view(syn_images)
         syn_groups = torch.full((len(syn_pos),), -1, dtype=torch.long)
         if len(real_pos) == 0:
             return syn_images, syn_labels.long(), syn_groups

@@ -1,7 +1,9 @@
 """One interface for every quality filter of generated samples (paper section 3.2 and appendix C).
 
-A filter gives every sample a score (higher = keep); the bottom ``ratio`` of the scores is dropped, within
-each class by default so that filtering keeps the class balance. Filters chain: each one selects among the
+A filter gives every sample a score (higher = keep); the bottom ``ratio`` is dropped, within each class by default
+so that filtering keeps the class balance: the bottom ``ratio`` of the samples (``mode="quantile"``, a count) or the
+samples whose score lies in the bottom ``ratio`` of the class's [min, max] score range (``mode="range"``, the
+appendix's bins of the CLIP score range). Filters chain: each one selects among the
 survivors of the previous one. A sample's score never depends on the other samples, so the generation stage scores
 every sample once, on the rank that generated it, and ``select_block`` applies the chain to the gathered scores;
 it returns the final keep mask and a JSON-friendly report.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +23,10 @@ from torch import nn
 from common.errors import ConfigError
 
 HISTOGRAM_BINS = 20
+SELECTION_MODES = ("quantile", "range")
+#: scores this close (relative to the class's score range) to the range threshold count as on it, so a hand-made
+#: 0.3 of [0, 10] keeps the score 3 despite 0.3 * 10 = 3.0000000000000004 in floats
+RANGE_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -59,18 +65,43 @@ def _num_kept(n: int, ratio: float) -> int:
     return min(n, math.ceil(round((1.0 - ratio) * n, 9)))
 
 
+def check_mode(mode: Any, owner: str) -> str:
+    """``mode`` if it is a selection mode, or a ConfigError naming ``owner`` and the choices."""
+    if mode not in SELECTION_MODES:
+        raise ConfigError(
+            f"{owner}.mode must be one of {list(SELECTION_MODES)}, got {mode!r}: 'quantile' drops the bottom ratio of "
+            "the samples, 'range' the samples whose score lies in the bottom ratio of the [min, max] score range"
+        )
+    return mode
+
+
 def _top_indices(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
     """The k candidates with the highest scores; equal scores go to the lower index (deterministic)."""
     order = np.lexsort((candidates, -scores[candidates]))
     return candidates[order[:k]]
 
 
-def select_keep(scores: torch.Tensor, labels: torch.Tensor, ratio: float, per_class: bool = True) -> torch.Tensor:
-    """Boolean mask keeping the ceil((1 - ratio) * n_c) highest scores of every class c (or of all N).
+def _above_range_threshold(scores: np.ndarray, candidates: np.ndarray, ratio: float) -> np.ndarray:
+    """The candidates whose score is at least min + ratio * (max - min) of the candidates' finite scores."""
+    values = scores[candidates]
+    finite = values[np.isfinite(values)]
+    if ratio == 0.0 or finite.size == 0:
+        return candidates if ratio == 0.0 else candidates[values == np.inf]
+    low, high = float(finite.min()), float(finite.max())
+    threshold = low + ratio * (high - low) - RANGE_TOLERANCE * (high - low)
+    return candidates[values >= threshold]
 
-    NaN scores count as the lowest. Pure function of its inputs.
+
+def select_keep(scores: torch.Tensor, labels: torch.Tensor, ratio: float, per_class: bool = True,
+                mode: Literal["quantile", "range"] = "quantile") -> torch.Tensor:
+    """Boolean mask of the samples kept in every class c (or among all N without ``per_class``).
+
+    ``quantile``: the ceil((1 - ratio) * n_c) highest scores. ``range``: the scores at or above
+    min + ratio * (max - min) of the class's finite scores (the count kept depends on how the scores spread).
+    NaN scores count as the lowest (as -inf); ratio 0 keeps everything. Pure function of its inputs.
     """
     ratio = check_ratio(ratio, "select_keep")
+    mode = check_mode(mode, "select_keep")
     scores_np = scores.detach().cpu().double().numpy().reshape(-1)
     labels_np = labels.detach().cpu().numpy().reshape(-1)
     if scores_np.shape != labels_np.shape:
@@ -79,12 +110,16 @@ def select_keep(scores: torch.Tensor, labels: torch.Tensor, ratio: float, per_cl
     keep = np.zeros(scores_np.shape[0], dtype=bool)
     groups = [np.flatnonzero(labels_np == c) for c in np.unique(labels_np)] if per_class else [np.arange(len(keep))]
     for members in groups:
-        keep[_top_indices(scores_np, members, _num_kept(len(members), ratio))] = True
+        if mode == "range":
+            keep[_above_range_threshold(scores_np, members, ratio)] = True
+        else:
+            keep[_top_indices(scores_np, members, _num_kept(len(members), ratio))] = True
     return torch.from_numpy(keep)
 
 
 class SampleFilter(ABC):
-    """Scores generated samples; the loop keeps the top ``1 - ratio`` of them (per class when ``per_class``)."""
+    """Scores generated samples; the loop drops the bottom ``ratio`` of them (per class when ``per_class``), counted
+    in samples (``mode="quantile"``) or in the score range (``mode="range"``)."""
 
     #: short name used in the report and the logs
     name: str = "filter"
@@ -93,9 +128,11 @@ class SampleFilter(ABC):
     #: needs the previous generation's classifier (``FilterContext.previous_classifier``)
     needs_previous_classifier: bool = False
 
-    def __init__(self, ratio: float, per_class: bool = True) -> None:
+    def __init__(self, ratio: float, per_class: bool = True,
+                 mode: Literal["quantile", "range"] = "quantile") -> None:
         self.ratio = check_ratio(ratio, type(self).__name__)
         self.per_class = bool(per_class)
+        self.mode = check_mode(mode, type(self).__name__)
 
     def check_available(self) -> None:
         """ConfigError, before any work, when what the filter needs (weights, files) is missing. Default: nothing."""
@@ -118,11 +155,11 @@ class SampleFilter(ABC):
         """Scores (N,) float for uint8 images (N, C, H, W) with their labels (N,); higher = keep."""
 
     def select(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Keep mask from scores; the default drops the bottom ``ratio``."""
-        return select_keep(scores, labels, self.ratio, self.per_class)
+        """Keep mask from scores; the default drops the bottom ``ratio`` (by ``mode``)."""
+        return select_keep(scores, labels, self.ratio, self.per_class, self.mode)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ratio={self.ratio}, per_class={self.per_class})"
+        return f"{type(self).__name__}(ratio={self.ratio}, per_class={self.per_class}, mode={self.mode!r})"
 
 
 def _histogram(scores: np.ndarray) -> dict[str, Any]:
@@ -143,6 +180,7 @@ def _filter_report(
     return {
         "ratio": filt.ratio,
         "per_class": filt.per_class,
+        "mode": filt.mode,
         "input": int(len(keep)),
         "kept": int(keep.sum()),
         "dropped": int((~keep).sum()),

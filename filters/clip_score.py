@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +75,7 @@ class ClipScoreFilter(SampleFilter):
         self,
         ratio: float,
         per_class: bool = True,
+        mode: Literal["quantile", "range"] = "quantile",
         model_name: str = "ViT-B-32",
         pretrained: str | None = "openai",
         checkpoint_path: str | None = None,
@@ -83,7 +84,7 @@ class ClipScoreFilter(SampleFilter):
         class_names: list[str] | None = None,
         model_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(ratio, per_class)
+        super().__init__(ratio, per_class, mode)
         if "{class_name}" not in template:
             raise ConfigError(f"ClipScoreFilter.template must contain '{{class_name}}', got {template!r}")
         if int(batch_size) < 1:
@@ -191,11 +192,14 @@ class ClipScoreFilter(SampleFilter):
         std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), device=device).view(1, -1, 1, 1)
         return (x - mean) / std
 
+    def prompts(self, class_names: list[str]) -> list[str]:
+        """The text of each class: the template around its name, underscores read as spaces ("aquatic mammals")."""
+        return [self.template.format(class_name=name.replace("_", " ")) for name in class_names]
+
     def _text_features(self, class_names: list[str], device: str) -> torch.Tensor:
         key = (tuple(class_names), str(device))
         if key not in self._text_cache:
-            prompts = [self.template.format(class_name=name.replace("_", " ")) for name in class_names]
-            tokens = self._tokenizer(prompts).to(device)
+            tokens = self._tokenizer(self.prompts(class_names)).to(device)
             self._text_cache[key] = self._model.encode_text(tokens, normalize=True).float()
         return self._text_cache[key]
 

@@ -1,7 +1,10 @@
 """Uncertainty filter: drop the samples the previous generation's classifier is least sure about (paper 3.2).
 
-score = minus the predictive entropy of the mean softmax over T Monte-Carlo dropout passes (Gal & Ghahramani
-2016): the model is in eval mode (batch norm frozen) with only its dropout modules sampling. A model without
+The classifier runs T Monte-Carlo dropout passes (Gal & Ghahramani 2016) and its softmax is averaged; the score is
+``label_probability`` (default): the mean probability of the label the generator was asked for, so an image the
+classifier confidently puts in another class scores low; or ``entropy``: minus the predictive entropy, which only
+asks whether the classifier is sure of *some* class. The model is in eval mode (batch norm frozen) with only its
+dropout modules sampling. A model without
 dropout modules gets one deterministic pass (plain softmax entropy) and a warning, since MC dropout is then
 impossible. The dropout masks of a batch are seeded from (seed, generation, the batch's first sample id): the
 generation stage scores aligned batches of consecutive ids, so the scores are the same however many ranks score
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Literal
 
 import torch
 from torch import nn
@@ -24,6 +28,7 @@ from .base import FilterContext, SampleFilter
 log = logging.getLogger(__name__)
 
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+SCORES = ("label_probability", "entropy")
 
 
 def dropout_modules(model: nn.Module) -> list[nn.Module]:
@@ -36,6 +41,11 @@ def predictive_entropy(mean_probabilities: torch.Tensor) -> torch.Tensor:
     return torch.special.entr(mean_probabilities).sum(dim=-1)
 
 
+def label_probability(mean_probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The probability each row of (N, L) probabilities gives to its requested label (N,)."""
+    return mean_probabilities.gather(1, labels.long().view(-1, 1).to(mean_probabilities.device)).squeeze(1)
+
+
 class UncertaintyFilter(SampleFilter):
     """Keeps the generated samples on which the previous classifier is most certain."""
 
@@ -43,15 +53,28 @@ class UncertaintyFilter(SampleFilter):
     needs_previous_classifier = True
 
     def __init__(
-        self, ratio: float, per_class: bool = True, mc_passes: int = 10, batch_size: int = 256, seed: int = 0
+        self,
+        ratio: float,
+        per_class: bool = True,
+        mode: Literal["quantile", "range"] = "quantile",
+        score: Literal["label_probability", "entropy"] = "label_probability",
+        mc_passes: int = 10,
+        batch_size: int = 256,
+        seed: int = 0,
     ) -> None:
-        super().__init__(ratio, per_class)
+        super().__init__(ratio, per_class, mode)
+        if score not in SCORES:
+            raise ConfigError(
+                f"UncertaintyFilter.score must be one of {list(SCORES)}, got {score!r}: 'label_probability' scores "
+                "the MC-dropout probability of the requested label, 'entropy' minus the predictive entropy"
+            )
         if int(mc_passes) < 1:
             raise ConfigError(
                 f"UncertaintyFilter.mc_passes must be >= 1 (number of MC dropout passes), got {mc_passes}"
             )
         if int(batch_size) < 1:
             raise ConfigError(f"UncertaintyFilter.batch_size must be >= 1, got {batch_size}")
+        self.score_kind = score
         self.mc_passes = int(mc_passes)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -89,7 +112,10 @@ class UncertaintyFilter(SampleFilter):
                 for start in range(0, images.shape[0], self.batch_size):
                     batch = images[start : start + self.batch_size].to(device)
                     mean_probabilities = sum(model(batch).float().softmax(dim=-1) for _ in range(passes)) / passes
-                    scores.append(-predictive_entropy(mean_probabilities))
+                    if self.score_kind == "entropy":
+                        scores.append(-predictive_entropy(mean_probabilities))
+                    else:
+                        scores.append(label_probability(mean_probabilities, labels[start : start + self.batch_size]))
         finally:
             for module, was_training in modes.items():
                 module.training = was_training

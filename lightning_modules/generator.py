@@ -4,10 +4,11 @@ The loop only relies on this contract:
 
 * ``fresh()`` returns a new, untrained instance with the same hyper-parameters (the paper re-initialises
   the generator every generation); build heavy, frozen parts lazily in ``configure_model`` so this is cheap;
-* ``training_step`` consumes the generation's mixed dataset: batches ``(images uint8 (B, C, H, W), labels, groups)``;
+* ``training_step`` consumes the generation's mixed dataset: batches ``(images uint8 (B, C, H, W), labels, groups)``
+  in the generator's view (``training_resolution``: the classifiers' view when None);
 * ``predict_step`` consumes ``(indices, labels)`` batches and returns ``{"index", "label", "image"}`` with
-  uint8 images of ``image_shape``. The noise of a sample depends only on ``(sample_seed, index)`` so that
-  the generated block is identical however the indices are split across ranks.
+  uint8 images of ``image_shape``: what the stack stores. The noise of a sample depends only on
+  ``(sample_seed, index)`` so that the generated block is identical however the indices are split across ranks.
 """
 
 from __future__ import annotations
@@ -49,17 +50,19 @@ class GeneratorModule(L.LightningModule):
         hparams = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # LightningCLI adds _class_path
         return type(self)(**hparams)
 
+    @property
+    def training_resolution(self) -> int | None:
+        """The square side this generator trains at (real images: shorter side resized to it, centre crop); None:
+        it trains on the images as the classifiers see them (the DCGAN)."""
+        return None
+
     def validate(self) -> None:
         """ConfigError, before any work, for what the generator needs and does not find (e.g. local weights)."""
         return None
 
-    def check_compatible(self, num_classes: int, image_shape: tuple[int, int, int]) -> None:
-        """Raise ConfigError when this generator cannot produce the dataset's images."""
-        if tuple(image_shape) != self.image_shape:
-            raise ConfigError(
-                f"generator image_shape {list(self.image_shape)} does not match the dataset's images "
-                f"{list(image_shape)}: set model.init_args.image_shape to {list(image_shape)}"
-            )
+    def check_compatible(self, num_classes: int) -> None:
+        """Raise ConfigError when this generator cannot produce the dataset's classes (the data source checks the
+        image shape it stores: ``RealDataSource.check_stack_shape``)."""
         if num_classes != self.num_classes:
             raise ConfigError(
                 f"generator num_classes={self.num_classes} but the dataset has {num_classes} classes: "

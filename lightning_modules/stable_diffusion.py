@@ -31,6 +31,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from common.errors import ConfigError
+from common.image_views import ImageView
 from lightning_modules.generator import GeneratorModule, to_uint8
 
 #: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
@@ -67,14 +68,16 @@ class StableDiffusionLoRA(GeneratorModule):
     Args:
         pretrained_path: local diffusers folder of Stable Diffusion 1.5 (see ``check_pretrained_path``).
         class_names: one name per label; underscores become spaces in prompts ("dog_sled" -> "dog sled").
-        image_shape: (C, H, W) of the images handed to the loop; generated images are resized to it.
+        stack_resolution: side of the square RGB images handed to the loop and stored in the stack (default: the
+            ``generation_resolution``, i.e. stored as generated); every consumer resizes them to its own view.
         num_classes: defaults to ``len(class_names)``.
         prompt_template: caption of a training image and prompt of a generated one; must contain ``{class_name}``.
         lora_rank, lora_alpha, lora_target_modules: the peft ``LoraConfig`` of the UNet adapter.
         lr: AdamW learning rate of the LoRA parameters.
-        train_resolution: training images are resized to this square size (must be a multiple of 8).
+        train_resolution: the square side SD trains at (a multiple of 8): the loop hands it real images whose shorter
+            side is resized to it and centre-cropped (no aspect distortion), and stacked images resized to it.
         num_inference_steps, guidance_scale, scheduler: sampling settings; scheduler is one of ``SCHEDULERS``.
-        generation_resolution: square size SD generates at, before resizing to ``image_shape``.
+        generation_resolution: square size SD generates at, before resizing to ``stack_resolution``.
         weight_dtype: dtype of the frozen weights; "auto" follows the trainer precision (bf16* -> bfloat16,
             16* -> float16, else float32). LoRA parameters always stay float32.
     """
@@ -83,7 +86,7 @@ class StableDiffusionLoRA(GeneratorModule):
         self,
         pretrained_path: str,
         class_names: list[str],
-        image_shape: tuple[int, int, int] = (3, 224, 224),
+        stack_resolution: int | None = None,
         num_classes: int | None = None,
         prompt_template: str = "a photo of a {class_name}",
         lora_rank: int = 8,
@@ -99,10 +102,11 @@ class StableDiffusionLoRA(GeneratorModule):
     ) -> None:
         num_classes = len(class_names) if num_classes is None else int(num_classes)
         self._check_arguments(
-            class_names, image_shape, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
+            class_names, stack_resolution, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
             lr, train_resolution, num_inference_steps, scheduler, generation_resolution, weight_dtype,
         )
-        super().__init__(num_classes=num_classes, image_shape=image_shape)
+        side = int(generation_resolution if stack_resolution is None else stack_resolution)
+        super().__init__(num_classes=num_classes, image_shape=(3, side, side))
         self.save_hyperparameters()
         self.pretrained_path = str(pretrained_path)
         self.class_names = list(class_names)
@@ -129,7 +133,7 @@ class StableDiffusionLoRA(GeneratorModule):
     # ------------------------------------------------------------------ validation
     @staticmethod
     def _check_arguments(
-        class_names, image_shape, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
+        class_names, stack_resolution, num_classes, prompt_template, lora_rank, lora_alpha, lora_target_modules,
         lr, train_resolution, num_inference_steps, scheduler, generation_resolution, weight_dtype,
     ) -> None:
         """Every cheap check of the arguments, each failing with a ConfigError that says what to set."""
@@ -138,9 +142,10 @@ class StableDiffusionLoRA(GeneratorModule):
                 f"StableDiffusionLoRA got {len(class_names)} class_names but num_classes={num_classes}: "
                 "give one name per class (or leave num_classes unset)"
             )
-        if len(image_shape) != 3 or int(image_shape[0]) != 3:
+        if stack_resolution is not None and (isinstance(stack_resolution, bool) or int(stack_resolution) < 1):
             raise ConfigError(
-                f"StableDiffusionLoRA generates RGB images, so image_shape must be (3, H, W); got {list(image_shape)}"
+                f"stack_resolution={stack_resolution!r} must be a positive side in pixels (the stored squares; "
+                "512 keeps SD's own resolution) or null for generation_resolution"
             )
         if "{class_name}" not in prompt_template:
             raise ConfigError(
@@ -190,6 +195,11 @@ class StableDiffusionLoRA(GeneratorModule):
     def validate(self) -> None:
         """Raise ConfigError for user mistakes before any heavy work (the same checks the constructor runs)."""
         self.check_pretrained_path(self.pretrained_path)
+
+    @property
+    def training_resolution(self) -> int:
+        """SD fine-tunes at ``train_resolution``: the loop hands it images of that square side."""
+        return self.train_resolution
 
     # ------------------------------------------------------------------ model building
     def resolve_weight_dtype(self) -> torch.dtype:
@@ -267,12 +277,13 @@ class StableDiffusionLoRA(GeneratorModule):
         return self.text_encoder(token_ids)[0]
 
     def to_model_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> float in [-1, 1] at ``train_resolution``, the range the VAE was trained on."""
-        pixels = images.float() / 127.5 - 1.0
-        size = (self.train_resolution, self.train_resolution)
-        if tuple(pixels.shape[-2:]) != size:
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return pixels.clamp(-1, 1)
+        """uint8 (B, 3, H, W) -> float in [-1, 1] at ``train_resolution``, the range the VAE was trained on.
+
+        The loop hands over images already at ``train_resolution``; others (a plain DataLoader) get the same
+        shorter-side resize and centre crop, never an aspect-distorting squash.
+        """
+        images = ImageView.shorter_side(self.train_resolution)(images)
+        return (images.float() / 127.5 - 1.0).clamp(-1, 1)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch[0], batch[1]  # groups (and masks) are not used by the generator

@@ -8,13 +8,16 @@ the subset of samples that enters it:
 * ``"classifier"``: the frozen penultimate features of a reference classifier trained on the real data
   (a domain FID, the usual choice for MNIST-like data and the fallback when Inception weights are absent).
 
-The real side is the same seeded subset of real images every generation, so FIDs of different generations share
-one reference; the generation stage's ``GeneratorFID`` callback feeds each rank's share of both sides.
+The real side is the same seeded subset of the real training images every generation (eq. 1's "original clean
+samples"), so FIDs of different generations share one reference; the generation stage's ``GeneratorFID`` callback
+feeds each rank's share of both sides and keeps the real side's statistics (``real_statistics``), against which the
+push stage measures the samples the filters kept (``fid_against_real_statistics``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -25,6 +28,8 @@ from common.seeds import index_seed
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
+#: torchmetrics' states of the real side: the feature sum, the sum of outer products and the count
+REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
 
 def hub_inception_weights_path() -> str:
@@ -113,10 +118,10 @@ def check_inception_weights(inception_weights: str | None) -> str:
     )
 
 
-def fid_metric(feature: ClassifierFeatures | InceptionFeatures) -> FrechetInceptionDistance:
+def fid_metric(feature: ClassifierFeatures | InceptionFeatures, sync: bool = True) -> FrechetInceptionDistance:
     """A torchmetrics FID over ``feature``. States are sums, so under DDP ``compute()`` sums every rank's share of
-    both sides: the FID of the whole sets."""
-    return FrechetInceptionDistance(feature=feature, reset_real_features=False, normalize=False)
+    both sides: the FID of the whole sets. ``sync=False``: a metric one rank computes alone (no collective call)."""
+    return FrechetInceptionDistance(feature=feature, reset_real_features=False, normalize=False, sync_on_compute=sync)
 
 
 def fid_subset(total: int, num_samples: int, seed: int, salt: int) -> torch.Tensor:
@@ -125,3 +130,23 @@ def fid_subset(total: int, num_samples: int, seed: int, salt: int) -> torch.Tens
         return torch.arange(total)
     generator = torch.Generator().manual_seed(index_seed(seed, salt))
     return torch.randperm(total, generator=generator)[:num_samples].sort().values
+
+
+def real_statistics(metric: FrechetInceptionDistance) -> dict[str, torch.Tensor]:
+    """The real side's states summed over every rank (CPU copies; the metric keeps its local states)."""
+    with metric.sync_context():
+        return {name: getattr(metric, name).detach().cpu().clone().reshape(-1) for name in REAL_STATES}
+
+
+def fid_against_real_statistics(feature: ClassifierFeatures | InceptionFeatures, statistics: dict[str, torch.Tensor],
+                                fake_batches: Iterable[torch.Tensor], device: torch.device | str = "cpu") -> float:
+    """FID of ``fake_batches`` (uint8) against saved ``real_statistics``, with ``feature`` on ``device``: the same
+    computation as the metric that saved them, without re-reading a real image. Computed by the calling rank
+    alone: the statistics are already summed over every rank."""
+    metric = fid_metric(feature, sync=False).to(device)
+    for name in REAL_STATES:
+        current = getattr(metric, name)
+        setattr(metric, name, statistics[name].to(current.device, current.dtype).reshape(current.shape))
+    for batch in fake_batches:
+        metric.update(batch.to(device), real=False)
+    return float(metric.compute())

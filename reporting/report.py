@@ -279,15 +279,16 @@ def aggregate(group: Group) -> dict[tuple[str, int, str], tuple[float, float, in
     return {key: mean_std(values) for key, values in cells.items()}
 
 
-def fid_by_generation(group: Group) -> dict[int, tuple[float, float, int]]:
-    """Generator FID per generation: state.json blocks first, else the generation's result rows."""
+def fid_by_generation(group: Group, key: str = "fid") -> dict[int, tuple[float, float, int]]:
+    """Generator FID per generation (``fid``: the raw block, Table 1's; ``fid_kept``: the samples the filters kept):
+    state.json blocks first, else the generation's result rows."""
     per_gen: dict[int, list[float]] = {}
     for run in group.runs:
         gens = set(run.blocks) | {int(r["generation"]) for r in run.rows}
         for g in sorted(gens):
-            value = (run.blocks.get(g) or {}).get("fid")
+            value = (run.blocks.get(g) or {}).get(key)
             if value is None:
-                value = next((r["fid"] for r in run.rows if int(r["generation"]) == g and r.get("fid") is not None),
+                value = next((r[key] for r in run.rows if int(r["generation"]) == g and r.get(key) is not None),
                              None)
             if value is not None:
                 per_gen.setdefault(g, []).append(value)
@@ -367,12 +368,18 @@ def _group_section(group: Group, stats: dict) -> list[str]:
 
 
 def _fid_table(groups: list[Group], fids: dict[str, dict]) -> list[str]:
+    """Rows = (group, samples): the raw block (Table 1's FID) and, where recorded, the kept samples."""
     gens = sorted({g for f in fids.values() for g in f})
     if not gens:
         return ["No FID values recorded (no run has a generator FID in state.json blocks or result rows).", ""]
-    rows = [[g.name, g.dataset, *(fmt_cell(fids[g.name].get(gen)) for gen in gens),
-             str(max((s[2] for s in fids[g.name].values()), default=0))] for g in groups]
-    return [*_table(["group", "dataset", *map(str, gens), "n"], rows), ""]
+    rows = []
+    for g in groups:
+        kept = fid_by_generation(g, "fid_kept")
+        for samples, stats in (("raw block", fids[g.name]), ("kept", kept)):
+            if stats or samples == "raw block":
+                rows.append([g.name, g.dataset, samples, *(fmt_cell(stats.get(gen)) for gen in gens),
+                             str(max((s[2] for s in stats.values()), default=0))])
+    return [*_table(["group", "dataset", "samples", *map(str, gens), "n"], rows), ""]
 
 
 # ============================================================================================ figures
@@ -459,10 +466,11 @@ def plot_fid(groups: list[Group], fids: dict[str, dict], path: Path, written: li
     ax = axes[0]
     gens: set[int] = set()
     for group in groups:
-        stats = {("fid", g, "fid"): s for g, s in fids[group.name].items()}
-        gens |= set(fids[group.name])
-        _curve(ax, stats, "fid", "fid", sorted(fids[group.name]), group.name)
-    _finish_axes(ax, "generator FID (mean ± std over seeds)", sorted(gens))
+        for samples, per_gen in (("raw block", fids[group.name]), ("kept", fid_by_generation(group, "fid_kept"))):
+            stats = {("fid", g, "fid"): s for g, s in per_gen.items()}
+            gens |= set(per_gen)
+            _curve(ax, stats, "fid", "fid", sorted(per_gen), f"{group.name} ({samples})")
+    _finish_axes(ax, "generator FID, raw block and kept samples (mean ± std over seeds)", sorted(gens))
     ax.legend(fontsize=7)
     _save(fig, path, written)
 

@@ -11,6 +11,7 @@ Layout::
     <run_dir>/gen_XX/generator/                   the generator stage (checkpoints/last.ckpt)
     <run_dir>/gen_XX/shards/                      the raw generated block, one safetensors shard per rank
     <run_dir>/gen_XX/block_scores.safetensors     per-sample filter scores, reference predictions and subgroups
+    <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
     <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)
     <run_dir>/gen_XX/samples.png                  a row per class of what entered the stack
     <run_dir>/gen_XX/classifiers/<name>/          a classifier stage (checkpoints/best.ckpt, last.ckpt)
@@ -77,6 +78,9 @@ class RunDirectory:
 
     def block_scores_path(self, generation: int) -> Path:
         return self.generation_dir(generation) / "block_scores.safetensors"
+
+    def fid_real_statistics_path(self, generation: int) -> Path:
+        return self.generation_dir(generation) / "fid_real_statistics.safetensors"
 
     def contact_sheet_dir(self, generation: int) -> Path:
         return self.generation_dir(generation) / "contact_sheets"

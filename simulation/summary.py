@@ -36,7 +36,7 @@ def write_generation_summary(run_dir: RunDirectory, source) -> None:
             for kind, value in (row.get("ablation_drop") or {}).items():
                 writer.add_scalar(f"{name}/ablation_drop_{kind}", value, g)
         for generation, report in sorted((run_dir.state.get("blocks") or {}).items(), key=lambda kv: int(kv[0])):
-            for key in ("fid", "filter_kept", "filter_dropped"):
+            for key in ("fid", "fid_kept", "filter_kept", "filter_dropped"):
                 if report.get(key) is not None:
                     writer.add_scalar(f"generator/{key}", report[key], int(generation))
             for name, filt in (report.get("filters") or {}).items():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.progress import LineProgress
@@ -33,6 +34,13 @@ class StageTrainers:
     @property
     def accelerator(self) -> str:
         return str(self.trainer_kwargs.get("accelerator", "auto"))
+
+    def host_device(self) -> torch.device:
+        """Where rank 0 computes between stages (the push stage's FID of the kept samples): the process's current
+        GPU when the trainer runs on GPUs, else the CPU."""
+        if self.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
     def build(self, stage_dir: Path, *, name: str, version: str, label: str, max_epochs: int = 1,
               callbacks: list | None = None, find_unused_parameters: bool = False, **extra) -> L.Trainer:

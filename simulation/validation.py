@@ -69,7 +69,8 @@ def _classifier_problems(context: RunContext) -> None:
 def _generator_problems(context: RunContext) -> None:
     if context.generator is None or context.loop.generations == 0:
         return
-    context.generator.check_compatible(context.source.num_classes, context.source.image_shape)
+    context.generator.check_compatible(context.source.num_classes)
+    context.source.check_stack_shape(context.generator.image_shape)
     context.generator.validate()
 
 
@@ -81,22 +82,36 @@ def _quality_problems(context: RunContext) -> None:
         name = getattr(context.quality, field)
         if name is not None and name not in names:
             raise ConfigError(f"quality.{field}={name!r} is not a configured classifier: choose one of {names}")
+    if context.quality.oracle is not None:
+        get_arch(context.quality.oracle.arch)
+
+
+def _fid_problems(context: RunContext) -> None:
     fid = context.fid
     if fid.enabled and fid.num_samples < 2:
         raise ConfigError(f"quality.fid.num_samples must be >= 2, got {fid.num_samples}")
     if fid.enabled and fid.extractor == "inception" and context.loop.generations > 0:
         check_inception_weights(fid.inception_weights)
-    if context.quality.oracle is not None:
-        get_arch(context.quality.oracle.arch)
+
+
+def _filter_problems(context: RunContext) -> None:
+    """Every filter's missing weights or files, in one message."""
+    problems = []
     for filt in context.filters:
-        filt.check_available()
+        try:
+            filt.check_available()
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def validate_run(context: RunContext, extra_problems: list[str] | None = None) -> None:
     """Raise one ConfigError listing every problem of the configuration (nothing is created before)."""
     problems: list[str] = list(extra_problems or [])
     checks: list[Callable[[RunContext], None]] = [_loop_problems, _classifier_problems,
-                                                  lambda c: c.data.validate(), _generator_problems, _quality_problems]
+                                                  lambda c: c.data.validate(), _generator_problems, _quality_problems,
+                                                  _fid_problems, _filter_problems]
     for check in checks:
         try:
             check(context)

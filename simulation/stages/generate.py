@@ -3,7 +3,9 @@
 ``trainer.predict`` splits the block across ranks in aligned batches; each rank's ShardWriter writes its samples,
 and the gates (Lightning callbacks) score them as they are generated: filter scores, FID, the reference
 classifier's predictions (q_t) and the subgroup oracle (u_t). The gathered per-sample results are saved next to
-the shards, so the push stage can select the kept samples once, after any manual review.
+the shards, so the push stage can select the kept samples once, after any manual review; so are the FID's real
+statistics, against which the push stage measures the kept samples. Generated images are stored as generated; every
+gate that runs a classifier on them (and the contact sheets) sees them through the classifiers' view.
 """
 
 from __future__ import annotations
@@ -16,43 +18,16 @@ from safetensors.torch import save
 from callbacks.block_statistics import BlockStatistics, OracleFactory
 from callbacks.contact_sheets import ContactSheets
 from callbacks.filter_scores import FilterScores
-from callbacks.generator_fid import GeneratorFID
 from callbacks.shard_writer import ShardWriter
 from common.distributed import barrier, is_rank_zero
 from common.io import atomic_write_bytes
 from common.seeds import stage_seed
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.subgroup_oracle import FineClassOracle
-from metrics.fid import ClassifierFeatures, InceptionFeatures, check_inception_weights, find_inception_weights
 from simulation.stages.base import RunContext, Stage, log
+from simulation.stages.fid import fid_gate
 
 SCORE_PREFIX = "score/"
-
-
-def fid_gate(context: RunContext) -> tuple[GeneratorFID, str] | None:
-    """The FID gate and the name of its feature extractor (None when FID is off)."""
-    fid = context.fid
-    if not fid.enabled:
-        return None
-    use_inception = fid.extractor == "inception" or (
-        fid.extractor == "auto" and find_inception_weights(fid.inception_weights) is not None)
-    if use_inception:
-        weights = check_inception_weights(fid.inception_weights)
-        name = "inception-v3"
-
-        def features(device):
-            return InceptionFeatures(weights).to(device)
-    else:
-        checkpoint = str(context.run_dir.classifier_checkpoint(0, context.reference_classifier))
-        name = f"classifier:{context.reference_classifier}"
-        image_shape = context.source.image_shape
-
-        def features(device):
-            return ClassifierFeatures(ClassifierModule.from_checkpoint(checkpoint, device), image_shape)
-    _, real = context.data.split_images("test", fid.num_samples, seed=context.seed)
-    gate = GeneratorFID(features, real, context.loop.samples_per_generation, fid.num_samples, context.seed,
-                        batch_size=fid.batch_size)
-    return gate, name
 
 
 def subgroup_oracle(context: RunContext) -> OracleFactory | None:
@@ -95,16 +70,17 @@ class GenerateBlock(Stage):
             shutil.rmtree(shard_dir)
         barrier()
 
+        view = source.classifier_view
         scores = FilterScores(context.filters, n, source.class_names,
-                              str(run_dir.classifier_checkpoint(n - 1, context.filter_classifier)))
+                              str(run_dir.classifier_checkpoint(n - 1, context.filter_classifier)), view)
         statistics = BlockStatistics(str(run_dir.classifier_checkpoint(0, context.reference_classifier)),
-                                     context.real_subgroup_counts, subgroup_oracle(context))
+                                     context.real_subgroup_counts, subgroup_oracle(context), view)
         gates = [ShardWriter(shard_dir), scores, statistics]
         fid = fid_gate(context)
         if fid is not None:
             gates.append(fid[0])
         if context.quality.contact_sheets:
-            gates.append(ContactSheets(shard_dir, run_dir.contact_sheet_dir(n), size, source.class_names))
+            gates.append(ContactSheets(shard_dir, run_dir.contact_sheet_dir(n), size, source.class_names, view))
         trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
                                          label=context.stage_label(n, "generating"), callbacks=gates,
                                          enable_checkpointing=False)
@@ -113,17 +89,13 @@ class GenerateBlock(Stage):
 
         report = dict(statistics.statistics)
         if fid is not None:
-            report.update(fid=fid[0].fid, fid_extractor=fid[1])
+            report.update(fid=fid[0].fid, fid_extractor=fid[1].name)
         if is_rank_zero():
             tensors = {**statistics.per_sample, **{SCORE_PREFIX + k: v for k, v in scores.scores.items()}}
             atomic_write_bytes(run_dir.block_scores_path(n), save({k: v.contiguous() for k, v in tensors.items()}))
             if fid is not None:
-                self._print_fid(context, report)
+                real = {k: v.contiguous() for k, v in fid[0].real_statistics.items()}
+                atomic_write_bytes(run_dir.fid_real_statistics_path(n), save(real))
+                log.info(f"FID generation {n}: {report['fid']:.3f} ({report['fid_extractor']}, raw block vs "
+                         "real training images)")
         context.finish(self.key, blocks=run_dir.with_block_report(n, **report))
-
-    def _print_fid(self, context: RunContext, report: dict) -> None:
-        n = self.generation
-        log.info(f"FID generation {n}: {report['fid']:.3f} ({report['fid_extractor']})")
-        earlier = {g: context.run_dir.block_report(g).get("fid") for g in range(1, n)}
-        table = {**{g: f for g, f in earlier.items() if f is not None}, n: report["fid"]}
-        log.info("FID by generation (Table 1): " + " | ".join(f"{g}: {table[g]:.2f}" for g in sorted(table)))

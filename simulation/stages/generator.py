@@ -1,4 +1,6 @@
-"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p)."""
+"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p), seen
+at the generator's own resolution where it has one (Stable Diffusion: real images' shorter side resized to 512 and
+centre-cropped, stacked images resized to 512)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ class TrainGenerator(Stage):
         L.seed_everything(seed, workers=True, verbose=False)
         generator = context.generator.fresh()
         context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}")
-        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed)
+        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed,
+                            image_size=generator.training_resolution)
         # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
         checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,

@@ -1,8 +1,9 @@
 """Stage: select the kept samples of the generated block once, and push them into the FIFO stack.
 
 The filter chain is applied to the scores the generation stage gathered (and to a reviewer's list of rejected ids,
-read now: with ``quality.pause_for_review`` the run stops here until that list exists). Rank 0 pushes the kept
-samples and draws the sample sheet; every rank then reopens the stack the state records.
+read now: with ``quality.pause_for_review`` the run stops here until that list exists). Rank 0 measures the kept
+samples (q_t, u_t and the FID against the real statistics the generation stage saved), pushes them and draws the
+sample sheet (as the classifiers see them); every rank then reopens the stack the state records.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from common.image_grids import make_grid_image, save_grid_png
 from filters.base import FilterContext, select_block
 from metrics.block_statistics import block_statistics
 from simulation.stages.base import RunContext, Stage, log
+from simulation.stages.fid import kept_fid
 from simulation.stages.generate import SCORE_PREFIX
 
 
@@ -51,14 +53,19 @@ class PushBlock(Stage):
         context.progress(n, f"stack holds generations {stack.generations} ({len(stack)} samples)")
 
     def _select_and_push(self, context: RunContext) -> dict:
-        n, run_dir, data = self.generation, context.run_dir, context.data
+        n, run_dir, data, source = self.generation, context.run_dir, context.data, context.source
         images, labels, keep, report = self.select(context)
+        kept_images, kept_labels = images[keep], labels[keep]
+        del images
+        report["fid_kept"] = kept_fid(context, n, kept_images)
         if n not in data.stack.generations:  # idempotent when resuming after a crash mid-stage
-            data.push_block(images[keep], labels[keep], n)
-        grid = make_grid_image(images[keep], labels[keep], context.source.num_classes,
+            data.push_block(kept_images, kept_labels, n)
+        shown = _first_per_class(kept_labels, source.num_classes, context.quality.sheet_per_class)
+        grid = make_grid_image(source.classifier_view(kept_images[shown]), kept_labels[shown], source.num_classes,
                                per_class=context.quality.sheet_per_class)
         save_grid_png(grid, run_dir.samples_sheet(n))
         log.info(f"filters kept {report['filter_kept']}/{len(labels)} samples of generation {n}")
+        self._print_fid(context, run_dir.block_report(n).get("fid"), report["fid_kept"])
         return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
 
     def select(self, context: RunContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -78,6 +85,19 @@ class PushBlock(Stage):
                                        context.real_subgroup_counts, suffix="_kept"))
         images, _ = read_block(run_dir.shard_dir(n), size)
         return images, labels, keep, report
+
+    def _print_fid(self, context: RunContext, fid: float | None, fid_kept: float | None) -> None:
+        """Table 1's line: the raw block's FID (the paper's) and the kept samples', generation by generation."""
+        if fid is None:
+            return
+        n = self.generation
+        kept = "-" if fid_kept is None else f"{fid_kept:.3f}"
+        log.info(f"FID generation {n}: raw block {fid:.3f}, kept samples {kept}")
+        table = {g: context.run_dir.block_report(g) for g in range(1, n)}
+        table = {g: (r["fid"], r.get("fid_kept")) for g, r in table.items() if r.get("fid") is not None}
+        table[n] = (fid, fid_kept)
+        cells = [f"{g}: {raw:.2f} / " + ("-" if k is None else f"{k:.2f}") for g, (raw, k) in sorted(table.items())]
+        log.info("FID by generation (Table 1; raw block / kept): " + " | ".join(cells))
 
 
 def check_stack_matches_state(context: RunContext, stack) -> None:
@@ -112,3 +132,9 @@ def rebuild_stack(context: RunContext) -> None:
         raise ConfigError(f"the rebuilt stack differs from the one the run state records ({'; '.join(problems)}): "
                           "were the manual reject lists changed? Restore them, or start a new run")
     log.info(f"rebuild_stack: re-created generations {recorded} of the stack; checksums match the run state")
+
+
+def _first_per_class(labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
+    """Positions of the first ``per_class`` samples of every class, in order (what the sample sheet shows)."""
+    chosen = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(num_classes)]
+    return torch.cat(chosen).sort().values if chosen else torch.zeros(0, dtype=torch.long)

@@ -57,12 +57,14 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
     for row in rows[1:]:
         assert row["synthetic_share"] == pytest.approx(90 / 490) and row["synthetic_reuse"] == 1.0
         assert (row["filter_kept"], row["filter_dropped"]) == (90, 10)
-        assert row["fid"] > 0 and 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
+        assert row["fid"] > 0 and row["fid_kept"] > 0 and row["fid_kept"] != row["fid"]
+        assert 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
         assert 0 <= row["quality_q_kept"] <= 1 and 0 <= row["imbalance_u_kept"] <= 1
         assert -1 <= row["majority_gain"] <= 1 and -1 <= row["majority_gain_kept"] <= 1
-    assert rows[0].get("fid") is None
+    assert rows[0].get("fid") is None and rows[0].get("fid_kept") is None
     assert "FID generation 1:" in proc.stdout and "filters kept 90/100 samples of generation 2" in proc.stdout
-    assert f"FID by generation (Table 1): 1: {rows[1]['fid']:.2f} | 2: {rows[2]['fid']:.2f}" in proc.stdout
+    table = " | ".join(f"{g}: {rows[g]['fid']:.2f} / {rows[g]['fid_kept']:.2f}" for g in (1, 2))
+    assert f"FID by generation (Table 1; raw block / kept): {table}" in proc.stdout
     assert "generation 2/2 - training tiny_cnn" in proc.stdout
     assert f"result rows in {run_dir}" in proc.stdout
 
@@ -139,7 +141,7 @@ BAD_INPUTS = [
     (["--data.stack_capacity", "50"], "smaller than one generation's block"),
     (["--loop.stack_generations", "0"], "loop.stack_generations must be >= 1"),
     (["--loop.generations", "-1"], "loop.generations must be >= 0"),
-    (["--model.init_args.image_shape", "[1, 28, 28]"], "does not match the dataset's images"),
+    (["--model.init_args.image_shape", "[1, 28, 28]"], "stores generated images at its own shape [3, 28, 28]"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),
     (["--filters", '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 1.5}}]'],
      "UncertaintyFilter.ratio must be a number in [0, 1)"),

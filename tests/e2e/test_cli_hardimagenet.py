@@ -19,7 +19,7 @@ TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("hardimagenet")
-    imagenet_root, mask_root = write_fake_hard_imagenet(root / "data", size=48)
+    imagenet_root, mask_root = write_fake_hard_imagenet(root / "data", size=48, width=64)  # landscape photos
     sd_path = build_tiny_sd(root / "tiny_sd")
     return ["--data.source.init_args.imagenet_root", str(imagenet_root),
             "--data.source.init_args.mask_root", str(mask_root), "--model.init_args.pretrained_path", str(sd_path)]
@@ -48,8 +48,19 @@ def test_two_generation_loop_logs_ablations_and_fills_the_stack(tmp_path, assets
 
     ckpt = torch.load(run_dir / "gen_01" / "generator" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])
-    samples = run_dir / "stack" / "gen_0002_images.npy"
-    assert samples.exists()
+    # generated images are stored at the stack resolution (32), not at the classifiers' 24
+    import numpy as np
+
+    assert np.load(run_dir / "stack" / "gen_0002_images.npy", mmap_mode="r").shape == (15, 3, 32, 32)
+    for row in rows[1:]:
+        assert row["fid"] > 0 and row["fid_kept"] > 0 and row["fid_kept"] != row["fid"]
+    assert (run_dir / "gen_01" / "fid_real_statistics.safetensors").exists()
+    from PIL import Image
+
+    sheet = Image.open(next((run_dir / "gen_01" / "contact_sheets").glob("*.png")))
+    # the review sheets show what the classifiers see: 10 columns of 24 px images upscaled x3 (+4 px margin); the
+    # stored 32 px images would give cells of 2 x 32 + 4
+    assert sheet.size[0] == 10 * (3 * 24 + 4)
 
 
 def test_missing_data_and_weights_are_listed_before_any_work(tmp_path, capsys):

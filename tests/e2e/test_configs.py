@@ -3,23 +3,81 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 import cli
 
 ROOT = Path(__file__).resolve().parents[2]
+#: every paper config filters with CLIP and measures Inception FID, so it also names their weights
+PAPER_WEIGHTS = ["ViT-B-32", "weights-inception-2015-12-05-6726825d.pth"]
 EXPECTED_MISSING = {
-    "colored_mnist.yaml": ["root 'data' does not exist"],
-    "colored_mnist_biased.yaml": ["root 'data' does not exist"],
-    "cifar20.yaml": ["cifar-100-python"],
-    "cifar20_biased.yaml": ["cifar-100-python"],
-    "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth"],
-    "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", "ViT-B-32"],
+    "colored_mnist.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
+    "colored_mnist_biased.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
+    "cifar20.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth", *PAPER_WEIGHTS],
+    "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
 }
+#: appendix C's r per paper config, and the prompt the CLIP filter builds from a class name
+CLIP_FILTER = {
+    "colored_mnist.yaml": (0.1, "a photo of the digit {class_name}"),
+    "colored_mnist_biased.yaml": (0.1, "a photo of the digit {class_name}"),
+    "cifar20.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_biased.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_pretrained.yaml": (0.3, "a photo of {class_name}"),
+    "hardimagenet.yaml": (0.6, "a photo of a {class_name}"),
+}
+#: the README's one override that runs a paper config without CLIP
+WITHOUT_CLIP = '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'
 
 
 def test_every_experiment_config_is_covered():
     shipped = {p.name for p in (ROOT / "configs").glob("*.yaml")} - {"quickstart.yaml"}
-    assert shipped == set(EXPECTED_MISSING)
+    assert shipped == set(EXPECTED_MISSING) == set(CLIP_FILTER)
+
+
+@pytest.mark.parametrize("name", sorted(CLIP_FILTER))
+def test_print_config_shows_the_appendix_clip_filter_and_inception_fid(name, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    ratio, template = CLIP_FILTER[name]
+    first = config["filters"][0]
+    assert first["class_path"] == "filters.ClipScoreFilter" and len(config["filters"]) == 1  # uncertainty: optional
+    assert first["init_args"]["ratio"] == ratio and first["init_args"]["template"] == template
+    assert first["init_args"]["model_name"] == "ViT-B-32" and first["init_args"]["mode"] == "quantile"
+    assert config["quality"]["fid"]["extractor"] == "inception"
+
+
+def test_the_paper_prompts_read_naturally():
+    from datamodules.cifar import COARSE_CLASS_NAMES
+    from filters import ClipScoreFilter
+
+    mnist = ClipScoreFilter(ratio=0.1, template=CLIP_FILTER["colored_mnist.yaml"][1])
+    assert mnist.prompts([str(d) for d in range(10)])[3] == "a photo of the digit 3"
+    cifar = ClipScoreFilter(ratio=0.3, template=CLIP_FILTER["cifar20.yaml"][1]).prompts(COARSE_CLASS_NAMES)
+    assert cifar[0] == "a photo of aquatic mammals" and cifar[9] == "a photo of large man-made outdoor things"
+    hard = ClipScoreFilter(ratio=0.6, template=CLIP_FILTER["hardimagenet.yaml"][1])
+    assert hard.prompts(["dog sled"]) == ["a photo of a dog sled"]
+
+
+def test_the_quickstart_keeps_the_offline_uncertainty_filter_and_classifier_fid(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert [f["class_path"] for f in config["filters"]] == ["filters.UncertaintyFilter"]
+    assert config["filters"][0]["init_args"]["score"] == "label_probability"
+    assert config["quality"]["fid"]["extractor"] == "classifier"
+
+
+def test_one_override_runs_a_paper_config_without_clip(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["fit", "--config", str(ROOT / "configs" / "colored_mnist.yaml"), "--trainer.accelerator", "cpu",
+                     "--trainer.precision", "32-true", "--loop.run_dir", str(tmp_path / "run"),
+                     "--filters", WITHOUT_CLIP])
+    err = capsys.readouterr().err
+    assert code == 2 and "root 'data' does not exist" in err  # the data is still missing here
+    assert "ViT-B-32" not in err and "open_clip" not in err  # but CLIP is no longer needed
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_MISSING))

@@ -41,6 +41,7 @@ def undo_generation_1_block(run_dir: Path) -> None:
     for leftover in ("stack", "gen_01/shards", "gen_01/contact_sheets", "gen_01/classifiers"):
         shutil.rmtree(run_dir / leftover)
     (run_dir / "gen_01" / "block_scores.safetensors").unlink()
+    (run_dir / "gen_01" / "fid_real_statistics.safetensors").unlink()
 
 
 def test_two_processes_keep_the_same_samples_and_measure_the_same_block(tmp_path):
@@ -52,7 +53,8 @@ def test_two_processes_keep_the_same_samples_and_measure_the_same_block(tmp_path
     fit(two, "--trainer.devices", "2", "--trainer.strategy", "ddp")
 
     blocks = [json.loads((run / "state.json").read_text())["blocks"]["1"] for run in (one, two)]
-    for key in ("fid", "quality_q", "imbalance_u", "majority_gain", "quality_q_kept", "imbalance_u_kept"):
+    for key in ("fid", "fid_kept", "quality_q", "imbalance_u", "majority_gain", "quality_q_kept",
+                "imbalance_u_kept"):
         assert blocks[1][key] == pytest.approx(blocks[0][key], rel=1e-6, abs=1e-9), key
     assert blocks[1]["filters"] == blocks[0]["filters"]  # same kept/dropped counts per class, same score histogram
     manifests = [json.loads((run / "stack" / "manifest.json").read_text()) for run in (one, two)]

@@ -10,9 +10,10 @@ from PIL import Image, ImageDraw
 from datamodules.hard_imagenet import HARD_IMAGENET_WNIDS
 
 
-def _object_mask(rng: np.random.Generator, size: int) -> Image.Image:
-    """A random rectangle or ellipse covering a fair part of the image (255 = object)."""
-    mask = Image.new("L", (size, size), 0)
+def _object_mask(rng: np.random.Generator, size: int, width: int) -> Image.Image:
+    """A random rectangle or ellipse covering a fair part of the image (255 = object); ``size`` rows, ``width``
+    columns."""
+    mask = Image.new("L", (width, size), 0)
     x0, y0 = rng.integers(0, size // 2, size=2)
     width, height = rng.integers(size // 4, size // 2, size=2)
     x1, y1 = x0 + width, y0 + height
@@ -22,9 +23,9 @@ def _object_mask(rng: np.random.Generator, size: int) -> Image.Image:
     return mask
 
 
-def _image_with_object(rng: np.random.Generator, mask: Image.Image, size: int) -> Image.Image:
+def _image_with_object(rng: np.random.Generator, mask: Image.Image, size: int, width: int) -> Image.Image:
     """Noisy background with a brighter object where the mask is set, so the object is visible."""
-    pixels = rng.integers(0, 120, size=(size, size, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 120, size=(size, width, 3), dtype=np.uint8)
     object_colour = rng.integers(150, 256, size=3, dtype=np.uint8)
     pixels[np.asarray(mask) > 0] = object_colour
     return Image.fromarray(pixels, "RGB")
@@ -37,13 +38,16 @@ def write_fake_hard_imagenet(
     size: int = 64,
     seed: int = 0,
     unmasked_per_class: int = 1,
+    width: int | None = None,
 ) -> tuple[str, str]:
     """Write ``<root>/imagenet/{train,val}/<wnid>/*.JPEG`` and ``<root>/hard_imagenet_masks/{split}/<wnid>_<stem>.png``.
 
     Each class gets ``n_*_per_class`` masked images plus ``unmasked_per_class`` images without a mask (the real
     masks cover only part of ImageNet). Train files are named like ImageNet's (``<wnid>_<n>.JPEG``), val files
-    like ``ILSVRC2012_val_<8 digits>.JPEG``. Returns ``(imagenet_root, mask_root)``.
+    like ``ILSVRC2012_val_<8 digits>.JPEG``. Images are ``size`` pixels high and ``width`` (default ``size``) wide,
+    like ImageNet's landscape photos when ``width > size``. Returns ``(imagenet_root, mask_root)``.
     """
+    width = size if width is None else int(width)
     root = Path(root)
     imagenet_root, mask_root = root / "imagenet", root / "hard_imagenet_masks"
     rng = np.random.default_rng(seed)
@@ -59,8 +63,22 @@ def write_fake_hard_imagenet(
                 else:
                     val_counter += 1
                     stem = f"ILSVRC2012_val_{val_counter:08d}"
-                mask = _object_mask(rng, size)
-                _image_with_object(rng, mask, size).save(class_dir / f"{stem}.JPEG", format="JPEG", quality=95)
+                mask = _object_mask(rng, size, width)
+                _image_with_object(rng, mask, size, width).save(class_dir / f"{stem}.JPEG", format="JPEG", quality=95)
                 if i < n_masked:
                     mask.save(mask_root / split / f"{wnid}_{stem}.png", format="PNG")
     return str(imagenet_root), str(mask_root)
+
+
+def add_striped_image(roots: tuple[str, str], label: int = 0, height: int = 40, width: int = 120,
+                      stem: str = "n_striped") -> str:
+    """Add one lossless landscape image to the train split: red | green | blue vertical stripes of widths
+    1/4 | 1/2 | 1/4, with a full mask. A view that keeps the aspect and crops the centre sees only green (when the
+    width is at least twice the height); a squashing resize keeps red and blue at the borders. Returns its stem."""
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    first, last = width // 4, 3 * width // 4
+    pixels[:, :first, 0], pixels[:, first:last, 1], pixels[:, last:, 2] = 255, 255, 255
+    wnid = HARD_IMAGENET_WNIDS[label]
+    Image.fromarray(pixels).save(Path(roots[0]) / "train" / wnid / f"{stem}.png")
+    Image.fromarray(np.full((height, width), 255, dtype=np.uint8)).save(Path(roots[1]) / "train" / f"{wnid}_{stem}.png")
+    return stem

@@ -56,6 +56,42 @@ def test_select_keep_global_mode_and_deterministic_ties():
     assert nan_last.tolist() == [False, True, True]
 
 
+# hand-made scores: class 0 spans [0, 10], class 1 spans [5, 9]
+RANGE_SCORES = torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0, 5.0, 5.5, 6.0, 9.0])
+RANGE_LABELS = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_range_mode_drops_the_bottom_of_each_class_score_range():
+    keep = select_keep(RANGE_SCORES, RANGE_LABELS, ratio=0.3, mode="range")
+    # class 0: threshold 0 + 0.3 * 10 = 3 (kept: 3 despite 0.3 * 10 = 3.0000000000000004); class 1: 5 + 0.3 * 4 = 6.2
+    assert RANGE_SCORES[keep].tolist() == [3.0, 10.0, 9.0]
+    # the count quantile keeps ceil(0.7 * 5) = 4 and ceil(0.7 * 4) = 3: other samples, another count
+    quantile = select_keep(RANGE_SCORES, RANGE_LABELS, ratio=0.3, mode="quantile")
+    assert RANGE_SCORES[quantile].tolist() == [1.0, 2.0, 3.0, 10.0, 5.5, 6.0, 9.0]
+    assert torch.equal(quantile, select_keep(RANGE_SCORES, RANGE_LABELS, ratio=0.3))  # quantile is the default
+
+
+def test_range_mode_globally_and_its_edge_cases():
+    keep = select_keep(RANGE_SCORES, RANGE_LABELS, ratio=0.3, per_class=False, mode="range")
+    assert RANGE_SCORES[keep].tolist() == [3.0, 10.0, 5.0, 5.5, 6.0, 9.0]  # one range [0, 10] for all: threshold 3
+    assert select_keep(RANGE_SCORES, RANGE_LABELS, ratio=0.0, mode="range").all()
+    assert select_keep(torch.full((4,), 2.0), torch.zeros(4), ratio=0.9, mode="range").all()  # no spread: keep all
+    with_nan = torch.tensor([float("nan"), 0.0, 4.0, 10.0])
+    assert select_keep(with_nan, torch.zeros(4), ratio=0.5, mode="range").tolist() == [False, False, False, True]
+    with pytest.raises(ConfigError, match=r"UncertaintyFilter\.mode"):
+        UncertaintyFilter(ratio=0.1, mode="bins")
+
+
+def test_a_filter_in_range_mode_selects_and_reports_by_range():
+    n = 9
+    images = RANGE_SCORES.to(torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()  # brightness = score
+    context = FilterContext(generation=1, class_names=["zero", "one"], sample_ids=torch.arange(n))
+    keep, report = apply_filters([PixelMeanFilter(ratio=0.3, mode="range")], images, RANGE_LABELS, context)
+    assert torch.nonzero(keep).flatten().tolist() == [3, 4, 8]  # 6.0 floors to 6 < 6.2: dropped
+    assert report["filters"]["brightness"]["mode"] == "range"
+    assert report["filters"]["brightness"]["kept_per_class"] == [2, 1]
+
+
 @pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, "a lot", float("nan")])
 def test_ratio_outside_unit_interval_names_filter_and_field(ratio):
     with pytest.raises(ConfigError, match=r"UncertaintyFilter\.ratio"):
@@ -282,7 +318,7 @@ def uncertainty_inputs():
 def test_uncertainty_ranks_ambiguous_below_clean_with_mc_dropout():
     model = ConfidenceByBrightness().train()
     images, labels = uncertainty_inputs()
-    filt = UncertaintyFilter(ratio=0.5, mc_passes=7, batch_size=4)
+    filt = UncertaintyFilter(ratio=0.5, score="entropy", mc_passes=7, batch_size=4)
     scores = filt.score(images, labels, context_for(6, classifier=model))
     clean, ambiguous = scores[[0, 2, 4]], scores[[1, 3, 5]]
     assert torch.allclose(ambiguous, torch.full((3,), -math.log(3), dtype=scores.dtype), atol=1e-5)
@@ -293,17 +329,47 @@ def test_uncertainty_ranks_ambiguous_below_clean_with_mc_dropout():
     assert model.training and model.norm.training  # modes restored afterwards
     keep, _ = apply_filters([filt], images, labels, context_for(6, classifier=model))
     assert keep.tolist() == [True, False, True, False, True, False]
-    again = UncertaintyFilter(ratio=0.5, mc_passes=7, batch_size=4).score(
+    again = UncertaintyFilter(ratio=0.5, score="entropy", mc_passes=7, batch_size=4).score(
         images, labels, context_for(6, classifier=model)
     )
     assert torch.equal(scores, again)  # seeded from the generation
+
+
+def test_label_probability_is_the_mc_mean_probability_of_the_requested_label():
+    model = ConfidenceByBrightness().train()
+    images, labels = uncertainty_inputs()  # every sample asks for class 0
+    scores = UncertaintyFilter(ratio=0.5, mc_passes=7, batch_size=4).score(images, labels,
+                                                                            context_for(6, classifier=model))
+    clean, ambiguous = scores[[0, 2, 4]], scores[[1, 3, 5]]
+    assert torch.allclose(ambiguous, torch.full((3,), 1 / 3, dtype=scores.dtype), atol=1e-6)  # flat logits
+    assert (clean > 0.9).all() and (clean <= 1).all()
+    with pytest.raises(ConfigError, match=r"UncertaintyFilter\.score"):
+        UncertaintyFilter(ratio=0.5, score="margin")
+
+
+def test_a_confidently_wrong_class_sample_is_dropped_by_label_probability_and_kept_by_entropy():
+    model = ConfidenceByBrightness(dropout=0.0).eval()  # bright images: confidently class 0; black: flat
+    bright, black = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8), torch.zeros((1, 1, 4, 4), dtype=torch.uint8)
+    images = torch.cat([bright, black])
+    labels = torch.tensor([1, 1])  # both were generated as class 1: the bright one shows class 0 instead
+    context = context_for(2, classifier=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no dropout: one softmax pass
+        by_label, _ = apply_filters([UncertaintyFilter(ratio=0.5)], images, labels, context)
+        by_entropy, _ = apply_filters([UncertaintyFilter(ratio=0.5, score="entropy")], images, labels, context)
+        scores = UncertaintyFilter(ratio=0.5).score(images, labels, context)
+    assert by_label.tolist() == [False, True]  # p(class 1) = 1 / (e^6 + 2) for the bright image, 1/3 for the black
+    assert by_entropy.tolist() == [True, False]  # the bright image is the more certain one, of the wrong class
+    expected = torch.tensor([1 / (math.exp(6) + 2), 1 / 3], dtype=scores.dtype)
+    assert torch.allclose(scores, expected, atol=1e-6)
 
 
 def test_uncertainty_without_dropout_warns_and_uses_one_softmax_pass():
     model = ConfidenceByBrightness(dropout=0.0).eval()
     images, labels = uncertainty_inputs()
     with pytest.warns(UserWarning, match="no dropout"):
-        scores = UncertaintyFilter(ratio=0.5, mc_passes=5).score(images, labels, context_for(6, classifier=model))
+        scores = UncertaintyFilter(ratio=0.5, score="entropy", mc_passes=5).score(
+            images, labels, context_for(6, classifier=model))
     assert len(model.modes_seen) == 1
     probabilities = model(images).softmax(dim=1)
     expected = (probabilities * probabilities.log()).sum(dim=1)

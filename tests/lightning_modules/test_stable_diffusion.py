@@ -9,7 +9,10 @@ from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
 from common.errors import ConfigError
+from datamodules.generational import GenerationalDataModule, TrainingSpec
+from datamodules.hard_imagenet import HardImageNet
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
+from tests.fakes.hard_imagenet import add_striped_image, write_fake_hard_imagenet
 from tests.fakes.tiny_sd import build_tiny_sd
 
 CLASS_NAMES = ["cat", "dog", "bird"]
@@ -22,7 +25,7 @@ def tiny_sd_path(tmp_path_factory):
 
 def make_module(path: str, **overrides) -> StableDiffusionLoRA:
     kwargs = dict(
-        pretrained_path=path, class_names=CLASS_NAMES, image_shape=(3, 24, 24), lora_rank=4, lora_alpha=4,
+        pretrained_path=path, class_names=CLASS_NAMES, stack_resolution=24, lora_rank=4, lora_alpha=4,
         lr=5e-2, train_resolution=16, num_inference_steps=2, guidance_scale=3.0, generation_resolution=16,
     )
     kwargs.update(overrides)
@@ -84,6 +87,38 @@ def test_fine_tune_changes_only_lora_weights(trained):
             assert torch.equal(after[name], value), f"frozen weight {name} changed"
     assert all(p.dtype == torch.float32 for n, p in module.named_parameters() if is_lora(n))
     assert module.unet.training and not module.vae.training and not module.text_encoder.training
+
+
+def test_the_unet_trains_on_landscape_photos_at_its_resolution_without_aspect_distortion(tiny_sd_path, tmp_path):
+    """Through the loop's data path (Hard ImageNet, the generator's view): what the VAE encodes and the UNet denoises
+    has the generator's resolution, and a 40 x 120 striped photo arrives as its green centre, not squashed."""
+    roots = write_fake_hard_imagenet(tmp_path / "data", n_train_per_class=1, n_val_per_class=1, size=40, width=64,
+                                     unmasked_per_class=0)
+    add_striped_image(roots)
+    source = HardImageNet(*roots, image_size=16, resize=20, val_fraction=0.0)
+    data = GenerationalDataModule(source, synthetic_share=0.5, batch_size=16)
+    torch.manual_seed(0)
+    module = make_module(tiny_sd_path, class_names=source.class_names, train_resolution=16)
+    module.configure_model()
+    encoded, denoised = [], []
+    encode = module.vae.encode
+
+    def recording_encode(pixels, *args, **kwargs):
+        encoded.append(pixels.detach())
+        return encode(pixels, *args, **kwargs)
+
+    module.vae.encode = recording_encode
+    module.unet.register_forward_pre_hook(lambda unet, args: denoised.append(args[0].shape))
+    spec = TrainingSpec(batch_size=16, epoch_seed=0, image_size=module.training_resolution)
+    make_trainer(tmp_path, max_steps=1).fit(module, datamodule=data.for_training(spec))
+
+    pixels = encoded[0]
+    assert pixels.shape == (16, 3, 16, 16)  # 15 landscape photos + the striped one, one batch
+    downsampling = 2 ** (len(module.vae.config.block_out_channels) - 1)
+    assert denoised[0] == (16, 4, 16 // downsampling, 16 // downsampling)
+    green = (pixels[:, 1] == 1).flatten(1).all(1) & (pixels[:, [0, 2]] == -1).flatten(1).all(1)
+    assert int(green.sum()) == 1  # the striped photo: its centre only (a squash would keep red and blue borders)
+    assert (pixels[~green][:, 0] > -1).any()  # the other photos are not green squares
 
 
 def test_fresh_is_cheap_and_draws_a_new_adapter(tiny_sd_path):

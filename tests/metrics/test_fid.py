@@ -12,15 +12,20 @@ from torch import nn
 
 from callbacks.generator_fid import GeneratorFID
 from common.errors import ConfigError
+from common.image_views import ImageView
+from datamodules.base import ImageSplit
 from metrics.fid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
+    REAL_STATES,
     ClassifierFeatures,
     InceptionFeatures,
     check_inception_weights,
+    fid_against_real_statistics,
     fid_metric,
     fid_subset,
     find_inception_weights,
+    real_statistics,
 )
 
 
@@ -104,20 +109,62 @@ class _Module:
     device = torch.device("cpu")
 
 
+def split_of(images: torch.Tensor) -> ImageSplit:
+    zeros = torch.zeros(len(images), dtype=torch.long)
+    return ImageSplit(images, zeros, zeros)
+
+
 def test_the_generation_gate_feeds_its_subset_of_the_block_and_the_real_images():
     """The GeneratorFID callback, fed batch by batch as trainer.predict would, equals the FID of its subsets."""
     model = ProjectionClassifier(36)
     real, block = images(80, seed=3), images(60, seed=4, low=20, high=220)
-    gate = GeneratorFID(lambda device: ClassifierFeatures(model, (1, 6, 6)), real, block_size=60, num_samples=40,
-                        seed=5, batch_size=16)
+    real_ids = torch.arange(0, 80, 2)  # the real subset: every other training image
+    gate = GeneratorFID(lambda device: ClassifierFeatures(model, (1, 6, 6)), split_of(real), real_ids,
+                        ImageView(6), block_size=60, num_samples=40, seed=5, batch_size=16)
     gate.on_predict_start(_Trainer(), _Module())
     for start in range(0, 60, 16):
         ids = torch.arange(start, min(start + 16, 60))
         gate.on_predict_batch_end(_Trainer(), _Module(), {"index": ids, "image": block[ids]}, None, 0)
     gate.on_predict_epoch_end(_Trainer(), _Module())
     chosen = fid_subset(60, 40, seed=5, salt=1)
-    assert gate.fid == pytest.approx(fid_of(model, real, block[chosen]), rel=1e-9)
-    assert gate.fid != pytest.approx(fid_of(model, real, block), rel=1e-3)  # only the subset entered
+    assert gate.fid == pytest.approx(fid_of(model, real[real_ids], block[chosen]), rel=1e-9)
+    assert gate.fid != pytest.approx(fid_of(model, real, block[chosen]), rel=1e-3)  # only the real subset entered
+    assert gate.fid != pytest.approx(fid_of(model, real[real_ids], block), rel=1e-3)  # only the block subset entered
+    features = reference_features(model, real[real_ids])
+    assert set(gate.real_statistics) == set(REAL_STATES)
+    assert int(gate.real_statistics["real_features_num_samples"]) == 40
+    assert torch.allclose(gate.real_statistics["real_features_sum"], torch.from_numpy(features.sum(axis=0)))
+
+
+def test_generated_images_enter_the_gate_through_its_view():
+    """Stored 12 x 12 images reach a 6 x 6 extractor through the view (resize 6, crop 6): as if generated at 6."""
+    model = ProjectionClassifier(36)
+    real, stored = images(50, seed=6), images(30, seed=7, shape=(1, 12, 12))
+    view = ImageView(size=6, resize=6)
+    gate = GeneratorFID(lambda device: ClassifierFeatures(model, (1, 6, 6)), split_of(real), torch.arange(50),
+                        view, block_size=30, num_samples=30, seed=0)
+    gate.on_predict_start(_Trainer(), _Module())
+    gate.on_predict_batch_end(_Trainer(), _Module(), {"index": torch.arange(30), "image": stored}, None, 0)
+    gate.on_predict_epoch_end(_Trainer(), _Module())
+    assert gate.fid == pytest.approx(fid_of(model, real, view(stored)), rel=1e-9)
+
+
+def test_fid_against_saved_real_statistics_equals_the_fid_of_both_sets():
+    """The kept samples' FID: saved real statistics + new fake images = the FID computed from both image sets."""
+    model = ProjectionClassifier(36)
+    real, kept = images(70, seed=8), images(25, seed=9, low=40, high=250)
+    metric = fid_metric(ClassifierFeatures(model, (1, 6, 6)))
+    metric.update(real, real=True)
+    saved = real_statistics(metric)
+    batches = [kept[:10], kept[10:]]
+    fid = fid_against_real_statistics(ClassifierFeatures(model, (1, 6, 6)), saved, batches)
+    expected = frechet_distance(*gaussian(reference_features(model, real)), *gaussian(reference_features(model, kept)))
+    assert expected > 1.0 and abs(fid - expected) / expected < 1e-3
+    assert fid == pytest.approx(fid_of(model, real, kept), rel=1e-9)
+    itself = fid_metric(ClassifierFeatures(model, (1, 6, 6)))
+    itself.update(kept, real=True)  # statistics of the kept images themselves: the FID must vanish
+    assert abs(fid_against_real_statistics(ClassifierFeatures(model, (1, 6, 6)), real_statistics(itself),
+                                           batches)) < 1e-6 * fid
 
 
 def test_missing_inception_weights_names_the_file(tmp_path, monkeypatch):

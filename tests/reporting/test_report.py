@@ -48,8 +48,8 @@ def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: fl
     rows = [make_row(seed, g, c, dataset) for g in GENERATIONS for c in CLASSIFIERS]
     if write_results:
         (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    blocks = {str(g): {"fid": 100.0 + 10 * g + seed, "filter_kept": 50, "filter_dropped": 0, "quality_q": 0.9,
-                       "imbalance_u": 0.1} for g in GENERATIONS[1:]}
+    blocks = {str(g): {"fid": 100.0 + 10 * g + seed, "fid_kept": 90.0 + 10 * g + seed, "filter_kept": 50,
+                       "filter_dropped": 0, "quality_q": 0.9, "imbalance_u": 0.1} for g in GENERATIONS[1:]}
     (path / "state.json").write_text(json.dumps({"version": 1, "completed": [], "results": rows, "blocks": blocks}))
     if samples:
         for g in GENERATIONS[1:]:
@@ -91,7 +91,8 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert "| 1 | 0.6100 ± 0.1000 |" in summary  # lenet, generation 1, accuracy
     assert "rank 1 (worst)" in summary and "Hard ImageNet ablations" in summary
     assert "## Generator FID per generation (Table 1 layout)" in summary
-    assert "| mnist_biased | colored_mnist | 111.0000 ± 1.0000 | 121.0000 ± 1.0000 | 3 |" in summary
+    assert "| mnist_biased | colored_mnist | raw block | 111.0000 ± 1.0000 | 121.0000 ± 1.0000 | 3 |" in summary
+    assert "| mnist_biased | colored_mnist | kept | 101.0000 ± 1.0000 | 111.0000 ± 1.0000 | 3 |" in summary
     assert "## Bias amplification (section 5 conjecture)" in summary
     assert "bootstrap over seeds only" in summary
 
