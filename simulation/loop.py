@@ -107,7 +107,8 @@ class SimulationLoop:
     def _open_run_directory(self, lock: RunLock, launch: str) -> None:
         """Check the folder can hold this run, take its lock, then create, resume or overwrite it (rank 0)."""
         run_dir, overwrite = self.context.run_dir, self.context.loop.overwrite
-        run_dir.check_compatible(self.config_text, overwrite)  # refuses a foreign folder before writing into it
+        if not lock.path.exists():  # (a folder with a lock is one of ours: another launch may be creating it)
+            run_dir.check_compatible(self.config_text, overwrite)  # refuses a foreign folder before writing into it
         taken_over = lock.acquire()
         if taken_over:
             log.info(f"took over the lock of {run_dir.path}: {taken_over}")

@@ -12,3 +12,17 @@ import sys  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_global_torch_state_leaks():
+    """Process-wide torch settings a test may change (Lightning's ``deterministic=True`` switches on deterministic
+    algorithms, the benchmarks set the thread count): a later in-process run would otherwise compute slightly
+    different floats than the same command run on its own."""
+    threads = torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
