@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from common.errors import ConfigError
 from lightning_modules.generator import GeneratorModule, per_sample_noise, to_uint8
 from lightning_modules.networks.ddpm_unet import build_unet, max_levels
-from simulation.errors import ConfigError
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 

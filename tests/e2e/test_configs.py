@@ -17,6 +17,8 @@ EXPECTED_MISSING = {
     "cifar20_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth", *PAPER_WEIGHTS],
     "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
+    "colored_mnist_ddpm.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
+    "cifar20_ddpm.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
 }
 #: appendix C's r per paper config, and the prompt the CLIP filter builds from a class name
 CLIP_FILTER = {
@@ -26,6 +28,8 @@ CLIP_FILTER = {
     "cifar20_biased.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_pretrained.yaml": (0.3, "a photo of {class_name}"),
     "hardimagenet.yaml": (0.6, "a photo of a {class_name}"),
+    "colored_mnist_ddpm.yaml": (0.1, "a photo of the digit {class_name}"),
+    "cifar20_ddpm.yaml": (0.3, "a photo of {class_name}"),
 }
 #: the README's one override that runs a paper config without CLIP
 WITHOUT_CLIP = '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'
