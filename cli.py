@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from common.cuda_probe import probe_cuda_once_without_gpu
 from common.errors import ConfigError
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
@@ -119,6 +120,8 @@ class SimulationCLI(LightningCLI):
         from lightning.fabric.utilities.exceptions import MisconfigurationException
         from lightning.pytorch import Trainer
 
+        # LightningCLI appends its own callbacks to the configured list in place: keep the user's for the stages
+        self.configured_callbacks = list(self.config_init[self.subcommand]["trainer"].get("callbacks") or [])
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ValueError, RuntimeError) as err:
@@ -165,7 +168,7 @@ class SimulationCLI(LightningCLI):
         init = self.config_init[self.subcommand]
         loop_cfg = dataclasses.replace(init["loop"], run_dir=self._run_dir())
         trainer_cfg = init["trainer"]
-        callbacks = trainer_cfg.get("callbacks") or []
+        callbacks = self.configured_callbacks
         trainer_kwargs = {k: v for k, v in dict(trainer_cfg).items()
                           if k not in LOOP_OWNED_TRAINER_KEYS and k != "callbacks"}
         classifiers = [c if isinstance(c, ClassifierConfig) else ClassifierConfig(**dict(c))
@@ -200,6 +203,7 @@ def main(args: list[str] | None = None) -> int:
     for chatty in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     setup_logging()
+    probe_cuda_once_without_gpu()
     for noise in (".*does not have many workers.*", ".*sync_dist=True.*", ".*have no `validation_step`.*",
                   ".*srun. command is available.*", ".*LeafSpec.*", ".*args parameter is intended.*",
                   ".*callbacks used to create the checkpoint.*", ".*custom batch sampler.*",

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # scripts run as `python benchmarks/bench_x.py` from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-PROGRESS_LINE = re.compile(r"^\[genbias\] generation (\d+)/(\d+) - (.*)$")
+PROGRESS_LINE = re.compile(r"^(?:\d\d:\d\d:\d\d )?\[genbias\] generation (\d+)/(\d+) - (.*)$")
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -27,7 +27,11 @@ class EpochSeeder(Callback):
         value = step_seed(self.seed, epoch, batch_idx)
         random.seed(value)
         np.random.seed(value)
-        torch.manual_seed(value)  # all devices
+        # torch.manual_seed would also queue a lazy seeding call (with a captured stack) for every uninitialised
+        # accelerator backend, on every step: seed the CPU generator, and the GPUs once CUDA runs
+        torch.default_generator.manual_seed(value)
+        if torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(value)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._reseed(trainer.current_epoch, -1)

@@ -25,6 +25,7 @@ from common.distributed import rank_and_world_size
 from common.errors import ConfigError
 from common.image_views import ImageView
 from datamodules.base import ImageSplit, LabelledSplit, RealDataSource
+from datamodules.device_batches import DeviceResidentBatches, resident_bytes
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -91,6 +92,9 @@ class GenerationalDataModule(L.LightningDataModule):
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and generation.
         num_workers: DataLoader workers (0 is fastest for in-memory data; use workers for Hard ImageNet decoding).
+        device_memory_gb: budget of device memory for device-resident training data: when the real training split
+            and the stack are in memory and fit it (uint8), a training epoch gathers its batches on the device from
+            device tensors (no per-batch copy, no DataLoader); 0 always uses the DataLoader.
         pin_memory: pin host memory when training on a GPU.
         stratify_predict: draw generated labels exactly in the real label proportions (else i.i.d. from them).
     """
@@ -105,6 +109,7 @@ class GenerationalDataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int = 512,
         num_workers: int = 0,
+        device_memory_gb: float = 2.0,
         pin_memory: bool = False,
         stratify_predict: bool = True,
     ) -> None:
@@ -117,6 +122,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
+        self.device_memory_gb = float(device_memory_gb)
         self.pin_memory = pin_memory
         self.stratify_predict = stratify_predict
         self.stack: SyntheticStack | None = None
@@ -134,6 +140,9 @@ class GenerationalDataModule(L.LightningDataModule):
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers must be >= 0")
+        if not self.device_memory_gb >= 0:
+            raise ConfigError(f"data.device_memory_gb must be >= 0 (0 disables device-resident data), got "
+                              f"{self.device_memory_gb}")
         if self.stack_capacity is not None and self.stack_capacity < 1:
             raise ConfigError(f"data.stack_capacity must be a positive number of samples or null, got "
                               f"{self.stack_capacity}")
@@ -230,8 +239,13 @@ class GenerationalDataModule(L.LightningDataModule):
         return synthetic_reuse(self.n_synthetic, self.stack_size)
 
     # ----------------------------------------------------------------------------------------------- loaders
-    def train_loader(self, spec: TrainingSpec) -> DataLoader:
-        """One epoch = every real sample once + ``n_synthetic`` stack samples, in batches split across ranks."""
+    def train_loader(self, spec: TrainingSpec,
+                     device: torch.device | None = None) -> DataLoader | DeviceResidentBatches:
+        """One epoch = every real sample once + ``n_synthetic`` stack samples, in batches split across ranks.
+
+        With a ``device`` and data that fit ``device_memory_gb`` (in memory, seen as stored), the same batches are
+        gathered on the device instead of loaded (``DeviceResidentBatches``).
+        """
         if spec.cells:
             mixed = MixedTrainSet(cell_split(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
@@ -243,8 +257,17 @@ class GenerationalDataModule(L.LightningDataModule):
         epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed)
         rank, world_size = rank_and_world_size()
         batches = MixedBatchSampler(epoch_sampler, spec.batch_size, rank=rank, world_size=world_size)
+        if device is not None and self._fits_device(mixed):
+            images, labels, groups = mixed.all_samples()
+            return DeviceResidentBatches(images, labels, groups, batches, torch.device(device))
         return DataLoader(mixed, batch_sampler=batches, collate_fn=collate_batch, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def _fits_device(self, mixed: MixedTrainSet) -> bool:
+        """In memory, seen as stored, and within the device-memory budget."""
+        if self.device_memory_gb <= 0 or mixed.real.images is None or mixed.stack_view is not None:
+            return False
+        return resident_bytes(mixed.real.images, mixed.stack) <= self.device_memory_gb * 2**30
 
     def eval_loader(self, split: str, cells: bool = False) -> DataLoader:
         """Every sample of ``split`` exactly once across ranks (no padding duplicates)."""
@@ -302,8 +325,8 @@ class StageData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.data.prepare()
 
-    def train_dataloader(self) -> DataLoader:
-        return self.data.train_loader(self._spec())
+    def train_dataloader(self) -> DataLoader | DeviceResidentBatches:
+        return self.data.train_loader(self._spec(), device=self.trainer.strategy.root_device if self.trainer else None)
 
     def val_dataloader(self) -> DataLoader:
         return self.data.eval_loader("val", cells=self._spec().cells)

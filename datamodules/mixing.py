@@ -76,6 +76,12 @@ class MixedTrainSet(Dataset):
     def __len__(self) -> int:
         return self.n_real + self.n_stack
 
+    def all_samples(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every sample, in index order (real, then the stack), as three tensors (an in-memory real split)."""
+        if self.joined is not None:
+            return self.joined
+        return self.__getitems__(list(range(len(self))))
+
     def __getitem__(self, index: int):
         images, labels, groups = self.__getitems__([index])
         return images[0], labels[0], groups[0]

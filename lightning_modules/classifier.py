@@ -18,6 +18,10 @@ from lightning_modules.networks.registry import IMAGENET_MEAN, IMAGENET_STD, bui
 class ClassifierModule(LightningModule):
     """Wraps a registry network; takes uint8 batches and normalises them on the device.
 
+    ``channels_last`` stores the network and its inputs in NHWC (faster convolutions with tensor cores);
+    ``compile`` runs the training, validation and test steps through ``torch.compile`` (the first steps compile).
+    Both change speed only, never the checkpoint format; both are off by default (see BENCHMARKS.md).
+
     ``forward`` accepts uint8 images (B, C, H, W) (or floats in [0, 1]) and returns logits, so filters, FID and
     ablations can call a trained classifier directly on stored images. ``features`` returns the penultimate
     features (the input of the final Linear), used by the classifier-based FID.
@@ -36,6 +40,8 @@ class ClassifierModule(LightningModule):
         linear_probe: bool = False,
         dropout: float | None = None,
         input_size: int | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -59,9 +65,14 @@ class ClassifierModule(LightningModule):
                 p.requires_grad_(False)
             for p in self.head.parameters():
                 p.requires_grad_(True)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # The compiled network is kept outside the module tree (no ``_orig_mod.`` keys in checkpoints) and used for
+        # training, validation and test steps; filters, FID and ablations call the plain network.
+        object.__setattr__(self, "_step_net", torch.compile(self.net) if compile else self.net)
         self.num_classes = num_classes
         self.num_groups = num_groups
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 
     @classmethod
@@ -82,9 +93,8 @@ class ClassifierModule(LightningModule):
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.input_size)
-        if is_uint8:
-            return torch.addcmul(self.uint8_shift, x, self.uint8_scale)
-        return (x - self.mean) / self.std
+        x = torch.addcmul(self.uint8_shift, x, self.uint8_scale) if is_uint8 else (x - self.mean) / self.std
+        return x.contiguous(memory_format=self.memory_format)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.preprocess(images))
@@ -101,15 +111,34 @@ class ClassifierModule(LightningModule):
 
     def _shared_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, labels = batch[0], batch[1]
-        logits = self(images).float()
+        logits = self._step_net(self.preprocess(images)).float()
         return F.cross_entropy(logits, labels), logits, labels
 
+    def on_train_epoch_start(self) -> None:
+        # this rank's summed loss and correct predictions (on the device: no sync per step), steps and samples
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._steps = self._seen = 0
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """One optimisation step. Nothing is logged per step except every ``trainer.log_every_n_steps`` steps (what the
+        logger writes anyway), and the training accuracy is a running count, not a torchmetrics update: on a small
+        network ``self.log`` and a validated metric update cost a noticeable share of the step (and the validation
+        waits for the GPU). The epoch's mean loss and accuracy are logged once, at the epoch's end."""
         loss, logits, labels = self._shared_step(batch)
-        self.train_acc.update(logits.detach(), labels)  # update only: computing a per-step value costs time
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(labels))
-        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(labels))
+        self._loss_sum += loss.detach()
+        self._correct += (logits.detach().argmax(dim=1) == labels).sum()
+        self._steps, self._seen = self._steps + 1, self._seen + len(labels)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train_loss_step", loss, prog_bar=True, batch_size=len(labels))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        sums = torch.stack((self._loss_sum, self._correct.float(), self._loss_sum.new_tensor(float(self._steps)),
+                            self._loss_sum.new_tensor(float(self._seen))))
+        loss_sum, correct, steps, seen = self.trainer.strategy.reduce(sums, reduce_op="sum")  # over DDP ranks
+        self.log("train_loss", loss_sum / steps.clamp(min=1))
+        self.log("train_acc", correct / seen.clamp(min=1))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, logits, labels = self._shared_step(batch)

@@ -25,6 +25,8 @@ class ClassifierConfig:
         input_size: input side the images are resized to (None: native size, upsampled to the arch's minimum;
             224 with pretrained weights).
         batch_size: training batch size for this classifier (None: data.batch_size).
+        channels_last: NHWC network and inputs (speed only; measured in BENCHMARKS.md before turning it on).
+        compile: run the training steps through ``torch.compile`` (speed only; the first steps compile).
     """
 
     arch: str
@@ -39,6 +41,8 @@ class ClassifierConfig:
     dropout: float | None = None
     input_size: int | None = None
     batch_size: int | None = None
+    channels_last: bool = False
+    compile: bool = False
 
     @property
     def label(self) -> str:

@@ -34,6 +34,7 @@ def build_classifier(config: ClassifierConfig, source) -> ClassifierModule:
         arch=config.arch, num_classes=source.num_classes, num_groups=source.num_groups, image_shape=source.image_shape,
         lr=config.lr, weight_decay=config.weight_decay, pretrained=config.pretrained, weights_path=config.weights_path,
         linear_probe=config.linear_probe, dropout=config.dropout, input_size=config.input_size,
+        channels_last=config.channels_last, compile=config.compile,
     )
 
 

@@ -171,3 +171,18 @@ def test_bad_input_fails_before_any_work_with_one_clear_message(tmp_path, capsys
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert "usage:" not in err and len(err.strip().splitlines()) == 1  # one line, the error first
     assert not run_dir.exists()
+
+
+def test_configured_callbacks_reach_every_stage_trainer(tmp_path):
+    """A trainer callback given on the command line runs in every stage (training, evaluation, generation) unchanged:
+    here StepTiming, which records each classifier training epoch and leaves the GAN's manual optimization alone."""
+    run_dir = tmp_path / "run"
+    proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--loop.generations", "1",
+                   "--trainer.callbacks+=callbacks.step_timing.StepTiming")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    timed = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("step_timing.jsonl"))
+    assert timed == ["gen_00/classifiers/tiny_cnn/step_timing.jsonl", "gen_01/classifiers/tiny_cnn/step_timing.jsonl"]
+    for path, samples_per_epoch in zip(timed, [400, 400 + 90]):  # generation 1 adds the 90 kept synthetic samples
+        records = [json.loads(line) for line in (run_dir / path).read_text().splitlines()]
+        assert [r["epoch"] for r in records] == [0, 1]
+        assert all(0 < r["model_s"] < r["epoch_s"] and r["samples"] == samples_per_epoch for r in records)

@@ -96,3 +96,68 @@ def test_training_steps_under_mixed_precision_change_the_weights(precision):
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith("net.features") for k in changed) and any(k.startswith("net.classifier") for k in changed)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+
+
+def _fit_two_steps(model: ClassifierModule):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from datamodules.base import ImageSplit
+
+    generator = torch.Generator().manual_seed(0)
+    data = ImageSplit(torch.randint(0, 256, (32, 3, 28, 28), dtype=torch.uint8, generator=generator),
+                      torch.arange(32) % 10, torch.arange(32) % 3)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, DataLoader(data, batch_size=16))
+    return trainer
+
+
+def test_training_loss_and_accuracy_are_the_epochs_means():
+    model = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28))
+    fixed = torch.zeros(10)
+    fixed[3] = 5.0  # always predicts class 3: right for labels 3, 13, 23 of arange(32) % 10
+    object.__setattr__(model, "_step_net", lambda x: fixed.expand(len(x), 10) + 0.0 * model.net(x).sum())
+    metrics = _fit_two_steps(model).callback_metrics
+    labels = torch.arange(32) % 10
+    assert metrics["train_acc"] == pytest.approx(3 / 32)
+    assert metrics["train_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(
+        fixed.expand(32, 10), labels)), rel=1e-6)
+
+
+def test_channels_last_changes_the_layout_not_the_results():
+    torch.manual_seed(0)
+    plain = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28))
+    nhwc = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28), channels_last=True)
+    nhwc.load_state_dict(plain.state_dict())
+    conv = nhwc.net.get_submodule("features.0").weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    images = torch.randint(0, 256, (4, 3, 28, 28), dtype=torch.uint8)
+    assert nhwc.preprocess(images).is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(nhwc.eval()(images), plain.eval()(images), atol=1e-5)
+    _fit_two_steps(plain.train()), _fit_two_steps(nhwc.train())
+    for (name, a), b in zip(plain.state_dict().items(), nhwc.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_compile_runs_the_steps_through_torch_compile_and_keeps_the_checkpoint_format(monkeypatch):
+    compiled, steps = [], []
+
+    def eager_compile(module, **kwargs):  # the eager backend: what torch.compile does, without a C++ toolchain
+        compiled.append(module)
+        optimized = torch._dynamo.optimize("eager")(module)
+        return lambda x: steps.append(len(x)) or optimized(x)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    torch.manual_seed(0)
+    plain = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28))
+    fast = ClassifierModule("lenet", num_classes=10, num_groups=3, image_shape=(3, 28, 28), compile=True)
+    assert compiled == [fast.net]
+    assert fast.state_dict().keys() == plain.state_dict().keys()  # no _orig_mod. prefixes: checkpoints load anywhere
+    fast.load_state_dict(plain.state_dict())
+    _fit_two_steps(plain), _fit_two_steps(fast)
+    assert steps == [16, 16]  # both training steps ran the compiled network
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    torch._dynamo.reset()
