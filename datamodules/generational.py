@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from common.distributed import rank_and_world_size
 from common.errors import ConfigError
 from common.image_views import ImageView
-from datamodules.base import ImageSplit, LabelledSplit, RealDataSource
+from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -48,12 +48,6 @@ class _BatchedView(Dataset):
 
     def __getitems__(self, indices: list[int]):
         return self.mixed.__getitems__(indices)
-
-
-def cell_split(split: ImageSplit, num_groups: int) -> ImageSplit:
-    """The real samples with a known subgroup, labelled by their (class, subgroup) cell: class * G + subgroup."""
-    keep = split.groups >= 0
-    return ImageSplit(split.images[keep], split.labels[keep] * num_groups + split.groups[keep], split.groups[keep])
 
 
 @dataclass(frozen=True)
@@ -218,7 +212,7 @@ class GenerationalDataModule(L.LightningDataModule):
     def train_loader(self, spec: TrainingSpec) -> DataLoader:
         """One epoch = every real sample once + ``n_synthetic`` stack samples, in batches split across ranks."""
         if spec.cells:
-            mixed = MixedTrainSet(cell_split(self.prepare()["train"], self.source.num_groups))
+            mixed = MixedTrainSet(CellSplit(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
         else:
             view = self.view(spec.image_size)
@@ -235,10 +229,10 @@ class GenerationalDataModule(L.LightningDataModule):
         """Every sample of ``split`` exactly once across ranks (no padding duplicates)."""
         dataset = self.prepare()[split]
         if cells:
-            dataset = cell_split(dataset, self.source.num_groups)
+            dataset = CellSplit(dataset, self.source.num_groups)
         workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
-        if dataset.images is None:  # decoded lazily (Hard ImageNet): keep masks, decode in workers
+        if dataset.images is None:  # decoded lazily (ImageNet folders): keep masks, decode in workers
             return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
                               **workers)
         view = _BatchedView(dataset)
