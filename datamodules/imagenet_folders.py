@@ -178,11 +178,10 @@ class ImageFolderSource(RealDataSource):
         """Log what ``index_files`` found (after a successful validation)."""
 
     def validate(self) -> None:
-        """Check the arguments, the dataset's inputs and every expected folder; report all problems in one
+        """Check the arguments, every expected folder and the dataset's other inputs; report all problems in one
         ConfigError. Only folders are listed (no image is opened); the file index is kept for ``load()``."""
-        problems = self.argument_problems() + self.other_problems()
         path_problems, index = self.index_files()
-        problems += path_problems
+        problems = self.argument_problems() + path_problems + self.other_problems()
         if problems:
             raise problems_error(self.title, problems, self.where_to_get)
         self._index = index
