@@ -16,7 +16,8 @@ class LabelledSplit(Dataset):
     """A split whose labels and subgroups are known without decoding any image.
 
     ``images`` is the uint8 (N, C, H, W) tensor of an in-memory split (batches are one gather) and None for a split
-    decoded lazily from files (Hard ImageNet); ``labels`` and ``groups`` are int64 (N,), subgroup -1 = unknown.
+    decoded lazily from files (Hard ImageNet, Living-17); ``labels`` and ``groups`` are int64 (N,), subgroup -1 =
+    unknown.
     """
 
     images: torch.Tensor | None

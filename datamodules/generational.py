@@ -69,7 +69,7 @@ class GenerationalDataModule(L.LightningDataModule):
     """Owns the real dataset and the FIFO stack of synthetic blocks.
 
     Args:
-        source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet).
+        source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet, BREEDS Living-17).
         synthetic_share: p in [0, 1): the target synthetic share of every training epoch. An epoch uses
             min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
             stack is large enough and until then the whole stack is used.
@@ -79,7 +79,7 @@ class GenerationalDataModule(L.LightningDataModule):
             oldest whole generations are evicted while the stack would hold more samples (None: no budget).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and generation.
-        num_workers: DataLoader workers (0 is fastest for in-memory data; use workers for Hard ImageNet decoding).
+        num_workers: DataLoader workers (0 is fastest for in-memory data; use workers to decode ImageNet files).
         pin_memory: pin host memory when training on a GPU.
         stratify_predict: draw generated labels exactly in the real label proportions (else i.i.d. from them).
     """
