@@ -33,9 +33,30 @@ RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelera
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
-# Trainer settings the loop sets itself for every stage (a value in the config would be overridden)
-LOOP_OWNED_TRAINER_KEYS = ("max_epochs", "default_root_dir", "logger", "callbacks", "enable_checkpointing",
-                           "use_distributed_sampler")
+# Trainer settings the loop sets itself for every stage; a value given for one is refused, naming what to set instead
+LOOP_OWNED_TRAINER_KEYS = {
+    "max_epochs": "each stage sets its own: classifiers[].max_epochs for a classifier, loop.generator_epochs for the "
+                  "generator",
+    "default_root_dir": "every stage writes into the run directory: set loop.run_dir",
+    "logger": "every stage logs to TensorBoard in <run_dir>/tensorboard (tensorboard --logdir <run_dir>/tensorboard)",
+    "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
+    "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
+}
+# Generators and data sources offered in `fit --help` (imported only for the help: some import large libraries)
+HELP_MODULES = ("lightning_modules.dcgan", "lightning_modules.ddpm", "lightning_modules.stable_diffusion",
+                "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet", "datamodules.breeds")
+TOP_LEVEL_HELP = """usage: cli.py {fit,report} ...
+
+Does training on generated data amplify subgroup bias, generation after generation?
+
+subcommands:
+  fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
+  report    tables, the paper's figures and the section-5 analysis of finished runs:
+            python cli.py report RUN_DIR... --out DIR
+
+python cli.py fit --help      every option of an experiment (loop, data, model, classifiers, filters, quality, trainer)
+python cli.py report --help   the report's options
+"""
 
 
 class CommandLineError(Exception):
@@ -52,7 +73,12 @@ def parser_message(message: str) -> str:
 
 
 class OneLineErrorParser(LightningArgumentParser):
-    """Reports a parser error as one line (the usage only with --help) instead of ~70 lines of usage text."""
+    """Reports a parser error as one line (the usage only with --help) instead of ~70 lines of usage text, and takes
+    no abbreviated option (``--loop.generation`` is an error, not ``--loop.generations``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):
         raise CommandLineError(parser_message(message)) from ex
@@ -71,7 +97,8 @@ class SimulationCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {"fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"}}
+        # the loop resumes every stage itself and always loads checkpoints with weights_only=True
+        return {"fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule", "ckpt_path", "weights_only"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(LoopConfig, "loop")
@@ -124,8 +151,14 @@ class SimulationCLI(LightningCLI):
             return loop.run_dir
         seed = self.config[self.subcommand].seed_everything
         configs = self.config[self.subcommand].get("config") or []
-        stem = Path(str(configs[-1])).stem if configs else "experiment"
+        stem = Path(str(configs[0])).stem if configs else "experiment"  # the experiment, not an overrides file
         return os.path.join("runs", stem, f"seed_{seed}")
+
+    def _ignored_options(self) -> list[str]:
+        """One problem per trainer option the loop sets itself that the config or the command line gave a value."""
+        given, defaults = self.config[self.subcommand].trainer, self._parser(self.subcommand).get_defaults().trainer
+        return [f"trainer.{key} is not used: {why}" for key, why in LOOP_OWNED_TRAINER_KEYS.items()
+                if given.get(key) != defaults.get(key)]
 
     def fit(self, model: GeneratorModule, datamodule: GenerationalDataModule, **kwargs) -> None:
         cfg = self.config[self.subcommand]
@@ -133,7 +166,8 @@ class SimulationCLI(LightningCLI):
         loop_cfg = dataclasses.replace(init["loop"], run_dir=self._run_dir())
         trainer_cfg = init["trainer"]
         callbacks = trainer_cfg.get("callbacks") or []
-        trainer_kwargs = {k: v for k, v in dict(trainer_cfg).items() if k not in LOOP_OWNED_TRAINER_KEYS}
+        trainer_kwargs = {k: v for k, v in dict(trainer_cfg).items()
+                          if k not in LOOP_OWNED_TRAINER_KEYS and k != "callbacks"}
         classifiers = [c if isinstance(c, ClassifierConfig) else ClassifierConfig(**dict(c))
                        for c in init["classifiers"]]
         simulation = SimulationLoop(
@@ -141,7 +175,7 @@ class SimulationCLI(LightningCLI):
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
-            extra_problems=[self.trainer_problem] if self.trainer_problem else [],
+            extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options()],
         )
         simulation.run()
 
@@ -171,6 +205,14 @@ def main(args: list[str] | None = None) -> int:
                   ".*callbacks used to create the checkpoint.*", ".*custom batch sampler.*",
                   ".*exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=noise)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(TOP_LEVEL_HELP)
+        return 0
+    if argv[0] == "fit" and ("-h" in argv or "--help" in argv):
+        import importlib
+
+        for module in HELP_MODULES:  # so that the help lists every generator and data source
+            importlib.import_module(module)
     try:
         if argv and argv[0] == "report":
             report(argv[1:])

@@ -25,7 +25,7 @@ class FilterScores(Callback):
                  previous_classifier_checkpoint: str | None = None, classifier_view: ImageView | None = None) -> None:
         named = zip(filter_names(filters), filters)
         self.classifier_view = classifier_view
-        self.filters = {name: filt for name, filt in named if not filt.reviewed_by_hand}
+        self.filters = {name: filt for name, filt in named if not filt.scored_at_selection}
         self.generation, self.class_names = int(generation), list(class_names)
         self.previous_checkpoint = previous_classifier_checkpoint
         self.previous_classifier: ClassifierModule | None = None

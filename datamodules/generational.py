@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import lightning as L
 import torch
@@ -30,11 +31,11 @@ from datamodules.mixing import (
     MixedTrainSet,
     collate_batch,
     realised_share,
-    synthetic_per_epoch,
     synthetic_reuse,
 )
 from datamodules.samplers import AlignedBatchSampler, UnpaddedDistributedSampler
 from datamodules.stack import SyntheticStack
+from datamodules.stack_policy import StackPolicy
 
 
 class _BatchedView(Dataset):
@@ -75,7 +76,11 @@ class GenerationalDataModule(L.LightningDataModule):
             stack is large enough and until then the whole stack is used.
         oversample: always use round(p / (1 - p) * N_real) synthetic samples per epoch, drawing with replacement
             while the stack is smaller (a fixed share from generation 1, at the cost of repeated images).
-        stack_capacity: an optional sample budget of the FIFO stack on top of ``loop.stack_generations``: the
+        stack_policy: how past synthetic data is kept and drawn: "fifo" (the paper's: the last
+            ``loop.stack_generations`` generations), "replace" (the newest only), "accumulate" (every generation,
+            each sample once per epoch whatever p), "subsample" (every generation, an epoch draws the p budget
+            uniformly from all of them).
+        stack_capacity: an optional sample budget of the fifo/replace stack on top of the generations it keeps: the
             oldest whole generations are evicted while the stack would hold more samples (None: no budget).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and generation.
@@ -89,6 +94,7 @@ class GenerationalDataModule(L.LightningDataModule):
         source: RealDataSource,
         synthetic_share: float = 0.5,
         oversample: bool = False,
+        stack_policy: Literal["fifo", "replace", "accumulate", "subsample"] = "fifo",
         stack_capacity: int | None = None,
         batch_size: int = 128,
         eval_batch_size: int = 512,
@@ -100,6 +106,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.source = source
         self.synthetic_share = float(synthetic_share)
         self.oversample = bool(oversample)
+        self.stack_policy = stack_policy
         self.stack_capacity = stack_capacity
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -124,6 +131,9 @@ class GenerationalDataModule(L.LightningDataModule):
         if self.stack_capacity is not None and self.stack_capacity < 1:
             raise ConfigError(f"data.stack_capacity must be a positive number of samples or null, got "
                               f"{self.stack_capacity}")
+        if self.policy.keeps_every_generation and self.stack_capacity is not None:
+            raise ConfigError(f"data.stack_capacity evicts old generations, but data.stack_policy "
+                              f"{self.stack_policy!r} keeps every generation: unset data.stack_capacity")
         self.source.validate()
 
     # ----------------------------------------------------------------------------------------------- real data
@@ -160,11 +170,16 @@ class GenerationalDataModule(L.LightningDataModule):
         return self._viewed[key]
 
     # ----------------------------------------------------------------------------------------------- the stack
-    def open_stack(self, root: str | os.PathLike, max_generations: int | None, verify: bool = True) -> SyntheticStack:
-        """Open (or create) the FIFO stack at ``root``: the last ``max_generations`` blocks, within the sample budget
-        ``stack_capacity`` when set. ``verify`` checks every block's checksum (rank 0 at start)."""
-        self._stack_args = (root, max_generations)
-        self.stack = SyntheticStack(root, max_generations, self.stack_capacity, verify=verify)
+    @property
+    def policy(self) -> StackPolicy:
+        return StackPolicy(self.stack_policy)
+
+    def open_stack(self, root: str | os.PathLike, window: int | None, verify: bool = True) -> SyntheticStack:
+        """Open (or create) the stack at ``root``, keeping what the stack policy keeps of a ``window`` of generations
+        (``loop.stack_generations``) within the sample budget ``stack_capacity`` when set. ``verify`` checks every
+        block's checksum (rank 0 at start)."""
+        self._stack_args = (root, window)
+        self.stack = SyntheticStack(root, self.policy.kept_generations(window), self.stack_capacity, verify=verify)
         return self.stack
 
     def push_block(self, images: torch.Tensor, labels: torch.Tensor, generation: int) -> None:
@@ -173,8 +188,8 @@ class GenerationalDataModule(L.LightningDataModule):
 
     def reopen_stack(self) -> SyntheticStack:
         """Re-read the manifest after a push by rank 0 (the block's checksums were computed as it was written)."""
-        root, max_generations = self._require_stack_args()
-        return self.open_stack(root, max_generations, verify=False)
+        root, window = self._require_stack_args()
+        return self.open_stack(root, window, verify=False)
 
     def _require_stack(self) -> SyntheticStack:
         if self.stack is None:
@@ -196,7 +211,7 @@ class GenerationalDataModule(L.LightningDataModule):
 
     @property
     def n_synthetic(self) -> int:
-        return synthetic_per_epoch(self.n_real, self.synthetic_share, self.stack_size, self.oversample)
+        return self.policy.synthetic_per_epoch(self.n_real, self.synthetic_share, self.stack_size, self.oversample)
 
     @property
     def realised_share(self) -> float:

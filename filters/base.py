@@ -35,7 +35,8 @@ class FilterContext:
 
     ``sample_ids`` are the generated samples' ids (aligned with the images a filter receives; a batch of consecutive
     ids whose first one identifies it); ``previous_classifier`` is the classifier trained in generation
-    ``generation - 1`` (None when no filter needs it).
+    ``generation - 1`` (None when no filter needs it). At selection, ``subgroups`` holds the subgroup the oracle read
+    from every sample (-1 = unknown) and ``real_subgroup_counts`` the real training data's (L, G) counts.
     """
 
     generation: int
@@ -43,6 +44,8 @@ class FilterContext:
     sample_ids: torch.Tensor
     previous_classifier: nn.Module | None = None
     device: str | torch.device = "cpu"
+    subgroups: torch.Tensor | None = None
+    real_subgroup_counts: torch.Tensor | None = None
 
 
 def check_ratio(ratio: Any, owner: str) -> float:
@@ -123,8 +126,10 @@ class SampleFilter(ABC):
 
     #: short name used in the report and the logs
     name: str = "filter"
-    #: scored from the sample ids alone when the block is selected (a reviewer's list), not from the images
-    reviewed_by_hand: bool = False
+    #: scored when the block is selected, from the context (sample ids, subgroups), not from the images
+    scored_at_selection: bool = False
+    #: needs every sample's subgroup (``FilterContext.subgroups``): the dataset's pixel oracle or the learned one
+    needs_subgroups: bool = False
     #: needs the previous generation's classifier (``FilterContext.previous_classifier``)
     needs_previous_classifier: bool = False
 
@@ -211,10 +216,11 @@ def select_block(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Apply the filter chain to a whole block whose samples were scored beforehand.
 
-    ``scores`` maps each filter's name (``filter_names``) to its score of every sample (N,); hand-reviewed filters
-    (``reviewed_by_hand``) are scored here from ``context.sample_ids``. Each filter selects among the survivors of
-    the previous one. Returns the keep mask over all N samples and a report: ``{"filters": {name: {kept, dropped,
-    kept_per_class, dropped_per_class, score_histogram, ...}}, "filter_input", "filter_kept", "filter_dropped"}``.
+    ``scores`` maps each filter's name (``filter_names``) to its score of every sample (N,); filters scored at
+    selection (``scored_at_selection``: a reviewer's list, the subgroup balance) are scored here from the context.
+    Each filter selects among the survivors of the previous one. Returns the keep mask over all N samples and a
+    report: ``{"filters": {name: {kept, dropped, kept_per_class, dropped_per_class, score_histogram, ...}},
+    "filter_input", "filter_kept", "filter_dropped"}``.
     Every filter's ``validate`` runs on the whole block first, so user mistakes surface before anything is selected.
     """
     n = len(labels)
@@ -229,8 +235,9 @@ def select_block(
     per_filter: dict[str, Any] = {}
     for filt, name in zip(filters, filter_names(filters)):
         sub_labels = labels[survivors]
-        if filt.reviewed_by_hand:
-            sub_context = replace(context, sample_ids=context.sample_ids[survivors])
+        if filt.scored_at_selection:
+            sub_context = replace(context, sample_ids=context.sample_ids[survivors],
+                                  subgroups=None if context.subgroups is None else context.subgroups[survivors])
             sub_scores = filt.score(None, sub_labels, sub_context).detach().cpu().double().reshape(-1)
         else:
             if name not in scores or tuple(scores[name].shape) != (n,):

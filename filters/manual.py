@@ -39,7 +39,7 @@ class ManualRejectFilter(SampleFilter):
     """Drops the listed sample ids; ``ratio`` does not apply (it drops exactly what the reviewer listed)."""
 
     name = "manual"
-    reviewed_by_hand = True
+    scored_at_selection = True
 
     def __init__(self, reject_lists: dict[int, str] | None = None, reject_dir: str | None = None) -> None:
         super().__init__(ratio=0.0, per_class=False)

@@ -102,6 +102,12 @@ def _filter_problems(context: RunContext) -> None:
             filt.check_available()
         except ConfigError as err:
             problems.append(str(err))
+        if filt.needs_subgroups and context.source.num_groups == 0:
+            problems.append(f"{type(filt).__name__} needs subgroups, and {context.source.name} has none: remove it")
+        elif filt.needs_subgroups and not context.source.has_pixel_subgroups and context.quality.oracle is None:
+            problems.append(f"{type(filt).__name__} needs the subgroup of every generated image, and "
+                            f"{context.source.name}'s cannot be read from the pixels: set quality.oracle (a learned "
+                            "subgroup oracle, e.g. {arch: resnet18})")
     if problems:
         raise ConfigError("\n".join(problems))
 

@@ -65,6 +65,9 @@ class PushBlock(Stage):
                                per_class=context.quality.sheet_per_class)
         save_grid_png(grid, run_dir.samples_sheet(n))
         log.info(f"filters kept {report['filter_kept']}/{len(labels)} samples of generation {n}")
+        if report["filter_kept"] == 0:
+            log.warning(f"generation {n}: the filters kept no sample, so its block adds nothing to the stack; "
+                        f"look at {run_dir.contact_sheet_dir(n)} and at the filters' ratios")
         self._print_fid(context, run_dir.block_report(n).get("fid"), report["fid_kept"])
         return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
 
@@ -79,7 +82,8 @@ class PushBlock(Stage):
         saved = load_file(str(run_dir.block_scores_path(n)))
         labels = saved["label"]
         scores = {k.removeprefix(SCORE_PREFIX): v for k, v in saved.items() if k.startswith(SCORE_PREFIX)}
-        selection_context = FilterContext(generation=n, class_names=source.class_names, sample_ids=torch.arange(size))
+        selection_context = FilterContext(generation=n, class_names=source.class_names, sample_ids=torch.arange(size),
+                                          subgroups=saved["group"], real_subgroup_counts=context.real_subgroup_counts)
         keep, report = select_block(context.filters, scores, labels, selection_context)
         report.update(block_statistics(labels[keep], saved["predicted"][keep], saved["group"][keep],
                                        context.real_subgroup_counts, suffix="_kept"))

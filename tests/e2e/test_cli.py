@@ -151,6 +151,13 @@ BAD_INPUTS = [
     (["--filters", '[{"class_path": "callbacks.filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'],
      "class path callbacks.filters.UncertaintyFilter has moved: use filters.UncertaintyFilter"),
     (["--loop.generationz", "2"], "unrecognized arguments: --loop.generationz"),
+    (["--loop.generation", "2"], "unrecognized arguments: --loop.generation 2"),  # no abbreviations
+    (["--ckpt_path", "x.ckpt"], "unrecognized arguments: --ckpt_path"),
+    (["--trainer.max_epochs", "3"], "trainer.max_epochs is not used: each stage sets its own"),
+    (["--trainer.default_root_dir", "/tmp"], "trainer.default_root_dir is not used: every stage writes into"),
+    (["--trainer.logger", "false"], "trainer.logger is not used"),
+    (["--trainer.enable_checkpointing", "false"], "trainer.enable_checkpointing is not used"),
+    (["--trainer.use_distributed_sampler", "false"], "trainer.use_distributed_sampler is not used"),
     (["--loop.generations", "two"], 'Parser key "loop.generations"'),
 ]
 

@@ -135,7 +135,7 @@ def apply_filters(filters, images, labels, context):
     """What a run does: every automatic filter scores every sample (the generation stage, batch by batch), then the
     chain selects once on the whole block (the push stage)."""
     scores = {name: filt.score(images, labels, context)
-              for name, filt in zip(filter_names(filters), filters) if not filt.reviewed_by_hand}
+              for name, filt in zip(filter_names(filters), filters) if not filt.scored_at_selection}
     return select_block(filters, scores, labels, context)
 
 

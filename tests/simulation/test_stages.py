@@ -41,7 +41,7 @@ def context(tmp_path, filters, **quality) -> RunContext:
     run_dir = RunDirectory(tmp_path / "run")
     run_dir.create("config", "new", "launch")
     data = GenerationalDataModule(TwoClasses(), synthetic_share=0.5)
-    data.open_stack(run_dir.stack_dir, max_generations=2)
+    data.open_stack(run_dir.stack_dir, window=2)
     loop = LoopConfig(run_dir=str(run_dir.path), generations=1, samples_per_generation=SIZE, stack_generations=2)
     return RunContext(run_dir=run_dir, data=data, trainers=StageTrainers({}, None, run_dir.tensorboard_dir), loop=loop,
                       quality=QualityConfig(sheet_per_class=3, **quality), classifiers=[ClassifierConfig("tiny_cnn")],
