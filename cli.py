@@ -45,7 +45,7 @@ LOOP_OWNED_TRAINER_KEYS = {
 }
 # Generators and data sources offered in `fit --help` (imported only for the help: some import large libraries)
 HELP_MODULES = ("lightning_modules.dcgan", "lightning_modules.ddpm", "lightning_modules.stable_diffusion",
-                "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet")
+                "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet", "datamodules.breeds")
 TOP_LEVEL_HELP = """usage: cli.py {fit,report} ...
 
 Does training on generated data amplify subgroup bias, generation after generation?

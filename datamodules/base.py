@@ -16,7 +16,8 @@ class LabelledSplit(Dataset):
     """A split whose labels and subgroups are known without decoding any image.
 
     ``images`` is the uint8 (N, C, H, W) tensor of an in-memory split (batches are one gather) and None for a split
-    decoded lazily from files (Hard ImageNet); ``labels`` and ``groups`` are int64 (N,), subgroup -1 = unknown.
+    decoded lazily from files (Hard ImageNet, Living-17); ``labels`` and ``groups`` are int64 (N,), subgroup -1 =
+    unknown.
     """
 
     images: torch.Tensor | None
@@ -78,6 +79,34 @@ class ViewedSplit(LabelledSplit):
 
     def viewed(self, view: ImageView) -> LabelledSplit:
         return self.split.viewed(view)
+
+
+class CellSplit(LabelledSplit):
+    """The samples of a split whose subgroup is known, labelled by their (class, subgroup) cell: class * G + subgroup
+    (what the learned subgroup oracle trains on); samples of subgroup -1 are dropped. Samples are
+    ``(image, cell, subgroup)``, without masks.
+
+    Works on any ``LabelledSplit``: an in-memory split's images are gathered once (batches stay one tensor gather), a
+    lazily decoded split's are decoded by that split when a sample is read.
+    """
+
+    def __init__(self, split: LabelledSplit, num_groups: int) -> None:
+        if num_groups < 1:
+            raise ValueError(f"cells need subgroups: num_groups must be >= 1, got {num_groups}")
+        keep = torch.nonzero(split.groups >= 0).flatten()
+        self.split, self.indices, self.num_groups = split, keep, int(num_groups)
+        self.labels = split.labels[keep] * self.num_groups + split.groups[keep]
+        self.groups = split.groups[keep]
+        self.images = None if split.images is None else split.images[keep]
+
+    def __getitem__(self, index: int):
+        if self.images is not None:
+            return self.images[index], self.labels[index], self.groups[index]
+        return self.split[int(self.indices[index])][0], self.labels[index], self.groups[index]
+
+    def viewed(self, view: ImageView) -> LabelledSplit:
+        """The cells of the underlying split as ``view`` sees it."""
+        return CellSplit(self.split.viewed(view), self.num_groups)
 
 
 class RealDataSource(ABC):

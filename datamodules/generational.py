@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from common.distributed import rank_and_world_size
 from common.errors import ConfigError
 from common.image_views import ImageView
-from datamodules.base import ImageSplit, LabelledSplit, RealDataSource
+from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
 from datamodules.mixing import (
     MixedBatchSampler,
@@ -52,12 +52,6 @@ class _BatchedView(Dataset):
         return self.mixed.__getitems__(indices)
 
 
-def cell_split(split: ImageSplit, num_groups: int) -> ImageSplit:
-    """The real samples with a known subgroup, labelled by their (class, subgroup) cell: class * G + subgroup."""
-    keep = split.groups >= 0
-    return ImageSplit(split.images[keep], split.labels[keep] * num_groups + split.groups[keep], split.groups[keep])
-
-
 @dataclass(frozen=True)
 class TrainingSpec:
     """Loader settings of one training stage.
@@ -77,7 +71,7 @@ class GenerationalDataModule(L.LightningDataModule):
     """Owns the real dataset and the FIFO stack of synthetic blocks.
 
     Args:
-        source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet).
+        source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet, BREEDS Living-17).
         synthetic_share: p in [0, 1): the target synthetic share of every training epoch. An epoch uses
             min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
             stack is large enough and until then the whole stack is used.
@@ -91,7 +85,7 @@ class GenerationalDataModule(L.LightningDataModule):
             oldest whole generations are evicted while the stack would hold more samples (None: no budget).
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and generation.
-        num_workers: DataLoader workers (0 is fastest for in-memory data; use workers for Hard ImageNet decoding).
+        num_workers: DataLoader workers (0 is fastest for in-memory data; use workers to decode ImageNet files).
         device_memory_gb: budget of device memory for device-resident training data: when the real training split
             and the stack are in memory and fit it (uint8), a training epoch gathers its batches on the device from
             device tensors (no per-batch copy, no DataLoader); 0 always uses the DataLoader.
@@ -247,7 +241,7 @@ class GenerationalDataModule(L.LightningDataModule):
         gathered on the device instead of loaded (``DeviceResidentBatches``).
         """
         if spec.cells:
-            mixed = MixedTrainSet(cell_split(self.prepare()["train"], self.source.num_groups))
+            mixed = MixedTrainSet(CellSplit(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
         else:
             view = self.view(spec.image_size)
@@ -273,10 +267,10 @@ class GenerationalDataModule(L.LightningDataModule):
         """Every sample of ``split`` exactly once across ranks (no padding duplicates)."""
         dataset = self.prepare()[split]
         if cells:
-            dataset = cell_split(dataset, self.source.num_groups)
+            dataset = CellSplit(dataset, self.source.num_groups)
         workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
-        if dataset.images is None:  # decoded lazily (Hard ImageNet): keep masks, decode in workers
+        if dataset.images is None:  # decoded lazily (ImageNet folders): keep masks, decode in workers
             return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
                               **workers)
         view = _BatchedView(dataset)

@@ -11,24 +11,17 @@ binarised with ``> 0``. Another consumer gets the same files decoded through its
 Diffusion sees the shorter side resized to its resolution and a centre crop, with no aspect distortion. Generated
 images are stored as RGB squares at any resolution and reach the classifiers through the same resize and crop.
 Images are decoded lazily in ``__getitem__`` so DataLoader workers share the decoding and the dataset never sits in
-RAM. ImageNet val is the test set; validation is a seeded, stratified part of train.
+RAM. ImageNet val is the test set; validation is a seeded, stratified part of train. The lazily decoded split, the
+argument checks and the splitting are shared with BREEDS Living-17 (``datamodules.imagenet_folders``).
 The authors' metadata is pickled; the class table is a constant here instead.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms import InterpolationMode
-
-from common.errors import ConfigError
-from common.image_views import ImageView
-from datamodules.base import LabelledSplit, RealDataSource
+from datamodules.imagenet_folders import ImageFile, ImageFolderSource, files_by_stem
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +44,6 @@ HARD_IMAGENET_CLASSES: tuple[tuple[int, str, str], ...] = (
     (801, "n04251144", "snorkel"),
 )
 HARD_IMAGENET_WNIDS: tuple[str, ...] = tuple(wnid for _, wnid, _ in HARD_IMAGENET_CLASSES)
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 _WHERE_TO_GET = (
     "ImageNet-1k (ILSVRC2012) comes from https://image-net.org (val re-sorted into <wnid> folders); "
@@ -60,53 +52,17 @@ _WHERE_TO_GET = (
 )
 
 
-@dataclass
-class MaskedImage:
-    """Where one sample lives on disk."""
+class HardImageNet(ImageFolderSource):
+    """The 15 Hard ImageNet classes with their object masks; no known subgroups (G = 0).
 
-    image_path: str
-    mask_path: str
-    label: int
-
-
-class HardImageNetSplit(LabelledSplit):
-    """A lazily decoded split: samples ``(image uint8 (3,S,S), label, subgroup=-1, mask bool (1,S,S))`` as ``view``
-    sees them (``masks=False``: without the mask, for a consumer that never ablates, e.g. the generator).
-
-    ``labels`` and ``groups`` are exposed as tensors (like ``ImageSplit``) so callers can read the class
-    distribution without decoding any image.
+    Samples are ``(image uint8 (3,S,S), label, subgroup=-1, mask bool (1,S,S))``; the classifiers' view is the
+    authors' ``resize x resize`` (aspect not kept) and centre crop ``image_size``.
     """
 
-    def __init__(self, items: list[MaskedImage], view: ImageView, masks: bool = True) -> None:
-        self.images = None  # decoded lazily, in the loader's workers
-        self.items = list(items)
-        self.image_paths = [item.image_path for item in items]
-        self.mask_paths = [item.mask_path for item in items]
-        self.labels = torch.tensor([item.label for item in items], dtype=torch.long)
-        self.groups = torch.full((len(items),), -1, dtype=torch.long)
-        self.view = view
-        self.masks = bool(masks)
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-    def viewed(self, view: ImageView) -> HardImageNetSplit:
-        """The same files decoded through ``view`` (without masks); itself for its own view."""
-        return self if view == self.view else HardImageNetSplit(self.items, view, masks=False)
-
-    def __getitem__(self, index: int):
-        image = self.view(decode_image(self.image_paths[index], mode=ImageReadMode.RGB), InterpolationMode.BILINEAR)
-        if not self.masks:
-            return image, self.labels[index], self.groups[index]
-        mask = decode_image(self.mask_paths[index], mode=ImageReadMode.GRAY)
-        mask = self.view(mask, InterpolationMode.NEAREST) > 0
-        return image, self.labels[index], self.groups[index], mask
-
-
-class HardImageNet(RealDataSource):
-    """The 15 Hard ImageNet classes with their object masks; no known subgroups (G = 0)."""
-
     name = "hard_imagenet"
+    title = "Hard ImageNet"
+    where_to_get = _WHERE_TO_GET
+    usual_preprocessing = "the authors use resize=256, image_size=224"
 
     has_masks = True
 
@@ -121,15 +77,9 @@ class HardImageNet(RealDataSource):
         max_per_class: int | None = None,
         seed: int = 0,
     ) -> None:
-        self.imagenet_root = Path(imagenet_root).expanduser()
+        super().__init__(imagenet_root, image_size=image_size, resize=resize, squash=True,
+                         val_fraction=val_fraction, test_split=test_split, max_per_class=max_per_class, seed=seed)
         self.mask_root = Path(mask_root).expanduser()
-        self.image_size = image_size
-        self.resize = resize
-        self.val_fraction = val_fraction
-        self.test_split = test_split
-        self.max_per_class = max_per_class
-        self.seed = seed
-        self._index: dict[str, list[MaskedImage]] | None = None
         #: filled by validate(): {split: {"images": n, "masked": n, "per_class": [n_0, ..., n_14]}}
         self.counts: dict[str, dict] = {}
 
@@ -150,54 +100,12 @@ class HardImageNet(RealDataSource):
     def imagenet_indices(self) -> list[int]:
         return [index for index, _, _ in HARD_IMAGENET_CLASSES]
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (3, int(self.image_size), int(self.image_size))
-
-    @property
-    def classifier_view(self) -> ImageView:
-        """The authors' preprocessing: ``resize x resize`` (aspect not kept), centre crop ``image_size``."""
-        return ImageView(size=int(self.image_size), resize=int(self.resize), squash=True)
-
-    def check_stack_shape(self, shape: tuple[int, int, int]) -> None:
-        """Generated images are stored as RGB squares of any side; each consumer resizes and crops them."""
-        if len(shape) != 3 or int(shape[0]) != 3 or int(shape[1]) != int(shape[2]) or int(shape[1]) < 1:
-            raise ConfigError(
-                f"Hard ImageNet stores generated images as RGB squares (3, S, S), but the generator produces "
-                f"{list(shape)}: set the generator's output to a square (stack_resolution for Stable Diffusion, "
-                "e.g. 512)"
-            )
-
-    @property
-    def splits(self) -> tuple[str, str]:
-        """The on-disk splits read: train (also the source of validation) and the test split."""
-        return ("train", self.test_split)
-
     # ------------------------------------------------------------ validation
-    def _argument_problems(self) -> list[str]:
-        problems = []
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            problems.append(f"image_size must be a positive int, got {self.image_size!r}")
-        if not isinstance(self.resize, int) or self.resize < 1:
-            problems.append(f"resize must be a positive int, got {self.resize!r}")
-        elif isinstance(self.image_size, int) and self.resize < self.image_size:
-            problems.append(
-                f"resize ({self.resize}) must be >= image_size ({self.image_size}): the crop is taken "
-                "from the resized image (the authors use resize=256, image_size=224)"
-            )
-        if not isinstance(self.val_fraction, (int, float)) or not 0.0 <= self.val_fraction < 1.0:
-            problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if not isinstance(self.test_split, str) or not self.test_split or self.test_split == "train":
-            problems.append(
-                f"test_split must name a split folder other than 'train' (normally 'val'), got {self.test_split!r}"
-            )
-        if self.max_per_class is not None and (not isinstance(self.max_per_class, int) or self.max_per_class < 1):
-            problems.append(f"max_per_class must be None or a positive int, got {self.max_per_class!r}")
-        return problems
-
-    def _path_problems(self) -> tuple[list[str], dict[str, list[MaskedImage]]]:
+    def index_files(self) -> tuple[list[str], dict[str, list[ImageFile]]]:
+        """Every image of the 15 class folders that has a mask; a missing folder or a class without any masked
+        image is a problem."""
         problems: list[str] = []
-        index: dict[str, list[MaskedImage]] = {}
+        index: dict[str, list[ImageFile]] = {}
         if not self.imagenet_root.is_dir():
             problems.append(f"imagenet_root {self.imagenet_root} does not exist")
         if not self.mask_root.is_dir():
@@ -210,8 +118,8 @@ class HardImageNet(RealDataSource):
                 problems.append(f"Hard ImageNet mask folder {mask_dir} is missing")
             if not (image_dir.is_dir() and mask_dir.is_dir()):
                 continue
-            masks = _files_by_stem(mask_dir)
-            items: list[MaskedImage] = []
+            masks = files_by_stem(mask_dir)
+            files: list[ImageFile] = []
             per_class, n_images = [], 0
             for label, wnid in enumerate(HARD_IMAGENET_WNIDS):
                 class_dir = image_dir / wnid
@@ -219,10 +127,10 @@ class HardImageNet(RealDataSource):
                     problems.append(f"class folder {class_dir} ({self.class_names[label]}) is missing")
                     per_class.append(0)
                     continue
-                images = _files_by_stem(class_dir)
+                images = files_by_stem(class_dir)
                 n_images += len(images)
                 matched = [
-                    MaskedImage(str(path), str(masks[f"{wnid}_{stem}"]), label)
+                    ImageFile(str(path), label, mask_path=str(masks[f"{wnid}_{stem}"]))
                     for stem, path in sorted(images.items())
                     if f"{wnid}_{stem}" in masks
                 ]
@@ -232,73 +140,13 @@ class HardImageNet(RealDataSource):
                         f"{mask_dir}/{wnid}_<image file>"
                     )
                 per_class.append(len(matched))
-                items.extend(matched)
-            index[split] = items
-            self.counts[split] = {"images": n_images, "masked": len(items), "per_class": per_class}
+                files.extend(matched)
+            index[split] = files
+            self.counts[split] = {"images": n_images, "masked": len(files), "per_class": per_class}
         return problems, index
 
-    def validate(self) -> None:
-        """Check the arguments and every expected folder, and report all problems in one ConfigError.
-
-        Listing the folders is cheap (no image is opened); the matched file index is kept for ``load()``.
-        """
-        problems = self._argument_problems()
-        path_problems, index = self._path_problems()
-        problems += path_problems
-        if problems:
-            listed = "\n".join(f"  - {problem}" for problem in problems)
-            raise ConfigError(f"Hard ImageNet is not usable:\n{listed}\nHow to fix: {_WHERE_TO_GET}.")
-        self._index = index
+    def log_index(self) -> None:
         for split, count in self.counts.items():
             log.info(
                 "Hard ImageNet %s: %d of %d images have a mask and are used", split, count["masked"], count["images"]
             )
-
-    # ----------------------------------------------------------------- load
-    def _subsample(self, items: list[MaskedImage], generator: torch.Generator) -> list[MaskedImage]:
-        if self.max_per_class is None:
-            return items
-        kept: list[MaskedImage] = []
-        for label in range(self.num_classes):
-            members = [item for item in items if item.label == label]
-            order = torch.randperm(len(members), generator=generator).tolist()
-            kept.extend(members[i] for i in sorted(order[: self.max_per_class]))
-        return kept
-
-    def _carve_validation(
-        self, items: list[MaskedImage], generator: torch.Generator
-    ) -> tuple[list[MaskedImage], list[MaskedImage]]:
-        """Stratified: each class gives round(val_fraction * n) images to val and keeps at least one for train."""
-        train, val = [], []
-        for label in range(self.num_classes):
-            members = [item for item in items if item.label == label]
-            n_val = min(round(float(self.val_fraction) * len(members)), max(len(members) - 1, 0))
-            chosen = set(torch.randperm(len(members), generator=generator)[:n_val].tolist())
-            for position, item in enumerate(members):
-                (val if position in chosen else train).append(item)
-        return train, val
-
-    def load(self) -> dict[str, HardImageNetSplit]:
-        """Return lazy {'train', 'val', 'test'} splits; nothing is decoded here."""
-        if self._index is None:
-            self.validate()
-        assert self._index is not None
-        generator = torch.Generator().manual_seed(int(self.seed))
-        pool = self._subsample(self._index["train"], generator)
-        train, val = self._carve_validation(pool, generator)
-        test = self._subsample(self._index[self.test_split], generator)
-        splits = {"train": train, "val": val, "test": test}
-        log.info("Hard ImageNet splits: %s", {name: len(items) for name, items in splits.items()})
-        return {name: HardImageNetSplit(items, self.classifier_view) for name, items in splits.items()}
-
-
-def _files_by_stem(folder: Path) -> dict[str, Path]:
-    """Image files of a folder keyed by file stem (one directory scan; the first name in sorted order wins)."""
-    found: dict[str, Path] = {}
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        stem, extension = os.path.splitext(entry.name)
-        if extension.lower() in IMAGE_EXTENSIONS:
-            found.setdefault(stem, Path(entry.path))
-    return found

@@ -103,7 +103,7 @@ class FIDConfig:
 
 @dataclass
 class OracleConfig:
-    """Learned subgroup oracle (where the dataset has subgroups but no pixel-level oracle, e.g. CIFAR-20/100).
+    """Learned subgroup oracle (where the dataset has subgroups but no pixel-level oracle: CIFAR-20/100, Living-17).
 
     Args:
         arch: classifier architecture (registry name).
@@ -134,8 +134,8 @@ class QualityConfig:
         pause_for_review: stop after exporting a block's contact sheets until the manual filter's reject list
             for that generation exists (re-run the same command to continue).
         sheet_per_class: samples per class in the per-generation sample sheet.
-        oracle: the learned subgroup oracle for u_t where the dataset has no pixel-level one (CIFAR-20/100); without
-            either, u_t is reported as unavailable (null).
+        oracle: the learned subgroup oracle for u_t where the dataset has no pixel-level one (CIFAR-20/100,
+            BREEDS Living-17); without either, u_t is reported as unavailable (null).
     """
 
     fid: FIDConfig | None = None

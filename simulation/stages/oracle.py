@@ -1,7 +1,8 @@
 """Stage (once per run, where needed): train the learned subgroup oracle on the real data's (class, subgroup) cells.
 
-Datasets whose subgroup cannot be read from the pixels (CIFAR-20/100's fine class) need it to measure u_t of the
-generated blocks; it is trained like any classifier stage (seeded, resumable, DDP), on real data only.
+Datasets whose subgroup cannot be read from the pixels (CIFAR-20/100's fine class, BREEDS Living-17's ImageNet
+subclass) need it to measure u_t of the generated blocks; it is trained like any classifier stage (seeded,
+resumable, DDP), on real data only, seen through the classifiers' view (in memory or decoded lazily from files).
 """
 
 from __future__ import annotations

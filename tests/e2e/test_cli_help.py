@@ -24,7 +24,7 @@ def test_fit_help_lists_every_generator_and_data_source_and_documents_the_qualit
     out = " ".join(cli("fit", "--help").stdout.split())
     for name in ("lightning_modules.dcgan.ConditionalDCGAN", "lightning_modules.ddpm.ConditionalDDPM",
                  "lightning_modules.stable_diffusion.StableDiffusionLoRA", "datamodules.colored_mnist.ColoredMNIST",
-                 "datamodules.cifar.CIFAR20", "datamodules.hard_imagenet.HardImageNet"):
+                 "datamodules.cifar.CIFAR20", "datamodules.hard_imagenet.HardImageNet", "datamodules.breeds.Living17"):
         assert name in out, name
     assert "Quality gates of every generated block:" in out and "Args::" not in out
     assert "generation-0 classifier (by name) used as FID feature extractor" in out

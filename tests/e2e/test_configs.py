@@ -17,6 +17,10 @@ EXPECTED_MISSING = {
     "cifar20_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth", *PAPER_WEIGHTS],
     "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
+    "breeds_living17.yaml": ["imagenet_root data/imagenet does not exist",
+                             "info_dir data/BREEDS-Benchmarks/imagenet_class_hierarchy/modified",
+                             "github.com/MadryLab/BREEDS-Benchmarks", "stable-diffusion-v1-5", "resnet50-11ad3fa6.pth",
+                             "timm/deit_small_patch16_224", *PAPER_WEIGHTS],
     "colored_mnist_ddpm.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
     "cifar20_ddpm.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
 }
@@ -28,6 +32,7 @@ CLIP_FILTER = {
     "cifar20_biased.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_pretrained.yaml": (0.3, "a photo of {class_name}"),
     "hardimagenet.yaml": (0.6, "a photo of a {class_name}"),
+    "breeds_living17.yaml": (0.6, "a photo of a {class_name}"),
     "colored_mnist_ddpm.yaml": (0.1, "a photo of the digit {class_name}"),
     "cifar20_ddpm.yaml": (0.3, "a photo of {class_name}"),
 }
@@ -63,6 +68,36 @@ def test_the_paper_prompts_read_naturally():
     assert cifar[0] == "a photo of aquatic mammals" and cifar[9] == "a photo of large man-made outdoor things"
     hard = ClipScoreFilter(ratio=0.6, template=CLIP_FILTER["hardimagenet.yaml"][1])
     assert hard.prompts(["dog sled"]) == ["a photo of a dog sled"]
+    living = ClipScoreFilter(ratio=0.6, template=CLIP_FILTER["breeds_living17.yaml"][1])
+    assert living.prompts(["domestic cat"]) == ["a photo of a domestic cat"]
+
+
+def test_the_living17_config_follows_appendix_a_and_fills_the_stack_to_p(capsys):
+    import math
+
+    from datamodules.breeds import Living17
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / "breeds_living17.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    source = config["data"]["source"]
+    assert source["class_path"] == "datamodules.breeds.Living17"
+    assert config["model"]["init_args"]["class_names"] == Living17("unused").class_names
+    assert config["model"]["init_args"]["train_resolution"] == config["model"]["init_args"]["generation_resolution"]
+    assert {c["arch"] for c in config["classifiers"]} == {"alexnet", "mobilenet_v3", "vgg19", "resnet50", "deit_small"}
+    assert all(c["pretrained"] for c in config["classifiers"])
+    assert config["quality"]["oracle"]["arch"]  # u_t needs the learned subclass oracle
+    loop, p = config["loop"], config["data"]["synthetic_share"]
+    assert (loop["generations"], loop["stack_generations"], p) == (5, 3, 0.5)
+    # the project's rule for S: 3 kept blocks (after the CLIP filter's r, per class) cover the real training set
+    # (68 ImageNet classes of at most 1,300 train images, minus the validation share of each)
+    ratio, val_fraction = config["filters"][0]["init_args"]["ratio"], source["init_args"]["val_fraction"]
+    n_real = 68 * (1300 - round(val_fraction * 1300))
+    per_class = loop["samples_per_generation"] // 17
+    assert per_class * 17 == loop["samples_per_generation"]
+    kept = 17 * math.ceil((1 - ratio) * per_class)
+    assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
+    assert (loop["stack_generations"] - 1) * kept < n_real  # and not more than needed: p is reached at the 3rd block
 
 
 def test_the_quickstart_keeps_the_offline_uncertainty_filter_and_classifier_fid(capsys):
