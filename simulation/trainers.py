@@ -37,7 +37,8 @@ class StageTrainers:
         kwargs = dict(self.trainer_kwargs)
         if find_unused_parameters and self.strategy == "ddp":
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
-        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version)
+        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
+                                   default_hp_metric=False)  # no hp_metric = -1 in every stage run
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
                       use_distributed_sampler=False,
                       callbacks=[*copy.deepcopy(self.callbacks), *(callbacks or [])])
