@@ -61,7 +61,7 @@ class PushBlock(Stage):
         if n not in data.stack.generations:  # idempotent when resuming after a crash mid-stage
             data.push_block(images[keep], labels[keep], n)
         grid = make_grid_image(images[keep], labels[keep], source.num_classes,
-                               per_class=context.quality.sheet_per_class)
+                               per_class=context.quality.sheet_per_class, class_names=source.class_names)
         save_grid_png(grid, run_dir.samples_sheet(n))
         print(f"[genbias] filters kept {report['filter_kept']}/{size} samples of generation {n}", flush=True)
         return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
