@@ -26,6 +26,7 @@ EXPECTED_RATIOS = {
     "evaluation": {"fairness_eval_ratio"},
     "stack": {"reader_peak_rss_gib"},
     "quickstart": {"generation_time_max_over_min"},
+    "concurrency": {"divided_over_default_makespan"},
 }
 
 
