@@ -251,6 +251,9 @@ def fit_equation6(a: Sequence[float], one_minus_q: Sequence[float | None] | None
         coef, _, rank, _ = np.linalg.lstsq(design, a, rcond=None)
         terms = ["1"]
         columns = {}
+    if n == design.shape[1] and n > 1:
+        notes.append(f"as many observations as terms ({n}): the fit passes through every point (no residual degrees "
+                     "of freedom), so its constants and RMSE say nothing; run more seeds or generations")
     fitted = design @ coef
     residuals = a - fitted
     values = dict(zip(terms, coef.tolist()))

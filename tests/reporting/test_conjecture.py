@@ -83,6 +83,9 @@ def test_direct_fit_handles_constant_and_missing_covariates():
     assert fit.c0 == pytest.approx(1.2) and fit.c1 is None and fit.c2 is None
     fit = fit_equation6([1.0, 2.0], [0.1, 0.2], [0.3, 0.5])  # 2 observations, 3 terms
     assert fit.terms == ["1"] and any("rank-deficient" in n for n in fit.notes)
+    fit = fit_equation6([1.0, 2.0, 1.5], [0.1, 0.2, 0.4], [0.3, 0.5, 0.2])  # 3 observations, 3 terms: exact
+    assert fit.rmse == pytest.approx(0.0, abs=1e-12) and any("no residual degrees of freedom" in n for n in fit.notes)
+    assert not any("degrees of freedom" in n for n in fit_equation6(a, [0.1, 0.2, 0.4], None).notes)  # 3 obs, 2 terms
 
 
 @pytest.mark.parametrize(("low", "high", "expected"), [
