@@ -165,12 +165,15 @@ def stop_on_sigterm() -> Iterator[None]:
     """Stop the run at once on SIGTERM (how SLURM stops a requeued or preempted job, SIGKILL following after
     KillWait). Lightning only notes a SIGTERM that arrives inside a Trainer, and under SLURM "bypasses" it, so a
     run signalled while generating or evaluating would carry on until it is killed mid-write. Lightning calls this
-    handler too (it keeps existing ones); every completed stage is in state.json, so re-running resumes."""
+    handler too (it keeps existing ones). The handler ends the process by the signal itself rather than raising:
+    Python may run it inside a ``__del__``, where an exception is swallowed. Every completed stage is in
+    state.json and files are written atomically, so re-running the same command resumes."""
 
     def handler(signum, frame):
         print("[genbias] SIGTERM: stopping now; re-running the same command resumes after the last completed stage",
               file=sys.stderr, flush=True)
-        raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
