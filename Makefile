@@ -1,11 +1,17 @@
-# The two front-door commands: `make demo` (offline quickstart) and `make test` (the test suite).
+# The front-door commands: `make demo` (offline quickstart), then `make report` and `make tensorboard` on its run;
+# `make test` (the test suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Torch as this machine's pip cap allows (see README); users with newer CUDA stacks can override TORCH_PINS.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# What `make report` reads and writes (globs allowed, e.g. RUNS='runs/sweeps/x/*/seed_*'), what `make tensorboard` shows
+RUNS ?= runs/quickstart/seed_0
+REPORT ?= runs/quickstart/report
+LOGDIR ?= runs/quickstart
+PORT ?= 6006
 
-.PHONY: install demo test lint clean
+.PHONY: install demo report tensorboard test lint clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +26,13 @@ install: $(VENV)/.installed
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/python cli.py fit --config configs/quickstart.yaml
+
+report: install
+	HF_HUB_OFFLINE=1 $(BIN)/python cli.py report '$(RUNS)' --out $(REPORT)
+
+# the run's dashboards (curves by generation, custom scalars) and, after `make report`, its HParams view
+tensorboard: install
+	$(BIN)/python -m tensorboard.main --logdir $(LOGDIR) --port $(PORT)
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -8,11 +8,14 @@ A LightningCLI whose ``fit`` runs the generational loop (simulation/loop.py) ins
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -196,6 +199,28 @@ def report(args: list[str]) -> None:
     report_main(options.run_dirs, options.out)
 
 
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Stop the run at once on SIGTERM (how SLURM stops a requeued or preempted job, SIGKILL following after
+    KillWait). Lightning only notes a SIGTERM that arrives inside a Trainer, and under SLURM "bypasses" it, so a
+    run signalled while generating or evaluating would carry on until it is killed mid-write. Lightning calls this
+    handler too (it keeps existing ones). The handler ends the process by the signal itself rather than raising:
+    Python may run it inside a ``__del__``, where an exception is swallowed. Every completed stage is in
+    state.json and files are written atomically, so re-running the same command resumes."""
+
+    def handler(signum, frame):
+        print("[genbias] SIGTERM: stopping now; re-running the same command resumes after the last completed stage",
+              file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the CLI; user mistakes are printed as one line (exit code 2), not as a traceback."""
     argv = sys.argv[1:] if args is None else list(args)
@@ -221,7 +246,8 @@ def main(args: list[str] | None = None) -> int:
         if argv and argv[0] == "report":
             report(argv[1:])
             return 0
-        SimulationCLI(args=args)
+        with stop_on_sigterm():
+            SimulationCLI(args=args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); shift; fi
 OUT="${1:-benchmarks/results.jsonl}"
 : > "$OUT"
 failed=()
-for bench in classifier loader generation evaluation stack quickstart; do
+for bench in classifier loader generation evaluation stack quickstart concurrency; do
   log="${OUT%.jsonl}.${bench}.log"
   echo "=== bench_${bench} ${QUICK[*]:-}"
   if "$PYTHON" "benchmarks/bench_${bench}.py" "${QUICK[@]}" --json "$OUT" > "$log" 2>&1; then

@@ -1,14 +1,17 @@
-"""Image grids: a class-per-row overview for TensorBoard, and captioned contact sheets for manual review.
+"""Image grids: a class-per-row sample sheet with class names, and captioned contact sheets for manual review.
 
-The contact sheets print every sample's id under its image so that a reviewer can write the ids to reject
-into ``gen_<g>.txt`` for ``ManualRejectFilter`` (paper app. C: generated samples are reviewed by hand).
+The contact sheets print every sample's id, then its class, apart (``10 · 9`` is sample 10 of class 9), so that a
+reviewer can write the ids to reject into ``gen_<g>.txt`` for ``ManualRejectFilter`` (paper app. C: generated samples
+are reviewed by hand). The caption has no ``#``: that starts a comment in the reject list.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
@@ -17,7 +20,47 @@ from common.errors import ConfigError
 from common.io import atomic_save_image
 
 GRID_PAD_VALUE = 128  # grey, visible between black-background (MNIST) and white-background images alike
+GRID_PADDING = 2
 MIN_CELL_PIXELS = 64  # small images are upscaled (nearest) so that a reviewer can judge them
+CAPTION_FONT_SIZE = 13
+CAPTION_SEPARATOR = " · "
+CAPTION_ELLIPSIS = "…"
+MAX_CAPTION_CLASS_CHARS = 14  # longer class names are shortened with an ellipsis
+CAPTION_CLASS_COLOR = (30, 70, 160)  # the class in blue, the id in black: two things, visibly apart
+_CAPTION = re.compile(r"(\d+)(?: · (.+))?")
+
+
+def readable_font(size: int):
+    """Pillow's bundled scalable font at ``size`` px (offline); its tiny bitmap font where FreeType is missing."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1, or built without FreeType
+        return ImageFont.load_default()
+
+
+def caption(sample_id: int, class_name: str | None = None) -> str:
+    """``"10 · 9"``: the id, then the class (no ``#``, which starts a comment in the reject list)."""
+    return str(int(sample_id)) if class_name is None else f"{int(sample_id)}{CAPTION_SEPARATOR}{class_name}"
+
+
+def parse_caption(text: str) -> int:
+    """The sample id a caption shows (what a reviewer writes into the reject list)."""
+    match = _CAPTION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a contact-sheet caption ('<id>' or '<id>{CAPTION_SEPARATOR}<class>')")
+    return int(match.group(1))
+
+
+def fit_caption(draw: ImageDraw.ImageDraw, sample_id: int, class_name: str | None, font, width: float) -> str:
+    """The caption cut to ``width`` pixels: the class name is shortened (``…``) or dropped, the id always stays."""
+    text = caption(sample_id, class_name)
+    if class_name is None or draw.textlength(text, font=font) <= width:
+        return text
+    for end in range(len(class_name) - 1, 0, -1):
+        text = caption(sample_id, class_name[:end] + CAPTION_ELLIPSIS)
+        if draw.textlength(text, font=font) <= width:
+            return text
+    return caption(sample_id)
 
 
 def _as_rgb_uint8(images: torch.Tensor, what: str) -> torch.Tensor:
@@ -30,17 +73,40 @@ def _as_rgb_uint8(images: torch.Tensor, what: str) -> torch.Tensor:
     return images
 
 
-def make_grid_image(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int = 8) -> torch.Tensor:
-    """uint8 (3, H, W) grid with one row per class: its first ``per_class`` samples, black where it has fewer."""
+def make_grid_image(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int = 8,
+                    class_names: list[str] | None = None) -> torch.Tensor:
+    """uint8 (3, H, W) grid with one row per class: its first ``per_class`` samples, black where it has fewer;
+    with ``class_names``, each row is labelled with its class name on the left (the images stay unscaled)."""
     if int(num_classes) < 1 or int(per_class) < 1:
         raise ConfigError(f"num_classes and per_class must be >= 1, got {num_classes} and {per_class}")
+    if class_names is not None and len(class_names) < int(num_classes):
+        raise ConfigError(f"the grid needs a name for each of the {num_classes} classes, got {len(class_names)}")
     images = _as_rgb_uint8(images, "grid images")
     labels = labels.long().cpu()
     cells = torch.zeros((num_classes * per_class, *images.shape[1:]), dtype=torch.uint8)
     for c in range(num_classes):
         members = torch.nonzero(labels == c).flatten()[:per_class]
         cells[c * per_class : c * per_class + len(members)] = images[members].cpu()
-    return make_grid(cells, nrow=per_class, padding=2, pad_value=GRID_PAD_VALUE)
+    grid = make_grid(cells, nrow=per_class, padding=GRID_PADDING, pad_value=GRID_PAD_VALUE)
+    if class_names is None:
+        return grid
+    return _label_rows(grid, [str(n) for n in class_names[:num_classes]], images.shape[2])
+
+
+def _label_rows(grid: torch.Tensor, names: list[str], image_height: int) -> torch.Tensor:
+    """The grid with a white strip on its left holding each row's class name, vertically centred on the row."""
+    font = readable_font(min(20, max(11, round(image_height * 0.5))))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    strip = math.ceil(max(measure.textlength(n, font=font) for n in names)) + 10
+    height, width = grid.shape[1], grid.shape[2]
+    canvas = Image.new("RGB", (strip + width, height), "white")
+    canvas.paste(Image.fromarray(grid.permute(1, 2, 0).cpu().numpy()), (strip, 0))
+    draw = ImageDraw.Draw(canvas)
+    row = image_height + GRID_PADDING
+    for c, name in enumerate(names):
+        centre = GRID_PADDING + c * row + image_height / 2
+        draw.text((strip - 5, centre), name, fill="black", font=font, anchor="rm")
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).contiguous()
 
 
 def save_grid_png(grid: torch.Tensor, path: str | os.PathLike) -> None:
@@ -48,18 +114,38 @@ def save_grid_png(grid: torch.Tensor, path: str | os.PathLike) -> None:
     atomic_save_image(Image.fromarray(grid.permute(1, 2, 0).cpu().numpy()), path)
 
 
-def _caption(sample_id: int, label: int | None, class_names: list[str] | None) -> str:
+def _class_name(label: int | None, class_names: list[str] | None) -> str | None:
     if label is None:
-        return str(sample_id)
-    name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
-    return f"{sample_id} {name}"
+        return None
+    return class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` cut so that it fits ``width`` pixels (the id, first, always stays)."""
-    while len(text) > 1 and draw.textlength(text, font=font) > width and " " in text:
-        text = text[:-1]
-    return text
+class _SheetLayout:
+    """Cell sizes and font of a contact sheet: images upscaled to >= 64 px, cells wide enough for the longest id
+    and a short class name in a readable font."""
+
+    def __init__(self, image_shape: tuple[int, int], ids: list[int], names: list[str | None]) -> None:
+        self.font = readable_font(CAPTION_FONT_SIZE)
+        self.draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        _, top, _, bottom = self.font.getbbox("0123456789")
+        self.caption_height = int(bottom - top) + 8
+        scale = max(1, math.ceil(MIN_CELL_PIXELS / max(image_shape)))
+        self.image_h, self.image_w = image_shape[0] * scale, image_shape[1] * scale
+        widest = max((self.draw.textlength(caption(max(ids, default=0), n[:MAX_CAPTION_CLASS_CHARS] if n else None),
+                                           font=self.font) for n in set(names)), default=0.0)
+        self.cell_w = max(self.image_w, MIN_CELL_PIXELS, math.ceil(widest)) + 4
+        self.cell_h = self.image_h + self.caption_height + 4
+
+    def caption(self, sample_id: int, name: str | None) -> str:
+        return fit_caption(self.draw, sample_id, name, self.font, self.cell_w - 4)
+
+
+def contact_sheet_captions(image_shape: tuple[int, int], sample_ids: list[int], labels: list[int | None] | None = None,
+                           class_names: list[str] | None = None) -> list[str]:
+    """The caption printed under each image of a contact sheet of ``image_shape`` (H, W) images, in order."""
+    names = [_class_name(label, class_names) for label in (labels or [None] * len(sample_ids))]
+    layout = _SheetLayout(image_shape, list(sample_ids), names)
+    return [layout.caption(i, n) for i, n in zip(sample_ids, names)]
 
 
 def save_contact_sheets(
@@ -81,15 +167,12 @@ def save_contact_sheets(
     ids = sample_ids.long().cpu().tolist()
     if len(ids) != images.shape[0] or (labels is not None and len(labels) != images.shape[0]):
         raise ConfigError("contact sheets need one sample id (and label, when given) per image")
-    label_list = labels.long().cpu().tolist() if labels is not None else [None] * len(ids)
+    names = [_class_name(label, class_names) for label in
+             (labels.long().cpu().tolist() if labels is not None else [None] * len(ids))]
     os.makedirs(out_dir, exist_ok=True)
 
-    font = ImageFont.load_default()
-    _, top, _, bottom = font.getbbox("0123456789")
-    caption_height = int(bottom - top) + 6
-    scale = max(1, math.ceil(MIN_CELL_PIXELS / max(images.shape[2], images.shape[3])))
-    image_h, image_w = images.shape[2] * scale, images.shape[3] * scale
-    cell_w, cell_h = max(image_w, MIN_CELL_PIXELS) + 4, image_h + caption_height + 4
+    layout = _SheetLayout((images.shape[2], images.shape[3]), ids, names)
+    cell_w, cell_h, font = layout.cell_w, layout.cell_h, layout.font
     columns = math.ceil(math.sqrt(per_sheet))
 
     paths = []
@@ -102,9 +185,13 @@ def save_contact_sheets(
             index = start + offset
             x, y = (offset % columns) * cell_w + 2, (offset // columns) * cell_h + 2
             tile = Image.fromarray(images[index].permute(1, 2, 0).cpu().numpy())
-            sheet.paste(tile.resize((image_w, image_h), Image.NEAREST), (x, y))
-            text = _fit(draw, _caption(ids[index], label_list[index], class_names), font, cell_w - 4)
-            draw.text((x, y + image_h + 2), text, fill="black", font=font)
+            sheet.paste(tile.resize((layout.image_w, layout.image_h), Image.NEAREST), (x, y))
+            text = layout.caption(ids[index], names[index])
+            sample_id, _, rest = text.partition(CAPTION_SEPARATOR)
+            draw.text((x, y + layout.image_h + 3), sample_id, fill="black", font=font)
+            if rest:
+                draw.text((x + draw.textlength(sample_id, font=font), y + layout.image_h + 3),
+                          CAPTION_SEPARATOR + rest, fill=CAPTION_CLASS_COLOR, font=font)
         path = os.path.join(out_dir, f"{prefix}_{sheet_index:04d}.png")
         atomic_save_image(sheet, path)
         paths.append(path)

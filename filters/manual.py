@@ -1,7 +1,8 @@
 """Manual review filter: drop exactly the sample ids a human listed (paper app. C, first step).
 
-The reviewer looks at the contact sheets (``common/image_grids.py``, every image captioned with its id)
-and writes the ids to reject in a text file per generation: one id per line, ``#`` starts a comment.
+The reviewer looks at the contact sheets (``common/image_grids.py``, every image captioned ``<id> · <class>``,
+e.g. ``10 · 9`` for sample 10 of class 9) and writes the ids to reject in a text file per generation: one id per
+line, ``#`` starts a comment.
 The file is ``reject_lists[generation]`` or ``<reject_dir>/gen_<generation>.txt``; no file = nothing rejected.
 """
 

@@ -14,25 +14,33 @@ Indexing: A_t moves the classifier from generation t to t+1; the data that does 
 generation t+1, so q_t / u_t are read from that block (state.json ``blocks[t+1]``, else the generation-(t+1) rows).
 
 Uncertainty: results rows hold metrics, not per-sample test predictions, so confidence intervals come from a
-bootstrap over seeds only (seeds resampled with replacement, the same resample for every generation).
+bootstrap over seeds only (``scipy.stats.bootstrap``, seeds resampled with replacement, the same resample for every
+generation). One seed has no interval ("n/a (1 seed)", never a zero-width one); n seeds allow only C(2n - 1, n)
+distinct resamples (3 seeds: 10), which the summary says.
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
+
+from simulation.results import PER_CLASS_DATASETS
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CI_LEVEL = 0.95
-BOOTSTRAP_NOTE = ("Confidence intervals: percentile bootstrap over seeds only (seeds resampled with replacement, "
-                  f"{N_RESAMPLES} resamples, numpy seed {BOOTSTRAP_SEED}); per-sample test predictions are not stored "
-                  "in results.jsonl, so test-set sampling noise within a seed is not included.")
+BOOTSTRAP_NOTE = ("Confidence intervals: percentile bootstrap over seeds only (`scipy.stats.bootstrap`, seeds "
+                  f"resampled with replacement, {N_RESAMPLES} resamples, numpy seed {BOOTSTRAP_SEED}); per-sample test "
+                  "predictions are not stored in results.jsonl, so test-set sampling noise within a seed is not "
+                  "included. One seed has no interval (n/a).")
 
 U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 reference classifier assigns to the "
             "requested class. u_t = within each class, the total-variation distance between the block's subgroup "
@@ -64,7 +72,7 @@ def _finite(value) -> float | None:
 
 def measures_for(dataset: str) -> tuple[str, str]:
     """The two bias measures B_t for a dataset (per-class MEO where pooled subgroups have no meaning)."""
-    return ("1-meo_class" if dataset == "cifar20" else "1-meo", "gap")
+    return ("1-meo_class" if dataset in PER_CLASS_DATASETS else "1-meo", "gap")
 
 
 def bias_value(row: dict, measure: str) -> float | None:
@@ -105,7 +113,7 @@ def _amplification(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class AmplificationEstimate:
-    """Point estimates (ratio of seed means) and bootstrap percentile intervals."""
+    """Point estimates (ratio of seed means) and bootstrap percentile intervals (NaN with fewer than 2 seeds)."""
 
     b_mean: np.ndarray  # (generations,)
     b_std: np.ndarray  # (generations,) sample std, ddof=1
@@ -116,38 +124,63 @@ class AmplificationEstimate:
     geo_ci: tuple[float, float]
 
 
+def distinct_resamples(n_seeds: int) -> int:
+    """How many different multisets a bootstrap over ``n_seeds`` seeds can draw: C(2n - 1, n) (3 seeds: 10)."""
+    return math.comb(2 * n_seeds - 1, n_seeds) if n_seeds > 0 else 0
+
+
+def _amplification_statistic(*columns: np.ndarray, axis: int = -1) -> np.ndarray:
+    """[A_0, ..., A_{T-1}, geometric mean] from the per-generation bias columns of (resampled) seeds.
+
+    scipy passes each generation's column with the seeds on ``axis`` (-1) and any batch of resamples before it.
+    """
+    bias = np.stack([np.moveaxis(c, axis, -1) for c in columns], axis=-1)  # (..., seeds, generations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample whose generation has no value: NaN
+        means = np.nanmean(bias, axis=-2)
+    a, geo = _amplification(means)
+    return np.concatenate([np.moveaxis(a, -1, 0), np.asarray(geo)[None]], axis=0)
+
+
+def _seeded(seed: int) -> dict:
+    """scipy >= 1.15 takes ``rng``; older releases ``random_state``."""
+    name = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
+
+
 def bootstrap_amplification(bias: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                             level: float = CI_LEVEL) -> AmplificationEstimate:
     """``bias`` is (seeds, generations) with NaN for missing values; A_t = mean_s B_{s,t+1} / mean_s B_{s,t}.
 
-    Ratio of means rather than mean of per-seed ratios: it stays defined when one seed has B_t close to 0.
+    Ratio of means rather than mean of per-seed ratios: it stays defined when one seed has B_t close to 0. The
+    interval is scipy's percentile bootstrap with the seeds resampled jointly for every generation; resamples in
+    which some A_t is undefined (a seed without that generation drawn alone) are left out of that A_t's interval.
     """
     bias = np.asarray(bias, dtype=float)
-    n = bias.shape[0]
+    n, generations = bias.shape
     counts = np.isfinite(bias).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         b_mean = np.where(counts > 0, np.nansum(bias, axis=0) / np.maximum(counts, 1), np.nan)
         sq = np.nansum((bias - b_mean) ** 2, axis=0)
         b_std = np.where(counts > 1, np.sqrt(sq / np.maximum(counts - 1, 1)), np.nan)
     a, geo = _amplification(b_mean)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    sample = bias[idx]  # (resamples, seeds, generations)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sample_counts = np.isfinite(sample).sum(axis=1)
-        sample_means = np.where(sample_counts > 0, np.nansum(sample, axis=1) / np.maximum(sample_counts, 1), np.nan)
-    boot_a, boot_geo = _amplification(sample_means)
-    tail = 100 * (1 - level) / 2
-    a_ci = np.full((a.shape[0], 2), np.nan)
-    for t in range(a.shape[0]):
-        column = boot_a[:, t][np.isfinite(boot_a[:, t])]
-        if np.isfinite(a[t]) and column.size:
-            a_ci[t] = np.percentile(column, [tail, 100 - tail])
-    finite_geo = boot_geo[np.isfinite(boot_geo)]
-    geo_ci = ((float(np.percentile(finite_geo, tail)), float(np.percentile(finite_geo, 100 - tail)))
-              if math.isfinite(geo) and finite_geo.size else (math.nan, math.nan))
-    return AmplificationEstimate(b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_ci=a_ci, geo=float(geo),
-                                 geo_ci=geo_ci)
+    intervals = np.full((generations, 2), np.nan)  # rows: A_0 .. A_{T-1}, geometric mean
+    if n >= 2 and generations >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degenerate resamples (equal seeds) are expected with few seeds
+            result = stats.bootstrap(tuple(bias.T), _amplification_statistic, paired=True, vectorized=True,
+                                     n_resamples=n_resamples, confidence_level=level, method="percentile",
+                                     **_seeded(seed))
+        intervals[:, 0], intervals[:, 1] = result.confidence_interval.low, result.confidence_interval.high
+        tail = 100 * (1 - level) / 2
+        for k, point in enumerate([*a, geo]):
+            draws = result.bootstrap_distribution[k]
+            if not math.isfinite(point):
+                intervals[k] = np.nan
+            elif not np.isfinite(intervals[k]).all() and np.isfinite(draws).any():
+                intervals[k] = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
+    return AmplificationEstimate(b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_ci=intervals[:-1],
+                                 geo=float(geo), geo_ci=(float(intervals[-1, 0]), float(intervals[-1, 1])))
 
 
 # ============================================================================================ equation (6)
@@ -220,6 +253,9 @@ def fit_equation6(a: Sequence[float], one_minus_q: Sequence[float | None] | None
         coef, _, rank, _ = np.linalg.lstsq(design, a, rcond=None)
         terms = ["1"]
         columns = {}
+    if n == design.shape[1] and n > 1:
+        notes.append(f"as many observations as terms ({n}): the fit passes through every point (no residual degrees "
+                     "of freedom), so its constants and RMSE say nothing; run more seeds or generations")
     fitted = design @ coef
     residuals = a - fitted
     values = dict(zip(terms, coef.tolist()))
@@ -339,6 +375,27 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def interval_text(low: float | None, high: float | None, n_seeds: int) -> str:
+    """``[low, high]``; ``n/a (1 seed)`` where one seed cannot give an interval (never a zero-width one)."""
+    if n_seeds < 2:
+        return f"n/a ({n_seeds} seed{'s' if n_seeds != 1 else ''})"
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "n/a"
+    return f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def resample_note(n_seeds: int) -> str | None:
+    """Said where few seeds make the bootstrap coarse: its intervals can only take a handful of values."""
+    distinct = distinct_resamples(n_seeds)
+    if n_seeds < 2:
+        return (f"{n_seeds} seed: no bootstrap interval (n/a) and no verdict; run 3 or more seeds "
+                "(`scripts/sweep.py`) before reading anything into A_t.")
+    if distinct < N_RESAMPLES:
+        return (f"{n_seeds} seeds: the bootstrap can draw only {distinct} distinct resamples of the seeds (of its "
+                f"{N_RESAMPLES} draws), so its intervals are coarse; more seeds make them meaningful.")
+    return None
+
+
 def conjecture_markdown(results: list[ClassifierConjecture]) -> str:
     """The "Bias amplification (section 5 conjecture)" section of summary.md."""
     lines = ["## Bias amplification (section 5 conjecture)", ""]
@@ -364,21 +421,26 @@ def conjecture_markdown(results: list[ClassifierConjecture]) -> str:
         return "\n".join([*lines, "No group has two or more generations with a bias value: nothing to measure.", ""])
     for group in dict.fromkeys(r.group for r in results):
         own = [r for r in results if r.group == group]
-        lines += [f"### {group} ({own[0].dataset})", "", "Verdicts:", ""]
+        n_seeds = len(own[0].seeds)
+        lines += [f"### {group} ({own[0].dataset})", ""]
+        note = resample_note(n_seeds)
+        if note:
+            lines += [note, ""]
+        lines += ["Verdicts:", ""]
         for r in own:
-            lo, hi = r.estimate.geo_ci
             lines.append(f"- **{r.classifier}** (`{r.measure}`): {r.verdict}: geometric-mean A = {_fmt(r.estimate.geo)}"
-                         f" [95% CI {_fmt(lo)}, {_fmt(hi)}] over {len(r.generations) - 1} transitions, "
-                         f"{len(r.seeds)} seed(s)")
+                         f", 95% CI {interval_text(*r.estimate.geo_ci, len(r.seeds))}, over "
+                         f"{len(r.generations) - 1} transitions, {len(r.seeds)} seed{'s' if len(r.seeds) != 1 else ''}")
         lines += ["", "| classifier | measure | t -> t+1 | B_t | B_t+1 | A_t | 95% CI | q_t | u_t | fitted A_t | "
                       "residual |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in own:
             est = r.estimate
             for k, t in enumerate(r.generations[:-1]):
+                interval = interval_text(est.a_ci[k, 0], est.a_ci[k, 1], int(min(est.n_seeds[k:k + 2])))
                 lines.append(
                     f"| {r.classifier} | {r.measure} | {t} -> {r.generations[k + 1]} | {_fmt(est.b_mean[k])} | "
-                    f"{_fmt(est.b_mean[k + 1])} | {_fmt(est.a[k])} | [{_fmt(est.a_ci[k, 0])}, {_fmt(est.a_ci[k, 1])}]"
-                    f" | {_fmt(r.q[k])} | {_fmt(r.u[k])} | {_fmt(r.fitted_by_t[k])} | {_fmt(r.residual_by_t[k])} |"
+                    f"{_fmt(est.b_mean[k + 1])} | {_fmt(est.a[k])} | {interval} | {_fmt(r.q[k])} | {_fmt(r.u[k])} | "
+                    f"{_fmt(r.fitted_by_t[k])} | {_fmt(r.residual_by_t[k])} |"
                 )
         lines += ["", "| classifier | measure | c0 | c1 | c2 | c1/c0 | c2/c0 | observations | RMSE | notes |",
                   "|---|---|---|---|---|---|---|---|---|---|"]

@@ -15,6 +15,7 @@ Tasks = configs x override variants x grid points x seeds (in that order, 0-base
 ``<out>/<config stem>[__<override slug>]/seed_<seed>``.
 
     python scripts/sweep.py SWEEP.yaml             run every task sequentially (finished runs are skipped)
+    python scripts/sweep.py SWEEP.yaml --jobs 2    run 2 tasks at a time, the cores divided between them
     python scripts/sweep.py SWEEP.yaml --list      print the tasks
     python scripts/sweep.py SWEEP.yaml --count     print the number of tasks (for sbatch --array=0-<count-1>)
     python scripts/sweep.py SWEEP.yaml --task N    run task N only (the SLURM array entry point)
@@ -32,6 +33,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,9 +166,35 @@ def report_command(sweep_out: str) -> str:
     return f"python cli.py report '{Path(sweep_out) / '*' / 'seed_*'}' --out {Path(sweep_out) / 'report'}"
 
 
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity (taskset, cgroups, SLURM's binding), capped by
+    ``SLURM_CPUS_PER_TASK`` where SLURM allocated fewer than the affinity shows."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity call
+        cores = os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        cores = min(cores, int(slurm))
+    return max(1, cores)
+
+
+def threads_per_job(jobs: int, cores: int) -> int:
+    """Cores divided between concurrent jobs (at least 1 each): OpenMP threads of several torch processes spinning
+    on shared cores slow every one of them down several times (BENCHMARKS.md)."""
+    return max(1, cores // max(1, jobs))
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """What a job's intra-op thread count is set through; an OMP_NUM_THREADS the user exported wins."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return {}
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
 def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = False) -> int:
     """Run one task (skipped when finished). ``replace_process`` execs cli.py in this process, so that under
-    SLURM the requeue signal reaches the Lightning process itself."""
+    SLURM the task's process is the cli.py run itself (SIGTERM from a requeue reaches Lightning, not a wrapper)."""
     command = task.command()
     print(f"[sweep] task {task.index}: {shlex.join(command)}", flush=True)
     if dry_run:
@@ -180,6 +208,54 @@ def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = Fal
     return subprocess.call(command)
 
 
+def run_concurrently(tasks: list[SweepTask], jobs: int, log_dir: Path, dry_run: bool = False) -> list[SweepTask]:
+    """Run ``jobs`` tasks at a time, each with its share of the cores and its output in ``log_dir/task_<N>.log``;
+    returns the tasks that failed."""
+    cores = available_cores()
+    threads = threads_per_job(jobs, cores)
+    env = thread_env(threads)
+    share = f"{env['OMP_NUM_THREADS']} thread(s) each" if env else \
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} as exported"
+    print(f"[sweep] {jobs} tasks at a time on {cores} core(s): {share}" + (
+        " (more jobs than cores: they will slow each other down)" if jobs > cores else ""), flush=True)
+    pending = [t for t in tasks if dry_run or not _skip_finished(t)]
+    running: dict[int, tuple[SweepTask, subprocess.Popen, object]] = {}
+    failed: list[SweepTask] = []
+    if not dry_run and pending:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < jobs:
+            task = pending.pop(0)
+            prefix = "".join(f"{k}={v} " for k, v in env.items())
+            print(f"[sweep] task {task.index}: {prefix}{shlex.join(task.command())}", flush=True)
+            if dry_run:
+                continue
+            log = open(log_dir / f"task_{task.index}.log", "a")  # closed when the task ends
+            process = subprocess.Popen(task.command(), stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **env})
+            running[process.pid] = (task, process, log)
+            print(f"[sweep] task {task.index} started (log: {log.name})", flush=True)
+        for pid, (task, process, log) in list(running.items()):
+            if process.poll() is None:
+                continue
+            log.close()
+            del running[pid]
+            status = "done" if process.returncode == 0 else f"FAILED (exit code {process.returncode})"
+            print(f"[sweep] task {task.index} {status} (log: {log.name})", flush=True)
+            if process.returncode != 0:
+                failed.append(task)
+        if running:
+            time.sleep(0.5)
+    return failed
+
+
+def _skip_finished(task: SweepTask) -> bool:
+    if is_finished(task.run_dir):
+        print(f"[sweep] task {task.index}: {task.run_dir} already finished, skipped", flush=True)
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sweep", help="sweep YAML file")
@@ -188,12 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--count", action="store_true", help="print the number of tasks")
     mode.add_argument("--task", type=int, help="run only task N (0-based; SLURM_ARRAY_TASK_ID)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="tasks run at a time locally (default 1); the available cores are divided between them")
     args = parser.parse_args(argv)
     try:
         tasks = load_sweep(args.sweep)
         if args.task is not None and not 0 <= args.task < len(tasks):
             raise ConfigError(f"--task {args.task} is out of range: {args.sweep} has {len(tasks)} tasks "
                               f"(0-{len(tasks) - 1}); submit with sbatch --array=0-{len(tasks) - 1}")
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs {args.jobs}: run at least 1 task at a time")
+        if args.jobs > 1 and args.task is not None:
+            raise ConfigError("--jobs runs several tasks of the sweep locally; --task runs one (a SLURM array "
+                              "entry): use one or the other")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -206,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.task is not None:
         return run_task(tasks[args.task], args.dry_run, replace_process=True)
-    failed = [t for t in tasks if run_task(t, args.dry_run) != 0]
     out = str(Path(tasks[0].run_dir).parents[1])
+    if args.jobs > 1:
+        failed = run_concurrently(tasks, args.jobs, Path(out) / "sweep_logs", args.dry_run)
+    else:
+        failed = [t for t in tasks if run_task(t, args.dry_run) != 0]
     if failed:
         print(f"[sweep] {len(failed)} of {len(tasks)} tasks failed: {[t.index for t in failed]} "
               f"(re-run the same command to resume them)", file=sys.stderr)

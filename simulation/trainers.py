@@ -56,7 +56,8 @@ class StageTrainers:
         show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
         kwargs["enable_progress_bar"] = show_bar
         callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label)])]
-        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version)
+        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
+                                   default_hp_metric=False)  # no hp_metric = -1 in every stage run
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
                       use_distributed_sampler=False, plugins=[*self._user_plugins(), AtomicCheckpointIO()],
                       callbacks=[*copy.deepcopy(self.callbacks), *(callbacks or [])])

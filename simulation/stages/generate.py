@@ -83,7 +83,7 @@ class GenerateBlock(Stage):
             gates.append(ContactSheets(shard_dir, run_dir.contact_sheet_dir(n), size, source.class_names, view))
         trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
                                          label=context.stage_label(n, "generating"), callbacks=gates,
-                                         enable_checkpointing=False)
+                                         enable_checkpointing=False, logger=False)  # logs nothing
         trainer.predict(generator, datamodule=context.data.for_generation(labels), return_predictions=False,
                         ckpt_path=checkpoint, weights_only=True)
 

@@ -62,7 +62,7 @@ class PushBlock(Stage):
             data.push_block(kept_images, kept_labels, n)
         shown = _first_per_class(kept_labels, source.num_classes, context.quality.sheet_per_class)
         grid = make_grid_image(source.classifier_view(kept_images[shown]), kept_labels[shown], source.num_classes,
-                               per_class=context.quality.sheet_per_class)
+                               per_class=context.quality.sheet_per_class, class_names=source.class_names)
         save_grid_png(grid, run_dir.samples_sheet(n))
         log.info(f"filters kept {report['filter_kept']}/{len(labels)} samples of generation {n}")
         if report["filter_kept"] == 0:

@@ -25,6 +25,7 @@ EXPECTED_RATIOS = {
     "stack": {"reader_peak_rss_gib"},
     "quickstart": {"generation_time_max_over_min"},
     "classifier_options": {"tiny_cnn_32-true_channels_last_speedup"},
+    "concurrency": {"divided_over_default_makespan"},
 }
 
 

@@ -103,10 +103,21 @@ def test_tensorboard_has_per_generation_curves_and_per_stage_logs(tiny_run):
     assert "filters/uncertainty_scores" in summary.Tags()["histograms"]
     assert [e.step for e in summary.Scalars("generator/fid")] == [1, 2]
     assert "filters/uncertainty_per_class/text_summary" in summary.Tags()["tensors"]
+    assert not {"tiny_cnn/fid", "tiny_cnn/filter_kept", "tiny_cnn/quality_q"} & tags  # only under generator/
+    assert "custom_scalars__config__" in summary.Tags()["tensors"]
     stage = EventAccumulator(str(run_dir / "tensorboard" / "gen_00" / "tiny_cnn"))
     stage.Reload()
     assert {"test/acc", "test/meo", "test/subgroup_acc_0", "test/acc_rank_1", "val_acc"} <= set(
         stage.Tags()["scalars"])
+    # no noise: no hp_metric = -1 in any stage run, no empty run for the generation stage
+    runs = sorted(p.parent.relative_to(run_dir / "tensorboard").as_posix()
+                  for p in (run_dir / "tensorboard").glob("gen_*/*/events.out.tfevents.*"))
+    assert "gen_01/generate" not in runs and {"gen_00/tiny_cnn", "gen_01/generator", "gen_01/tiny_cnn"} <= set(runs)
+    for name in runs:
+        events = EventAccumulator(str(run_dir / "tensorboard" / name))
+        events.Reload()
+        assert "hp_metric" not in events.Tags()["scalars"], name
+    assert not (run_dir / "tensorboard" / "gen_01" / "generate").exists()
 
 
 def test_rerunning_the_same_command_resumes_without_duplicating(tiny_run):

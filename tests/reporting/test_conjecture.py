@@ -11,7 +11,10 @@ from reporting.conjecture import (
     analyse_group,
     bias_value,
     bootstrap_amplification,
+    conjecture_markdown,
+    distinct_resamples,
     fit_equation6,
+    interval_text,
     verdict,
 )
 
@@ -80,6 +83,9 @@ def test_direct_fit_handles_constant_and_missing_covariates():
     assert fit.c0 == pytest.approx(1.2) and fit.c1 is None and fit.c2 is None
     fit = fit_equation6([1.0, 2.0], [0.1, 0.2], [0.3, 0.5])  # 2 observations, 3 terms
     assert fit.terms == ["1"] and any("rank-deficient" in n for n in fit.notes)
+    fit = fit_equation6([1.0, 2.0, 1.5], [0.1, 0.2, 0.4], [0.3, 0.5, 0.2])  # 3 observations, 3 terms: exact
+    assert fit.rmse == pytest.approx(0.0, abs=1e-12) and any("no residual degrees of freedom" in n for n in fit.notes)
+    assert not any("degrees of freedom" in n for n in fit_equation6(a, [0.1, 0.2, 0.4], None).notes)  # 3 obs, 2 terms
 
 
 @pytest.mark.parametrize(("low", "high", "expected"), [
@@ -119,3 +125,33 @@ def test_bias_value_measures():
     assert bias_value(row, "gap") == pytest.approx(0.5)
     assert bias_value({"meo": None, "acc_rank": []}, "1-meo") is None
     assert bias_value({"acc_rank": []}, "gap") is None
+
+
+def test_two_seeds_give_the_percentiles_of_their_three_possible_resamples():
+    """Seeds A (bias 0.1 -> 0.2, A = 2) and B (0.1 -> 0.4, A = 4): a resample is {A, A} (2), {A, B} (3) or {B, B}
+    (4), so the 95% percentile interval is exactly [2, 4] and the point estimate the ratio of means, 3."""
+    estimate = bootstrap_amplification(np.array([[0.1, 0.2], [0.1, 0.4]]))
+    assert estimate.a[0] == pytest.approx(3.0)
+    assert estimate.a_ci[0] == pytest.approx([2.0, 4.0])
+    assert estimate.geo_ci == pytest.approx((2.0, 4.0))
+    assert [distinct_resamples(n) for n in (1, 2, 3, 4)] == [1, 3, 10, 35]
+
+
+def test_one_seed_has_no_interval_rather_than_a_zero_width_one():
+    estimate = bootstrap_amplification(np.array([[0.1, 0.2, 0.4]]))
+    assert estimate.a == pytest.approx([2.0, 2.0])
+    assert np.isnan(estimate.a_ci).all() and all(math.isnan(v) for v in estimate.geo_ci)
+    assert interval_text(0.785, 0.785, 1) == "n/a (1 seed)"
+    assert interval_text(0.7, 0.9, 3) == "[0.7000, 0.9000]" and interval_text(math.nan, 1.0, 3) == "n/a"
+    rows = [{"generation": t, "classifier": "c", "seed": 0, "dataset": "colored_mnist", "meo": 1 - 0.1 * 2 ** t,
+             "acc_rank": [0.5, 0.7]} for t in range(3)]
+    text = conjecture_markdown(analyse_group("g", "colored_mnist", rows, {}))
+    assert "95% CI n/a (1 seed)" in text and "| 2.0000 | n/a (1 seed) |" in text
+
+
+def test_a_seed_missing_a_generation_leaves_the_interval_defined():
+    """An unfinished seed (NaN at the last generation): resamples of only that seed have no A_1 and are left out."""
+    bias = np.array([[0.1, 0.2, 0.4], [0.1, 0.2, np.nan], [0.1, 0.2, 0.4]])
+    estimate = bootstrap_amplification(bias)
+    assert estimate.a == pytest.approx([2.0, 2.0]) and estimate.n_seeds.tolist() == [3, 3, 2]
+    assert np.allclose(estimate.a_ci, 2.0)  # every seed doubles: no spread to show

@@ -8,58 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from common.errors import ConfigError
+from reporting.figures import SHEET_LABEL_FONT_SIZE
 from reporting.report import report_main
-
-SEEDS = (0, 1, 2)
-GENERATIONS = (0, 1, 2)
-CLASSIFIERS = ("lenet", "vgg19")
-BASE_BIAS = {0: 0.10, 1: 0.12, 2: 0.14}  # 1 - MEO at generation 0, per seed
-GROWTH = {"lenet": 2.0, "vgg19": 0.5}  # B_{t+1} = GROWTH * B_t for every seed: A_t is exact
-
-
-def acc_value(seed: int, generation: int, classifier: str) -> float:
-    return 0.5 + 0.1 * seed + 0.01 * generation + (0.2 if classifier == "vgg19" else 0.0)
-
-
-def make_row(seed: int, generation: int, classifier: str, dataset: str) -> dict:
-    bias = BASE_BIAS[seed] * GROWTH[classifier] ** generation
-    ranks = [0.5 + 0.01 * seed, 0.7 + 0.01 * seed, 0.9 + 0.01 * seed]  # gap 0.4 at every generation: A_t = 1
-    return {
-        "generation": generation, "classifier": classifier, "arch": classifier, "seed": seed, "dataset": dataset,
-        "synthetic_share": 0.5, "acc": acc_value(seed, generation, classifier), "meo": 1.0 - bias,
-        "di": 0.9, "md": 0.05 * (seed + 1), "meo_class": 0.95 - 0.01 * seed, "di_class": 0.8, "md_class": 0.1,
-        "acc_rank": ranks, "group_acc": [[0.5, 0.7, 0.9]], "n_real": 100, "n_synthetic": 50 * (generation > 0),
-        "stack_size": 0, "stack_generations": [], "epochs": 1, "wall_s": 1.0, "fid": None,
-        "ablation_acc": {"mask": 0.4 + 0.1 * seed, "box": 0.3}, "ablation_drop": {"mask": 0.1, "box": 0.2},
-        "quality_q": None, "imbalance_u": None,
-    }
-
-
-def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: float = 0.5,
-             samples: bool = True, write_results: bool = True) -> Path:
-    path.mkdir(parents=True)
-    config = {"seed_everything": seed, "data": {"synthetic_share": share, "source": {"name": dataset}},
-              "loop": {"run_dir": str(path), "generations": 2}, "classifiers": [{"arch": c} for c in CLASSIFIERS]}
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
-    rows = [make_row(seed, g, c, dataset) for g in GENERATIONS for c in CLASSIFIERS]
-    if write_results:
-        (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    blocks = {str(g): {"fid": 100.0 + 10 * g + seed, "fid_kept": 90.0 + 10 * g + seed, "filter_kept": 50,
-                       "filter_dropped": 0, "quality_q": 0.9, "imbalance_u": 0.1} for g in GENERATIONS[1:]}
-    (path / "state.json").write_text(json.dumps({"version": 1, "completed": [], "results": rows, "blocks": blocks}))
-    if samples:
-        for g in GENERATIONS[1:]:
-            (path / f"gen_{g:02d}").mkdir()
-            Image.fromarray(np.full((20, 30 + g, 3), 40 * g, dtype=np.uint8)).save(path / f"gen_{g:02d}/samples.png")
-    return path
-
-
-def three_seeds(root: Path, name: str = "mnist_biased", **kw) -> list[Path]:
-    return [make_run(root / name / f"seed_{s}", s, **kw) for s in SEEDS]
+from tests.fakes.run_dirs import CLASSIFIERS, GENERATIONS, SEEDS, acc_value, make_run, three_seeds
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -91,8 +45,11 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert "| 1 | 0.6100 ± 0.1000 |" in summary  # lenet, generation 1, accuracy
     assert "rank 1 (worst)" in summary and "Hard ImageNet ablations" in summary
     assert "## Generator FID per generation (Table 1 layout)" in summary
-    assert "| mnist_biased | colored_mnist | raw block | 111.0000 ± 1.0000 | 121.0000 ± 1.0000 | 3 |" in summary
-    assert "| mnist_biased | colored_mnist | kept | 101.0000 ± 1.0000 | 111.0000 ± 1.0000 | 3 |" in summary
+    features = "classifier features (lenet), not Inception: not comparable to the paper's Table 1"
+    assert f"| mnist_biased | colored_mnist | raw block | {features} | 111.0000 ± 1.0000 | 121.0000 ± 1.0000 | 3 |" \
+        in summary
+    assert f"| mnist_biased | colored_mnist | kept | {features} | 101.0000 ± 1.0000 | 111.0000 ± 1.0000 | 3 |" \
+        in summary
     assert "## Bias amplification (section 5 conjecture)" in summary
     assert "bootstrap over seeds only" in summary
 
@@ -124,15 +81,21 @@ def test_every_figure_is_a_nonempty_png(tmp_path):
     report_main([str(tmp_path / "runs" / "*" / "seed_*")], str(out))
     names = sorted(p.name for p in (out / "figures").iterdir())
     assert names == ["fid.png", "mnist_biased__ablation.png", "mnist_biased__metrics.png",
-                     "mnist_biased__metrics_per_class.png", "mnist_biased__ranked_subgroups.png",
-                     "mnist_biased__samples_seed0.png"]
+                     "mnist_biased__metrics_per_class.png", "mnist_biased__overview.png",
+                     "mnist_biased__ranked_subgroups.png", "mnist_biased__samples_seed0.png"]
     for name in names:
         data = (out / "figures" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(out / "figures" / name) as image:
             image.verify()
     with Image.open(out / "figures" / "mnist_biased__samples_seed0.png") as stacked:
-        assert stacked.height == 20 + 4 + 20  # two generation sheets, top to bottom, 4 px apart
+        pixels = np.asarray(stacked.convert("L"))
+    header = SHEET_LABEL_FONT_SIZE + 10
+    assert pixels.shape[0] == (header + 20) + 6 + (header + 20)  # two sheets, each under its header, 6 px apart
+    for g, top in zip(GENERATIONS[1:], (0, header + 20 + 6)):  # "generation N" in each header, readable size
+        ink_rows = (pixels[top : top + header, :120] < 100).any(axis=1).sum()
+        assert ink_rows >= 10
+        assert (pixels[top + header : top + header + 20, : 30 + g] == 40 * g).all()  # that generation's sheet
     summary = (out / "summary.md").read_text()
     assert all(f"(figures/{n})" in summary for n in names)
 
@@ -182,11 +145,13 @@ def test_incomparable_or_broken_runs_are_refused(tmp_path):
         report_main([str(tmp_path / "copy")], str(tmp_path / "report"))
 
 
-def test_cifar20_shows_per_class_metrics_first(tmp_path):
-    runs = three_seeds(tmp_path / "runs", "cifar", dataset="cifar20")
+@pytest.mark.parametrize("dataset, subgroup", [("cifar20", "fine class"), ("breeds_living17", "subclass")])
+def test_datasets_with_per_class_subgroups_show_per_class_metrics_first(tmp_path, dataset, subgroup):
+    runs = three_seeds(tmp_path / "runs", "cifar", dataset=dataset)
     report_main([str(p) for p in runs], str(tmp_path / "report"))
     summary = (tmp_path / "report" / "summary.md").read_text()
-    assert "For CIFAR-20/100 the per-class metrics are the meaningful ones" in summary
+    assert f"For {dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different {subgroup}" \
+        in summary
     assert summary.index("Per-class fairness metrics") < summary.index("subgroups pooled over classes")
     assert "| 0 | 0.6000 ± 0.1000 | 0.9400 ± 0.0100 |" in summary  # lenet gen 0: acc, MEO per class
     conj = read_csv(tmp_path / "report" / "conjecture.csv")

@@ -105,10 +105,67 @@ def test_paper_seeds_sweep_file_has_three_seeds_per_configuration():
     assert by_config and all(seeds == [0, 1, 2] for seeds in by_config.values())
 
 
-def test_sbatch_file_runs_one_task_per_array_entry():
+def test_sbatch_file_runs_one_task_per_array_entry_and_requeues_from_the_shell():
     text = (ROOT / "scripts" / "slurm" / "sweep.sbatch").read_text()
     assert "#SBATCH --array=" in text and "#SBATCH --requeue" in text and "--gres=gpu:1" in text
-    assert 'srun python scripts/sweep.py "$SWEEP" --task "$SLURM_ARRAY_TASK_ID"' in text
+    assert 'srun python scripts/sweep.py "$SWEEP" --task "$SLURM_ARRAY_TASK_ID" &' in text
+    # the signal goes to the batch shell, which requeues at any moment (Lightning's handler only lives in a Trainer)
+    assert "#SBATCH --signal=B:USR1@90" in text and "trap requeue USR1" in text
+    assert 'scontrol requeue "$JOB_ID"' in text and "--signal=SIGUSR1" not in text
+
+
+@pytest.mark.parametrize(("cores", "jobs", "threads"), [(2, 1, 2), (2, 2, 1), (8, 3, 2), (2, 4, 1), (16, 4, 4)])
+def test_threads_per_job_divide_the_cores(cores, jobs, threads):
+    assert sweep.threads_per_job(jobs, cores) == threads
+
+
+def test_available_cores_come_from_the_affinity_capped_by_slurm(monkeypatch):
+    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert sweep.available_cores() == 8
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    assert sweep.available_cores() == 4
+    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert sweep.available_cores() == 2  # the affinity is what the process can run on
+
+
+def test_concurrent_jobs_run_together_each_with_its_share_of_the_cores(tmp_path, monkeypatch, capsys):
+    """Two stand-in tasks that each wait for the other to have started (so they must run at the same time) and
+    record the OMP_NUM_THREADS they were given: 4 cores, 2 jobs -> 2 threads each."""
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1, 2], out=str(tmp_path / "out"))
+    tasks = sweep.load_sweep(path)
+    script = ("import os, pathlib, sys, time; d = pathlib.Path(sys.argv[1]); i = sys.argv[2]; "
+              "(d / f'start_{i}').write_text(os.environ['OMP_NUM_THREADS']); "
+              "deadline = time.monotonic() + 60; partner = {'0': '1', '1': '0'}.get(i)\n"
+              "while partner and not (d / f'start_{partner}').exists() and time.monotonic() < deadline: "
+              "time.sleep(0.05)\n"
+              "sys.exit(0 if partner is None or (d / f'start_{partner}').exists() else 3)")
+    monkeypatch.setattr(sweep.SweepTask, "command",
+                        lambda self, python=sys.executable: [python, "-c", script, str(tmp_path), str(self.index)])
+    monkeypatch.setattr(sweep, "available_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    failed = sweep.run_concurrently(tasks, 2, tmp_path / "logs")
+    assert failed == []
+    assert [(tmp_path / f"start_{i}").read_text() for i in range(3)] == ["2", "2", "2"]
+    assert "2 tasks at a time on 4 core(s): 2 thread(s) each" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["task_0.log", "task_1.log", "task_2.log"]
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # exported by the user: it wins
+    assert sweep.run_concurrently(tasks[2:], 2, tmp_path / "logs") == []
+    assert (tmp_path / "start_2").read_text() == "3"
+
+
+def test_jobs_option_is_checked_and_shown_in_a_dry_run(tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1], out=str(tmp_path / "out"))
+    monkeypatch.setattr(sweep, "available_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert sweep.main([str(path), "--jobs", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ") == 2 and not (tmp_path / "out").exists()
+    assert sweep.main([str(path), "--jobs", "0"]) == 2
+    assert "--jobs 0" in capsys.readouterr().err
+    assert sweep.main([str(path), "--jobs", "2", "--task", "0"]) == 2
+    assert "use one or the other" in capsys.readouterr().err
 
 
 def test_is_finished_needs_every_generation_and_classifier(tmp_path):

@@ -1,31 +1,57 @@
-"""The TensorBoard summary is rebuilt from the run state: curves against the generation, filter histograms."""
+"""The TensorBoard summary is rebuilt from the run state: curves against the generation, each value once where it
+belongs (block values under the generator), filter histograms, and a custom-scalars layout."""
 
 from types import SimpleNamespace
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 
 from simulation.run_directory import RunDirectory
 from simulation.summary import write_generation_summary
 
 
-def test_summary_plots_each_row_against_its_generation_and_each_block_once(tmp_path):
+@pytest.fixture
+def summary(tmp_path) -> EventAccumulator:
     run = RunDirectory(tmp_path)
     run.create("config", "new", "launch")
     for generation, (acc, md) in enumerate([(0.9, 0.1), (0.8, 0.2), (0.85, 0.15)]):
-        row = {"generation": generation, "classifier": "lenet", "acc": acc, "md": md, "acc_rank": [0.7, 0.95],
-               "fid": None if generation == 0 else 10.0 / generation}
+        block = {} if generation == 0 else {"fid": 10.0 / generation, "filter_kept": 3, "quality_q": 0.5}
+        row = {"generation": generation, "classifier": "lenet", "acc": acc, "md": md, "meo": 1 - md,
+               "meo_class": 0.8, "acc_rank": [0.7, 0.95], **block}
         run.mark_done(f"g{generation}/evaluate/lenet", row)
     histogram = {"counts": [1, 3], "edges": [0.0, 0.5, 1.0]}
     filters = {"uncertainty": {"score_histogram": histogram, "kept_per_class": [2, 1], "dropped_per_class": [0, 1]}}
-    run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0, filter_kept=3, filters=filters))
+    run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0, filter_kept=3, quality_q=0.5, filters=filters))
+    run.mark_done("g2/push", blocks=run.with_block_report(2, fid=5.0, filter_kept=3, quality_q=0.5))
     write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))
     write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))  # rebuilt, never appended
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"), size_guidance={"tensors": 0})
+    events.Reload()
+    return events
 
-    summary = EventAccumulator(str(tmp_path / "tensorboard" / "summary"))
-    summary.Reload()
+
+def test_summary_plots_each_row_against_its_generation_and_each_block_once(summary):
     assert [(e.step, round(e.value, 6)) for e in summary.Scalars("lenet/acc")] == [(0, 0.9), (1, 0.8), (2, 0.85)]
-    assert [e.step for e in summary.Scalars("lenet/fid")] == [1, 2]
     assert [round(e.value, 6) for e in summary.Scalars("lenet/acc_rank_1")] == [0.7] * 3
-    assert [(e.step, e.value) for e in summary.Scalars("generator/filter_kept")] == [(1, pytest.approx(3.0))]
+    assert [(e.step, e.value) for e in summary.Scalars("generator/fid")] == [(1, 10.0), (2, 5.0)]
+    assert [(e.step, e.value) for e in summary.Scalars("generator/filter_kept")] == [(1, 3.0), (2, 3.0)]
+    tags = set(summary.Tags()["scalars"])
+    assert not {"lenet/fid", "lenet/filter_kept", "lenet/quality_q"} & tags  # the block's, not the classifier's
     assert "filters/uncertainty_scores" in summary.Tags()["histograms"]
+
+
+def test_custom_scalars_group_pooled_and_per_class_metrics_per_classifier(summary):
+    (config,) = summary.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    charts = {(category.title, chart.title): list(chart.multiline.tag)
+              for category in layout.category for chart in category.chart}
+    lenet = {title: tags for (category, title), tags in charts.items() if category == "lenet across generations"}
+    assert lenet == {
+        "lenet: accuracy and worst-subgroup accuracy (x = generation)": ["^lenet/acc$", "^lenet/acc_rank_1$"],
+        "lenet: MEO pooled and per class (x = generation)": ["^lenet/meo$", "^lenet/meo_class$"],
+        "lenet: DI pooled and per class (x = generation)": ["^lenet/di$", "^lenet/di_class$"],
+        "lenet: MD pooled and per class (x = generation)": ["^lenet/md$", "^lenet/md_class$"],
+    }
+    assert charts[("generator across generations", "generator: FID (x = generation)")] == ["^generator/fid$"]
+    assert ("generator across generations", "generator: u_t (subgroup imbalance) (x = generation)") not in charts

@@ -108,6 +108,24 @@ def _same_values(a, b, tol: float = 1e-6) -> bool:
     return abs(float(a) - float(b)) <= tol
 
 
+def _finished_releasing_requeued(job_id: str, hold_s: float = 3.0):
+    """A predicate for `_wait_for`: the job's fields once it has ended. SLURM holds a requeued job back for a while
+    (Reason=BeginTime); it is released (StartTime=now, keeps the test short) only once it has been pending a few
+    seconds, because slurmd refuses a job restarted within the second its previous run was killed ("Job credential
+    revoked"), which fails it."""
+    pending_since: list[float] = []
+
+    def finished() -> dict | None:
+        fields = _job_fields(job_id)
+        if fields.get("JobState") == "PENDING" and fields.get("Reason") == "BeginTime":
+            pending_since[:] = pending_since or [time.monotonic()]
+            if time.monotonic() - pending_since[0] >= hold_s:
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], timeout=20)
+        return fields if fields.get("JobState") in FINISHED_STATES else None
+
+    return finished
+
+
 def _cancel(job_id: str | None) -> None:
     if job_id:
         subprocess.run(["scancel", job_id], capture_output=True, timeout=20)
@@ -187,14 +205,7 @@ def test_requeued_job_resumes_and_matches_an_uninterrupted_run(uninterrupted, tm
         # what `--signal=B:USR1@90` delivers 90 s before the time limit: the batch shell requeues the job
         subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True, timeout=20)
 
-        def finished() -> dict | None:
-            fields = _job_fields(job_id)
-            if fields.get("JobState") == "PENDING" and fields.get("Reason") == "BeginTime":
-                # SLURM holds a requeued job back for a while; let it start now (keeps the test short)
-                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], timeout=20)
-            return fields if fields.get("JobState") in FINISHED_STATES else None
-
-        fields = _wait_for(finished, "the requeued job to finish", job_id, log)
+        fields = _wait_for(_finished_releasing_requeued(job_id), "the requeued job to finish", job_id, log)
     finally:
         if job_id and _job_fields(job_id).get("JobState") not in FINISHED_STATES:
             _cancel(job_id)
@@ -219,3 +230,41 @@ def test_requeued_job_resumes_and_matches_an_uninterrupted_run(uninterrupted, tm
     assert len(state["completed"]) == len(set(state["completed"]))  # no stage recorded twice
     assert state["completed"] == reference_state["completed"]
     assert len(state["results"]) == 3
+
+
+def test_preempted_sweep_array_task_is_requeued_and_finishes(tmp_path):
+    """scripts/slurm/sweep.sbatch: USR1 to the batch shell (what `--signal=B:USR1@90` or a preemption delivers) in
+    generation 1 requeues the array task, which resumes its run and finishes it with no stage recorded twice.
+    Five generations, so that the run is far from done when the requeue stops it (seconds after the signal)."""
+    out, log = tmp_path / "out", tmp_path / "job.log"
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(json.dumps({"configs": [CONFIG], "seeds": [0], "out": str(out),
+                                      "overrides": [{"trainer.accelerator": "cpu", "loop.generations": 5}]}))
+    cmd = ["sbatch", "--parsable", "--array=0-0", "--gres=none", "--cpus-per-task=1", f"--output={log}",
+           "--job-name=genbias-sweep-test", f"--export=ALL,SWEEP={sweep_file}", "scripts/slurm/sweep.sbatch"]
+    job_id = None
+    try:
+        submitted = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30)
+        job_id = f"{_job_id(submitted)}_0"
+
+        def in_generation_1_or_ended() -> str | None:
+            if "generation 1/5" in _read(log):
+                return "running"
+            return "ended" if _job_fields(job_id).get("JobState") in FINISHED_STATES else None
+
+        if _wait_for(in_generation_1_or_ended, "generation 1 to start", job_id, log) == "ended":
+            raise AssertionError(f"array task {job_id} ended before generation 1; log:\n{_read(log)[-3000:]}")
+        subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True, timeout=20)
+
+        fields = _wait_for(_finished_releasing_requeued(job_id), "the requeued array task to finish", job_id, log)
+    finally:
+        if job_id and _job_fields(job_id).get("JobState") not in FINISHED_STATES:
+            _cancel(job_id)
+    text = _read(log)
+    assert fields["JobState"] == "COMPLETED", f"array task ended {fields['JobState']}; log:\n{text[-3000:]}"
+    assert int(fields["Restarts"]) == 1 and f"requeueing array task {job_id}" in text
+    assert "(restart 0)" in text and "(restart 1)" in text and "[genbias] resuming" in text
+    run_dir = out / "tiny_mnist__accelerator-cpu_generations-5" / "seed_0"
+    assert [(r["generation"], r["classifier"]) for r in _results(run_dir)] == [(g, "tiny_cnn") for g in range(6)]
+    completed = json.loads((run_dir / "state.json").read_text())["completed"]
+    assert len(completed) == len(set(completed)) == 2 + 5 * 5

@@ -1,0 +1,198 @@
+"""The report's figures (matplotlib's Agg canvas, no pyplot state): metric curves across generations, ranked
+subgroup accuracy, ablations, FID, the pooled-next-to-per-class overview, and the stacked sample sheets.
+
+Every figure says how many seeds it averages (a band of ± one std over seeds; none for one seed), every axis is
+labelled, and the FID figure names its feature extractor.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from common.image_grids import readable_font
+from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
+from reporting.runs import Group, Run
+from reporting.statistics import Stat, fid_by_generation
+from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS
+
+Y_LABELS = {"acc": "accuracy", "meo": "MEO (1 = equal subgroup TPRs)", "di": "DI (1 = no disparity)",
+            "md": "MD (max - min subgroup TPR)", "meo_class": "MEO per class (1 = equal)",
+            "di_class": "DI per class (1 = no disparity)", "md_class": "MD per class (max - min)"}
+#: the overview's panels: (title, y label, solid metric, dashed metric, solid meaning, dashed meaning)
+OVERVIEW_PANELS = [
+    ("accuracy", "accuracy", "acc", "acc_rank_1", "overall", "worst subgroup"),
+    *((METRIC_LABELS[pooled], Y_LABELS[pooled], pooled, per_class, "pooled", "per class")
+      for pooled, per_class in zip(FAIRNESS_METRICS[1:], CLASS_METRICS)),
+]
+SHEET_LABEL_FONT_SIZE = 18
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: int = 4):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(n_panels, max_cols)
+    rows = math.ceil(n_panels / cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)  # Agg canvas without pyplot: no global backend state, works headless
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _curve(ax, stats: dict, classifier: str, metric: str, gens: list[int], label: str, **style) -> bool:
+    points = [(g, stats[(classifier, g, metric)]) for g in gens if (classifier, g, metric) in stats]
+    points = [(g, s) for g, s in points if s[2] > 0]
+    if not points:
+        return False
+    x = np.array([g for g, _ in points])
+    mean = np.array([s[0] for _, s in points])
+    std = np.nan_to_num(np.array([s[1] for _, s in points]))
+    line, = ax.plot(x, mean, marker="o", markersize=3, label=label, **style)
+    ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    return True
+
+
+def _finish_axes(ax, title: str, ylabel: str, gens: list[int]) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("generation")
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(gens)
+    ax.grid(alpha=0.3)
+
+
+def _suptitle(fig, group: Group, what: str = "") -> None:
+    n = len(group.runs)
+    spread = f"mean ± std over {seed_phrase(n)}" if n > 1 else "1 seed (no spread: run 3 seeds before reading trends)"
+    unfinished = f"; {len(group.unfinished)} of {n} runs unfinished" if group.unfinished else ""
+    fig.suptitle(f"{group.name}{what}: {spread}{unfinished}")
+
+
+def _save(fig, path: Path, written: list[Path]) -> None:
+    fig.savefig(path, dpi=110)
+    written.append(path)
+
+
+def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, written: list[Path]) -> Figure:
+    """One panel per metric, one line per classifier, shaded +- std over seeds (Figs. 3a/4a/5/6)."""
+    fig, axes = _figure(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for classifier in group.classifiers:
+            _curve(ax, stats, classifier, metric, group.generations, classifier)
+        _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations)
+    axes[0].legend(fontsize=8)
+    _suptitle(fig, group)
+    _save(fig, path, written)
+    return fig
+
+
+def plot_overview(group: Group, stats: dict, path: Path, written: list[Path]) -> Figure | None:
+    """Pooled (solid) next to per-class (dashed) fairness, and accuracy next to worst-subgroup accuracy, one colour
+    per classifier: where the two disagree, a figure of the pooled metrics alone would tell half the story."""
+    panels = [p for p in OVERVIEW_PANELS if any(k[2] in p[2:4] and v[2] for k, v in stats.items())]
+    if not any(any(k[2] in p[3:4] and v[2] for k, v in stats.items()) for p in panels):
+        return None  # nothing per class or per subgroup (Hard ImageNet): the metrics figure says it all
+    fig, axes = _figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at README width
+    colors = [f"C{k}" for k in range(len(group.classifiers))]
+    for ax, (title, ylabel, solid, dashed, solid_text, dashed_text) in zip(axes, panels):
+        for classifier, color in zip(group.classifiers, colors):
+            _curve(ax, stats, classifier, solid, group.generations, f"{classifier}, {solid_text}", color=color)
+            _curve(ax, stats, classifier, dashed, group.generations, f"{classifier}, {dashed_text}", color=color,
+                   linestyle="--")
+        _finish_axes(ax, f"{title}: {solid_text} (solid), {dashed_text} (dashed)", ylabel, group.generations)
+        ax.legend(fontsize=7)
+    _suptitle(fig, group, ", pooled vs per-class fairness")
+    _save(fig, path, written)
+    return fig
+
+
+def overview_name(group: Group) -> str:
+    return f"{group.stem}__{OVERVIEW_SUFFIX}.png"
+
+
+def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: list[Path]) -> Figure:
+    """One panel per classifier, one line per subgroup rank (Figs. 3b/4b/7)."""
+    fig, axes = _figure(len(group.classifiers))
+    for ax, classifier in zip(axes, group.classifiers):
+        for k in range(1, n_ranks + 1):
+            label = f"rank {k}" + (" (worst)" if k == 1 else " (best)" if k == n_ranks else "")
+            _curve(ax, stats, classifier, f"acc_rank_{k}", group.generations, label)
+        _finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
+                     group.generations)
+        ax.legend(fontsize=7)
+    _suptitle(fig, group)
+    _save(fig, path, written)
+    return fig
+
+
+def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, written: list[Path]) -> Figure:
+    """One panel per ablation kind (plus clean accuracy), one line per classifier (Fig. 8)."""
+    metrics = ["acc", *(f"ablation_acc.{k}" for k in kinds)]
+    fig, axes = _figure(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for classifier in group.classifiers:
+            _curve(ax, stats, classifier, metric, group.generations, classifier)
+        _finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
+                     "accuracy", group.generations)
+    axes[0].legend(fontsize=8)
+    _suptitle(fig, group, ", Hard ImageNet ablations")
+    _save(fig, path, written)
+    return fig
+
+
+def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, written: list[Path]) -> Figure:
+    """Generator FID per generation, one line per group; the title names the features it was computed on."""
+    fig, axes = _figure(1, width=7.0, height=4.2)
+    ax = axes[0]
+    gens: set[int] = set()
+    shown = [g for g in groups if fids[g.name]]
+    features = {fid_features_text(g.fid_extractors) for g in shown}
+    for group in shown:
+        label = f"{group.name} ({seed_phrase(len(group.runs))})"
+        if len(features) > 1:
+            label += f": {fid_features_text(group.fid_extractors)}"
+        for samples, per_gen in (("raw block", fids[group.name]), ("kept", fid_by_generation(group, "fid_kept"))):
+            stats = {("fid", g, "fid"): s for g, s in per_gen.items()}
+            gens |= set(per_gen)
+            _curve(ax, stats, "fid", "fid", sorted(per_gen), f"{label}, {samples}")
+    title = "generator FID, raw block and kept samples (mean ± std over seeds)"
+    if len(features) == 1:
+        title += "\nfeatures: " + features.pop()
+    _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens))
+    ax.legend(fontsize=7)
+    _save(fig, path, written)
+    return fig
+
+
+def stack_sample_sheets(run: Run, path: Path, written: list[Path]) -> bool:
+    """The run's gen_XX/samples.png sheets stacked top to bottom, each under a "generation N" header (Figs. 10-12);
+    the sheets label their rows with the class names themselves."""
+    from PIL import Image, ImageDraw
+
+    sheets = sorted(run.path.glob("gen_*/samples.png"))
+    if not sheets:
+        return False
+    images = [Image.open(p).convert("RGB") for p in sheets]
+    font = readable_font(SHEET_LABEL_FONT_SIZE)
+    header, gap = SHEET_LABEL_FONT_SIZE + 10, 6
+    width = max(max(im.width for im in images), 240)
+    height = sum(header + im.height for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for sheet, image in zip(sheets, images):
+        generation = int(sheet.parent.name.split("_")[1])
+        draw.text((4, y + header // 2), f"generation {generation}", fill="black", font=font, anchor="lm")
+        canvas.paste(image, (0, y + header))
+        y += header + image.height + gap
+    canvas.save(path)
+    written.append(path)
+    return True

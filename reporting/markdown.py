@@ -1,0 +1,144 @@
+"""summary.md: what the report can and cannot tell first, then per dataset and group the metric tables, the
+generator FID in the layout of the paper's Table 1, the section-5 analysis and the figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
+from reporting.runs import Group
+from reporting.statistics import Stat, fid_by_generation
+from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, PER_CLASS_DATASETS
+
+
+def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4) -> str:
+    if stat is None or stat[2] == 0:
+        return "-"
+    mean, std, n = stat
+    text = f"{mean:.{digits}f}" if not math.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if row_n is not None and n != row_n:
+        text += f" (n={n})"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _metric_table(stats: dict, classifier: str, generations: list[int], metrics: list[str]) -> list[str]:
+    rows = []
+    for g in generations:
+        cells = [stats.get((classifier, g, m)) for m in metrics]
+        ns = [c[2] for c in cells if c is not None and c[2] > 0]
+        if not ns:
+            continue
+        n = max(ns)
+        rows.append([str(g), *(fmt_cell(c, n) for c in cells), str(n)])
+    return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
+
+
+def _status(group: Group) -> str:
+    if not group.unfinished:
+        return "finished"
+    return "; ".join(f"`{run.path.name}` unfinished: {run.progress}" for run in group.unfinished)
+
+
+def _group_section(group: Group, stats: dict) -> list[str]:
+    gens = group.generations
+    per_class_first = group.dataset in PER_CLASS_DATASETS
+    lines = [f"## {group.dataset}: {group.name}", "",
+             f"Seeds: {', '.join(map(str, group.seeds))} ({seed_phrase(len(group.runs))}). Run directories: "
+             + ", ".join(f"`{r.path}`" for r in group.runs), ""]
+    if group.unfinished:
+        lines += [f"Unfinished: {_status(group)}.", ""]
+    if group.differing:
+        lines += ["Differs from the other groups in: " + ", ".join(f"`{k}={v}`" for k, v in group.differing.items()),
+                  ""]
+    if per_class_first:
+        what = "subclass" if group.dataset == "breeds_living17" else "fine class"
+        lines += [f"For {group.dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different "
+                  f"{what} in every class, so MEO/DI/MD pooled over classes compare unrelated subgroups. The "
+                  "per-class tables come first; the pooled ones are shown for completeness.", ""]
+    blocks = [("Per-class fairness metrics (computed within each class over its subgroups, averaged over classes)",
+               ["acc", *CLASS_METRICS]),
+              ("Accuracy and fairness metrics (subgroups pooled over classes)", list(FAIRNESS_METRICS))]
+    if not per_class_first:
+        blocks.reverse()
+    n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
+    for classifier in group.classifiers:
+        lines += [f"### {classifier}", ""]
+        for title, metrics in blocks:
+            if title.startswith("Per-class") and not any(
+                    stats.get((classifier, g, m), (0, 0, 0))[2] for g in gens for m in CLASS_METRICS):
+                continue  # no subgroups (Hard ImageNet): the accuracy table says it all
+            lines += [f"{title}:", "", *_metric_table(stats, classifier, gens, metrics), ""]
+        if n_ranks:
+            rank_metrics = [f"acc_rank_{k}" for k in range(1, n_ranks + 1)]
+            table = _metric_table(stats, classifier, gens, rank_metrics)
+            table[0] = "| generation | " + " | ".join(
+                f"rank {k}{' (worst)' if k == 1 else ' (best)' if k == n_ranks else ''}"
+                for k in range(1, n_ranks + 1)) + " | n |"
+            lines += ["Ranked subgroup accuracy (eq. 5; within each class sorted ascending, averaged over classes):",
+                      "", *table, ""]
+        kinds = sorted({m.split(".", 1)[1] for (c, _, m) in stats if c == classifier and m.startswith("ablation_acc.")})
+        if kinds:
+            metrics = [*(f"ablation_acc.{k}" for k in kinds), *(f"ablation_drop.{k}" for k in kinds)]
+            table = _metric_table(stats, classifier, gens, metrics)
+            table[0] = "| generation | " + " | ".join(
+                [*(f"acc ({k})" for k in kinds), *(f"drop ({k})" for k in kinds)]) + " | n |"
+            lines += ["Hard ImageNet ablations (accuracy under each ablation and drop from clean accuracy; a larger "
+                      "drop = more reliance on the object):", "", *table, ""]
+    return lines
+
+
+def _fid_table(groups: list[Group], fids: dict[str, dict[int, Stat]]) -> list[str]:
+    """Rows = (group, samples): the raw block (Table 1's FID) and, where recorded, the kept samples."""
+    gens = sorted({g for f in fids.values() for g in f})
+    if not gens:
+        return ["No FID values recorded (no run has a generator FID in state.json blocks or result rows).", ""]
+    rows = []
+    for g in groups:
+        for samples, stats in (("raw block", fids[g.name]), ("kept", fid_by_generation(g, "fid_kept"))):
+            if stats or samples == "raw block":
+                rows.append([g.name, g.dataset, samples, fid_features_text(g.fid_extractors),
+                             *(fmt_cell(stats.get(gen)) for gen in gens),
+                             str(max((s[2] for s in stats.values()), default=0))])
+    return [*_table(["group", "dataset", "samples", "features", *map(str, gens), "n"], rows), ""]
+
+
+def summary_markdown(groups: list[Group], stats_by_group: dict[str, dict], fids: dict[str, dict[int, Stat]],
+                     conjecture_section: str, figures: list[Path], overview: dict[str, str]) -> str:
+    """The whole summary.md; ``figures`` are the written figure files, ``overview`` maps a group to its
+    pooled-vs-per-class figure's file name."""
+    n_runs = sum(len(g.runs) for g in groups)
+    lines = ["# Results report", "",
+             f"{n_runs} run(s) in {len(groups)} group(s). Runs whose configs differ only in `seed_everything` "
+             "(and `loop.run_dir`) form a group. Every cell is mean ± sample standard deviation (ddof=1) over the "
+             "group's seeds; no ± means a single seed. `n` is the number of seeds with a value (a cell with fewer "
+             "says so).", "",
+             *_table(["group", "dataset", "seeds", "generations", "classifiers", "status"],
+                     [[g.name, g.dataset, f"{', '.join(map(str, g.seeds))} ({seed_phrase(len(g.runs))})",
+                       f"{g.generations[0]}-{g.generations[-1]}", ", ".join(g.classifiers), _status(g)]
+                      for g in groups]), ""]
+    caveats = caveat_lines(groups, stats_by_group, [g for g in groups if fids.get(g.name)])
+    if caveats:
+        lines += ["## What this report can and cannot tell", "", *caveats, ""]
+    for dataset in dict.fromkeys(g.dataset for g in groups):
+        lines += [f"# Dataset: {dataset}", ""]
+        for group in (g for g in groups if g.dataset == dataset):
+            lines += _group_section(group, stats_by_group[group.name])
+    lines += ["## Generator FID per generation (Table 1 layout)", "",
+              "Rows = groups, columns = generations (the generation-1 generator is trained on the real data only). "
+              "The `features` column says what the FID was computed on: only Inception-V3 features compare with the "
+              "paper's Table 1.", "", *_fid_table(groups, fids)]
+    lines += [conjecture_section, "## Figures", ""]
+    overview_files = set(overview.values())
+    for path in figures:
+        note = " (pooled and per-class fairness side by side: the figure to show)" if path.name in overview_files \
+            else ""
+        lines.append(f"- [{path.name}](figures/{path.name}){note}")
+    if not any("__samples" in p.name for p in figures):
+        lines.append("- no per-generation sample sheets (gen_XX/samples.png) found in the runs")
+    lines.append("")
+    return "\n".join(lines)

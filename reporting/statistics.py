@@ -1,0 +1,64 @@
+"""Per-group numbers: every metric as mean, sample standard deviation (ddof=1) and n over the group's seeds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from reporting.runs import Group
+from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS
+
+#: (mean, std with ddof=1, number of seeds with a value)
+Stat = tuple[float, float, int]
+#: the row's data-composition and block scalars that are aggregated too (FID has its own table, per generator)
+EXTRA_SCALARS = ("synthetic_share", "synthetic_reuse", *(k for k in BLOCK_FIELDS if not k.startswith("fid")))
+
+
+def mean_std(values: Iterable[float | None]) -> Stat:
+    """(mean, sample std with ddof=1, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0."""
+    kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not kept:
+        return math.nan, math.nan, 0
+    std = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
+    return float(np.mean(kept)), std, len(kept)
+
+
+def row_metrics(row: dict) -> dict[str, float | None]:
+    """Every scalar the report aggregates from one result row (ranked accuracies and ablations flattened)."""
+    values: dict[str, float | None] = {k: row.get(k) for k in (*FAIRNESS_METRICS, *CLASS_METRICS)}
+    for k, v in enumerate(row.get("acc_rank") or [], start=1):
+        values[f"acc_rank_{k}"] = v
+    for prefix in ("ablation_acc", "ablation_drop"):
+        for kind, v in (row.get(prefix) or {}).items():
+            values[f"{prefix}.{kind}"] = v
+    for k in EXTRA_SCALARS:
+        if row.get(k) is not None:
+            values[k] = row[k]
+    return values
+
+
+def aggregate(group: Group) -> dict[tuple[str, int, str], Stat]:
+    """(classifier, generation, metric) -> (mean, std ddof=1, n seeds)."""
+    cells: dict[tuple[str, int, str], list] = {}
+    for row in group.rows:
+        for metric, value in row_metrics(row).items():
+            cells.setdefault((row["classifier"], int(row["generation"]), metric), []).append(value)
+    return {key: mean_std(values) for key, values in cells.items()}
+
+
+def fid_by_generation(group: Group, key: str = "fid") -> dict[int, Stat]:
+    """Generator FID per generation (``fid``: the raw block, Table 1's; ``fid_kept``: the samples the filters kept):
+    state.json blocks first, else the generation's result rows."""
+    per_gen: dict[int, list[float]] = {}
+    for run in group.runs:
+        gens = set(run.blocks) | {int(r["generation"]) for r in run.rows}
+        for g in sorted(gens):
+            value = (run.blocks.get(g) or {}).get(key)
+            if value is None:
+                value = next((r[key] for r in run.rows if int(r["generation"]) == g and r.get(key) is not None),
+                             None)
+            if value is not None:
+                per_gen.setdefault(g, []).append(value)
+    return {g: mean_std(v) for g, v in sorted(per_gen.items())}

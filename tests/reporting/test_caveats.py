@@ -1,0 +1,95 @@
+"""What the report says it knows and does not: opposite pooled/per-class trends, unfinished runs, few seeds, FID
+features; each with known values."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+
+from reporting.caveats import fairness_disagreements, fid_features_text
+from reporting.report import report_main
+from reporting.runs import group_runs, load_run
+from reporting.statistics import aggregate
+from tests.fakes.run_dirs import make_row, make_run, three_seeds
+
+# the quickstart's pattern of issue 16: pooled MEO up, per-class MEO and worst-subgroup accuracy down
+POOLED = {"lenet": (0.946, 0.95, 0.96, 0.974), "vgg19": (0.90, 0.91, 0.92, 0.93)}
+PER_CLASS = {"lenet": (0.889, 0.88, 0.87, 0.868), "vgg19": (0.80, 0.81, 0.82, 0.83)}
+WORST = {"lenet": (0.81, 0.80, 0.79, 0.77), "vgg19": (0.7, 0.7, 0.7, 0.7)}
+
+
+def trend_rows(seed: int = 0) -> list[dict]:
+    return [{**make_row(0, 0, c, "colored_mnist"), "generation": g, "seed": seed, "meo": POOLED[c][g],
+             "meo_class": PER_CLASS[c][g], "acc_rank": [WORST[c][g], 0.9, 0.95]}
+            for g in range(4) for c in ("lenet", "vgg19")]
+
+
+def test_opposite_pooled_and_per_class_trends_are_said_in_one_line(tmp_path):
+    run = make_run(tmp_path / "quickstart" / "seed_0", 0, planned=3, rows=trend_rows())
+    report_main([str(run)], str(tmp_path / "report"))
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    line = ("- **quickstart / lenet: pooled and per-class fairness disagree** (generation 0 -> 3): pooled MEO rises "
+            "0.946 -> 0.974 while per-class MEO falls 0.889 -> 0.868, and worst-subgroup accuracy falls 0.810 -> "
+            "0.770. Pooled metrics average subgroups over classes; read the per-class ones "
+            "(`figures/quickstart__overview.png` shows both).")
+    assert line in summary.splitlines()
+    assert "vgg19: pooled and per-class fairness disagree" not in summary  # both rise: no disagreement
+    assert summary.index("## What this report can and cannot tell") < summary.index("# Dataset:")
+    assert (tmp_path / "report" / "figures" / "quickstart__overview.png").is_file()
+    assert "quickstart__overview.png](figures/quickstart__overview.png) (pooled and per-class fairness side by side" \
+        in summary
+
+
+def test_changes_below_the_printed_precision_are_not_a_disagreement(tmp_path):
+    rows = [{**r, "meo": 0.95 + (0.0004 if r["generation"] == 3 else 0.0)} for r in trend_rows()]
+    (group,) = group_runs([load_run(make_run(tmp_path / "run", 0, planned=3, rows=rows))])
+    assert fairness_disagreements(group, aggregate(group)) == []
+    (group,) = group_runs([load_run(make_run(tmp_path / "run2", 0, planned=3, rows=trend_rows()))])
+    (found,) = fairness_disagreements(group, aggregate(group))
+    assert (found.classifier, found.first, found.last) == ("lenet", 0, 3)
+    assert found.pooled == pytest.approx((0.946, 0.974)) and found.worst == pytest.approx((0.81, 0.77))
+
+
+def test_an_unfinished_run_is_flagged_with_generations_done_and_planned(tmp_path):
+    finished = make_run(tmp_path / "exp" / "seed_0", 0)
+    rows = [make_row(1, g, c, "colored_mnist") for g in (0, 1, 2) for c in ("lenet", "vgg19")
+            if (g, c) != (2, "vgg19")]  # generation 2 of vgg19 still running
+    unfinished = make_run(tmp_path / "exp" / "seed_1", 1, rows=rows)
+    report_main([str(finished), str(unfinished)], str(tmp_path / "report"))
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert (f"- **Unfinished run** `{unfinished}` (exp): 2/3 generations (0-2) done; its numbers cover only those "
+            "generations (re-run the same `cli.py fit` command to finish it).") in summary
+    assert f"`{finished}`" not in summary.split("## What this report")[1].split("# Dataset")[0]
+    assert "| exp | colored_mnist | 0, 1 (2 seeds) | 0-2 | lenet, vgg19 | `seed_1` unfinished: 2/3 generations" \
+        in summary
+
+
+def test_one_seed_has_no_interval_and_few_seeds_say_how_coarse_it_is(tmp_path):
+    run = make_run(tmp_path / "single" / "seed_0", 0)
+    report_main([str(run)], str(tmp_path / "one"))
+    summary = (tmp_path / "one" / "summary.md").read_text()
+    assert "95% CI n/a (1 seed)" in summary and "| n/a (1 seed) |" in summary
+    zero_width = [m for m in re.findall(r"\[(\d\.\d{4}), (\d\.\d{4})\]", summary) if m[0] == m[1]]
+    assert not zero_width
+    assert "1 seed: no bootstrap interval (n/a) and no verdict" in summary
+    with open(tmp_path / "one" / "conjecture.csv", newline="") as f:
+        transitions = [r for r in csv.DictReader(f) if r["record"] == "transition"]
+    assert transitions and all(r["a_ci_low"] == r["a_ci_high"] == "" for r in transitions)
+
+    report_main([str(p) for p in three_seeds(tmp_path / "runs")], str(tmp_path / "three"))
+    summary = (tmp_path / "three" / "summary.md").read_text()
+    assert "3 seeds: the bootstrap can draw only 10 distinct resamples of the seeds" in summary
+
+
+@pytest.mark.parametrize(("extractors", "expected"), [
+    (["classifier:lenet"], "classifier features (lenet), not Inception: not comparable to the paper's Table 1"),
+    (["inception-v3"], "Inception-V3 features, as in the paper's Table 1"),
+    ([], "feature extractor not recorded in state.json"),
+    (["classifier:lenet", "inception-v3"], "mixed feature extractors, so the values are not comparable with each "
+     "other: classifier features (lenet), not Inception: not comparable to the paper's Table 1; Inception-V3 "
+     "features, as in the paper's Table 1"),
+])
+def test_fid_features_are_named(extractors, expected):
+    assert fid_features_text(extractors) == expected

@@ -1,0 +1,78 @@
+"""The report's figures: labelled axes, how many seeds they show, the FID's features, and the overview that puts
+pooled next to per-class fairness (values read back from the drawn lines)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reporting.figures import plot_fid, plot_metrics, plot_overview, plot_ranked
+from reporting.runs import group_runs, load_run
+from reporting.statistics import aggregate, fid_by_generation
+from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
+
+
+def load_groups(paths):
+    groups = group_runs([load_run(p) for p in paths])
+    return groups, {g.name: aggregate(g) for g in groups}
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_every_panel_has_axis_labels_and_the_title_says_how_many_seeds(tmp_path, n_seeds):
+    paths = three_seeds(tmp_path / "runs")[:n_seeds]
+    (group,), stats = load_groups(paths)
+    written = []
+    figures = [plot_metrics(group, stats[group.name], ["acc", "meo", "di", "md"], tmp_path / "m.png", written),
+               plot_ranked(group, stats[group.name], 3, tmp_path / "r.png", written),
+               plot_overview(group, stats[group.name], tmp_path / "o.png", written)]
+    for fig in figures:
+        for ax in visible_axes(fig):
+            assert ax.get_xlabel() == "generation" and ax.get_ylabel(), ax.get_title()
+        title = fig.get_suptitle()
+        assert ("1 seed (no spread" in title) if n_seeds == 1 else ("mean ± std over 3 seeds" in title)
+    assert [ax.get_ylabel() for ax in visible_axes(figures[0])] == [
+        "accuracy", "MEO (1 = equal subgroup TPRs)", "DI (1 = no disparity)", "MD (max - min subgroup TPR)"]
+    assert len(written) == 3
+
+
+def test_overview_draws_pooled_solid_and_per_class_dashed_with_their_values(tmp_path):
+    (group,), stats = load_groups(three_seeds(tmp_path / "runs"))
+    fig = plot_overview(group, stats[group.name], tmp_path / "o.png", [])
+    meo = next(ax for ax in visible_axes(fig) if ax.get_title().startswith("MEO"))
+    lines = {line.get_label(): line for line in meo.get_lines()}
+    pooled, per_class = lines["lenet, pooled"], lines["lenet, per class"]
+    assert pooled.get_linestyle() == "-" and per_class.get_linestyle() == "--"
+    assert pooled.get_color() == per_class.get_color() != lines["vgg19, pooled"].get_color()
+    expected_pooled = [np.mean([make_row(s, g, "lenet", "x")["meo"] for s in (0, 1, 2)]) for g in GENERATIONS]
+    assert np.allclose(pooled.get_ydata(), expected_pooled)
+    assert np.allclose(per_class.get_ydata(), [0.94] * 3)  # mean of 0.95, 0.94, 0.93
+    accuracy = next(ax for ax in visible_axes(fig) if ax.get_title().startswith("accuracy"))
+    worst = next(line for line in accuracy.get_lines() if line.get_label() == "lenet, worst subgroup")
+    assert np.allclose(worst.get_ydata(), [0.51] * 3)
+
+
+def test_unfinished_runs_are_named_in_the_title(tmp_path):
+    rows = [make_row(1, g, c, "colored_mnist") for g in (0, 1) for c in ("lenet", "vgg19")]
+    paths = [make_run(tmp_path / "exp" / "seed_0", 0), make_run(tmp_path / "exp" / "seed_1", 1, rows=rows)]
+    (group,), stats = load_groups(paths)
+    fig = plot_metrics(group, stats[group.name], ["acc"], tmp_path / "m.png", [])
+    assert fig.get_suptitle().endswith("mean ± std over 2 seeds; 1 of 2 runs unfinished")
+
+
+def test_fid_figure_names_its_features(tmp_path):
+    groups, _ = load_groups(three_seeds(tmp_path / "runs"))
+    fids = {g.name: fid_by_generation(g) for g in groups}
+    fig = plot_fid(groups, fids, tmp_path / "fid.png", [])
+    (ax,) = visible_axes(fig)
+    assert "features: classifier features (lenet), not Inception: not comparable to the paper's Table 1" \
+        in ax.get_title()
+    assert ax.get_ylabel() == "FID (lower = closer to the real training images)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mnist_biased (3 seeds), raw block",
+                                                                   "mnist_biased (3 seeds), kept"]
+    raw, kept = ax.get_lines()
+    assert np.allclose(raw.get_ydata(), [111.0, 121.0])  # 100 + 10 g + seed, averaged over seeds 0-2
+    assert np.allclose(kept.get_ydata(), [101.0, 111.0])  # 90 + 10 g + seed
