@@ -119,12 +119,15 @@ def overview_name(group: Group) -> str:
 
 
 def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: list[Path]) -> Figure:
-    """One panel per classifier, one line per subgroup rank (Figs. 3b/4b/7)."""
+    """One panel per classifier, one line per subgroup rank and the mean over subgroups (dashed): worst, best and
+    mean subgroup accuracy per generation (Figs. 3b/4b/7)."""
     fig, axes = _figure(len(group.classifiers))
     for ax, classifier in zip(axes, group.classifiers):
         for k in range(1, n_ranks + 1):
             label = f"rank {k}" + (" (worst)" if k == 1 else " (best)" if k == n_ranks else "")
             _curve(ax, stats, classifier, f"acc_rank_{k}", group.generations, label)
+        _curve(ax, stats, classifier, "acc_rank_mean", group.generations, "mean over subgroups", color="black",
+               linestyle="--")
         _finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
                      group.generations)
         ax.legend(fontsize=7)
@@ -168,6 +171,44 @@ def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, 
         title += "\nfeatures: " + features.pop()
     _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens))
     ax.legend(fontsize=7)
+    _save(fig, path, written)
+    return fig
+
+
+#: the comparison figure's panels: what a data regime or a mitigation changes (accuracy, the subgroup gap, the
+#: worst and best subgroup, and the block's subgroup imbalance u_t)
+COMPARISON_METRICS = [("acc", "accuracy"), ("md", "MD"), ("acc_rank_1", "worst-subgroup accuracy"),
+                      ("acc_rank_best", "best-subgroup accuracy"), ("imbalance_u", "u_t (block subgroup imbalance)")]
+
+
+def comparison_name(dataset: str) -> str:
+    return f"{dataset}__comparison.png"
+
+
+def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: Path, written: list[Path]) -> Figure:
+    """Groups of one dataset side by side (data regimes, with vs without a mitigation): one row of panels per
+    classifier, one line per group, for every metric of ``COMPARISON_METRICS`` the runs recorded."""
+    classifiers = list(dict.fromkeys(c for g in groups for c in g.classifiers))
+    gens = sorted({gen for g in groups for gen in g.generations})
+
+    def resolved(group: Group, metric: str) -> str:
+        n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
+        return f"acc_rank_{n_ranks}" if metric == "acc_rank_best" else metric
+
+    metrics = [(m, title) for m, title in COMPARISON_METRICS
+               if any(k[2] == resolved(g, m) and v[2] for g in groups for k, v in stats_by_group[g.name].items())]
+    fig, axes = _figure(len(classifiers) * len(metrics), width=3.6, height=3.0, max_cols=len(metrics))
+    for row, classifier in enumerate(classifiers):
+        for col, (metric, title) in enumerate(metrics):
+            ax = axes[row * len(metrics) + col]
+            for group in groups:
+                _curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
+                       f"{group.name} ({seed_phrase(len(group.runs))})")
+            ylabel = Y_LABELS.get(metric, title)
+            _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens)
+    axes[0].legend(fontsize=7)
+    dataset = groups[0].dataset
+    fig.suptitle(f"{dataset}: {len(groups)} groups compared (mean ± std over each group's seeds)")
     _save(fig, path, written)
     return fig
 

@@ -74,11 +74,11 @@ def _group_section(group: Group, stats: dict) -> list[str]:
                 continue  # no subgroups (Hard ImageNet): the accuracy table says it all
             lines += [f"{title}:", "", *_metric_table(stats, classifier, gens, metrics), ""]
         if n_ranks:
-            rank_metrics = [f"acc_rank_{k}" for k in range(1, n_ranks + 1)]
+            rank_metrics = [*(f"acc_rank_{k}" for k in range(1, n_ranks + 1)), "acc_rank_mean"]
             table = _metric_table(stats, classifier, gens, rank_metrics)
             table[0] = "| generation | " + " | ".join(
                 f"rank {k}{' (worst)' if k == 1 else ' (best)' if k == n_ranks else ''}"
-                for k in range(1, n_ranks + 1)) + " | n |"
+                for k in range(1, n_ranks + 1)) + " | mean over subgroups | n |"
             lines += ["Ranked subgroup accuracy (eq. 5; within each class sorted ascending, averaged over classes):",
                       "", *table, ""]
         kinds = sorted({m.split(".", 1)[1] for (c, _, m) in stats if c == classifier and m.startswith("ablation_acc.")})
@@ -136,7 +136,8 @@ def summary_markdown(groups: list[Group], stats_by_group: dict[str, dict], fids:
     overview_files = set(overview.values())
     for path in figures:
         note = " (pooled and per-class fairness side by side: the figure to show)" if path.name in overview_files \
-            else ""
+            else " (the groups of this dataset side by side: accuracy, MD, worst and best subgroup, u_t)" \
+            if path.name.endswith("__comparison.png") else ""
         lines.append(f"- [{path.name}](figures/{path.name}){note}")
     if not any("__samples" in p.name for p in figures):
         lines.append("- no per-generation sample sheets (gen_XX/samples.png) found in the runs")

@@ -24,8 +24,10 @@ from common.errors import ConfigError
 from reporting.caveats import caveat_lines
 from reporting.conjecture import analyse_group, conjecture_markdown, write_conjecture_csv
 from reporting.figures import (
+    comparison_name,
     overview_name,
     plot_ablation,
+    plot_comparison,
     plot_fid,
     plot_metrics,
     plot_overview,
@@ -120,6 +122,12 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
         name = _figures(group, stats_by_group[group.name], figures, written)
         if name:
             overview[group.name] = name
+    by_dataset: dict[str, list[Group]] = {}
+    for group in groups:
+        by_dataset.setdefault(group.dataset, []).append(group)
+    for dataset, members in by_dataset.items():
+        if len(members) > 1:  # a sweep over regimes, a mitigation on and off, any grid: the groups side by side
+            plot_comparison(members, stats_by_group, figures / comparison_name(dataset), written)
     if any(fids.values()):
         plot_fid(groups, fids, figures / "fid.png", written)
     text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture),

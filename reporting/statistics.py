@@ -28,8 +28,12 @@ def mean_std(values: Iterable[float | None]) -> Stat:
 def row_metrics(row: dict) -> dict[str, float | None]:
     """Every scalar the report aggregates from one result row (ranked accuracies and ablations flattened)."""
     values: dict[str, float | None] = {k: row.get(k) for k in (*FAIRNESS_METRICS, *CLASS_METRICS)}
-    for k, v in enumerate(row.get("acc_rank") or [], start=1):
+    ranks = row.get("acc_rank") or []
+    for k, v in enumerate(ranks, start=1):
         values[f"acc_rank_{k}"] = v
+    finite = [float(v) for v in ranks if v is not None and math.isfinite(float(v))]
+    if ranks:  # the mean subgroup accuracy (Figure 7's middle line); undefined when a rank is missing
+        values["acc_rank_mean"] = sum(finite) / len(finite) if len(finite) == len(ranks) else None
     for prefix in ("ablation_acc", "ablation_drop"):
         for kind, v in (row.get(prefix) or {}).items():
             values[f"{prefix}.{kind}"] = v

@@ -58,9 +58,13 @@ def test_two_generation_loop_logs_ablations_and_fills_the_stack(tmp_path, assets
     from PIL import Image
 
     sheet = Image.open(next((run_dir / "gen_01" / "contact_sheets").glob("*.png")))
-    # the review sheets show what the classifiers see: 10 columns of 24 px images upscaled x3 (+4 px margin); the
-    # stored 32 px images would give cells of 2 x 32 + 4
-    assert sheet.size[0] == 10 * (3 * 24 + 4)
+    # the review sheets show what the classifiers see: 3 rows of 10 cells holding 24 px images upscaled x3 (72 px)
+    # above their captions; the stored 32 px images would be upscaled x2 (64 px)
+    from common.image_grids import _SheetLayout
+
+    seen, stored = _SheetLayout((24, 24), [0], [None]), _SheetLayout((32, 32), [0], [None])
+    assert (seen.image_h, stored.image_h) == (72, 64)
+    assert sheet.size[1] == 3 * seen.cell_h != 3 * stored.cell_h
 
 
 def test_missing_data_and_weights_are_listed_before_any_work(tmp_path, capsys):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -29,10 +30,34 @@ def fit(run_dir: Path, *extra: str) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
 
 
-def test_the_accumulate_regime_keeps_every_generation_and_uses_all_of_it(tmp_path):
-    rows = fit(tmp_path / "run", "--data.stack_policy", "accumulate")  # tiny_mnist keeps 1 generation under fifo
+@pytest.fixture(scope="module")
+def regimes(tmp_path_factory) -> dict[str, Path]:
+    """The tiny loop under the paper's FIFO and under accumulate, as a regimes sweep lays them out."""
+    root = tmp_path_factory.mktemp("regimes")
+    fit(root / "fifo" / "seed_0")
+    fit(root / "accumulate" / "seed_0", "--data.stack_policy", "accumulate")
+    return {"fifo": root / "fifo" / "seed_0", "accumulate": root / "accumulate" / "seed_0"}
+
+
+def test_the_accumulate_regime_keeps_every_generation_and_uses_all_of_it(regimes):
+    rows = [json.loads(line) for line in (regimes["accumulate"] / "results.jsonl").read_text().splitlines()]
+    # tiny_mnist keeps 1 generation under fifo
     assert [r["stack_generations"] for r in rows] == [[], [1], [1, 2]]
     assert [r["n_synthetic"] for r in rows] == [0, 90, 180] and rows[2]["synthetic_reuse"] == 1.0
+
+
+def test_the_report_compares_the_regimes_side_by_side(regimes, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "report", str(regimes["fifo"]),
+                           str(regimes["accumulate"]), "--out", str(tmp_path / "report")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figure = tmp_path / "report" / "figures" / "colored_mnist__comparison.png"
+    assert figure.is_file() and figure.stat().st_size > 10_000
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "[colored_mnist__comparison.png](figures/colored_mnist__comparison.png) (the groups of this dataset side " \
+           "by side" in summary
+    assert "`data.stack_policy=\"accumulate\"`" in summary  # the summary names what differs between the groups
 
 
 def test_the_subgroup_balance_filter_pushes_exactly_the_balanced_subset(tmp_path):

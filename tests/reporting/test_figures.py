@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reporting.figures import plot_fid, plot_metrics, plot_overview, plot_ranked
+from reporting.figures import plot_comparison, plot_fid, plot_metrics, plot_overview, plot_ranked
 from reporting.runs import group_runs, load_run
 from reporting.statistics import aggregate, fid_by_generation
 from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
@@ -76,3 +76,35 @@ def test_fid_figure_names_its_features(tmp_path):
     raw, kept = ax.get_lines()
     assert np.allclose(raw.get_ydata(), [111.0, 121.0])  # 100 + 10 g + seed, averaged over seeds 0-2
     assert np.allclose(kept.get_ydata(), [101.0, 111.0])  # 90 + 10 g + seed
+
+
+def test_ranked_figure_shows_worst_best_and_the_mean_over_subgroups(tmp_path):
+    """Figure 7: per classifier, every subgroup rank and the mean over subgroups (dashed), values read back."""
+    (group,), stats = load_groups(three_seeds(tmp_path / "runs"))
+    fig = plot_ranked(group, stats[group.name], 3, tmp_path / "r.png", [])
+    lenet = next(ax for ax in visible_axes(fig) if ax.get_title().startswith("lenet"))
+    lines = {line.get_label(): line for line in lenet.get_lines()}
+    assert list(lines) == ["rank 1 (worst)", "rank 2", "rank 3 (best)", "mean over subgroups"]
+    # ranks 0.5 / 0.7 / 0.9 + 0.01 seed, averaged over seeds 0-2: 0.51, 0.71, 0.91; their mean 0.71
+    for label, value in [("rank 1 (worst)", 0.51), ("rank 3 (best)", 0.91), ("mean over subgroups", 0.71)]:
+        assert np.allclose(lines[label].get_ydata(), [value] * len(GENERATIONS)), label
+    assert lines["mean over subgroups"].get_linestyle() == "--"
+
+
+def test_comparison_figure_puts_the_groups_of_a_dataset_side_by_side(tmp_path):
+    """A sweep (regimes, a mitigation on and off): one line per group in every panel, values read back."""
+    paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
+    groups, stats = load_groups(paths)
+    fig = plot_comparison(groups, stats, tmp_path / "c.png", [])
+    titles = [ax.get_title() for ax in visible_axes(fig)]
+    # a row of panels per classifier; no u_t panel: these rows carry no imbalance_u
+    assert titles == [f"{c}: {m}" for c in ("lenet", "vgg19")
+                      for m in ("accuracy", "MD", "worst-subgroup accuracy", "best-subgroup accuracy")]
+    md = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: MD")
+    assert len(md.get_lines()) == 2 and {line.get_label() for line in md.get_lines()} == {
+        f"{g.name} (3 seeds)" for g in groups}
+    for line in md.get_lines():
+        assert np.allclose(line.get_ydata(), [0.1] * len(GENERATIONS))  # 0.05 (seed + 1), averaged over seeds 0-2
+    best = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: best-subgroup accuracy")
+    assert np.allclose(best.get_lines()[0].get_ydata(), [0.91] * len(GENERATIONS))
+    assert "2 groups compared" in fig.get_suptitle()
