@@ -33,7 +33,7 @@ from simulation.stages import ReviewPause
 # Settings that may differ between a run and its resume (not part of the run's identity)
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
-                       "data.pin_memory", "data.device_memory_gb")  # device-resident or loader: the same batches
+                       "data.pin_memory")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}

@@ -125,7 +125,7 @@ def test_rerunning_the_same_command_resumes_without_duplicating(tiny_run):
     before = (run_dir / "results.jsonl").read_text()
     # where it runs may change between a run and its resume (another allocation after a requeue)
     proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--trainer.devices", "2",
-                   "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "true", "--data.device_memory_gb", "0")
+                   "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming" in proc.stdout and "training" not in proc.stdout
     assert (run_dir / "results.jsonl").read_text() == before
