@@ -97,6 +97,25 @@ def test_list_count_task_and_dry_run_modes(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_listing_piped_into_head_ends_quietly(tmp_path):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=list(range(2000)), out=str(tmp_path / "out"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), str(path), "--list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("0\t")
+    proc.stdout.close()  # what `| head -1` does: the reader goes away long before 2,000 lines are written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_data_regimes_sweep_runs_past_the_stack_window():
+    """With a stack of 3, fifo, accumulate and subsample hold the same blocks up to generation 3."""
+    tasks = sweep.load_sweep(ROOT / "configs" / "sweeps" / "data_regimes.yaml", check_configs=False)
+    policies = {dict(task.overrides)["data.stack_policy"] for task in tasks}
+    assert policies == {"fifo", "replace", "accumulate", "subsample"}
+    window = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())["loop"]["stack_generations"]
+    assert all(dict(task.overrides)["loop.generations"] > window for task in tasks)
+
+
 def test_paper_seeds_sweep_file_has_three_seeds_per_configuration():
     tasks = sweep.load_sweep(ROOT / "configs" / "sweeps" / "paper_seeds.yaml", check_configs=False)
     by_config: dict[tuple, list[int]] = {}
