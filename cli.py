@@ -49,7 +49,7 @@ LOOP_OWNED_TRAINER_KEYS = {
 # Generators and data sources offered in `fit --help` (imported only for the help: some import large libraries)
 HELP_MODULES = ("lightning_modules.dcgan", "lightning_modules.ddpm", "lightning_modules.stable_diffusion",
                 "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet", "datamodules.breeds")
-TOP_LEVEL_HELP = """usage: cli.py {fit,report} ...
+TOP_LEVEL_HELP = """usage: cli.py {fit,report,sandbox} ...
 
 Does training on generated data amplify subgroup bias, generation after generation?
 
@@ -57,6 +57,8 @@ subcommands:
   fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
   report    tables, the paper's figures and the section-5 analysis of finished runs:
             python cli.py report RUN_DIR... --out DIR
+  sandbox   the analytic sandbox (Gaussian-mixture world, answers known in closed form), run directories that
+            `report` reads: python cli.py sandbox configs/sandbox/gaussian_mixture.yaml
 
 python cli.py fit --help      every option of an experiment (loop, data, model, classifiers, filters, quality, trainer)
 python cli.py report --help   the report's options
@@ -199,6 +201,21 @@ def report(args: list[str]) -> None:
     report_main(options.run_dirs, options.out)
 
 
+def sandbox(args: list[str]) -> None:
+    """``cli.py sandbox CONFIG``: the analytic sandbox, every regime x seed of CONFIG as run directories."""
+    import argparse
+
+    from simulation.sandbox.sweep import load_config, run_sandbox
+
+    parser = argparse.ArgumentParser(prog="cli.py sandbox", description=sandbox.__doc__)
+    parser.add_argument("config", help="a sandbox config, e.g. configs/sandbox/gaussian_mixture.yaml")
+    parser.add_argument("--out", help="folder for the run directories (default: the config's out)")
+    parser.add_argument("--seeds", type=int, help="number of seeds 0..N-1 (default: the config's seeds)")
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier sandbox runs with another config")
+    options = parser.parse_args(args)
+    run_sandbox(load_config(options.config, options.out, options.seeds), overwrite=options.overwrite)
+
+
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """Stop the run at once on SIGTERM (how SLURM stops a requeued or preempted job, SIGKILL following after
@@ -245,6 +262,9 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "report":
             report(argv[1:])
+            return 0
+        if argv and argv[0] == "sandbox":
+            sandbox(argv[1:])
             return 0
         with stop_on_sigterm():
             SimulationCLI(args=args)

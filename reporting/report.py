@@ -37,6 +37,7 @@ from reporting.figures import (
 from reporting.hparams import check_tensorboard_dir, write_hparams
 from reporting.markdown import summary_markdown
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
+from reporting.sandbox_report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
 from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, PER_CLASS_DATASETS
@@ -130,8 +131,9 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
             plot_comparison(members, stats_by_group, figures / comparison_name(dataset), written)
     if any(fids.values()):
         plot_fid(groups, fids, figures / "fid.png", written)
+    sandbox = sandbox_section(groups, figures, written)  # known answers, for runs of the analytic sandbox
     text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture),
-                            [p for p in written if p.parent == figures], overview)
+                            [p for p in written if p.parent == figures], overview) + sandbox
     (out_dir / "summary.md").write_text(text)
     written.append(out_dir / "summary.md")
     written.append(out_dir / "tensorboard")

@@ -1,0 +1,143 @@
+"""The report's check of the analytic sandbox against theory: for every group of sandbox runs (a ``sandbox`` section
+in its config), the measured curves across seeds beside the closed-form ones (``simulation.sandbox.theory``), a
+table of both at the last generation, and how often the report's own 95% bootstrap intervals from 3-seed groups
+cover the known true A_t.
+
+Figure ``figures/sandbox__known_answers.png``: the fitted Gaussian's variance / the true one; a class's minority share
+in each block, mean over seeds; its variance across seeds. Measured: solid with a band of ± 2 standard errors over
+seeds; theory: dashed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.gaussian_mixture import GaussianMixtureWorld
+from reporting.figures import _figure, _save
+from reporting.interval_coverage import interval_coverage
+from reporting.runs import Group
+from simulation.sandbox.theory import known_answers
+
+FIGURE = "sandbox__known_answers.png"
+COVERAGE_GROUP = 3
+PANELS = (("fitted_variance_ratio", "fitted variance / true variance", "ML Gaussian: variance collapse"),
+          ("minority_share", "minority share of a class's block", "mixture: minority share, mean over seeds"),
+          ("minority_share_variance", "variance across seeds", "mixture: minority share, variance over seeds"))
+
+
+def is_sandbox(group: Group) -> bool:
+    return isinstance(group.runs[0].config.get("sandbox"), dict)
+
+
+def _generations(group: Group) -> int:
+    return int(group.runs[0].planned_generations or max(group.generations))
+
+
+def theory(group: Group) -> dict[str, np.ndarray]:
+    section = group.runs[0].config["sandbox"]
+    return known_answers(section.get("regime") or {}, section.get("world") or {}, _generations(group))
+
+
+def per_seed(group: Group, key: str) -> np.ndarray:
+    """(seeds, generations + 1, classes) of a per-class block value (``fitted_variance_class`` or
+    ``minority_share_class``); generation 0 is the real data (variance ratio 1, the real minority share)."""
+    generations = _generations(group)
+    section = group.runs[0].config["sandbox"]
+    world = GaussianMixtureWorld(**(section.get("world") or {}))
+    start = 1.0 if key == "fitted_variance_class" else world.real_minority_share()
+    values = np.full((len(group.runs), generations + 1, world.num_classes), np.nan)
+    values[:, 0] = start
+    for s, run in enumerate(group.runs):
+        for t in range(1, generations + 1):
+            entry = (run.blocks.get(t) or {}).get(key)
+            if entry is not None:
+                values[s, t] = entry
+    return values
+
+
+def measured(group: Group) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """quantity -> (value per generation, its standard error over seeds)."""
+    n = len(group.runs)
+    variance, share = per_seed(group, "fitted_variance_class"), per_seed(group, "minority_share_class")
+    out = {}
+    seed_variance = variance.mean(2)  # classes averaged within each seed
+    out["fitted_variance_ratio"] = (seed_variance.mean(0), seed_variance.std(0, ddof=1) / math.sqrt(n))
+    seed_share = share.mean(2)
+    out["minority_share"] = (seed_share.mean(0), seed_share.std(0, ddof=1) / math.sqrt(n))
+    across = share.var(0, ddof=1)  # (generations + 1, classes): each class's variance over seeds
+    # the standard error of a sample variance of n (near-normal) values is var sqrt(2 / (n - 1)); classes average
+    out["minority_share_variance"] = (across.mean(1), across.mean(1) * math.sqrt(2 / (n - 1) / share.shape[2]))
+    return out
+
+
+def plot_known_answers(groups: list[Group], path: Path, written: list[Path]) -> None:
+    fig, axes = _figure(len(PANELS), width=4.6, height=3.4)
+    for ax, (key, ylabel, title) in zip(axes, PANELS):
+        for group in groups:
+            answers = theory(group)
+            if key not in answers and not (key == "fitted_variance_ratio" and group.runs[0].config["sandbox"]
+                                           ["regime"].get("generator") == "gaussian"):
+                continue
+            value, error = measured(group)[key]
+            x = np.arange(len(value))
+            line, = ax.plot(x, value, marker="o", markersize=3, label=f"{group.name} (measured)")
+            ax.fill_between(x, value - 2 * error, value + 2 * error, alpha=0.2, color=line.get_color())
+            if key in answers:
+                ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{group.name} (theory)")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    seeds = sorted({len(g.runs) for g in groups})
+    fig.suptitle(f"analytic sandbox: measured (band ± 2 s.e. over {'/'.join(map(str, seeds))} seeds) vs theory "
+                 "(dashed)")
+    _save(fig, path, written)
+
+
+def _true_ratios(answers: dict, key: str) -> np.ndarray | None:
+    """The true A_t of generations 1..T (transitions t -> t + 1 for t >= 1) of a quantity with a closed-form mean."""
+    curve = answers.get(key)
+    if curve is None or len(curve) < 3:
+        return None
+    return curve[2:] / curve[1:-1]
+
+
+def sandbox_markdown(groups: list[Group]) -> str:
+    """The summary's section: measured vs theory at the last generation, and the intervals' coverage."""
+    lines = ["## Known answers (analytic sandbox)", "",
+             "Measured across seeds at the last generation beside the closed form (README, Analytic sandbox); "
+             f"the figure is `figures/{FIGURE}`. Coverage: the share of the report's 95% bootstrap intervals of A_t "
+             f"(section 5), each from a group of {COVERAGE_GROUP} seeds of these runs, that contain the true A_t.", "",
+             "| group | quantity | generation | measured (± s.e.) | theory | 95% intervals from 3 seeds covering "
+             "the true A_t |", "|---|---|---|---|---|---|"]
+    for group in groups:
+        answers, found = theory(group), measured(group)
+        last = _generations(group)
+        for key in ("fitted_variance_ratio", "minority_share", "minority_share_variance"):
+            if key not in answers:
+                continue
+            value, error = found[key]
+            coverage = "n/a"
+            truth = _true_ratios(answers, key)
+            if truth is not None and key != "minority_share_variance" and len(group.runs) >= COVERAGE_GROUP:
+                seed_values = (per_seed(group, "fitted_variance_class" if key == "fitted_variance_ratio"
+                                        else "minority_share_class").mean(2))[:, 1:]
+                result = interval_coverage(seed_values, truth, COVERAGE_GROUP)
+                coverage = f"{100 * result.rate:.0f}% of {result.intervals}"
+            lines.append(f"| {group.name} | {key} | {last} | {value[last]:.4g} ± {error[last]:.2g} | "
+                         f"{answers[key][last]:.4g} | {coverage} |")
+    return "\n".join(lines) + "\n"
+
+
+def sandbox_section(groups: list[Group], figures: Path, written: list[Path]) -> str:
+    """Draw the figure and return the summary section; "" when no group is a sandbox run."""
+    chosen = [g for g in groups if is_sandbox(g) and len(g.runs) >= 2]
+    if not chosen:
+        return ""
+    plot_known_answers(chosen, figures / FIGURE, written)
+    return "\n" + sandbox_markdown(chosen)
