@@ -23,6 +23,13 @@ EXPECTED_MISSING = {
                              "timm/deit_small_patch16_224", *PAPER_WEIGHTS],
     "colored_mnist_ddpm.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
     "cifar20_ddpm.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "celeba_blond.yaml": ["missing table data/celeba/blond_male.csv", "mmlab.ie.cuhk.edu.hk/projects/CelebA",
+                          "scripts/celeba_table.py", "stable-diffusion-v1-5", "resnet50-11ad3fa6.pth", *PAPER_WEIGHTS],
+    "waterbirds.yaml": ["missing table data/waterbird_complete95_forest2water2/metadata.csv",
+                        "waterbird_complete95_forest2water2.tar.gz", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
+    "fairface.yaml": ["missing table data/fairface/fairface_label_train.csv",
+                      "missing table data/fairface/fairface_label_val.csv", "github.com/joojs/fairface",
+                      "stable-diffusion-v1-5", *PAPER_WEIGHTS],
 }
 #: appendix C's r per paper config, and the prompt the CLIP filter builds from a class name
 CLIP_FILTER = {
@@ -35,6 +42,9 @@ CLIP_FILTER = {
     "breeds_living17.yaml": (0.6, "a photo of a {class_name}"),
     "colored_mnist_ddpm.yaml": (0.1, "a photo of the digit {class_name}"),
     "cifar20_ddpm.yaml": (0.3, "a photo of {class_name}"),
+    "celeba_blond.yaml": (0.6, "a photo of a {class_name}"),
+    "waterbirds.yaml": (0.6, "a photo of a {class_name}"),
+    "fairface.yaml": (0.6, "a photo of a {class_name}"),
 }
 #: the README's one override that runs a paper config without CLIP
 WITHOUT_CLIP = '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'
@@ -138,3 +148,23 @@ def test_impossible_hardware_is_reported_with_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "trainer settings cannot run here" in err and "--trainer.accelerator cpu" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name, real_train", [("celeba_blond.yaml", 162_770), ("waterbirds.yaml", 4_795),
+                                              ("fairface.yaml", 86_744 - round(0.1 * 86_744))])
+def test_the_table_configs_fill_the_stack_to_p_and_name_their_classes_alike(name, real_train, capsys):
+    """S by the README's rule (3 kept blocks cover the real training set, not more than needed), the generator's
+    class names equal the source's, and u_t has the learned oracle."""
+    import math
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    source = config["data"]["source"]
+    assert source["class_path"] == "datamodules.table.TableImageSource"
+    names = source["init_args"]["class_names"]
+    assert config["model"]["init_args"]["class_names"] == list(names.values() if isinstance(names, dict) else names)
+    assert config["model"]["init_args"]["train_resolution"] == 512 and config["quality"]["oracle"]["arch"]
+    loop, ratio = config["loop"], config["filters"][0]["init_args"]["ratio"]
+    kept = math.floor((1 - ratio) * loop["samples_per_generation"])
+    assert loop["stack_generations"] * kept >= real_train > (loop["stack_generations"] - 1) * kept
