@@ -117,3 +117,14 @@ def test_every_problem_is_listed_with_where_to_get_the_data(tmp_path):
     assert message.endswith("How to fix: fetch it from example.org.")
     with pytest.raises(ConfigError, match="lacks the columns \\['y'\\] \\(it has \\['path', 'label', 'subgroup'\\]\\)"):
         TableImageSource(table=str(table), image_root=str(tmp_path), label_column="y").validate()
+
+
+def test_the_clip_prompts_read_the_configs_class_names():
+    from filters import ClipScoreFilter
+
+    clip = ClipScoreFilter(ratio=0.6, template="a photo of a {class_name}")
+    prompts = {name: clip.prompts(TableImageSource(**config_arguments(name)).class_names)
+               for name in ("celeba_blond.yaml", "waterbirds.yaml", "fairface.yaml")}
+    assert prompts["celeba_blond.yaml"] == ["a photo of a person with dark hair", "a photo of a person with blond hair"]
+    assert prompts["waterbirds.yaml"] == ["a photo of a landbird", "a photo of a waterbird"]
+    assert prompts["fairface.yaml"] == ["a photo of a woman", "a photo of a man"]
