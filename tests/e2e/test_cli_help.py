@@ -15,9 +15,10 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_top_level_help_lists_both_subcommands():
+def test_top_level_help_lists_every_subcommand():
     out = cli("--help").stdout
-    assert "usage: cli.py {fit,report}" in out and "python cli.py report RUN_DIR... --out DIR" in out
+    assert "usage: cli.py {fit,report,sandbox}" in out and "python cli.py report RUN_DIR... --out DIR" in out
+    assert "python cli.py sandbox configs/sandbox/gaussian_mixture.yaml" in out
 
 
 def test_fit_help_lists_every_generator_and_data_source_and_documents_the_quality_options():
