@@ -56,9 +56,9 @@ class GaussianMixtureWorld(RealDataSource):
         seed: the seed of the splits (the sandbox passes each run's seed).
     """
 
+    #: the subgroup of a point is read from the point and its class (``subgroups_of``, the sandbox's oracle for u_t);
+    #: the image loop's ``subgroups_from_pixels`` stays None: points never reach the image path
     name = "gaussian_mixture"
-    #: the subgroup of a point is read from the point itself (``subgroups_of``): no learned oracle is needed for u_t
-    has_pixel_subgroups = True
 
     def __init__(self, means=DEFAULT_MEANS, subgroup_shares=(0.9, 0.1), spread: float = 0.5,
                  n_train_per_class: int = 200, n_test_per_subgroup: int = 500, seed: int = 0) -> None:
