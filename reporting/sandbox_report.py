@@ -76,14 +76,14 @@ def measured(group: Group) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def plot_known_answers(groups: list[Group], path: Path, written: list[Path]) -> None:
     fig, axes = _figure(len(PANELS), width=4.6, height=3.4)
     for ax, (key, ylabel, title) in zip(axes, PANELS):
-        for group in groups:
+        for index, group in enumerate(groups):  # one colour per group in every panel
             answers = theory(group)
             if key not in answers and not (key == "fitted_variance_ratio" and group.runs[0].config["sandbox"]
                                            ["regime"].get("generator") == "gaussian"):
                 continue
             value, error = measured(group)[key]
             x = np.arange(len(value))
-            line, = ax.plot(x, value, marker="o", markersize=3, label=f"{group.name} (measured)")
+            line, = ax.plot(x, value, marker="o", markersize=3, color=f"C{index}", label=f"{group.name} (measured)")
             ax.fill_between(x, value - 2 * error, value + 2 * error, alpha=0.2, color=line.get_color())
             if key in answers:
                 ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{group.name} (theory)")
