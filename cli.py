@@ -21,7 +21,7 @@ from pathlib import Path
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
-from common.errors import ConfigError
+from common.errors import ConfigError, RankZeroGone
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
@@ -259,6 +259,9 @@ def main(args: list[str] | None = None) -> int:
     except CommandLineError as err:
         print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
+    except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except ReviewPause:
         return 0
     finally:  # a launch id made here belongs to this launch only (cli.main may be called again in one process)

@@ -19,7 +19,7 @@ from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.run_directory import RunDirectory, config_fingerprint
-from simulation.run_lock import RunLock
+from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
     EvaluateClassifier,
     GenerateBlock,
@@ -88,7 +88,9 @@ class SimulationLoop:
                 self._open_run_directory(lock, launch)
             else:
                 exit_when_orphaned()
-                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch)
+                context.rank_zero_gone = RankZeroWatch(run_dir.lock_path, launch)  # rank 0's heartbeat
+                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch,
+                               context.rank_zero_gone)
             run_dir.load()
             context.data.prepare()
             self._open_stack()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,8 @@ class RunContext:
     filters: list[SampleFilter]
     generator: GeneratorModule | None
     seed: int
+    # on a non-zero rank: None while rank 0 shows it is alive, else why not (run_lock.RankZeroWatch)
+    rank_zero_gone: Callable[[], str | None] | None = None
 
     @property
     def source(self):
@@ -82,7 +85,7 @@ class RunContext:
         if process_group_ready():
             barrier()
         elif not is_rank_zero():  # ranks started together, before any Trainer made the process group
-            wait_for_stage(self.run_dir.state_path, key)
+            wait_for_stage(self.run_dir.state_path, key, self.rank_zero_gone)
         if not is_rank_zero():
             self.run_dir.load()
 
