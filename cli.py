@@ -33,7 +33,7 @@ from simulation.stages import ReviewPause
 # Settings that may differ between a run and its resume (not part of the run's identity)
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
-                       "data.pin_memory")
+                       "data.pin_memory", "loop.generator_checkpoint_every_n_steps")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
@@ -182,6 +182,7 @@ class SimulationCLI(LightningCLI):
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
             extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options()],
+            world_size=self.trainer.num_devices * self.trainer.num_nodes,
         )
         simulation.run()
 

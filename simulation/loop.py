@@ -56,11 +56,12 @@ class SimulationLoop:
         quality: QualityConfig | None = None,
         filters: list[SampleFilter] | None = None,
         extra_problems: list[str] | None = None,
+        world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
         self.context = RunContext(
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
-            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir),
+            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, world_size),
             classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
         )
         self.config_text = config_text

@@ -22,6 +22,31 @@ from simulation.trainers import StageTrainers
 log = get_logger()
 
 
+@dataclass(frozen=True)
+class TrainingBatch:
+    """What one optimizer step of a training stage sees: per-device batch x devices = global batch, and its lr."""
+
+    per_device: int
+    world_size: int
+    lr: float | None
+
+    @property
+    def global_batch(self) -> int:
+        return self.per_device * self.world_size
+
+    def describe(self) -> str:
+        """e.g. 'batch 16 per device x 2 devices = 32 global, lr 0.001' (for the stage's progress line)."""
+        lr = "" if self.lr is None else f", lr {self.lr:g}"
+        devices = "device" if self.world_size == 1 else "devices"
+        return (f"batch {self.per_device} per device x {self.world_size} {devices} = {self.global_batch} "
+                f"global{lr}")
+
+    def record(self) -> dict:
+        """For the stage's info in the state and its TensorBoard hparams."""
+        return {"batch_per_device": self.per_device, "batch_global": self.global_batch,
+                "world_size": self.world_size, "lr": self.lr}
+
+
 @dataclass
 class RunContext:
     """Everything the stages of one run share, built once by the loop."""
@@ -77,6 +102,12 @@ class RunContext:
         return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share {data.realised_share:.2f} "
                 f"of the target {data.synthetic_share:.2f}, each stack sample drawn {data.synthetic_reuse:.2f}x; "
                 f"stack: {data.stack_generations})")
+
+    def training_batch(self, batch_size: int, lr: float | None) -> TrainingBatch:
+        """The batch (and learning rate) a training stage configured with ``batch_size`` trains with."""
+        world = self.trainers.world_size
+        per_device = batch_size // world if self.data.batch_size_is_global else batch_size
+        return TrainingBatch(per_device=per_device, world_size=world, lr=lr)
 
     def finish(self, key: str, row: dict | None = None, **state) -> None:
         """Record a completed stage (rank 0) and bring every rank to the same state."""

@@ -138,3 +138,15 @@ def test_impossible_hardware_is_reported_with_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "trainer settings cannot run here" in err and "--trainer.accelerator cpu" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", sorted(CLIP_FILTER))
+def test_paper_configs_fix_the_global_batch_and_sd_checkpoints_every_n_steps(name, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["batch_size_is_global"] is True  # the same experiment on any number of devices
+    text = (ROOT / "configs" / name).read_text()
+    assert "this project's choice" in text and "authors' batch" not in text  # the paper states none
+    sd = config["model"]["class_path"].endswith("StableDiffusionLoRA")
+    assert config["loop"]["generator_checkpoint_every_n_steps"] == (500 if sd else None)
