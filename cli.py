@@ -33,7 +33,8 @@ from simulation.stages import ReviewPause
 # Settings that may differ between a run and its resume (not part of the run's identity)
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
-                       "data.pin_memory", "loop.generator_checkpoint_every_n_steps")
+                       "data.pin_memory", "loop.generator_checkpoint_every_n_steps",
+                       "loop.keep_raw_shards")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
