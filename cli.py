@@ -21,7 +21,7 @@ from pathlib import Path
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
-from common.errors import ConfigError
+from common.errors import ConfigError, RankZeroGone
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
@@ -33,7 +33,8 @@ from simulation.stages import ReviewPause
 # Settings that may differ between a run and its resume (not part of the run's identity)
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
-                       "data.pin_memory")
+                       "data.pin_memory", "loop.generator_checkpoint_every_n_steps",
+                       "loop.keep_raw_shards")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
@@ -184,6 +185,7 @@ class SimulationCLI(LightningCLI):
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
             extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options()],
+            world_size=self.trainer.num_devices * self.trainer.num_nodes,
         )
         simulation.run()
 
@@ -279,6 +281,9 @@ def main(args: list[str] | None = None) -> int:
     except CommandLineError as err:
         print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
+    except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except ReviewPause:
         return 0
     finally:  # a launch id made here belongs to this launch only (cli.main may be called again in one process)

@@ -8,11 +8,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+from common.errors import RankZeroGone
 
 
 def global_rank() -> int:
@@ -60,21 +63,40 @@ def gather_by_index(ids: torch.Tensor, values: dict[str, torch.Tensor]) -> tuple
     return all_ids[order], merged
 
 
-def wait_for_stage(state_path: Path, stage: str, timeout_s: float = 24 * 3600.0) -> None:
-    """Wait (by polling the state file) until rank 0 has recorded ``stage``.
+def wait_until(ready: Callable[[], bool], what: str, rank_zero_gone: Callable[[], str | None] | None = None,
+               poll_s: float = 0.5) -> None:
+    """Poll ``ready`` for as long as rank 0 is alive; RankZeroGone when ``rank_zero_gone`` gives a reason it is not.
+
+    ``rank_zero_gone`` (None while rank 0 shows it is alive: the run lock's heartbeat, ``run_lock.RankZeroWatch``)
+    replaces a fixed timeout, so a rank waits through hours of legitimate rank-0 work (a stack rebuild over tens of
+    GB) and still stops soon after rank 0 died. ``ready`` is asked once more before giving up: rank 0 may have
+    finished and released its lock between two polls.
+    """
+    while not ready():
+        reason = rank_zero_gone() if rank_zero_gone is not None else None
+        if reason is not None:
+            if ready():
+                return
+            raise RankZeroGone(f"rank {global_rank()} stopped waiting for rank 0 to {what}: {reason}; re-run the "
+                               "same command to resume after the last completed stage")
+        time.sleep(poll_s)
+
+
+def _state_has(state_path: Path, test: Callable[[dict], bool]) -> bool:
+    try:
+        return bool(test(json.loads(state_path.read_text())))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def wait_for_stage(state_path: Path, stage: str, rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+    """Wait (by polling the state file) until rank 0 has recorded ``stage``, for as long as rank 0 is alive.
 
     Used where ranks started together (SLURM, torchrun) must wait for rank-0-only work before any Trainer has set
     up the process group, so a collective barrier is not available yet (e.g. the first stage of a resumed run).
     """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if stage in json.loads(state_path.read_text()).get("completed", []):
-                return
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"rank {global_rank()} waited {timeout_s:.0f} s for rank 0 to finish stage {stage}")
+    wait_until(lambda: _state_has(state_path, lambda state: stage in state.get("completed", [])),
+               f"finish stage {stage}", rank_zero_gone)
 
 
 def barrier() -> None:
@@ -101,18 +123,13 @@ def launch_id() -> str:
     return value
 
 
-def wait_for_state(state_path: Path, fingerprint: str, launch: str, timeout_s: float = 600.0) -> None:
-    """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            state = json.loads(state_path.read_text())
-            if state.get("config_fingerprint") == fingerprint and state.get("launch_id") == launch:
-                return
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"rank {global_rank()} waited {timeout_s:.0f} s for rank 0 to create {state_path}")
+def wait_for_state(state_path: Path, fingerprint: str, launch: str,
+                   rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+    """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory
+    (which may include rebuilding the stack), for as long as rank 0 is alive."""
+    wait_until(lambda: _state_has(state_path, lambda state: state.get("config_fingerprint") == fingerprint
+                                  and state.get("launch_id") == launch),
+               f"prepare {state_path}", rank_zero_gone, poll_s=0.2)
 
 
 def exit_when_orphaned(poll_s: float = 2.0) -> None:

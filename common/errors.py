@@ -25,3 +25,11 @@ class DiskFullError(ConfigError):
             free = "free space unknown"
         super().__init__(f"no space left on the device while writing {path} ({free} in {folder}): free some space "
                          "and re-run the same command; the run resumes after its last completed stage")
+
+
+class RankZeroGone(RuntimeError):
+    """A non-zero rank stopped waiting for rank 0: rank 0's heartbeat stopped, or it never started.
+
+    Not a configuration mistake (the CLI prints it as one line with exit code 1): re-running the same command
+    resumes after the last completed stage.
+    """

@@ -83,8 +83,13 @@ class GenerationalDataModule(L.LightningDataModule):
             uniformly from all of them).
         stack_capacity: an optional sample budget of the fifo/replace stack on top of the generations it keeps: the
             oldest whole generations are evicted while the stack would hold more samples (None: no budget).
-        batch_size: training batch size.
-        eval_batch_size: batch size for validation, test and generation.
+        batch_size: training batch size (per device, unless ``batch_size_is_global``).
+        batch_size_is_global: every training batch size (this one, ``classifiers[].batch_size``,
+            ``loop.generator_batch_size``, ``quality.oracle.batch_size``) is the global batch of one optimizer step,
+            split evenly over the devices (per-device batch = batch size / number of devices; refused before any work
+            when it does not divide), so a run on 8 GPUs trains with the same batch as on 1. False: per device (the
+            global batch grows with the number of devices).
+        eval_batch_size: per-device batch size for validation, test and generation (does not change results).
         num_workers: DataLoader workers (0 is fastest for in-memory data; use workers to decode ImageNet files).
         device_memory_gb: budget of device memory for device-resident training data: when the real training split
             and the stack are in memory and fit it (uint8), a training epoch gathers its batches on the device from
@@ -101,6 +106,7 @@ class GenerationalDataModule(L.LightningDataModule):
         stack_policy: Literal["fifo", "replace", "accumulate", "subsample"] = "fifo",
         stack_capacity: int | None = None,
         batch_size: int = 128,
+        batch_size_is_global: bool = False,
         eval_batch_size: int = 512,
         num_workers: int = 0,
         device_memory_gb: float = 2.0,
@@ -114,6 +120,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.stack_policy = stack_policy
         self.stack_capacity = stack_capacity
         self.batch_size = batch_size
+        self.batch_size_is_global = bool(batch_size_is_global)
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.device_memory_gb = float(device_memory_gb)

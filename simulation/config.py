@@ -67,6 +67,9 @@ class LoopConfig:
             folder that is not a run of this tool is never deleted).
         rebuild_stack: re-create the synthetic stack from the generated blocks the run directory keeps (each
             generation's shards and scores), when the stack on disk no longer matches the run state.
+        keep_raw_shards: keep each generation's raw block (gen_XX/shards/) after its push; false deletes it once the
+            push is recorded in state.json (saves S images per generation; --loop.rebuild_stack then cannot
+            re-create the stack). Does not change what the run computes.
     """
 
     run_dir: str | None = None
@@ -78,6 +81,7 @@ class LoopConfig:
     generator_checkpoint_every_n_steps: int | None = None
     overwrite: bool = False
     rebuild_stack: bool = False
+    keep_raw_shards: bool = True
 
 
 @dataclass

@@ -18,8 +18,9 @@ from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
+from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
 from simulation.run_directory import RunDirectory, config_fingerprint
-from simulation.run_lock import RunLock
+from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
     EvaluateClassifier,
     GenerateBlock,
@@ -56,11 +57,12 @@ class SimulationLoop:
         quality: QualityConfig | None = None,
         filters: list[SampleFilter] | None = None,
         extra_problems: list[str] | None = None,
+        world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
         self.context = RunContext(
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
-            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir),
+            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, world_size),
             classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
         )
         self.config_text = config_text
@@ -88,13 +90,17 @@ class SimulationLoop:
                 self._open_run_directory(lock, launch)
             else:
                 exit_when_orphaned()
-                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch)
+                context.rank_zero_gone = RankZeroWatch(run_dir.lock_path, launch)  # rank 0's heartbeat
+                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch,
+                               context.rank_zero_gone)
             run_dir.load()
             context.data.prepare()
             self._open_stack()
             for generation in range(context.loop.generations + 1):
                 for stage in self.stages(generation):
                     stage.run(context)
+                    if isinstance(stage, PushBlock) and not context.loop.keep_raw_shards and is_rank_zero():
+                        run_dir.delete_raw_shards(generation)  # once the push is recorded (loop.keep_raw_shards)
                 if is_rank_zero():
                     write_generation_summary(run_dir, context.source)
             if is_rank_zero():
@@ -107,19 +113,41 @@ class SimulationLoop:
     def _open_run_directory(self, lock: RunLock, launch: str) -> None:
         """Check the folder can hold this run, take its lock, then create, resume or overwrite it (rank 0)."""
         run_dir, overwrite = self.context.run_dir, self.context.loop.overwrite
-        if not lock.path.exists():  # (a folder with a lock is one of ours: another launch may be creating it)
-            run_dir.check_compatible(self.config_text, overwrite)  # refuses a foreign folder before writing into it
+        planned = not lock.path.exists()  # (a folder with a lock is one of ours: another launch may be creating it)
+        if planned:  # refuses a foreign folder, or a disk too small, before writing into it
+            self._plan_disk(run_dir.check_compatible(self.config_text, overwrite))
         taken_over = lock.acquire()
         if taken_over:
             log.info(f"took over the lock of {run_dir.path}: {taken_over}")
         mode = run_dir.check_compatible(self.config_text, overwrite)  # again, now that no other launch can write
+        if not planned:
+            self._plan_disk(mode)
         if mode == "resume" and self.context.loop.rebuild_stack:  # before the other ranks may read the stack
             run_dir.load()
+            run_dir.check_raw_shards_kept()
             self.context.data.prepare()
             rebuild_stack(self.context)
         run_dir.create(self.config_text, mode, launch)
         if mode == "resume" and run_dir.state["completed"]:
             log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
+
+    def _plan_disk(self, mode: str) -> None:
+        """Estimate the disk the generations to go need, log it once, and refuse when the next one cannot fit."""
+        context, run_dir = self.context, self.context.run_dir
+        loop, generator = context.loop, context.generator
+        if loop.generations == 0 or generator is None:
+            return
+        completed = set(run_dir.read_state()["completed"]) if mode == "resume" else set()
+        left = [n for n in range(1, loop.generations + 1) if f"g{n}/push" not in completed]
+        if not left:
+            return
+        source = context.source
+        per_generation = estimate_generation_disk(
+            loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
+            [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers])
+        kept = context.data.policy.kept_generations(loop.stack_generations) or len(left)
+        reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
+        log.info(check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable))
 
     def _open_stack(self) -> None:
         """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""

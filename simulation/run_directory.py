@@ -9,7 +9,8 @@ Layout::
     <run_dir>/stack/                              the FIFO stack of synthetic blocks
     <run_dir>/oracle/                             the learned subgroup oracle (CIFAR-20/100's u_t)
     <run_dir>/gen_XX/generator/                   the generator stage (checkpoints/last.ckpt)
-    <run_dir>/gen_XX/shards/                      the raw generated block, one safetensors shard per rank
+    <run_dir>/gen_XX/shards/                      the raw generated block, one safetensors shard per rank (deleted
+                                                  after its push with loop.keep_raw_shards: false)
     <run_dir>/gen_XX/block_scores.safetensors     per-sample filter scores, reference predictions and subgroups
     <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
     <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)
@@ -289,6 +290,37 @@ class RunDirectory:
         blocks = dict(self.state.get("blocks") or {})
         blocks[str(generation)] = {**blocks.get(str(generation), {}), **values}
         return blocks
+
+    # -------------------------------------------------------------------------------------------- raw shards
+    def delete_raw_shards(self, generation: int) -> None:
+        """Delete a generation's raw block (``gen_XX/shards/``) once its push is recorded (loop.keep_raw_shards:
+        false; rank 0), and record that it is gone, so ``--loop.rebuild_stack`` can say why it cannot rebuild."""
+        if not self.is_done(f"g{generation}/push"):
+            return
+        folder = self.shard_dir(generation)
+        deleted = sorted(set(self.state.get("raw_shards_deleted", [])) | {generation})
+        if deleted != self.state.get("raw_shards_deleted"):
+            self.state["raw_shards_deleted"] = deleted
+            self.save()  # recorded first: a crash between the two leaves a folder that is deleted again on resume
+        if folder.exists():
+            shutil.rmtree(folder)
+            log.info(f"generation {generation}: deleted its raw shards {folder} (loop.keep_raw_shards: false)")
+
+    def check_raw_shards_kept(self) -> None:
+        """ConfigError when a generation the stack records has no raw shards to rebuild it from."""
+        recorded = [block["generation"] for block in (self.state.get("stack") or {}).get("blocks", [])]
+        gone = [g for g in recorded if g in self.state.get("raw_shards_deleted", [])
+                or not any(self.shard_dir(g).glob("*"))]
+        if gone:
+            raise ConfigError(
+                f"--loop.rebuild_stack cannot re-create the stack of {self.path}: the raw shards of generation(s) "
+                f"{gone} (gen_XX/shards/) are gone (deleted after their push with loop.keep_raw_shards: false, or "
+                "removed by hand), and the stack is rebuilt from them: restore the stack folder from a backup, or "
+                "start a new run (keep loop.keep_raw_shards: true for runs whose stack you may need to rebuild)")
+
+    def size_on_disk(self) -> int:
+        """Bytes of the files below the run directory (what an overwrite frees)."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
 
     def stage_info(self, stage: str) -> dict:
         """What a completed stage recorded about itself (epochs, wall time)."""

@@ -6,6 +6,10 @@ lock. A second launch on the same run directory is refused with one line, so two
 stages, and an overwrite can never delete a live run. A lock left by a process that died is stale and taken over:
 its pid is gone (same host), it belongs to an earlier incarnation of the same SLURM job (a requeue), or it has not
 been refreshed for ``STALE_AFTER_S`` (a dead host).
+
+The same heartbeat tells the other ranks of the launch that rank 0 is alive (``RankZeroWatch``): they wait for its
+rank-0-only work (creating or resuming the run directory, a stack rebuild, a push) for as long as the heartbeat
+goes on, and stop with one line ``WAITER_STALE_S`` after it stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from common.errors import ConfigError
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0
+# A waiting rank gives up when rank 0's heartbeat has not moved for this long (4 missed beats, measured on the
+# waiter's own clock, so clock skew between hosts of a shared filesystem does not matter) ...
+WAITER_STALE_S = 120.0
+# ... or when rank 0 has not taken the lock of this launch this long after the waiter started (it never started)
+WAITER_START_S = 600.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -39,9 +48,10 @@ def _slurm_job(launch: str) -> str | None:
 
 
 class RunLock:
-    def __init__(self, path: Path, launch_id: str) -> None:
+    def __init__(self, path: Path, launch_id: str, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.path = Path(path)
         self.launch_id = launch_id
+        self.heartbeat_s = float(heartbeat_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -98,7 +108,7 @@ class RunLock:
 
     def _start_heartbeat(self) -> None:
         def beat() -> None:
-            while not self._stop.wait(HEARTBEAT_S):
+            while not self._stop.wait(self.heartbeat_s):
                 try:
                     os.utime(self.path)
                 except OSError:
@@ -115,3 +125,43 @@ class RunLock:
             return
         if holder.get("launch_id") == self.launch_id and holder.get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
+
+
+class RankZeroWatch:
+    """Called by a waiting non-zero rank: None while rank 0 of ``launch_id`` shows it is alive, else why not.
+
+    Alive means: the lock carries this launch and its heartbeat (the file's time) moved within ``stale_after_s``
+    on this process's clock, or rank 0 has not taken the lock yet and ``start_within_s`` has not passed since the
+    watch was made (a stale lock of an earlier launch is taken over by rank 0 meanwhile).
+    """
+
+    def __init__(self, path: Path, launch_id: str, stale_after_s: float = WAITER_STALE_S,
+                 start_within_s: float = WAITER_START_S) -> None:
+        self.path, self.launch_id = Path(path), launch_id
+        self.stale_after_s, self.start_within_s = float(stale_after_s), float(start_within_s)
+        self.started = time.monotonic()
+        self._beat: tuple[float, float] | None = None  # (the lock file's time, when this watch saw it change)
+        self._holder: dict = {}
+
+    def __call__(self) -> str | None:
+        now = time.monotonic()
+        try:
+            holder = json.loads(self.path.read_text())
+            mtime = self.path.stat().st_mtime
+        except (OSError, json.JSONDecodeError):
+            holder, mtime = {}, None
+        if holder.get("launch_id") == self.launch_id and mtime is not None:
+            self._holder = holder
+            if self._beat is None or self._beat[0] != mtime:
+                self._beat = (mtime, now)
+            silent = now - self._beat[1]
+            if silent > self.stale_after_s:
+                return (f"its heartbeat {self.path} has not moved for {silent:.0f} s (rank 0 is pid "
+                        f"{holder.get('pid')} on host {holder.get('host')}: it died or hangs)")
+            return None
+        if self._beat is not None:
+            return (f"it released its lock {self.path} (rank 0, pid {self._holder.get('pid')} on host "
+                    f"{self._holder.get('host')}, has stopped; its output says why)")
+        if now - self.started > self.start_within_s:
+            return f"it has not taken the lock {self.path} of this launch within {self.start_within_s:.0f} s"
+        return None

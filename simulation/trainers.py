@@ -22,8 +22,10 @@ from simulation.checkpoint_io import AtomicCheckpointIO
 
 
 class StageTrainers:
-    def __init__(self, trainer_kwargs: dict[str, Any], callbacks: list | None, tensorboard_dir: Path) -> None:
+    def __init__(self, trainer_kwargs: dict[str, Any], callbacks: list | None, tensorboard_dir: Path,
+                 world_size: int = 1) -> None:
         self.trainer_kwargs = dict(trainer_kwargs)
+        self.world_size = int(world_size)  # devices x nodes the trainer settings run on (from the CLI's Trainer)
         self.callbacks = list(callbacks or [])
         self.tensorboard_dir = Path(tensorboard_dir)
 

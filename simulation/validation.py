@@ -66,6 +66,24 @@ def _classifier_problems(context: RunContext) -> None:
         raise ConfigError("\n".join(missing_weights))
 
 
+def _batch_problems(context: RunContext) -> None:
+    """With data.batch_size_is_global, every training batch must split evenly over the devices."""
+    world, data = context.trainers.world_size, context.data
+    if not data.batch_size_is_global or world <= 1:
+        return
+    batches = [("data.batch_size", data.batch_size)]
+    batches += [(f"classifier {c.label!r}'s batch_size", c.batch_size) for c in context.classifiers if c.batch_size]
+    if context.loop.generations > 0 and context.loop.generator_batch_size:
+        batches.append(("loop.generator_batch_size", context.loop.generator_batch_size))
+    if context.quality.oracle is not None:
+        batches.append(("quality.oracle.batch_size", context.quality.oracle.batch_size))
+    wrong = [f"{name} {value}" for name, value in batches if value % world]
+    if wrong:
+        raise ConfigError(
+            f"data.batch_size_is_global: {', '.join(wrong)} cannot be split evenly over {world} devices: make each "
+            f"global batch size a multiple of {world}, or run on a number of devices that divides it")
+
+
 def _generator_problems(context: RunContext) -> None:
     if context.generator is None or context.loop.generations == 0:
         return
@@ -116,8 +134,8 @@ def validate_run(context: RunContext, extra_problems: list[str] | None = None) -
     """Raise one ConfigError listing every problem of the configuration (nothing is created before)."""
     problems: list[str] = list(extra_problems or [])
     checks: list[Callable[[RunContext], None]] = [_loop_problems, _classifier_problems,
-                                                  lambda c: c.data.validate(), _generator_problems, _quality_problems,
-                                                  _fid_problems, _filter_problems]
+                                                  lambda c: c.data.validate(), _batch_problems, _generator_problems,
+                                                  _quality_problems, _fid_problems, _filter_problems]
     for check in checks:
         try:
             check(context)

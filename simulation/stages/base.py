@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,31 @@ from simulation.trainers import StageTrainers
 log = get_logger()
 
 
+@dataclass(frozen=True)
+class TrainingBatch:
+    """What one optimizer step of a training stage sees: per-device batch x devices = global batch, and its lr."""
+
+    per_device: int
+    world_size: int
+    lr: float | None
+
+    @property
+    def global_batch(self) -> int:
+        return self.per_device * self.world_size
+
+    def describe(self) -> str:
+        """e.g. 'batch 16 per device x 2 devices = 32 global, lr 0.001' (for the stage's progress line)."""
+        lr = "" if self.lr is None else f", lr {self.lr:g}"
+        devices = "device" if self.world_size == 1 else "devices"
+        return (f"batch {self.per_device} per device x {self.world_size} {devices} = {self.global_batch} "
+                f"global{lr}")
+
+    def record(self) -> dict:
+        """For the stage's info in the state and its TensorBoard hparams."""
+        return {"batch_per_device": self.per_device, "batch_global": self.global_batch,
+                "world_size": self.world_size, "lr": self.lr}
+
+
 @dataclass
 class RunContext:
     """Everything the stages of one run share, built once by the loop."""
@@ -34,6 +60,8 @@ class RunContext:
     filters: list[SampleFilter]
     generator: GeneratorModule | None
     seed: int
+    # on a non-zero rank: None while rank 0 shows it is alive, else why not (run_lock.RankZeroWatch)
+    rank_zero_gone: Callable[[], str | None] | None = None
 
     @property
     def source(self):
@@ -75,6 +103,12 @@ class RunContext:
                 f"of the target {data.synthetic_share:.2f}, each stack sample drawn {data.synthetic_reuse:.2f}x; "
                 f"stack: {data.stack_generations})")
 
+    def training_batch(self, batch_size: int, lr: float | None) -> TrainingBatch:
+        """The batch (and learning rate) a training stage configured with ``batch_size`` trains with."""
+        world = self.trainers.world_size
+        per_device = batch_size // world if self.data.batch_size_is_global else batch_size
+        return TrainingBatch(per_device=per_device, world_size=world, lr=lr)
+
     def finish(self, key: str, row: dict | None = None, **state) -> None:
         """Record a completed stage (rank 0) and bring every rank to the same state."""
         if is_rank_zero():
@@ -82,7 +116,7 @@ class RunContext:
         if process_group_ready():
             barrier()
         elif not is_rank_zero():  # ranks started together, before any Trainer made the process group
-            wait_for_stage(self.run_dir.state_path, key)
+            wait_for_stage(self.run_dir.state_path, key, self.rank_zero_gone)
         if not is_rank_zero():
             self.run_dir.load()
 

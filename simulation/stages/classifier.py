@@ -51,7 +51,8 @@ class TrainClassifier(Stage):
         stage_dir = run_dir.classifier_dir(n, clf.label)
         seed = stage_seed(context.seed, n, f"classifier/{clf.label}")
         L.seed_everything(seed, workers=True, verbose=False)
-        context.progress(n, f"training {clf.label} on {context.epoch_composition()}")
+        batch = context.training_batch(clf.batch_size or data.batch_size, clf.lr)
+        context.progress(n, f"training {clf.label} on {context.epoch_composition()}; {batch.describe()}")
         model = build_classifier(clf, context.source)
         callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
                                      save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
@@ -60,13 +61,15 @@ class TrainClassifier(Stage):
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks)
-        spec = TrainingSpec(batch_size=clf.batch_size or data.batch_size, epoch_seed=seed)
+        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed)
+        trainer.logger.log_hyperparams(batch.record())
         started = time.time()
         trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir),
                     weights_only=True)
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
-            self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))
+            self.key, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),
+            wall_s=round(time.time() - started, 3), **batch.record()))
 
 
 class EvaluateClassifier(Stage):

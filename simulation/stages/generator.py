@@ -30,9 +30,11 @@ class TrainGenerator(Stage):
         seed = stage_seed(context.seed, n, "generator")
         L.seed_everything(seed, workers=True, verbose=False)
         generator = context.generator.fresh()
-        context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}")
-        spec = TrainingSpec(batch_size=context.loop.generator_batch_size or data.batch_size, epoch_seed=seed,
-                            image_size=generator.training_resolution)
+        batch = context.training_batch(context.loop.generator_batch_size or data.batch_size,
+                                       generator.hparams.get("lr"))
+        context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}; "
+                            f"{batch.describe()}")
+        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution)
         # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
         checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
@@ -43,6 +45,7 @@ class TrainGenerator(Stage):
             callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()],
             find_unused_parameters=True, num_sanity_val_steps=0, limit_val_batches=0,
         )
+        trainer.logger.log_hyperparams(batch.record())
         started = time.time()
         resume = run_dir.resume_checkpoint(stage_dir)
         if resume is not None:
@@ -51,4 +54,5 @@ class TrainGenerator(Stage):
         trainer.save_checkpoint(stage_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the final state
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
-            self.key, epochs=int(trainer.current_epoch), wall_s=round(time.time() - started, 3)))
+            self.key, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),
+            wall_s=round(time.time() - started, 3), **batch.record()))

@@ -31,8 +31,9 @@ class TrainSubgroupOracle(Stage):
         seed = stage_seed(context.seed, 0, "oracle")
         L.seed_everything(seed, workers=True, verbose=False)
         cells = source.num_classes * source.num_groups
+        batch = context.training_batch(config.batch_size, config.lr)
         context.progress(0, f"training the subgroup oracle ({config.arch} over the {cells} class x subgroup cells of "
-                            "the real data)")
+                            f"the real data); {batch.describe()}")
         model = ClassifierModule(config.arch, cells, 0, source.image_shape, lr=config.lr)
         checkpoints = run_dir.oracle_checkpoint.parent
         callbacks = [ModelCheckpoint(dirpath=checkpoints, monitor="val_loss", mode="min", save_last=True,
@@ -41,8 +42,9 @@ class TrainSubgroupOracle(Stage):
         trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
                                          label=context.stage_label(0, "subgroup oracle"),
                                          max_epochs=config.max_epochs, callbacks=callbacks)
-        spec = TrainingSpec(batch_size=config.batch_size, epoch_seed=seed, cells=True)
+        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, cells=True)
+        trainer.logger.log_hyperparams(batch.record())
         trainer.fit(model, datamodule=context.data.for_training(spec),
                     ckpt_path=run_dir.resume_checkpoint(run_dir.oracle_dir), weights_only=True)
         context.trainers.drop_requeue_checkpoints(run_dir.oracle_dir)
-        context.finish(self.key)
+        context.finish(self.key, stage_info=run_dir.with_stage_info(self.key, **batch.record()))

@@ -168,3 +168,15 @@ def test_the_table_configs_fill_the_stack_to_p_and_name_their_classes_alike(name
     loop, ratio = config["loop"], config["filters"][0]["init_args"]["ratio"]
     kept = math.floor((1 - ratio) * loop["samples_per_generation"])
     assert loop["stack_generations"] * kept >= real_train > (loop["stack_generations"] - 1) * kept
+
+
+@pytest.mark.parametrize("name", sorted(CLIP_FILTER))
+def test_paper_configs_fix_the_global_batch_and_sd_checkpoints_every_n_steps(name, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["batch_size_is_global"] is True  # the same experiment on any number of devices
+    text = (ROOT / "configs" / name).read_text()
+    assert "this project's choice" in text and "authors' batch" not in text  # the paper states none
+    sd = config["model"]["class_path"].endswith("StableDiffusionLoRA")
+    assert config["loop"]["generator_checkpoint_every_n_steps"] == (500 if sd else None)

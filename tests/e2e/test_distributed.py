@@ -52,6 +52,8 @@ def test_two_process_ddp_loop_through_the_cli(tmp_path):
     shards = sorted(p.name for p in (run_dir / "gen_01" / "shards").iterdir())
     assert shards == ["shard_rank000.safetensors", "shard_rank001.safetensors"]  # generation split across ranks
     assert proc.stdout.count("[genbias] done") == 1
+    info = json.loads((run_dir / "state.json").read_text())["stage_info"]  # data.batch_size is per device here
+    assert (info["g1/generator"]["batch_per_device"], info["g1/generator"]["batch_global"]) == (64, 128)
 
 
 def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(tmp_path):
@@ -79,3 +81,40 @@ def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["generation"], r["n_synthetic"], r["stack_generations"]) for r in rows] == [
         (0, 0, []), (1, 90, [1]), (2, 90, [2])]
+
+
+def fit_generation_zero(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"),
+         "--loop.run_dir", str(run_dir), "--loop.generations", "0", "--data.batch_size_is_global", "true", *extra],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+
+
+def test_a_global_batch_is_the_same_on_two_processes_as_on_one(tmp_path):
+    single = fit_generation_zero(tmp_path / "one")
+    double = fit_generation_zero(tmp_path / "two", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    for proc in (single, double):
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "tiny_cnn on 400 real + 0 synthetic samples/epoch" in single.stdout
+    assert "batch 64 per device x 1 device = 64 global, lr 0.01" in single.stdout
+    assert "batch 32 per device x 2 devices = 64 global, lr 0.01" in double.stdout
+    infos = [json.loads((tmp_path / name / "state.json").read_text())["stage_info"]["g0/classifier/tiny_cnn"]
+             for name in ("one", "two")]
+    assert [(i["batch_per_device"], i["world_size"], i["batch_global"]) for i in infos] == [(64, 1, 64), (32, 2, 64)]
+    assert infos[0]["steps"] == infos[1]["steps"] == 2 * 7  # 2 epochs of ceil(400 / 64) optimizer steps
+    hparams = (tmp_path / "two" / "tensorboard" / "gen_00" / "tiny_cnn" / "hparams.yaml").read_text().splitlines()
+    assert {"batch_global: 64", "batch_per_device: 32", "world_size: 2"} <= set(hparams)
+
+
+def test_a_global_batch_that_does_not_divide_over_the_devices_is_refused_before_any_work(tmp_path, capsys):
+    import cli
+
+    run_dir = tmp_path / "run"
+    code = cli.main(["fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"), "--loop.run_dir",
+                     str(run_dir), "--data.batch_size_is_global", "true", "--data.batch_size", "63",
+                     "--trainer.devices", "2", "--trainer.strategy", "ddp"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: data.batch_size_is_global: data.batch_size 63 cannot be split evenly over 2 "
+                          "devices: make each global batch size a multiple of 2"), err
+    assert not run_dir.exists()

@@ -325,3 +325,46 @@ def test_when_rank_zero_dies_the_other_rank_exits_soon(tmp_path):
         time.sleep(0.5)
         alive = [pid for pid in alive if subprocess.run(["kill", "-0", pid], capture_output=True).returncode == 0]
     assert not alive, f"rank(s) {alive} still running 30 s after rank 0 died"
+
+
+def test_a_disk_too_small_for_the_next_generation_is_refused_before_anything_is_created(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import simulation.disk_plan
+
+    run_dir = tmp_path / "run"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(simulation.disk_plan.shutil, "disk_usage",
+                        lambda path: usage._replace(free=100_000))  # the tiny run needs ~0.6 MB per generation
+    code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir)])
+    one_line_error(code, capsys.readouterr().err, "not enough disk for the next generation", "0.00 GiB are free",
+                   "raw shards 0.00, stack block <= 0.00")
+    assert not run_dir.exists()
+
+
+def test_raw_shards_are_deleted_exactly_once_their_push_is_recorded_and_the_run_resumes(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(fit_command(run_dir, "--loop.keep_raw_shards", "false"), cwd=ROOT, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in proc.stdout:  # stop it inside generation 2's push (its block generated, not yet pushed)
+        output.append(line)
+        if "filters kept" in line and "generation 2" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    text = "".join(output)
+    assert "disk: about 0.00 GiB per generation" in text and "the 2 generation(s) to go add about" in text
+    state = json.loads((run_dir / "state.json").read_text())
+    assert "g1/push" in state["completed"] and "g2/push" not in state["completed"]
+    assert state["raw_shards_deleted"] == [1]
+    assert not (run_dir / "gen_01" / "shards").exists() and any((run_dir / "gen_02" / "shards").iterdir())
+    assert (run_dir / "gen_01" / "block_scores.safetensors").exists()  # only the raw block goes
+    resumed = fit(run_dir, "--loop.keep_raw_shards", "false")
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
+    assert json.loads((run_dir / "state.json").read_text())["raw_shards_deleted"] == [1, 2]
+    assert not (run_dir / "gen_02" / "shards").exists()
+    assert_same_results(rows(run_dir), rows(finished_run))  # keeping the shards or not changes nothing computed
+    shutil.rmtree(run_dir / "stack")
+    proc = fit(run_dir, "--loop.rebuild_stack", "true")
+    one_line_error(proc.returncode, proc.stderr, "--loop.rebuild_stack cannot re-create the stack",
+                   "generation(s) [2]", "loop.keep_raw_shards: false")
