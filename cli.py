@@ -46,9 +46,9 @@ LOOP_OWNED_TRAINER_KEYS = {
     "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
     "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
 }
-# Generators and data sources offered in `fit --help` (imported only for the help: some import large libraries)
-HELP_MODULES = ("lightning_modules.dcgan", "lightning_modules.ddpm", "lightning_modules.stable_diffusion",
-                "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet", "datamodules.breeds")
+# Packages whose every module is imported for `fit --help`, so the help lists every generator and data source they
+# define (imported only for the help: some import large libraries)
+HELP_PACKAGES = ("lightning_modules", "datamodules")
 TOP_LEVEL_HELP = """usage: cli.py {fit,report} ...
 
 Does training on generated data amplify subgroup bias, generation after generation?
@@ -186,6 +186,17 @@ class SimulationCLI(LightningCLI):
         simulation.run()
 
 
+def import_plugin_modules() -> None:
+    """Import every module of ``HELP_PACKAGES``, so that jsonargparse's help lists the subclasses they define."""
+    import importlib
+    import pkgutil
+
+    for package_name in HELP_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{module.name}")
+
+
 def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
     import argparse
@@ -238,10 +249,7 @@ def main(args: list[str] | None = None) -> int:
         print(TOP_LEVEL_HELP)
         return 0
     if argv[0] == "fit" and ("-h" in argv or "--help" in argv):
-        import importlib
-
-        for module in HELP_MODULES:  # so that the help lists every generator and data source
-            importlib.import_module(module)
+        import_plugin_modules()
     try:
         if argv and argv[0] == "report":
             report(argv[1:])

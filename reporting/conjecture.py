@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from simulation.results import PER_CLASS_DATASETS
-
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CI_LEVEL = 0.95
@@ -70,9 +68,10 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def measures_for(dataset: str) -> tuple[str, str]:
-    """The two bias measures B_t for a dataset (per-class MEO where pooled subgroups have no meaning)."""
-    return ("1-meo_class" if dataset in PER_CLASS_DATASETS else "1-meo", "gap")
+def measures_for(per_class_subgroups: bool) -> tuple[str, str]:
+    """The two bias measures B_t for a dataset (per-class MEO where subgroup i means a different thing in every
+    class, so pooled subgroups have no meaning)."""
+    return ("1-meo_class" if per_class_subgroups else "1-meo", "gap")
 
 
 def bias_value(row: dict, measure: str) -> float | None:
@@ -305,9 +304,10 @@ def _mean_or_none(values: Iterable[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: dict[int, dict]) -> list[
-        ClassifierConjecture]:
-    """Every (classifier, measure) of one group; ``rows`` are all result rows of the group's runs (any seed)."""
+def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: dict[int, dict],
+                  per_class_subgroups: bool = False) -> list[ClassifierConjecture]:
+    """Every (classifier, measure) of one group; ``rows`` are all result rows of the group's runs (any seed);
+    ``per_class_subgroups`` as the dataset's card says (``DatasetFacts.per_class_subgroups``)."""
     results: list[ClassifierConjecture] = []
     seeds = sorted({int(r["seed"]) for r in rows})
     classifiers = list(dict.fromkeys(r["classifier"] for r in rows))
@@ -320,7 +320,7 @@ def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: di
         if len(generations) < 2:
             continue
         consecutive = [g for g in generations if g + 1 in generations]
-        for measure in measures_for(dataset):
+        for measure in measures_for(per_class_subgroups):
             bias = np.full((len(seeds), len(generations)), np.nan)
             for r in own:
                 value = bias_value(r, measure)

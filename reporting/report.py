@@ -39,7 +39,7 @@ from reporting.markdown import summary_markdown
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, PER_CLASS_DATASETS
+from simulation.results import CLASS_METRICS, FAIRNESS_METRICS
 
 
 def check_out_dir(out: str, runs: list[Run]) -> Path:
@@ -66,7 +66,7 @@ def check_out_dir(out: str, runs: list[Run]) -> Path:
 
 def _figures(group: Group, stats: dict, figures: Path, written: list[Path]) -> str | None:
     """The group's figures; returns the file name of its pooled-vs-per-class overview (None without subgroups)."""
-    per_class_first = group.dataset in PER_CLASS_DATASETS
+    per_class_first = group.per_class_subgroups
     drawn = plot_overview(group, stats, figures / overview_name(group), written)
     overview = overview_name(group) if drawn is not None else None
     metric_sets = [("metrics_per_class", ["acc", *CLASS_METRICS]), ("metrics", list(FAIRNESS_METRICS))]
@@ -94,7 +94,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
     stats_by_group = {g.name: aggregate(g) for g in groups}
     fids = {g.name: fid_by_generation(g) for g in groups}
     conjecture = [c for g in groups for c in analyse_group(
-        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs})]
+        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, g.per_class_subgroups)]
     try:
         written = _write(groups, stats_by_group, fids, conjecture, out_dir)
     except OSError as err:
