@@ -76,6 +76,13 @@ def parser_message(message: str) -> str:
     return text
 
 
+def innermost(error: BaseException) -> str:
+    """The first cause of a chained error, as one line (``TypeError: ...``)."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Reports a parser error as one line (the usage only with --help) instead of ~70 lines of usage text, and takes
     no abbreviated option (``--loop.generation`` is an error, not ``--loop.generations``)."""
@@ -112,6 +119,19 @@ class SimulationCLI(LightningCLI):
                             help="quality filters applied to every generated block, in order")
         parser.add_class_arguments(QualityConfig, "quality")
         parser.set_defaults({"trainer.enable_model_summary": False})
+
+    def instantiate_classes(self) -> None:
+        """Build the configured generator, data source, filters and callbacks; a plug-in that refuses its arguments
+        (a ``ConfigError``, which jsonargparse wraps in a page-long union error) is reported as its own one line."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            cause: BaseException | None = err
+            while cause is not None and not isinstance(cause, ConfigError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise ConfigError(str(cause)) from None
+            raise CommandLineError(f"the configured classes cannot be built: {innermost(err)}") from None
 
     def instantiate_trainer(self, **kwargs):
         """LightningCLI builds a Trainer up front that the loop never uses (each stage builds its own).

@@ -71,6 +71,7 @@ def _generator_problems(context: RunContext) -> None:
         return
     context.generator.check_compatible(context.source.num_classes)
     context.source.check_stack_shape(context.generator.image_shape)
+    context.generator.check_precision(str(context.trainers.trainer_kwargs.get("precision") or "32-true"))
     context.generator.validate()
 
 

@@ -59,7 +59,7 @@ class TrainClassifier(Stage):
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
-                                         callbacks=callbacks)
+                                         callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=clf.batch_size or data.batch_size, epoch_seed=seed)
         started = time.time()
         trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir),

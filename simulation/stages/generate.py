@@ -48,7 +48,6 @@ class GenerateBlock(Stage):
             raise RuntimeError(f"the generator stage of generation {n} is recorded as done but "
                                f"{run_dir.generator_dir(n)}/checkpoints/last.ckpt is missing")
         generator = context.generator.fresh()
-        generator.sample_seed = seed
         labels = context.data.generation_labels(size, seed)
         shard_dir = run_dir.shard_dir(n)
         if is_rank_zero() and shard_dir.exists():  # shards of an interrupted attempt (maybe another world size)
@@ -69,7 +68,7 @@ class GenerateBlock(Stage):
         trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
                                          label=context.stage_label(n, "generating"), callbacks=gates,
                                          enable_checkpointing=False, logger=False)  # logs nothing
-        trainer.predict(generator, datamodule=context.data.for_generation(labels), return_predictions=False,
+        trainer.predict(generator, datamodule=context.data.for_generation(labels, seed), return_predictions=False,
                         ckpt_path=checkpoint, weights_only=True)
 
         report = dict(statistics.statistics)

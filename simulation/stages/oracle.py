@@ -55,7 +55,8 @@ class TrainSubgroupOracle(Stage):
                      EarlyStopping(monitor="val_loss", patience=config.patience), EpochSeeder(seed)]
         trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
                                          label=context.stage_label(0, "subgroup oracle"),
-                                         max_epochs=config.max_epochs, callbacks=callbacks)
+                                         max_epochs=config.max_epochs, callbacks=callbacks,
+                                         shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=config.batch_size, epoch_seed=seed, cells=True)
         trainer.fit(model, datamodule=context.data.for_training(spec),
                     ckpt_path=run_dir.resume_checkpoint(run_dir.oracle_dir), weights_only=True)

@@ -121,7 +121,7 @@ def test_generated_labels_follow_the_real_label_distribution():
     dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5)
     labels = dm.generation_labels(40, seed=3)
     assert torch.bincount(labels, minlength=4).tolist() == [10, 10, 10, 10]
-    batches = list(dm.generation_loader(labels, batch_size=16))
+    batches = list(dm.generation_loader(labels, seed=5, batch_size=16))
     indices = torch.cat([b[0] for b in batches])
     assert indices.tolist() == list(range(40))
 
