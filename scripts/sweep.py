@@ -2,7 +2,7 @@
 
 Sweep file (YAML)::
 
-    configs: [configs/colored_mnist_biased.yaml, configs/colored_mnist.yaml]
+    configs: [configs/<experiment>.yaml, configs/<other experiment>.yaml]
     seeds: [0, 1, 2]
     overrides:                       # optional: a list of variants, each a dict of dotted CLI overrides
       - {}
