@@ -34,7 +34,7 @@ from datamodules.mixing import (
     realised_share,
     synthetic_reuse,
 )
-from datamodules.samplers import AlignedBatchSampler, UnpaddedDistributedSampler
+from datamodules.samplers import AlignedBatchSampler, unpadded_sampler
 from datamodules.stack import SyntheticStack
 from datamodules.stack_policy import StackPolicy
 
@@ -271,10 +271,10 @@ class GenerationalDataModule(L.LightningDataModule):
         workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
         if dataset.images is None:  # decoded lazily (ImageNet folders): keep masks, decode in workers
-            return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
+            return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=unpadded_sampler(dataset),
                               **workers)
         view = _BatchedView(dataset)
-        return DataLoader(view, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(view),
+        return DataLoader(view, batch_size=self.eval_batch_size, sampler=unpadded_sampler(view),
                           collate_fn=collate_batch, **workers)
 
     def generation_labels(self, num_samples: int, seed: int) -> torch.Tensor:
