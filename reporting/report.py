@@ -7,7 +7,7 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
                        features, ablations, section-5 bias amplification
     results.csv        every result row of every run (group and run_dir columns; lists/dicts JSON-encoded)
     aggregate.csv      group x classifier x generation x metric: mean, std (ddof=1), n
-    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py)
+    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py, conjecture_summary.py)
     figures/*.png      metric curves (Figs. 3a/4a/5/6), pooled vs per-class overview, ranked subgroup accuracy
                        (3b/4b/7), FID, ablations (8), per-generation sample sheets stacked top to bottom (10-12)
     tensorboard/       the HParams view of the runs (reporting/hparams.py)
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from reporting.caveats import caveat_lines
-from reporting.conjecture import analyse_group, conjecture_markdown, write_conjecture_csv
+from reporting.conjecture import analyse_group
+from reporting.conjecture_summary import conjecture_markdown, write_conjecture_csv
 from reporting.figures import (
     comparison_name,
     overview_name,
