@@ -47,9 +47,9 @@ LOOP_OWNED_TRAINER_KEYS = {
     "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
     "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
 }
-# Generators and data sources offered in `fit --help` (imported only for the help: some import large libraries)
-HELP_MODULES = ("lightning_modules.dcgan", "lightning_modules.ddpm", "lightning_modules.stable_diffusion",
-                "datamodules.colored_mnist", "datamodules.cifar", "datamodules.hard_imagenet", "datamodules.breeds")
+# Packages whose every module is imported for `fit --help`, so the help lists every generator and data source they
+# define (imported only for the help: some import large libraries)
+HELP_PACKAGES = ("lightning_modules", "datamodules")
 TOP_LEVEL_HELP = """usage: cli.py {fit,report,sandbox} ...
 
 Does training on generated data amplify subgroup bias, generation after generation?
@@ -77,6 +77,13 @@ def parser_message(message: str) -> str:
         if old in text:
             return f"class path {old} has moved: use {new} (e.g. class_path: {new} in the config file)"
     return text
+
+
+def innermost(error: BaseException) -> str:
+    """The first cause of a chained error, as one line (``TypeError: ...``)."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -115,6 +122,19 @@ class SimulationCLI(LightningCLI):
                             help="quality filters applied to every generated block, in order")
         parser.add_class_arguments(QualityConfig, "quality")
         parser.set_defaults({"trainer.enable_model_summary": False})
+
+    def instantiate_classes(self) -> None:
+        """Build the configured generator, data source, filters and callbacks; a plug-in that refuses its arguments
+        (a ``ConfigError``, which jsonargparse wraps in a page-long union error) is reported as its own one line."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            cause: BaseException | None = err
+            while cause is not None and not isinstance(cause, ConfigError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise ConfigError(str(cause)) from None
+            raise CommandLineError(f"the configured classes cannot be built: {innermost(err)}") from None
 
     def instantiate_trainer(self, **kwargs):
         """LightningCLI builds a Trainer up front that the loop never uses (each stage builds its own).
@@ -190,6 +210,17 @@ class SimulationCLI(LightningCLI):
         simulation.run()
 
 
+def import_plugin_modules() -> None:
+    """Import every module of ``HELP_PACKAGES``, so that jsonargparse's help lists the subclasses they define."""
+    import importlib
+    import pkgutil
+
+    for package_name in HELP_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{module.name}")
+
+
 def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
     import argparse
@@ -257,10 +288,7 @@ def main(args: list[str] | None = None) -> int:
         print(TOP_LEVEL_HELP)
         return 0
     if argv[0] == "fit" and ("-h" in argv or "--help" in argv):
-        import importlib
-
-        for module in HELP_MODULES:  # so that the help lists every generator and data source
-            importlib.import_module(module)
+        import_plugin_modules()
     try:
         if argv and argv[0] == "report":
             report(argv[1:])

@@ -21,13 +21,17 @@ from harness import alternate, apply_threads, base_parser, machine_facts, median
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks.shard_writer import ShardWriter, read_block
+from common.seeds import per_sample_noise
 from lightning_modules.dcgan import ConditionalDCGAN
-from lightning_modules.generator import per_sample_noise, to_uint8
+from lightning_modules.generator import to_uint8
+
+SAMPLE_SEED = 11
 
 
 def predict_loader(n: int, batch_size: int) -> DataLoader:
     labels = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(3))
-    return DataLoader(TensorDataset(torch.arange(n), labels), batch_size=batch_size, shuffle=False)
+    return DataLoader(TensorDataset(torch.arange(n), labels, torch.full((n,), SAMPLE_SEED)), batch_size=batch_size,
+                      shuffle=False)
 
 
 def lightning_generate(model: ConditionalDCGAN, loader: DataLoader, shard_dir: str) -> float:
@@ -44,9 +48,9 @@ def plain_generate(model: ConditionalDCGAN, loader: DataLoader, noise_times: lis
     model.eval()
     images = []
     with torch.no_grad():
-        for indices, labels in loader:
+        for indices, labels, seeds in loader:
             t0 = time.perf_counter()
-            noise = per_sample_noise(indices, (model.latent_dim,), model.sample_seed)
+            noise = per_sample_noise(indices, (model.latent_dim,), seeds)
             noise_s += time.perf_counter() - t0
             images.append(to_uint8(model.generator(noise, labels)))
     torch.cat(images)
@@ -58,7 +62,7 @@ def plain_generate(model: ConditionalDCGAN, loader: DataLoader, noise_times: lis
 def batched_noise_share(model: ConditionalDCGAN, loader: DataLoader) -> float:
     """Seconds of one batched torch.randn per batch, for comparison with per_sample_noise."""
     start = time.perf_counter()
-    for indices, _ in loader:
+    for indices, _, _ in loader:
         torch.randn(len(indices), model.latent_dim, generator=torch.Generator().manual_seed(0))
     return time.perf_counter() - start
 
@@ -78,7 +82,6 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     model = ConditionalDCGAN(num_classes=10, image_shape=(3, 28, 28), latent_dim=args.latent_dim,
                              base_channels=args.base_channels)
-    model.sample_seed = 11
     loader = predict_loader(args.n, args.batch_size)
     noise_shares: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_generation_") as tmp:
@@ -89,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     # same images on both sides: the comparison is of the same work
     model.eval()
     with torch.no_grad():
-        reference = torch.cat([to_uint8(model.generator(per_sample_noise(i, (model.latent_dim,), model.sample_seed), y))
-                               for i, y in loader])
+        reference = torch.cat([to_uint8(model.generator(per_sample_noise(i, (model.latent_dim,), s), y))
+                               for i, y, s in loader])
     if not torch.equal(reference, shard_images):
         raise RuntimeError("trainer.predict and the plain loop generated different images")
     batched_s = batched_noise_share(model, loader)

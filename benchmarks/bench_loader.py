@@ -28,8 +28,10 @@ import lightning as L
 import torch
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 
+from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches
+from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 
@@ -46,17 +48,13 @@ def random_split(n: int, seed: int) -> ImageSplit:
 class InMemorySource(RealDataSource):
     """Random Colorized-MNIST-sized splits, so the benchmark needs no dataset files."""
 
-    name = "bench_in_memory"
+    facts = DatasetFacts(name="bench_in_memory", class_names=tuple(str(c) for c in range(NUM_CLASSES)),
+                         image_shape=IMAGE_SHAPE, classifier_view=ImageView(IMAGE_SHAPE[-1]),
+                         group_names=("red", "green", "blue"), subgroups="given")
 
     def __init__(self, n_train: int, n_eval: int) -> None:
         self.splits = {"train": random_split(n_train, 0), "val": random_split(n_eval, 1),
                        "test": random_split(n_eval, 2)}
-
-    num_classes = property(lambda self: NUM_CLASSES)
-    num_groups = property(lambda self: NUM_GROUPS)
-    class_names = property(lambda self: [str(c) for c in range(NUM_CLASSES)])
-    group_names = property(lambda self: ["red", "green", "blue"])
-    image_shape = property(lambda self: IMAGE_SHAPE)
 
     def load(self):
         return self.splits

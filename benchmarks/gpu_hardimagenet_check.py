@@ -109,12 +109,12 @@ def main() -> None:
         # the first 2 steps warm up (kernels, allocator); steps/s over the rest
         results["lora_train_steps_per_s"] = round(train_steps / (timer.times[-1] - timer.times[1]), 3)
         results["lora_train_images_per_s"] = round(results["lora_train_steps_per_s"] * train_batch, 3)
-        predict = DataLoader(TensorDataset(torch.arange(gen_images), torch.arange(gen_images) % 15),
-                             batch_size=gen_batch)
+        predict = DataLoader(TensorDataset(torch.arange(gen_images), torch.arange(gen_images) % 15,
+                                           torch.zeros(gen_images).long()), batch_size=gen_batch)
         trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
                             enable_progress_bar=False, enable_model_summary=False)
-        trainer.predict(module, DataLoader(TensorDataset(torch.arange(gen_batch), torch.zeros(gen_batch).long()),
-                                           batch_size=gen_batch))  # warm-up
+        warm_up = TensorDataset(torch.arange(gen_batch), torch.zeros(gen_batch).long(), torch.zeros(gen_batch).long())
+        trainer.predict(module, DataLoader(warm_up, batch_size=gen_batch))
         if gpu:
             torch.cuda.synchronize()
         t0 = time.perf_counter()

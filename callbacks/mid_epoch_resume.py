@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from lightning.pytorch.callbacks import Callback
 
-from datamodules.mixing import MixedBatchSampler
-
 
 class MidEpochResume(Callback):
+    """For the loop's training stages, whose loaders (a DataLoader or ``DeviceResidentBatches``) always batch with a
+    ``MixedBatchSampler``, which can skip the batches an interrupted epoch already trained on."""
+
     def on_train_start(self, trainer, pl_module) -> None:
         # batches of the interrupted epoch whose step finished (Lightning numbers the next one after them)
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        batch_sampler = trainer.train_dataloader.batch_sampler
-        if 0 < done < trainer.num_training_batches and isinstance(batch_sampler, MixedBatchSampler):
-            batch_sampler.skip_batches(done)
+        if 0 < done < trainer.num_training_batches:
+            trainer.train_dataloader.batch_sampler.skip_batches(done)

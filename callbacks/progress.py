@@ -14,13 +14,13 @@ from lightning.pytorch.callbacks import Callback
 from common.logs import format_duration, get_logger
 
 log = get_logger()
-SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "d_loss", "g_loss", "train/loss")
 
 
 class LineProgress(Callback):
-    def __init__(self, label: str) -> None:
-        """``label`` names the stage in every line, e.g. ``generation 1/3 - lenet``."""
-        self.label = label
+    def __init__(self, label: str, shown_metrics: tuple[str, ...] = ()) -> None:
+        """``label`` names the stage in every line, e.g. ``generation 1/3 - lenet``; an epoch's line shows the logged
+        ``shown_metrics`` (what the trained module declares worth showing)."""
+        self.label, self.shown_metrics = label, tuple(shown_metrics)
 
     # ------------------------------------------------------------------------------------------- training
     def on_train_start(self, trainer, pl_module) -> None:
@@ -35,7 +35,7 @@ class LineProgress(Callback):
         elapsed = time.monotonic() - self._started
         per_epoch = elapsed / max(done - self._first_epoch, 1)
         left = per_epoch * (trainer.max_epochs - done)
-        metrics = " ".join(f"{key}={float(trainer.callback_metrics[key]):.4f}" for key in SHOWN_METRICS
+        metrics = " ".join(f"{key}={float(trainer.callback_metrics[key]):.4f}" for key in self.shown_metrics
                            if key in trainer.callback_metrics)
         eta = f", at most {format_duration(left)} left" if done < trainer.max_epochs else ""
         log.info(f"{self.label}: epoch {done}/{trainer.max_epochs} done, {format_duration(elapsed)}{eta}"

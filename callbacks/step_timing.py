@@ -7,10 +7,10 @@ logging, host-device copies); this callback measures that share instead of assum
 
 Every training epoch (from its start to its last batch's end; validation is not counted) then logs
 ``timing/outside_model_fraction`` and ``timing/samples_per_s`` and appends one JSON line to ``step_timing.jsonl`` in
-the stage's folder (rank 0). Model time is the network's forward (between forward hooks on the module's ``net``, or
-from the batch's start to the backward where there is none), the backward, and the optimizer step. On a GPU every
-boundary synchronises the device so kernels are counted where they run; that costs a little throughput, so leave the
-callback out of runs whose speed matters. Modules with manual optimization (the GAN generators) are not timed.
+the stage's folder (rank 0). Model time is the network's forward (between forward hooks on a ``ClassifierModule``'s
+``net``, or from the batch's start to the backward for other modules), the backward, and the optimizer step. On a
+GPU every boundary synchronises the device so kernels are counted where they run; that costs a little throughput, so
+leave the callback out of runs whose speed matters. Modules with manual optimization (the GAN generators) are not timed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from common.distributed import is_rank_zero
+from lightning_modules.classifier import ClassifierModule
 
 
 class StepTiming(Callback):
@@ -37,8 +38,8 @@ class StepTiming(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.enabled = pl_module.automatic_optimization
-        net = getattr(pl_module, "net", None)
-        self._hooked = self.enabled and isinstance(net, torch.nn.Module)
+        net = pl_module.net if isinstance(pl_module, ClassifierModule) else None  # a classifier's network is known
+        self._hooked = self.enabled and net is not None
         if self._hooked:
             self._handles = [net.register_forward_pre_hook(lambda *_: self._forward_start(pl_module)),
                              net.register_forward_hook(lambda *_: self._forward_end(pl_module))]

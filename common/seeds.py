@@ -4,7 +4,8 @@
 * ``seeded_generator(seed, stream)``: an independent torch generator per named stream of a dataset, so switching
   one option (e.g. the colour bias) never shifts another draw (e.g. the split);
 * ``index_seed(seed, index)``: a per-item seed (the noise of generated sample ``index``, one scoring batch, ...),
-  so a result does not depend on how items are batched or split across ranks;
+  so a result does not depend on how items are batched or split across ranks; ``sample_generators`` and
+  ``per_sample_noise`` are the only place a generated sample's noise is drawn from it;
 * ``step_seed(seed, epoch, step)``: the seed of one training step (see ``callbacks.epoch_seeder``).
 """
 
@@ -39,3 +40,25 @@ def index_seed(seed: int, index: int) -> int:
 def step_seed(seed: int, epoch: int, step: int) -> int:
     """The seed of training step ``step`` of epoch ``epoch`` (step -1: the epoch's start)."""
     return (int(seed) + 7919 * int(epoch) + 104_729 * (int(step) + 1)) & 0x7FFFFFFF
+
+
+def sample_generators(indices: torch.Tensor, seeds: torch.Tensor | int) -> list[torch.Generator]:
+    """One CPU generator per generated sample, seeded with ``index_seed(seed, index)``: what a sample's noise is
+    drawn from, the same on every device and however the samples are batched or split across ranks."""
+    index_list = [int(i) for i in torch.as_tensor(indices).flatten().tolist()]
+    seed_list = torch.as_tensor(seeds).flatten().tolist()
+    if len(seed_list) == 1:
+        seed_list = seed_list * len(index_list)
+    if len(seed_list) != len(index_list):
+        raise ValueError(f"{len(seed_list)} seeds for {len(index_list)} samples: give one seed, or one per sample")
+    return [torch.Generator().manual_seed(index_seed(seed, index)) for seed, index in zip(seed_list, index_list)]
+
+
+def per_sample_noise(indices: torch.Tensor, shape: tuple[int, ...], seeds: torch.Tensor | int,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard-normal noise of ``shape`` for every sample, a pure function of (seed, index)."""
+    generators = sample_generators(indices, seeds)
+    out = torch.empty((len(generators), *shape))
+    for row, generator in enumerate(generators):
+        out[row] = torch.randn(shape, generator=generator)
+    return out.to(device)

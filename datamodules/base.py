@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from common.errors import ConfigError
 from common.image_views import ImageView
+from datamodules.facts import DatasetFacts
 
 
 class LabelledSplit(Dataset):
@@ -110,51 +111,54 @@ class CellSplit(LabelledSplit):
 
 
 class RealDataSource(ABC):
-    """A real dataset: its facts (classes, subgroups, image shape) and its train/val/test splits.
+    """A real dataset: its card (``facts``: classes, subgroups, image shape, ...) and its train/val/test splits.
 
     ``validate()`` must be cheap and raise ``common.errors.ConfigError`` for anything the user has to fix
     (missing root, bad probabilities) before any work starts; ``load()`` does the actual reading.
     """
 
-    #: dataset name used in results and reports
-    name: str = "dataset"
-    #: the facts of a dataset whose classes, subgroups and image shape do not depend on its arguments (a source whose
-    #: facts do overrides the properties below)
-    CLASS_NAMES: tuple[str, ...] = ()
-    GROUP_NAMES: tuple[str, ...] = ()
-    IMAGE_SHAPE: tuple[int, int, int] = (0, 0, 0)
-    #: samples carry object masks (a 4th element): the loop runs the spurious-cue ablations at test time
-    has_masks: bool = False
-    #: ``subgroups_from_pixels`` reads the subgroup of any image (no learned oracle needed for u_t)
-    has_pixel_subgroups: bool = False
+    @property
+    @abstractmethod
+    def facts(self) -> DatasetFacts:
+        """The dataset's card: everything the loop and the report know about it, stated here once."""
+
+    # shorthands of the card
+    @property
+    def name(self) -> str:
+        return self.facts.name
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return self.facts.num_classes
 
     @property
     def num_groups(self) -> int:
         """Number of subgroups G (0 when the dataset has no known subgroups)."""
-        return len(self.group_names)
+        return self.facts.num_groups
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.CLASS_NAMES)
+        return list(self.facts.class_names)
 
     @property
     def group_names(self) -> list[str]:
-        return list(self.GROUP_NAMES)
+        return list(self.facts.group_names)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the uint8 images this source yields: what the classifiers see."""
-        return tuple(self.IMAGE_SHAPE)
+        return tuple(self.facts.image_shape)
 
     @property
     def classifier_view(self) -> ImageView:
-        """How the classifiers see an image: the identity on this source's own (square) images by default. Stored
-        generated images reach the classifiers (and everything that runs a classifier on them) through it."""
-        return ImageView(size=int(self.image_shape[-1]))
+        """How the classifiers see an image. Stored generated images reach the classifiers (and everything that runs
+        a classifier on them) through it."""
+        return self.facts.classifier_view
+
+    @property
+    def has_masks(self) -> bool:
+        """Samples carry object masks (a 4th element): the loop runs the spurious-cue ablations at test time."""
+        return self.facts.has_masks
 
     def check_stack_shape(self, shape: tuple[int, int, int]) -> None:
         """ConfigError unless generated images of ``shape`` can be stored and shown to every consumer.
@@ -172,10 +176,10 @@ class RealDataSource(ABC):
         """Raise ConfigError for user mistakes; must not read the whole dataset."""
         return None
 
-    def subgroups_from_pixels(self, images: torch.Tensor) -> torch.Tensor | None:
-        """The subgroup of any image, generated ones included, when it can be read from the pixels (Colorized
-        MNIST's stroke colour); None when it cannot (a learned oracle is needed, or there are no subgroups)."""
-        return None
+    def subgroups_from_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """The subgroup of any image, generated ones included, read from its pixels (Colorized MNIST's stroke
+        colour): what u_t reads where the card's ``subgroups`` is "pixels"; such a source must override this."""
+        raise NotImplementedError(f"{type(self).__name__}'s subgroups cannot be read from the pixels")
 
     @abstractmethod
     def load(self) -> dict[str, LabelledSplit]:

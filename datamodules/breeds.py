@@ -31,6 +31,7 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from datamodules.breeds_hierarchy import REQUIRED_FILES, Subclass, Superclass, make_living17
+from datamodules.facts import DatasetFacts
 from datamodules.imagenet_folders import ImageFile, ImageFolderSource, files_by_stem
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,6 @@ class Living17(ImageFolderSource):
         seed: seeds ``max_per_class`` and the validation carve.
     """
 
-    name = "breeds_living17"
     title = "BREEDS Living-17"
     where_to_get = _WHERE_TO_GET
     usual_preprocessing = "ImageNet's usual resize=256, image_size=224"
@@ -162,12 +162,12 @@ class Living17(ImageFolderSource):
 
     # ----------------------------------------------------------------- facts
     @property
-    def class_names(self) -> list[str]:
-        return [superclass.name for superclass in LIVING17]
-
-    @property
-    def group_names(self) -> list[str]:
-        return list(GROUP_NAMES)
+    def facts(self) -> DatasetFacts:
+        return DatasetFacts(name="breeds_living17", class_names=tuple(superclass.name for superclass in LIVING17),
+                            image_shape=self.crop_shape, classifier_view=self.crop_view, group_names=GROUP_NAMES,
+                            subgroups="per_class", subgroup_noun="subclass",
+                            subgroup_members=tuple(tuple(self.superclass_members[c]) for c in range(len(LIVING17))),
+                            fairness_reading="cells")
 
     @property
     def superclass_members(self) -> list[list[str]]:

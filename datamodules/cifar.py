@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
+from common.image_views import ImageView
 from common.seeds import seeded_generator
 from datamodules.base import ImageSplit, RealDataSource
+from datamodules.facts import DatasetFacts
 from datamodules.splits import stratified_split, stratified_subsample
 
 #: The standard CIFAR-100 superclass membership (Krizhevsky 2009): superclasses in coarse-label order, the fine
@@ -145,10 +147,11 @@ class CIFAR20(RealDataSource):
     batch, stratified by fine class; the test split is CIFAR-100's test batch (100 images per fine class).
     """
 
-    name = "cifar20"
-    CLASS_NAMES = tuple(COARSE_CLASS_NAMES)
-    GROUP_NAMES = tuple(GROUP_NAMES)
-    IMAGE_SHAPE = IMAGE_SHAPE
+    facts = DatasetFacts(name="cifar20", class_names=tuple(COARSE_CLASS_NAMES), image_shape=IMAGE_SHAPE,
+                         classifier_view=ImageView(size=IMAGE_SHAPE[-1]), group_names=tuple(GROUP_NAMES),
+                         subgroups="per_class", subgroup_noun="fine class",
+                         subgroup_members=tuple(tuple(m) for m in SUPERCLASS_MEMBERS.values()),
+                         fairness_reading="cells")
 
     def __init__(
         self,

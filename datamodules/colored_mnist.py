@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
+from common.image_views import ImageView
 from common.seeds import seeded_generator
 from datamodules.base import ImageSplit, RealDataSource
+from datamodules.facts import DatasetFacts
 from datamodules.splits import rank_within_class, stratified_split, stratified_subsample
 
 CLASS_NAMES = [str(digit) for digit in range(10)]
@@ -125,11 +127,9 @@ def color_oracle(images: torch.Tensor, stroke_threshold: int = 64) -> torch.Tens
 class ColoredMNIST(RealDataSource):
     """Colorized MNIST: 10 digit classes, subgroup = stroke colour (red, green, blue), black background."""
 
-    has_pixel_subgroups = True
-    name = "colored_mnist"
-    CLASS_NAMES = tuple(CLASS_NAMES)
-    GROUP_NAMES = tuple(GROUP_NAMES)
-    IMAGE_SHAPE = IMAGE_SHAPE
+    facts = DatasetFacts(name="colored_mnist", class_names=tuple(CLASS_NAMES), image_shape=IMAGE_SHAPE,
+                         classifier_view=ImageView(size=IMAGE_SHAPE[-1]), group_names=tuple(GROUP_NAMES),
+                         subgroups="pixels", subgroup_noun="colour")
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ import torch
 
 from common.errors import ConfigError
 from common.seeds import stage_seed
-from datamodules.base import LabelledSplit, RealDataSource
+from datamodules.base import LabelledSplit
 
 #: two classes whose minority lies near the class boundary, above its majority (a linear classifier trained on 90/10
 #: data places the boundary for the majorities, so the minorities are classified worse), 8.5 spreads away from its own
@@ -44,8 +44,9 @@ class PointSplit(LabelledSplit):
         return self.points[index], self.labels[index], self.groups[index]
 
 
-class GaussianMixtureWorld(RealDataSource):
-    """Class c's points come from sum_g w_g N(mu_{c,g}, spread^2 I): subgroup g is mixture component g.
+class GaussianMixtureWorld:
+    """The analytic sandbox's world of points: class c's points come from sum_g w_g N(mu_{c,g}, spread^2 I), subgroup
+    g is mixture component g. Not an image ``RealDataSource`` (points never reach the image loop), so no image card.
 
     Args:
         means: (classes, subgroups, dim) component means.
@@ -71,6 +72,14 @@ class GaussianMixtureWorld(RealDataSource):
         self.validate()
 
     # ------------------------------------------------------------------------------------------------ facts
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
+
     @property
     def class_names(self) -> list[str]:
         return [f"class_{c}" for c in range(self.means.shape[0])]

@@ -34,7 +34,7 @@ from datamodules.mixing import (
     realised_share,
     synthetic_reuse,
 )
-from datamodules.samplers import AlignedBatchSampler, UnpaddedDistributedSampler
+from datamodules.samplers import AlignedBatchSampler, unpadded_sampler
 from datamodules.stack import SyntheticStack
 from datamodules.stack_policy import StackPolicy
 
@@ -278,10 +278,10 @@ class GenerationalDataModule(L.LightningDataModule):
         workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
         if dataset.images is None:  # decoded lazily (ImageNet folders): keep masks, decode in workers
-            return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(dataset),
+            return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=unpadded_sampler(dataset),
                               **workers)
         view = _BatchedView(dataset)
-        return DataLoader(view, batch_size=self.eval_batch_size, sampler=UnpaddedDistributedSampler(view),
+        return DataLoader(view, batch_size=self.eval_batch_size, sampler=unpadded_sampler(view),
                           collate_fn=collate_batch, **workers)
 
     def generation_labels(self, num_samples: int, seed: int) -> torch.Tensor:
@@ -299,9 +299,10 @@ class GenerationalDataModule(L.LightningDataModule):
             return labels[torch.randperm(len(labels), generator=g)]
         return torch.multinomial(counts, num_samples, replacement=True, generator=g)
 
-    def generation_loader(self, labels: torch.Tensor, batch_size: int | None = None) -> DataLoader:
-        """``(indices, labels)`` batches of the block to generate, aligned batches split across ranks."""
-        dataset = TensorDataset(torch.arange(len(labels)), labels)
+    def generation_loader(self, labels: torch.Tensor, seed: int, batch_size: int | None = None) -> DataLoader:
+        """``(indices, labels, seeds)`` batches of the block to generate, aligned batches split across ranks; every
+        sample carries the block's seed, from which the generator draws its noise with its index."""
+        dataset = TensorDataset(torch.arange(len(labels)), labels, torch.full((len(labels),), int(seed)))
         sampler = AlignedBatchSampler(len(labels), batch_size or self.eval_batch_size)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
 
@@ -310,18 +311,18 @@ class GenerationalDataModule(L.LightningDataModule):
         """The view a training stage hands to ``trainer.fit/test``."""
         return StageData(self, spec=spec)
 
-    def for_generation(self, labels: torch.Tensor, batch_size: int | None = None) -> StageData:
-        """The view a generation stage hands to ``trainer.predict``."""
-        return StageData(self, labels=labels, batch_size=batch_size)
+    def for_generation(self, labels: torch.Tensor, seed: int, batch_size: int | None = None) -> StageData:
+        """The view a generation stage hands to ``trainer.predict``: the block's labels and its sampling seed."""
+        return StageData(self, labels=labels, seed=seed, batch_size=batch_size)
 
 
 class StageData(L.LightningDataModule):
     """A LightningDataModule for one stage: the shared data with this stage's loader settings."""
 
     def __init__(self, data: GenerationalDataModule, spec: TrainingSpec | None = None,
-                 labels: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+                 labels: torch.Tensor | None = None, seed: int = 0, batch_size: int | None = None) -> None:
         super().__init__()
-        self.data, self.spec, self.labels, self.batch_size = data, spec, labels, batch_size
+        self.data, self.spec, self.labels, self.seed, self.batch_size = data, spec, labels, seed, batch_size
 
     def setup(self, stage: str | None = None) -> None:
         self.data.prepare()
@@ -338,7 +339,7 @@ class StageData(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         if self.labels is None:
             raise RuntimeError("this stage view has no block to generate: use GenerationalDataModule.for_generation")
-        return self.data.generation_loader(self.labels, self.batch_size)
+        return self.data.generation_loader(self.labels, self.seed, self.batch_size)
 
     def _spec(self) -> TrainingSpec:
         if self.spec is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from datamodules.facts import DatasetFacts
 from datamodules.imagenet_folders import ImageFile, ImageFolderSource, files_by_stem
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,9 @@ class HardImageNet(ImageFolderSource):
     authors' ``resize x resize`` (aspect not kept) and centre crop ``image_size``.
     """
 
-    name = "hard_imagenet"
     title = "Hard ImageNet"
     where_to_get = _WHERE_TO_GET
     usual_preprocessing = "the authors use resize=256, image_size=224"
-
-    has_masks = True
 
     def __init__(
         self,
@@ -85,12 +83,9 @@ class HardImageNet(ImageFolderSource):
 
     # ----------------------------------------------------------------- facts
     @property
-    def class_names(self) -> list[str]:
-        return [name for _, _, name in HARD_IMAGENET_CLASSES]
-
-    @property
-    def group_names(self) -> list[str]:
-        return []
+    def facts(self) -> DatasetFacts:
+        return DatasetFacts(name="hard_imagenet", class_names=tuple(name for _, _, name in HARD_IMAGENET_CLASSES),
+                            image_shape=self.crop_shape, classifier_view=self.crop_view, has_masks=True)
 
     @property
     def wnids(self) -> list[str]:

@@ -120,12 +120,14 @@ class ImageFolderSource(RealDataSource):
 
     # ----------------------------------------------------------------- facts
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def crop_shape(self) -> tuple[int, int, int]:
+        """(3, image_size, image_size): what the classifiers see (the card's ``image_shape``)."""
         return (3, int(self.image_size), int(self.image_size))
 
     @property
-    def classifier_view(self) -> ImageView:
-        """Resize (``resize``: the shorter side, or both sides with ``squash``), then centre crop ``image_size``."""
+    def crop_view(self) -> ImageView:
+        """Resize (``resize``: the shorter side, or both sides with ``squash``), then centre crop ``image_size`` (the
+        card's ``classifier_view``)."""
         return ImageView(size=int(self.image_size), resize=int(self.resize), squash=bool(self.squash))
 
     def check_stack_shape(self, shape: tuple[int, int, int]) -> None:

@@ -7,27 +7,20 @@ a sample twice; these give every item to exactly one rank, so results equal a si
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler, Sampler
 
 from common.distributed import rank_and_world_size
 
 
-class UnpaddedDistributedSampler(DistributedSampler):
-    """Rank r takes indices r, r + W, r + 2W, ...; ranks may get one sample fewer than others."""
-
-    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None) -> None:
-        default_rank, default_size = rank_and_world_size()
-        num_replicas = default_size if num_replicas is None else num_replicas
-        rank = default_rank if rank is None else rank
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
-        self.indices = list(range(rank, len(dataset), num_replicas))
-        self.num_samples = len(self.indices)
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return self.num_samples
+def unpadded_sampler(dataset, num_replicas: int | None = None, rank: int | None = None) -> DistributedSampler:
+    """Rank r takes indices r, r + W, r + 2W, ... (ranks may get one sample fewer than others): Lightning's
+    ``UnrepeatedDistributedSampler`` without shuffling, on this process's rank and world size (1 process without a
+    process group). It refuses a split that would leave a rank without a sample (DDP would wait for it)."""
+    default_rank, default_size = rank_and_world_size()
+    num_replicas = default_size if num_replicas is None else num_replicas
+    rank = default_rank if rank is None else rank
+    return UnrepeatedDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
 
 
 class AlignedBatchSampler(Sampler[list[int]]):

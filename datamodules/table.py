@@ -30,6 +30,7 @@ import torch
 from common.errors import ConfigError
 from common.image_views import ImageView
 from datamodules.base import RealDataSource
+from datamodules.facts import DatasetFacts
 from datamodules.imagenet_folders import ImageFile, ImageFolderSplit, carve_validation, problems_error, subsample_cells
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class TableImageSource(RealDataSource):
                  max_per_class: int | None = None, seed: int = 0, where_to_get: str = "") -> None:
         self.table = table
         self.image_root = Path(image_root).expanduser()
-        self.name = name
+        self.dataset_name = name
         self.path_column, self.label_column, self.subgroup_column = path_column, label_column, subgroup_column
         self.split_column = split_column
         self.split_names = {str(k): str(v) for k, v in (split_names or {s: s for s in SPLITS}).items()}
@@ -112,6 +113,16 @@ class TableImageSource(RealDataSource):
         self._groups: list[str] | None = None
 
     # ------------------------------------------------------------------------------------------------ facts
+    @property
+    def facts(self) -> DatasetFacts:
+        """The card, from the arguments (the class and subgroup names read the table when not configured): a subgroup
+        is an attribute given with the data that means the same thing in every class, read for u_t by the learned
+        oracle."""
+        groups = tuple(self.group_names)
+        return DatasetFacts(name=self.dataset_name, class_names=tuple(self.class_names), image_shape=self.image_shape,
+                            classifier_view=self.classifier_view, group_names=groups,
+                            subgroups="given" if groups else "none", subgroup_noun=self.subgroup_noun)
+
     @property
     def class_names(self) -> list[str]:
         """The configured names (no table read), else the table's label values (reads the table)."""
@@ -140,8 +151,8 @@ class TableImageSource(RealDataSource):
     def check_stack_shape(self, shape: tuple[int, int, int]) -> None:
         """Generated images are stored as RGB squares of any side; each consumer resizes and crops them."""
         if len(shape) != 3 or int(shape[0]) != 3 or int(shape[1]) != int(shape[2]) or int(shape[1]) < 1:
-            raise ConfigError(f"{self.name} stores generated images as RGB squares (3, S, S), but the generator "
-                              f"produces {list(shape)}: set the generator's output to a square")
+            raise ConfigError(f"{self.dataset_name} stores generated images as RGB squares (3, S, S), but the "
+                              f"generator produces {list(shape)}: set the generator's output to a square")
 
     # ------------------------------------------------------------------------------------------------ reading
     def _tables(self) -> dict[str | None, Path]:
@@ -215,7 +226,7 @@ class TableImageSource(RealDataSource):
                     problems.append(f"{len(missing)} of {len(rows)} images listed in the table are missing under "
                                     f"{self.image_root}, e.g. {missing[:3]}")
         if problems:
-            raise problems_error(self.name, problems, self.where_to_get)
+            raise problems_error(self.dataset_name, problems, self.where_to_get)
         self._classes, self._groups = label_names, subgroup_names
         by_split: dict[str | None, list[ImageFile]] = {}
         for split, row in rows:
@@ -253,10 +264,11 @@ class TableImageSource(RealDataSource):
             index["train"], index["val"] = carve_validation(rest, share, generator)
             index["test"] = test
         if not index.get("train") or not index.get("test"):
-            raise ConfigError(f"{self.name}: the table gives no {'train' if not index.get('train') else 'test'} "
+            missing = "train" if not index.get("train") else "test"
+            raise ConfigError(f"{self.dataset_name}: the table gives no {missing} "
                               "rows: add them, or leave the split out (split_column: null) to carve one")
         if "val" not in index:
             index["train"], index["val"] = carve_validation(index["train"], float(self.val_fraction), generator)
         splits = {name: subsample_cells(index[name], self.max_per_class, generator) for name in SPLITS}
-        log.info("%s splits: %s", self.name, {name: len(files) for name, files in splits.items()})
+        log.info("%s splits: %s", self.dataset_name, {name: len(files) for name, files in splits.items()})
         return {name: ImageFolderSplit(files, self.classifier_view) for name, files in splits.items()}

@@ -27,6 +27,9 @@ class ClassifierModule(LightningModule):
     features (the input of the final Linear), used by the classifier-based FID.
     """
 
+    #: the logged metrics worth a progress line, by name
+    SHOWN_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc")
+
     def __init__(
         self,
         arch: str,

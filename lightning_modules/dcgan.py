@@ -1,8 +1,8 @@
 """Class-conditional DCGAN as a loop generator: adversarial training with manual optimisation.
 
 Two optimisers step in one ``training_step`` (discriminator, then generator), so Lightning's automatic
-optimisation does not fit; under DDP the GAN stage needs ``find_unused_parameters=True`` and ``bf16-mixed``
-is preferred over ``16-mixed`` (no loss scaler to juggle across two optimisers).
+optimisation does not fit, and under DDP the GAN stage needs ``find_unused_parameters`` (both declared in
+``trainer_needs``); ``bf16-mixed`` is preferred over ``16-mixed`` (no loss scaler to juggle across two optimisers).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import ConfigError
-from lightning_modules.generator import GeneratorModule, per_sample_noise, to_uint8
+from common.seeds import per_sample_noise
+from lightning_modules.generator import GeneratorModule, to_uint8
 from lightning_modules.networks.dcgan import DCGANDiscriminator, DCGANGenerator, doubling_plan
+from lightning_modules.trainer_needs import TrainerNeeds
 
 
 def _validate(
@@ -62,6 +64,9 @@ class ConditionalDCGAN(GeneratorModule):
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``, Salimans et al. 2016).
     """
 
+    trainer_needs = TrainerNeeds(manual_optimization=True, find_unused_parameters=True,
+                                 shown_metrics=("d_loss", "g_loss"))
+
     def __init__(
         self,
         num_classes: int = 10,
@@ -77,7 +82,6 @@ class ConditionalDCGAN(GeneratorModule):
         _validate(num_classes, image_shape, latent_dim, base_channels, lr, betas, label_smoothing)
         super().__init__(num_classes, image_shape)
         self.save_hyperparameters()
-        self.automatic_optimization = False
         self.latent_dim = int(latent_dim)
         self.generator = DCGANGenerator(self.latent_dim, self.num_classes, self.image_shape, int(base_channels))
         self.discriminator = DCGANDiscriminator(self.num_classes, self.image_shape, int(base_channels))
@@ -124,10 +128,10 @@ class ConditionalDCGAN(GeneratorModule):
         self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real.shape[0])
 
     @torch.no_grad()
-    def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def generate(self, labels: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor | int) -> torch.Tensor:
         """uint8 images; the generator runs in eval mode (BatchNorm running stats) so a sample depends only on
-        ``(sample_seed, index, label)``, never on the rest of its batch, even when called during training."""
-        noise = per_sample_noise(indices, (self.latent_dim,), self.sample_seed, device=self.device)
+        ``(seed, index, label)``, never on the rest of its batch, even when called during training."""
+        noise = per_sample_noise(indices, (self.latent_dim,), seeds, device=self.device)
         was_training = self.generator.training
         self.generator.eval()
         try:

@@ -6,12 +6,12 @@ probability ``cond_drop_prob`` a label is replaced by the null class ``num_class
 learns the unconditional model that classifier-free guidance (Ho & Salimans 2022) extrapolates away from.
 
 Sampling runs DDIM (Song et al. 2021) with eta = 0 from the training schedule: no noise is drawn after the initial
-``per_sample_noise``, so a sample is a pure function of (sample_seed, index, label, weights), however the indices
+``per_sample_noise``, so a sample is a pure function of (seed, index, label, weights), however the indices
 are batched or split across ranks.
 
 DDP: every parameter takes part in every training step (the class embedding is one tensor, whichever of its rows
-a batch selects), so plain ``strategy="ddp"`` works and ``find_unused_parameters`` is not needed. The loop passes
-``ddp_find_unused_parameters_true`` to every generator for the GAN's sake; that is harmless here, only slower.
+a batch selects), so plain ``strategy="ddp"`` works and ``find_unused_parameters`` is not needed (its
+``trainer_needs`` leave it off).
 Noise, timesteps and label dropout differ between ranks (see ``training_randomness``); the UNet's dropout masks come
 from the global RNG, like every other module's in the project.
 """
@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from common.errors import ConfigError
-from lightning_modules.generator import GeneratorModule, per_sample_noise, to_uint8
+from common.seeds import per_sample_noise
+from lightning_modules.generator import GeneratorModule, to_uint8
 from lightning_modules.networks.ddpm_unet import build_unet, max_levels
+from lightning_modules.trainer_needs import TrainerNeeds
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -144,6 +146,8 @@ class ConditionalDDPM(GeneratorModule):
             unconditional pass, 0 samples unconditionally.
     """
 
+    trainer_needs = TrainerNeeds(shown_metrics=("train/loss",))
+
     def __init__(
         self,
         num_classes: int = 10,
@@ -250,14 +254,14 @@ class ConditionalDDPM(GeneratorModule):
         return unconditional + self.guidance_scale * (conditional - unconditional)
 
     @torch.no_grad()
-    def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def generate(self, labels: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor | int) -> torch.Tensor:
         """uint8 images; deterministic DDIM from ``per_sample_noise`` with the net in eval mode (no dropout), so a
-        sample depends only on (sample_seed, index, label, weights), even when called during training."""
+        sample depends only on (seed, index, label, weights), even when called during training."""
         labels = labels.to(self.device).long()
         if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < self.num_classes):
             raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.tolist()}")
         scheduler = self.inference_scheduler()
-        sample = per_sample_noise(indices, self.image_shape, self.sample_seed, device=self.device)
+        sample = per_sample_noise(indices, self.image_shape, seeds, device=self.device)
         sample = sample * scheduler.init_noise_sigma
         was_training = self.unet.training
         self.unet.eval()

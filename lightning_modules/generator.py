@@ -1,33 +1,32 @@
-"""Base class of every generator in the loop (conditional DCGAN, Stable Diffusion + LoRA).
+"""Base class of every generator in the loop (conditional DCGAN, DDPM, Stable Diffusion + LoRA).
 
-The loop only relies on this contract:
+The loop only relies on this contract (``tests/contracts/`` checks it for every registered generator):
 
 * ``fresh()`` returns a new, untrained instance with the same hyper-parameters (the paper re-initialises
-  the generator every generation); build heavy, frozen parts lazily in ``configure_model`` so this is cheap;
+  the generator every generation): the hyper-parameters ``save_hyperparameters()`` recorded in ``__init__``, which
+  ``fresh()`` refuses to guess without; build heavy, frozen parts lazily in ``configure_model`` so this is cheap;
+* ``trainer_needs`` declares what its training stage needs from the Trainer (``TrainerNeeds``: manual optimisation,
+  DDP's ``find_unused_parameters``, unsupported precisions, the losses its progress lines show);
+* ``training_resolution`` is the square side it trains at (None: the classifiers' view) and ``image_shape`` the
+  (C, H, W) of the uint8 images it generates: what the stack stores;
 * ``training_step`` consumes the generation's mixed dataset: batches ``(images uint8 (B, C, H, W), labels, groups)``
-  in the generator's view (``training_resolution``: the classifiers' view when None);
-* ``predict_step`` consumes ``(indices, labels)`` batches and returns ``{"index", "label", "image"}`` with
-  uint8 images of ``image_shape``: what the stack stores. The noise of a sample depends only on
-  ``(sample_seed, index)`` so that the generated block is identical however the indices are split across ranks.
+  in the generator's view;
+* ``predict_step`` consumes ``(indices, labels, seeds)`` batches and returns ``{"index", "label", "image"}``. The
+  noise of a sample depends only on its ``(seed, index)`` (``common.seeds.per_sample_noise``), so the generated
+  block is identical however the indices are split across ranks.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
+from typing import ClassVar
 
 import lightning as L
 import torch
 
 from common.errors import ConfigError
-
-
-def per_sample_noise(indices: torch.Tensor, shape: tuple[int, ...], seed: int, device: torch.device | str = "cpu"):
-    """Standard-normal noise of ``shape`` for every index, a pure function of (seed, index)."""
-    out = torch.empty((len(indices), *shape))
-    for row, index in enumerate(indices.tolist()):
-        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(index)) % (2**63 - 1))
-        out[row] = torch.randn(shape, generator=g)
-    return out.to(device)
+from lightning_modules.trainer_needs import TrainerNeeds
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -38,16 +37,25 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class GeneratorModule(L.LightningModule):
     """A class-conditional image generator that the loop trains, then samples from."""
 
+    #: what its training stage needs from the Trainer (see ``TrainerNeeds``)
+    trainer_needs: ClassVar[TrainerNeeds] = TrainerNeeds()
+
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.num_classes = int(num_classes)
         self.image_shape = tuple(int(s) for s in image_shape)
-        #: set by the loop before ``trainer.predict``; the noise of sample i is a function of (sample_seed, i)
-        self.sample_seed = 0
+        self.automatic_optimization = not self.trainer_needs.manual_optimization
 
     def fresh(self) -> GeneratorModule:
         """A new instance with the same hyper-parameters and new weights (drawn from the current RNG)."""
         hparams = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # LightningCLI adds _class_path
+        required = [name for name, p in inspect.signature(type(self).__init__).parameters.items()
+                    if name != "self" and p.default is inspect.Parameter.empty
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        missing = [name for name in required if name not in hparams]
+        if missing:
+            raise TypeError(f"{type(self).__name__}.fresh() cannot rebuild it: its hyper-parameters lack {missing}; "
+                            "call self.save_hyperparameters() in __init__")
         return type(self)(**hparams)
 
     @property
@@ -69,11 +77,18 @@ class GeneratorModule(L.LightningModule):
                 f"set model.init_args.num_classes to {num_classes}"
             )
 
+    def check_precision(self, precision: str) -> None:
+        """ConfigError when the trainer's precision is one this generator declares it cannot train under."""
+        if str(precision) in self.trainer_needs.unsupported_precisions:
+            raise ConfigError(f"{type(self).__name__} cannot train with trainer.precision={precision}: choose another "
+                              f"(it refuses {list(self.trainer_needs.unsupported_precisions)})")
+
     @abstractmethod
-    def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """uint8 images (B, C, H, W) for ``labels``; noise from ``per_sample_noise(indices, ..., self.sample_seed)``."""
+    def generate(self, labels: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor | int) -> torch.Tensor:
+        """uint8 images (B, C, H, W) for ``labels``; sample i's noise from ``per_sample_noise`` of
+        ``(seeds[i], indices[i])`` (one int: the same seed for every sample)."""
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        indices, labels = batch
-        images = self.generate(labels, indices)
+        indices, labels, seeds = batch
+        images = self.generate(labels, indices, seeds)
         return {"index": indices.cpu(), "label": labels.cpu(), "image": images.cpu()}

@@ -32,7 +32,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from common.errors import ConfigError
 from common.image_views import ImageView
+from common.seeds import sample_generators
 from lightning_modules.generator import GeneratorModule, to_uint8
+from lightning_modules.trainer_needs import TrainerNeeds
 
 #: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
 SCHEDULERS: dict[str, type] = {
@@ -57,11 +59,6 @@ REQUIRED_PRETRAINED_ENTRIES = {
 UNET_KEY_PREFIX = "unet."
 
 
-def sample_seed_for(sample_seed: int, index: int) -> int:
-    """The seed of sample ``index``: the same function of (seed, index) as ``per_sample_noise``."""
-    return (int(sample_seed) * 1_000_003 + int(index)) % (2**63 - 1)
-
-
 class StableDiffusionLoRA(GeneratorModule):
     """Class-conditional generation with SD 1.5 prompted by ``prompt_template``; LoRA fine-tuned per generation.
 
@@ -81,6 +78,8 @@ class StableDiffusionLoRA(GeneratorModule):
         weight_dtype: dtype of the frozen weights; "auto" follows the trainer precision (bf16* -> bfloat16,
             16* -> float16, else float32). LoRA parameters always stay float32.
     """
+
+    trainer_needs = TrainerNeeds(shown_metrics=("train/loss",))
 
     def __init__(
         self,
@@ -320,15 +319,14 @@ class StableDiffusionLoRA(GeneratorModule):
             self._pipeline.set_progress_bar_config(disable=True)
         return self._pipeline
 
-    def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """uint8 images (B, *image_shape); sample i depends only on (sample_seed, indices[i]) and the weights.
+    def generate(self, labels: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor | int) -> torch.Tensor:
+        """uint8 images (B, *image_shape); sample i depends only on (seeds[i], indices[i]) and the weights.
 
         Each sample gets its own CPU generator, so the initial latents equal ``per_sample_noise`` of its index and
         are the same on every device type and however the indices are batched or split across ranks.
         """
         pipeline = self.pipeline
-        seeds = [sample_seed_for(self.sample_seed, index) for index in indices.tolist()]
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        generators = sample_generators(indices, seeds)
         was_training = self.unet.training
         self.unet.eval()
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reporting.conjecture import resample_note
+from reporting.conjecture_summary import resample_note
 from reporting.runs import Group, file_stem
 from reporting.statistics import Stat
 

@@ -18,6 +18,7 @@ from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
 from reporting.runs import Group, Run
 from reporting.statistics import Stat, fid_by_generation
 from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS
+from simulation.run_directory import RunDirectory
 
 Y_LABELS = {"acc": "accuracy", "meo": "MEO (1 = equal subgroup TPRs)", "di": "DI (1 = no disparity)",
             "md": "MD (max - min subgroup TPR)", "meo_class": "MEO per class (1 = equal)",
@@ -218,10 +219,10 @@ def stack_sample_sheets(run: Run, path: Path, written: list[Path]) -> bool:
     the sheets label their rows with the class names themselves."""
     from PIL import Image, ImageDraw
 
-    sheets = sorted(run.path.glob("gen_*/samples.png"))
+    sheets = RunDirectory(run.path).sample_sheets()
     if not sheets:
         return False
-    images = [Image.open(p).convert("RGB") for p in sheets]
+    images = [Image.open(p).convert("RGB") for _, p in sheets]
     font = readable_font(SHEET_LABEL_FONT_SIZE)
     header, gap = SHEET_LABEL_FONT_SIZE + 10, 6
     width = max(max(im.width for im in images), 240)
@@ -229,8 +230,7 @@ def stack_sample_sheets(run: Run, path: Path, written: list[Path]) -> bool:
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     y = 0
-    for sheet, image in zip(sheets, images):
-        generation = int(sheet.parent.name.split("_")[1])
+    for (generation, _), image in zip(sheets, images):
         draw.text((4, y + header // 2), f"generation {generation}", fill="black", font=font, anchor="lm")
         canvas.paste(image, (0, y + header))
         y += header + image.height + gap

@@ -9,7 +9,7 @@ from pathlib import Path
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
 from reporting.runs import Group
 from reporting.statistics import Stat, fid_by_generation
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, PER_CLASS_DATASETS
+from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS
 
 
 def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4) -> str:
@@ -46,20 +46,24 @@ def _status(group: Group) -> str:
 
 def _group_section(group: Group, stats: dict) -> list[str]:
     gens = group.generations
-    per_class_first = group.dataset in PER_CLASS_DATASETS
+    per_class_first = group.per_class_subgroups
     lines = [f"## {group.dataset}: {group.name}", "",
              f"Seeds: {', '.join(map(str, group.seeds))} ({seed_phrase(len(group.runs))}). Run directories: "
              + ", ".join(f"`{r.path}`" for r in group.runs), ""]
+    if group.facts is not None:
+        facts = group.facts
+        groups = (f"subgroup = {facts.subgroup_noun} ({facts.num_groups}: {', '.join(facts.group_names)})"
+                  if facts.num_groups else "no known subgroups")
+        lines += [f"Classes ({facts.num_classes}): {', '.join(facts.class_names)}; {groups}.", ""]
     if group.unfinished:
         lines += [f"Unfinished: {_status(group)}.", ""]
     if group.differing:
         lines += ["Differs from the other groups in: " + ", ".join(f"`{k}={v}`" for k, v in group.differing.items()),
                   ""]
     if per_class_first:
-        what = "subclass" if group.dataset == "breeds_living17" else "fine class"
         lines += [f"For {group.dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different "
-                  f"{what} in every class, so MEO/DI/MD pooled over classes compare unrelated subgroups. The "
-                  "per-class tables come first; the pooled ones are shown for completeness.", ""]
+                  f"{group.subgroup_noun} in every class, so MEO/DI/MD pooled over classes compare unrelated "
+                  "subgroups. The per-class tables come first; the pooled ones are shown for completeness.", ""]
     blocks = [("Per-class fairness metrics (computed within each class over its subgroups, averaged over classes)",
                ["acc", *CLASS_METRICS]),
               ("Accuracy and fairness metrics (subgroups pooled over classes)", list(FAIRNESS_METRICS))]

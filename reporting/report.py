@@ -7,7 +7,7 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
                        features, ablations, section-5 bias amplification
     results.csv        every result row of every run (group and run_dir columns; lists/dicts JSON-encoded)
     aggregate.csv      group x classifier x generation x metric: mean, std (ddof=1), n
-    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py)
+    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py, conjecture_summary.py)
     figures/*.png      metric curves (Figs. 3a/4a/5/6), pooled vs per-class overview, ranked subgroup accuracy
                        (3b/4b/7), FID, ablations (8), per-generation sample sheets stacked top to bottom (10-12)
     tensorboard/       the HParams view of the runs (reporting/hparams.py)
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from reporting.caveats import caveat_lines
-from reporting.conjecture import analyse_group, conjecture_markdown, write_conjecture_csv
+from reporting.conjecture import analyse_group
+from reporting.conjecture_summary import conjecture_markdown, write_conjecture_csv
 from reporting.figures import (
     comparison_name,
     overview_name,
@@ -40,7 +41,7 @@ from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
 from reporting.sandbox_report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, PER_CLASS_DATASETS
+from simulation.results import CLASS_METRICS, FAIRNESS_METRICS
 
 
 def check_out_dir(out: str, runs: list[Run]) -> Path:
@@ -67,7 +68,7 @@ def check_out_dir(out: str, runs: list[Run]) -> Path:
 
 def _figures(group: Group, stats: dict, figures: Path, written: list[Path]) -> str | None:
     """The group's figures; returns the file name of its pooled-vs-per-class overview (None without subgroups)."""
-    per_class_first = group.dataset in PER_CLASS_DATASETS
+    per_class_first = group.per_class_subgroups
     drawn = plot_overview(group, stats, figures / overview_name(group), written)
     overview = overview_name(group) if drawn is not None else None
     metric_sets = [("metrics_per_class", ["acc", *CLASS_METRICS]), ("metrics", list(FAIRNESS_METRICS))]
@@ -95,7 +96,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
     stats_by_group = {g.name: aggregate(g) for g in groups}
     fids = {g.name: fid_by_generation(g) for g in groups}
     conjecture = [c for g in groups for c in analyse_group(
-        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs})]
+        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, g.per_class_subgroups)]
     try:
         written = _write(groups, stats_by_group, fids, conjecture, out_dir)
     except OSError as err:

@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError
+from datamodules.facts import DatasetFacts
+from simulation.run_directory import RunDirectory
 
 IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"))
 REQUIRED_ROW_KEYS = ("generation", "classifier", "dataset")
@@ -31,6 +33,8 @@ class Run:
     rows: list[dict]
     blocks: dict[int, dict]
     seed: int
+    #: the dataset's card the run recorded (None for a run written before runs recorded it)
+    facts: DatasetFacts | None = None
 
     @property
     def dataset(self) -> str:
@@ -87,6 +91,20 @@ class Group:
     @property
     def dataset(self) -> str:
         return self.runs[0].dataset
+
+    @property
+    def facts(self) -> DatasetFacts | None:
+        return self.runs[0].facts
+
+    @property
+    def per_class_subgroups(self) -> bool:
+        """Subgroup i means a different thing in every class (the card says so): per-class metrics come first."""
+        return self.facts is not None and self.facts.per_class_subgroups
+
+    @property
+    def subgroup_noun(self) -> str:
+        """What the dataset calls a subgroup ("colour", "fine class", ...), "subgroup" without a recorded card."""
+        return self.facts.subgroup_noun if self.facts is not None else "subgroup"
 
     @property
     def seeds(self) -> list[int]:
@@ -147,7 +165,7 @@ def expand_run_dirs(patterns: Iterable[str]) -> list[Path]:
 def _run_hint(path: Path) -> str:
     if not path.is_dir():
         return "the folder does not exist"
-    nested = sorted(p.parent for p in path.glob("**/results.jsonl"))
+    nested = sorted(p.parent for p in path.glob(f"**/{RunDirectory(path).results_path.name}"))
     if nested:
         example = nested[0].relative_to(path).parts
         pattern = str(path / Path(*["*"] * len(example))) if example else str(path)
@@ -193,10 +211,11 @@ def _read_rows(results_path: Path) -> list[dict]:
     return rows
 
 
-def _read_blocks(state_path: Path) -> dict[int, dict]:
-    """The per-generation block reports of state.json (FID, its extractor, q_t, u_t); {} without the file."""
+def _read_state(state_path: Path) -> tuple[dict[int, dict], DatasetFacts | None]:
+    """The per-generation block reports of state.json (FID, its extractor, q_t, u_t) and the dataset's card;
+    ({}, None) without the file."""
     if not state_path.is_file():
-        return {}
+        return {}, None
     damaged = ("the file is damaged: restore it, or move it out of the run directory to report without the "
                "generator's FID and block statistics")
     try:
@@ -207,14 +226,21 @@ def _read_blocks(state_path: Path) -> dict[int, dict]:
     if not isinstance(state, dict) or not isinstance(blocks or {}, dict):
         raise ConfigError(f"{state_path} is not a run state of this tool: {damaged}")
     try:
-        return {int(g): dict(b or {}) for g, b in (blocks or {}).items()}
+        blocks = {int(g): dict(b or {}) for g, b in (blocks or {}).items()}
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{state_path} has a malformed 'blocks' entry ({err}): {damaged}") from err
+    card = state.get("dataset")
+    try:
+        facts = DatasetFacts.from_json(card) if isinstance(card, dict) else None
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"{state_path} has a malformed 'dataset' card ({err}): {damaged}") from err
+    return blocks, facts
 
 
 def load_run(path: Path) -> Run:
     """Read one run directory (results.jsonl, config.yaml, state.json blocks) with clear errors."""
-    results_path, config_path = path / "results.jsonl", path / "config.yaml"
+    run_dir = RunDirectory(path)
+    results_path, config_path = run_dir.results_path, run_dir.config_path
     if not results_path.is_file():
         raise ConfigError(f"run directory {path} has no results.jsonl ({_run_hint(path)})")
     if not config_path.is_file():
@@ -227,7 +253,7 @@ def load_run(path: Path) -> Run:
         raise ConfigError(f"{config_path} is not valid YAML ({' '.join(str(err).split())})") from err
     if not isinstance(config, dict):
         raise ConfigError(f"{config_path} is not a config of this tool (a YAML mapping): the file is damaged")
-    blocks = _read_blocks(path / "state.json")
+    blocks, facts = _read_state(run_dir.state_path)
     seeds = sorted({int(row["seed"]) for row in rows if row.get("seed") is not None})
     if len(seeds) > 1:
         raise ConfigError(f"{results_path} mixes seeds {seeds}: one run directory must hold one seed; "
@@ -236,7 +262,7 @@ def load_run(path: Path) -> Run:
     datasets = {str(row["dataset"]) for row in rows}
     if len(datasets) > 1:
         raise ConfigError(f"{results_path} mixes datasets {sorted(datasets)}: one run directory must hold one run")
-    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed)
+    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed, facts=facts)
 
 
 def group_key(config: dict) -> str:

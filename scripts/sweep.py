@@ -2,7 +2,7 @@
 
 Sweep file (YAML)::
 
-    configs: [configs/colored_mnist_biased.yaml, configs/colored_mnist.yaml]
+    configs: [configs/<experiment>.yaml, configs/<other experiment>.yaml]
     seeds: [0, 1, 2]
     overrides:                       # optional: a list of variants, each a dict of dotted CLI overrides
       - {}
@@ -150,10 +150,12 @@ def load_sweep(path: str | Path, *, check_configs: bool = True) -> list[SweepTas
 
 def is_finished(run_dir: str | Path) -> bool:
     """True when the run holds a result row for every (generation, classifier) its config asks for."""
-    run_dir = Path(run_dir)
+    from simulation.run_directory import RunDirectory  # the layout's one owner (imported here: it loads Lightning)
+
+    run = RunDirectory(run_dir)
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()]
+        config = yaml.safe_load(run.config_path.read_text()) or {}
+        rows = [json.loads(line) for line in run.results_path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError, yaml.YAMLError):
         return False
     generations = int((config.get("loop") or {}).get("generations", 0))

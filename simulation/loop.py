@@ -127,7 +127,7 @@ class SimulationLoop:
             run_dir.check_raw_shards_kept()
             self.context.data.prepare()
             rebuild_stack(self.context)
-        run_dir.create(self.config_text, mode, launch)
+        run_dir.create(self.config_text, mode, launch, dataset=self.context.source.facts.to_json())
         if mode == "resume" and run_dir.state["completed"]:
             log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
 

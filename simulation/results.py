@@ -14,9 +14,6 @@ DATA_FIELDS = ("target_share", "synthetic_share", "synthetic_reuse", "n_real", "
 #: the generation's block (the same in every row of the generation; null at generation 0)
 BLOCK_FIELDS = ("fid", "fid_kept", "filter_kept", "filter_dropped", "quality_q", "quality_q_kept", "imbalance_u",
                 "imbalance_u_kept", "majority_gain", "majority_gain_kept")
-#: datasets whose subgroup index means a different thing in every class (CIFAR-20's fine classes, Living-17's
-#: subclasses): pooled subgroup metrics mix unrelated subgroups there, so the per-class metrics come first
-PER_CLASS_DATASETS = ("cifar20", "breeds_living17")
 #: every scalar of a row that is plotted against the generation
 SCALAR_FIELDS = (*FAIRNESS_METRICS, *CLASS_METRICS, "synthetic_share", "synthetic_reuse", *BLOCK_FIELDS)
 METRIC_LABELS = {"acc": "accuracy", "meo": "MEO", "di": "DI", "md": "MD", "meo_class": "MEO (per class)",

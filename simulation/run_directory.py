@@ -4,7 +4,8 @@ Layout::
 
     <run_dir>/.lock                               held by the launch running on this folder (see run_lock.py)
     <run_dir>/config.yaml                         resolved config of the run (a different config is refused)
-    <run_dir>/state.json                          completed stages, block reports, result rows (atomic, rank 0)
+    <run_dir>/state.json                          completed stages, block reports, result rows, the dataset's
+                                                  card (atomic, rank 0)
     <run_dir>/results.jsonl                       one row per (generation, classifier, seed), rewritten from the state
     <run_dir>/stack/                              the FIFO stack of synthetic blocks
     <run_dir>/oracle/                             the learned subgroup oracle (CIFAR-20/100's u_t)
@@ -221,9 +222,9 @@ class RunDirectory:
         return f"differences: {shown}" + (" ..." if len(diff) > 4 else "") if diff else "differences in layout only"
 
     # -------------------------------------------------------------------------------------------- state
-    def create(self, config_text: str, mode: str, launch_id: str) -> None:
+    def create(self, config_text: str, mode: str, launch_id: str, dataset: dict | None = None) -> None:
         """Rank 0 only, holding the lock: make the folder (emptying a previous run for 'overwrite'), write config +
-        state, stamp this launch.
+        state (with ``dataset``, the dataset's card, which the report reads), stamp this launch.
 
         Other ranks wait for the state to carry this ``launch_id``, so they never read a half-made or stale
         run directory (ranks started together by srun/torchrun race rank 0 otherwise).
@@ -238,6 +239,8 @@ class RunDirectory:
             self.state = {"version": STATE_VERSION, "config_fingerprint": config_fingerprint(config_text),
                           "completed": [], "results": []}
         self.state["launch_id"] = launch_id
+        if dataset is not None:
+            self.state["dataset"] = dataset
         self.save()
 
     def _remove_previous_run(self) -> None:
@@ -280,6 +283,13 @@ class RunDirectory:
     @property
     def results(self) -> list[dict]:
         return list(self.state["results"])
+
+    @property
+    def dataset_card(self) -> dict | None:
+        """The card of the run's dataset as the state records it (``DatasetFacts.to_json``); None for a run
+        written before runs recorded it."""
+        card = self.state.get("dataset")
+        return dict(card) if isinstance(card, dict) else None
 
     def block_report(self, generation: int) -> dict:
         """What the generation and push stages recorded about a generation's block (FID, filters, q_t, u_t)."""

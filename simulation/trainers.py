@@ -45,9 +45,10 @@ class StageTrainers:
         return torch.device("cpu")
 
     def build(self, stage_dir: Path, *, name: str, version: str, label: str, max_epochs: int = 1,
-              callbacks: list | None = None, find_unused_parameters: bool = False, **extra) -> L.Trainer:
+              callbacks: list | None = None, find_unused_parameters: bool = False,
+              shown_metrics: tuple[str, ...] = (), **extra) -> L.Trainer:
         """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet), ``label``
-        names the stage in its progress lines.
+        names the stage in its progress lines, which show the logged ``shown_metrics`` (the module declares them).
 
         Lightning's progress bar where a terminal is attached (and ``trainer.enable_progress_bar`` is on), a log line
         per epoch otherwise (a SLURM log file, a pipe).
@@ -57,7 +58,7 @@ class StageTrainers:
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
         show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
         kwargs["enable_progress_bar"] = show_bar
-        callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label)])]
+        callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label, shown_metrics)])]
         logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
                                    default_hp_metric=False)  # no hp_metric = -1 in every stage run
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,

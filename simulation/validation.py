@@ -40,7 +40,7 @@ def _loop_problems(context: RunContext) -> None:
         )
     if context.generator is None:
         raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "
-                          "(e.g. lightning_modules.dcgan.ConditionalDCGAN)")
+                          "(a GeneratorModule subclass; python cli.py fit --help lists them)")
 
 
 def _classifier_problems(context: RunContext) -> None:
@@ -89,6 +89,7 @@ def _generator_problems(context: RunContext) -> None:
         return
     context.generator.check_compatible(context.source.num_classes)
     context.source.check_stack_shape(context.generator.image_shape)
+    context.generator.check_precision(str(context.trainers.trainer_kwargs.get("precision") or "32-true"))
     context.generator.validate()
 
 
@@ -122,7 +123,7 @@ def _filter_problems(context: RunContext) -> None:
             problems.append(str(err))
         if filt.needs_subgroups and context.source.num_groups == 0:
             problems.append(f"{type(filt).__name__} needs subgroups, and {context.source.name} has none: remove it")
-        elif filt.needs_subgroups and not context.source.has_pixel_subgroups and context.quality.oracle is None:
+        elif filt.needs_subgroups and context.source.facts.oracle == "learned" and context.quality.oracle is None:
             problems.append(f"{type(filt).__name__} needs the subgroup of every generated image, and "
                             f"{context.source.name}'s cannot be read from the pixels: set quality.oracle (a learned "
                             "subgroup oracle, e.g. {arch: resnet18})")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,3 +74,40 @@ def test_the_checker_sees_lazy_imports(tmp_path):
     module = tmp_path / "module.py"
     module.write_text("def f():\n    from simulation.loop import SimulationLoop\n    import common.errors\n")
     assert imported_packages(module) == {"simulation", "common"}
+
+
+
+def product_files() -> list[Path]:
+    """Every Python file of the product: the floors' packages, cli.py and the scripts."""
+    return [ROOT / "cli.py", *(p for package in [*FLOORS, "scripts"] if package != "cli"
+                               for p in sorted((ROOT / package).rglob("*.py")))]
+
+
+def name_mentions(files: list[Path], owners: dict[str, Path]) -> list[str]:
+    """``file names X`` for every whole-word mention of a name in a file other than the one that owns it."""
+    return [f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} names {name}" for path in files
+            for name, owner in owners.items()
+            if path != owner and re.search(rf"\b{re.escape(name)}\b", path.read_text())]
+
+
+def plugin_owners() -> dict[str, Path]:
+    """Every registered dataset's name and class name, and every generator's class name -> the file defining it."""
+    from tests.contracts.registry import DATASETS, GENERATORS
+
+    owners = {name: Path(inspect.getfile(case.cls)) for case in DATASETS for name in (case.name, case.cls.__name__)}
+    owners.update({case.cls.__name__: Path(inspect.getfile(case.cls)) for case in GENERATORS})
+    return owners
+
+
+def test_no_product_file_names_a_dataset_or_generator_other_than_its_own_module():
+    """A plug-in states its facts in its own module (and its configs): no list of datasets or generators elsewhere."""
+    found = name_mentions(product_files(), plugin_owners())
+    assert not found, "\n".join(found)
+
+
+def test_the_name_checker_finds_a_mention_outside_the_owner_only(tmp_path):
+    """Guards the test above: a whole-word mention elsewhere is found, the owner's own and a longer name are not."""
+    owners = plugin_owners()
+    elsewhere = tmp_path / "results.py"
+    elsewhere.write_text('PER_CLASS = ("cifar20", "breeds_living17x")\n')
+    assert name_mentions([elsewhere, owners["CIFAR20"]], owners) == [f"{elsewhere} names cifar20"]

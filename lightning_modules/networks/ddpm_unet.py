@@ -35,7 +35,7 @@ def build_unet(
     """A ``UNet2DModel`` predicting the noise of ``image_shape`` images, conditioned on ``num_classes + 1`` labels.
 
     Raises ValueError when the image sides do not fit the number of levels or the channels do not fit the groups;
-    ``ConditionalDDPM`` checks both first and turns them into ConfigErrors that name the setting to change.
+    The DDPM generator checks both first and turns them into ConfigErrors that name the setting to change.
     """
     channels, height, width = (int(s) for s in image_shape)
     levels = len(block_out_channels)

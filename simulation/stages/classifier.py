@@ -60,7 +60,7 @@ class TrainClassifier(Stage):
             callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
-                                         callbacks=callbacks)
+                                         callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed)
         trainer.logger.log_hyperparams(batch.record())
         started = time.time()

@@ -15,33 +15,18 @@ import shutil
 import lightning as L
 from safetensors.torch import save
 
-from callbacks.block_statistics import BlockStatistics, OracleFactory
+from callbacks.block_statistics import BlockStatistics
 from callbacks.contact_sheets import ContactSheets
 from callbacks.filter_scores import FilterScores
 from callbacks.shard_writer import ShardWriter
 from common.distributed import barrier, is_rank_zero
 from common.io import atomic_write_bytes
 from common.seeds import stage_seed
-from lightning_modules.classifier import ClassifierModule
-from lightning_modules.subgroup_oracle import FineClassOracle
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import fid_gate
+from simulation.stages.oracle import subgroup_oracle
 
 SCORE_PREFIX = "score/"
-
-
-def subgroup_oracle(context: RunContext) -> OracleFactory | None:
-    """How the block's subgroups are read: the dataset's pixels, the learned oracle, or not at all (u_t null)."""
-    source = context.source
-    if source.num_groups == 0:
-        return None
-    if source.has_pixel_subgroups:
-        return lambda device: lambda images, labels: source.subgroups_from_pixels(images)
-    if context.quality.oracle is None:
-        return None
-    checkpoint = str(context.run_dir.oracle_checkpoint)
-    return lambda device: FineClassOracle(ClassifierModule.from_checkpoint(checkpoint, device),
-                                          source.num_classes, source.num_groups, device)
 
 
 class GenerateBlock(Stage):
@@ -63,7 +48,6 @@ class GenerateBlock(Stage):
             raise RuntimeError(f"the generator stage of generation {n} is recorded as done but "
                                f"{run_dir.generator_dir(n)}/checkpoints/last.ckpt is missing")
         generator = context.generator.fresh()
-        generator.sample_seed = seed
         labels = context.data.generation_labels(size, seed)
         shard_dir = run_dir.shard_dir(n)
         if is_rank_zero() and shard_dir.exists():  # shards of an interrupted attempt (maybe another world size)
@@ -84,7 +68,7 @@ class GenerateBlock(Stage):
         trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
                                          label=context.stage_label(n, "generating"), callbacks=gates,
                                          enable_checkpointing=False, logger=False)  # logs nothing
-        trainer.predict(generator, datamodule=context.data.for_generation(labels), return_predictions=False,
+        trainer.predict(generator, datamodule=context.data.for_generation(labels, seed), return_predictions=False,
                         ckpt_path=checkpoint, weights_only=True)
 
         report = dict(statistics.statistics)

@@ -42,8 +42,9 @@ class TrainGenerator(Stage):
         trainer = context.trainers.build(
             stage_dir, name=f"gen_{n:02d}", version="generator", label=context.stage_label(n, "generator"),
             max_epochs=context.loop.generator_epochs,
-            callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()],
-            find_unused_parameters=True, num_sanity_val_steps=0, limit_val_batches=0,
+            callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()], num_sanity_val_steps=0, limit_val_batches=0,
+            find_unused_parameters=generator.trainer_needs.find_unused_parameters,
+            shown_metrics=generator.trainer_needs.shown_metrics,
         )
         trainer.logger.log_hyperparams(batch.record())
         started = time.time()

@@ -10,16 +10,31 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+from callbacks.block_statistics import OracleFactory
 from callbacks.epoch_seeder import EpochSeeder
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.subgroup_oracle import FineClassOracle
 from simulation.stages.base import RunContext, Stage
 
 
 def needs_learned_oracle(context: RunContext) -> bool:
+    """The dataset's card asks for a learned oracle (its subgroups cannot be read from the pixels) and one is set."""
+    return context.source.facts.oracle == "learned" and context.quality.oracle is not None
+
+
+def subgroup_oracle(context: RunContext) -> OracleFactory | None:
+    """How the block's subgroups are read, as the dataset's card says: its pixels, the learned oracle, or not at all
+    (u_t null)."""
     source = context.source
-    return source.num_groups > 0 and not source.has_pixel_subgroups and context.quality.oracle is not None
+    if source.facts.oracle == "pixels":
+        return lambda device: lambda images, labels: source.subgroups_from_pixels(images)
+    if not needs_learned_oracle(context):
+        return None
+    checkpoint = str(context.run_dir.oracle_checkpoint)
+    return lambda device: FineClassOracle(ClassifierModule.from_checkpoint(checkpoint, device),
+                                          source.num_classes, source.num_groups, device)
 
 
 class TrainSubgroupOracle(Stage):
@@ -32,8 +47,8 @@ class TrainSubgroupOracle(Stage):
         L.seed_everything(seed, workers=True, verbose=False)
         cells = source.num_classes * source.num_groups
         batch = context.training_batch(config.batch_size, config.lr)
-        context.progress(0, f"training the subgroup oracle ({config.arch} over the {cells} class x subgroup cells of "
-                            f"the real data); {batch.describe()}")
+        context.progress(0, f"training the subgroup oracle ({config.arch} over the {cells} class x "
+                            f"{source.facts.subgroup_noun} cells of the real data); {batch.describe()}")
         model = ClassifierModule(config.arch, cells, 0, source.image_shape, lr=config.lr)
         checkpoints = run_dir.oracle_checkpoint.parent
         callbacks = [ModelCheckpoint(dirpath=checkpoints, monitor="val_loss", mode="min", save_last=True,
@@ -41,7 +56,8 @@ class TrainSubgroupOracle(Stage):
                      EarlyStopping(monitor="val_loss", patience=config.patience), EpochSeeder(seed)]
         trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
                                          label=context.stage_label(0, "subgroup oracle"),
-                                         max_epochs=config.max_epochs, callbacks=callbacks)
+                                         max_epochs=config.max_epochs, callbacks=callbacks,
+                                         shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, cells=True)
         trainer.logger.log_hyperparams(batch.record())
         trainer.fit(model, datamodule=context.data.for_training(spec),

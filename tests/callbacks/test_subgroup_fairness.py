@@ -4,17 +4,17 @@ import lightning as L
 import torch
 
 from callbacks.subgroup_fairness import SubgroupFairnessEvaluation
+from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource
+from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from metrics.fairness import subgroup_metrics
 
 
 class Noise(RealDataSource):
-    name = "noise"
-    class_names = property(lambda self: ["a", "b", "c"])
-    group_names = property(lambda self: ["x", "y"])
-    image_shape = property(lambda self: (3, 16, 16))
+    facts = DatasetFacts(name="noise", class_names=("a", "b", "c"), image_shape=(3, 16, 16),
+                         classifier_view=ImageView(16), group_names=("x", "y"), subgroups="given")
 
     def load(self):
         g = torch.Generator().manual_seed(1)

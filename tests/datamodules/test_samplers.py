@@ -3,14 +3,21 @@ on the number of ranks."""
 
 import pytest
 
-from datamodules.samplers import AlignedBatchSampler, UnpaddedDistributedSampler
+from datamodules.samplers import AlignedBatchSampler, unpadded_sampler
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
-def test_unpadded_sampler_gives_every_item_to_exactly_one_rank(world_size):
-    shares = [list(UnpaddedDistributedSampler(range(101), num_replicas=world_size, rank=r)) for r in range(world_size)]
-    assert sorted(i for share in shares for i in share) == list(range(101))
-    assert [len(s) for s in shares] == [len(range(r, 101, world_size)) for r in range(world_size)]
+@pytest.mark.parametrize("size", [0, 3, 7, 101])
+def test_unpadded_sampler_gives_every_item_to_exactly_one_rank_in_strides(world_size, size):
+    """Lightning's UnrepeatedDistributedSampler gives the split the project's own sampler gave: r, r + W, ..."""
+    shares = [list(unpadded_sampler(range(size), num_replicas=world_size, rank=r)) for r in range(world_size)]
+    assert shares == [list(range(r, size, world_size)) for r in range(world_size)]
+    assert [len(unpadded_sampler(range(size), world_size, r)) for r in range(world_size)] == [len(s) for s in shares]
+
+
+def test_the_unpadded_sampler_refuses_to_leave_a_rank_without_a_sample():
+    with pytest.raises(AssertionError):
+        unpadded_sampler(range(2), num_replicas=3, rank=2)
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])

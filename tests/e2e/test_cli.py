@@ -170,6 +170,11 @@ BAD_INPUTS = [
     (["--trainer.enable_checkpointing", "false"], "trainer.enable_checkpointing is not used"),
     (["--trainer.use_distributed_sampler", "false"], "trainer.use_distributed_sampler is not used"),
     (["--loop.generations", "two"], 'Parser key "loop.generations"'),
+    # a plug-in that refuses its argument while it is built: one line each kind, not jsonargparse's union traceback
+    (["--model.init_args.latent_dim", "0"], "model.init_args.latent_dim must be a positive integer, got 0"),
+    (["--quality.fid.num_samples", "1"], "quality.fid.num_samples must be >= 2, got 1"),
+    (["--filters", '[{"class_path": "filters.ClipScoreFilter", "init_args": {"ratio": 0.1, "template": "x"}}]'],
+     "{class_name}"),
 ]
 
 

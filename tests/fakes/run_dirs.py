@@ -10,6 +10,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from common.image_views import ImageView
+from datamodules.facts import DatasetFacts
+
 SEEDS = (0, 1, 2)
 GENERATIONS = (0, 1, 2)
 CLASSIFIERS = ("lenet", "vgg19")
@@ -35,10 +38,17 @@ def make_row(seed: int, generation: int, classifier: str, dataset: str) -> dict:
     }
 
 
+def dataset_card(dataset: str, subgroups: str = "pixels", noun: str = "colour") -> dict:
+    """The card a run records for its dataset: 1 class of 3 subgroups, as the known-value rows have."""
+    return DatasetFacts(name=dataset, class_names=("zero",), image_shape=(3, 8, 8), classifier_view=ImageView(8),
+                        group_names=("g0", "g1", "g2"), subgroups=subgroups, subgroup_noun=noun).to_json()
+
+
 def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: float = 0.5,
              samples: bool = True, write_results: bool = True, planned: int = 2, rows: list[dict] | None = None,
-             classifiers: tuple[str, ...] = CLASSIFIERS) -> Path:
-    """A run directory; ``planned`` = loop.generations of its config, ``rows`` replace the known-value rows."""
+             classifiers: tuple[str, ...] = CLASSIFIERS, card: dict | None = None) -> Path:
+    """A run directory; ``planned`` = loop.generations of its config, ``rows`` replace the known-value rows,
+    ``card`` is the dataset card its state records (default: pixel subgroups called colours)."""
     path.mkdir(parents=True)
     config = {"seed_everything": seed, "data": {"synthetic_share": share, "source": {"name": dataset}},
               "loop": {"run_dir": str(path), "generations": planned, "stack_generations": 3},
@@ -52,7 +62,9 @@ def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: fl
     blocks = {str(g): {"fid": 100.0 + 10 * g + seed, "fid_kept": 90.0 + 10 * g + seed,
                        "fid_extractor": "classifier:lenet", "filter_kept": 50,
                        "filter_dropped": 0, "quality_q": 0.9, "imbalance_u": 0.1} for g in GENERATIONS[1:]}
-    (path / "state.json").write_text(json.dumps({"version": 1, "completed": [], "results": rows, "blocks": blocks}))
+    state = {"version": 1, "completed": [], "results": rows, "blocks": blocks,
+             "dataset": card if card is not None else dataset_card(dataset)}
+    (path / "state.json").write_text(json.dumps(state))
     if samples:
         for g in GENERATIONS[1:]:
             (path / f"gen_{g:02d}").mkdir()

@@ -13,7 +13,9 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 from callbacks.subgroup_fairness import SubgroupFairnessEvaluation  # noqa: E402
+from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource  # noqa: E402
+from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec  # noqa: E402
 from lightning_modules.classifier import ClassifierModule  # noqa: E402
 
@@ -21,12 +23,8 @@ from lightning_modules.classifier import ClassifierModule  # noqa: E402
 class OddSizedSource(RealDataSource):
     """101 test images: not divisible by 2 or 3 ranks, so a padding sampler would count duplicates."""
 
-    name = "odd"
-    num_classes = property(lambda self: 4)
-    num_groups = property(lambda self: 3)
-    class_names = property(lambda self: list("abcd"))
-    group_names = property(lambda self: list("xyz"))
-    image_shape = property(lambda self: (3, 16, 16))
+    facts = DatasetFacts(name="odd", class_names=tuple("abcd"), image_shape=(3, 16, 16),
+                         classifier_view=ImageView(16), group_names=tuple("xyz"), subgroups="given")
 
     def load(self):
         g = torch.Generator().manual_seed(0)

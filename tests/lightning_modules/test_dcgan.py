@@ -47,8 +47,9 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
     return any(not torch.equal(before[name], p.detach()) for name, p in module.named_parameters())
 
 
-def predict_loader(labels: torch.Tensor, batch_size: int) -> DataLoader:
-    return DataLoader(TensorDataset(torch.arange(len(labels)), labels), batch_size=batch_size)
+def predict_loader(labels: torch.Tensor, batch_size: int, seed: int = 0) -> DataLoader:
+    return DataLoader(TensorDataset(torch.arange(len(labels)), labels, torch.full_like(labels, seed)),
+                      batch_size=batch_size)
 
 
 @pytest.mark.parametrize("image_shape", SHAPES)
@@ -94,16 +95,14 @@ def test_predict_returns_uint8_images_and_passes_labels(image_shape):
 def test_samples_depend_only_on_seed_and_index_not_on_batch_split():
     model = tiny_gan((3, 28, 28))
     trainer(max_steps=2).fit(model, fake_batches((3, 28, 28)))  # non-trivial BatchNorm running stats
-    model.sample_seed = 7
     labels = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
-    one_batch = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, batch_size=8))])
-    two_batches = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, batch_size=4))])
+    one_batch = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, 8, seed=7))])
+    two_batches = torch.cat([o["image"] for o in trainer().predict(model, predict_loader(labels, 4, seed=7))])
     assert torch.equal(one_batch, two_batches)
     # generate() called directly in train mode still uses running stats, and a new seed gives new noise
     model.train()
-    assert torch.equal(model.generate(labels[4:], torch.arange(4, 8)), one_batch[4:])
-    model.sample_seed = 8
-    assert not torch.equal(model.generate(labels, torch.arange(8)), one_batch)
+    assert torch.equal(model.generate(labels[4:], torch.arange(4, 8), 7), one_batch[4:])
+    assert not torch.equal(model.generate(labels, torch.arange(8), 8), one_batch)
     assert model.generator.training
 
 
@@ -185,7 +184,7 @@ def test_generator_keeps_within_class_diversity_on_real_digits():
     ratios = []
     for c in range(10):  # pixel spread among 32 samples of a class, generated vs real
         real = train.images[train.labels == c][:32].float().std(0).mean()
-        fake = gan.generate(torch.full((32,), c, dtype=torch.long), torch.arange(32)).float().std(0).mean()
+        fake = gan.generate(torch.full((32,), c, dtype=torch.long), torch.arange(32), 0).float().std(0).mean()
         ratios.append(float(fake / real))
     # measured: one-hot conditioning keeps ~0.4-1.1 of the real spread per class after 3 epochs; the collapsed
     # learned-embedding variant ~0.2-0.4

@@ -72,7 +72,8 @@ def test_training_steps_change_the_weights_and_log_a_finite_float32_loss(precisi
     assert set(conv_dtypes) == {torch.bfloat16 if precision == "bf16-mixed" else torch.float32}
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
         assert tiny_ddpm().training_step(next(iter(fake_batches())), 0).dtype == torch.float32  # no trainer
-    loader = DataLoader(TensorDataset(torch.arange(3), torch.tensor([0, 1, 2])), batch_size=3)
+    loader = DataLoader(TensorDataset(torch.arange(3), torch.tensor([0, 1, 2]), torch.zeros(3, dtype=torch.long)),
+                        batch_size=3)
     images = trainer(precision=precision).predict(model, loader)[0]["image"]
     assert images.dtype == torch.uint8 and images.shape == (3, *SHAPE)
 
@@ -106,26 +107,24 @@ def test_one_training_step_reaches_every_parameter_so_ddp_needs_no_unused_parame
 def test_samples_depend_only_on_seed_index_and_label_not_on_batching():
     model = tiny_ddpm()
     trainer(max_steps=2).fit(model, fake_batches())
-    model.sample_seed = 7
     labels, indices = torch.tensor([0, 1, 2, 3, 3, 2]), torch.arange(6)
-    together = model.generate(labels, indices)
+    together = model.generate(labels, indices, 7)
     assert together.dtype == torch.uint8 and together.shape == (6, *SHAPE)
     # the second half first, then the first half: same images per index
-    later = model.generate(labels[3:], indices[3:])
-    earlier = model.generate(labels[:3], indices[:3])
+    later = model.generate(labels[3:], indices[3:], 7)
+    earlier = model.generate(labels[:3], indices[:3], 7)
     assert torch.equal(torch.cat([earlier, later]), together)
     # model in train mode (dropout on): generate still runs the net in eval mode and restores train mode
     assert model.training and model.unet.training
     # through Lightning's predict loop, in batches of 4
-    loader = DataLoader(TensorDataset(indices, labels), batch_size=4)
+    loader = DataLoader(TensorDataset(indices, labels, torch.full_like(indices, 7)), batch_size=4)
     outputs = trainer().predict(model, loader)
     assert torch.equal(torch.cat([o["image"] for o in outputs]), together)
     assert torch.equal(torch.cat([o["index"] for o in outputs]), indices)
     # the noise does depend on the index, the seed and the label
     assert not torch.equal(together[2], together[5])  # both label 2, different indices
-    assert not torch.equal(model.generate(labels[:1] + 1, indices[:1]), together[:1])
-    model.sample_seed = 8
-    assert not torch.equal(model.generate(labels, indices), together)
+    assert not torch.equal(model.generate(labels[:1] + 1, indices[:1], 7), together[:1])
+    assert not torch.equal(model.generate(labels, indices, 8), together)
 
 
 def test_guidance_adds_one_unconditional_pass_and_changes_the_samples():
@@ -137,15 +136,15 @@ def test_guidance_adds_one_unconditional_pass_and_changes_the_samples():
             lambda module, args, kwargs: batch_sizes.append(len(args[0])), with_kwargs=True
         )
     labels, indices = torch.tensor([0, 1, 2]), torch.arange(3)
-    without = plain.generate(labels, indices)
-    with_guidance = guided.generate(labels, indices)
+    without = plain.generate(labels, indices, 0)
+    with_guidance = guided.generate(labels, indices, 0)
     steps = TINY["num_inference_steps"]
     assert batch_sizes == [3] * steps + [6] * steps
     assert not torch.equal(without, with_guidance)
     # guidance 0 is the purely unconditional model: the label no longer matters
     unconditional = tiny_ddpm(guidance_scale=0.0)
     unconditional.load_state_dict(plain.state_dict())
-    assert torch.equal(unconditional.generate(labels, indices), unconditional.generate(labels.flip(0), indices))
+    assert torch.equal(unconditional.generate(labels, indices, 0), unconditional.generate(labels.flip(0), indices, 0))
 
 
 @pytest.mark.parametrize(("cond_drop_prob", "trained_rows"), [(1.0, [CLASSES]), (0.0, list(range(CLASSES)))])
@@ -260,7 +259,7 @@ def test_a_short_fit_learns_the_class_colours_and_guidance_sharpens_them():
 
     def colour_error_and_accuracy(guidance_scale: float) -> tuple[float, float]:
         model.guidance_scale = guidance_scale
-        means = model.generate(wanted, torch.arange(16)).float().mean((2, 3))
+        means = model.generate(wanted, torch.arange(16), 0).float().mean((2, 3))
         error = (means - colours[wanted]).abs().mean().item()
         return error, (torch.cdist(means, colours).argmin(1) == wanted).float().mean().item()
 

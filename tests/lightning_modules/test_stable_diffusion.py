@@ -145,21 +145,18 @@ def test_checkpoint_holds_only_lora_and_round_trips(trained, tiny_sd_path, tmp_p
     assert saved["lora_config"]["rank"] == 4
 
     labels, indices = torch.tensor([0, 1, 2]), torch.tensor([5, 6, 7])
-    module.sample_seed = 3
-    expected = module.generate(labels, indices)
+    expected = module.generate(labels, indices, 3)
 
     torch.manual_seed(123)  # a different adapter init, overwritten by the checkpoint
     untrained = module.fresh()
-    untrained.sample_seed = 3
-    assert not torch.equal(untrained.generate(labels, indices), expected), "training had no visible effect"
+    assert not torch.equal(untrained.generate(labels, indices, 3), expected), "training had no visible effect"
 
     torch.manual_seed(456)
     restored = StableDiffusionLoRA.load_from_checkpoint(checkpoint)
-    restored.sample_seed = 3
-    assert torch.equal(restored.generate(labels, indices), expected)
+    assert torch.equal(restored.generate(labels, indices, 3), expected)
 
     untrained.load_state_dict(module.state_dict())
-    assert torch.equal(untrained.generate(labels, indices), expected)
+    assert torch.equal(untrained.generate(labels, indices, 3), expected)
 
     wrong_rank = make_module(tiny_sd_path, lora_rank=2)
     with pytest.raises(ConfigError, match="lora_rank"):
@@ -169,10 +166,9 @@ def test_checkpoint_holds_only_lora_and_round_trips(trained, tiny_sd_path, tmp_p
 def test_predict_returns_uint8_images_deterministic_per_index(tiny_sd_path, tmp_path):
     torch.manual_seed(0)
     module = make_module(tiny_sd_path, generation_resolution=32)  # the tiny pipeline's native size, resized to 24
-    module.sample_seed = 7
     indices = torch.arange(10, 16)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    loader = DataLoader(TensorDataset(indices, labels), batch_size=4)
+    loader = DataLoader(TensorDataset(indices, labels, torch.full_like(indices, 7)), batch_size=4)
     outputs = make_trainer(tmp_path).predict(module, dataloaders=loader)
 
     images = torch.cat([o["image"] for o in outputs])
@@ -182,14 +178,12 @@ def test_predict_returns_uint8_images_deterministic_per_index(tiny_sd_path, tmp_
     assert images.float().std() > 0
 
     # another split and order of the same indices gives the same images
-    reordered = module.generate(labels[[5, 2, 0]], indices[[5, 2, 0]])
+    reordered = module.generate(labels[[5, 2, 0]], indices[[5, 2, 0]], 7)
     assert torch.equal(reordered, images[[5, 2, 0]])
-    assert torch.equal(module.generate(labels[3:4], indices[3:4]), images[3:4])
+    assert torch.equal(module.generate(labels[3:4], indices[3:4], 7), images[3:4])
     # the sample seed and the index both matter
-    module.sample_seed = 8
-    assert not torch.equal(module.generate(labels[:1], indices[:1]), images[:1])
-    module.sample_seed = 7
-    assert not torch.equal(module.generate(labels[:1], indices[1:2]), images[:1])
+    assert not torch.equal(module.generate(labels[:1], indices[:1], 8), images[:1])
+    assert not torch.equal(module.generate(labels[:1], indices[1:2], 7), images[:1])
 
 
 def test_bf16_mixed_fit_runs_on_cpu(tiny_sd_path, tmp_path):
@@ -201,7 +195,7 @@ def test_bf16_mixed_fit_runs_on_cpu(tiny_sd_path, tmp_path):
     assert module.vae.dtype == torch.bfloat16 and module.text_encoder.dtype == torch.bfloat16
     lora = [p for n, p in module.unet.named_parameters() if is_lora(n)]
     assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora)
-    images = module.generate(torch.tensor([1]), torch.tensor([0]))
+    images = module.generate(torch.tensor([1]), torch.tensor([0]), 0)
     assert images.dtype == torch.uint8 and images.shape == (1, 3, 24, 24)
 
 
@@ -246,4 +240,4 @@ def test_scheduler_option_swaps_the_inference_scheduler(tiny_sd_path):
     assert euler.pipeline.scheduler.config.beta_schedule == "scaled_linear"  # built from the folder's config
     labels, indices = torch.tensor([0]), torch.tensor([0])
     # same weights and seed, different sampler -> different images (DDIM and Euler coincide as ODE solvers)
-    assert not torch.equal(modules["DDIM"].generate(labels, indices), modules["DDPM"].generate(labels, indices))
+    assert not torch.equal(modules["DDIM"].generate(labels, indices, 0), modules["DDPM"].generate(labels, indices, 0))

@@ -7,16 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from reporting.conjecture import (
-    analyse_group,
-    bias_value,
-    bootstrap_amplification,
-    conjecture_markdown,
-    distinct_resamples,
-    fit_equation6,
-    interval_text,
-    verdict,
-)
+from reporting.amplification import bias_value, bootstrap_amplification, distinct_resamples, verdict
+from reporting.conjecture import analyse_group
+from reporting.conjecture_summary import conjecture_markdown, interval_text
+from reporting.equation6 import fit_equation6
 
 GAMMA, DELTA_D, DELTA_Q, DELTA_U = 0.2, 0.1, 0.5, 0.3
 C0, C1, C2 = (1 - GAMMA) * (1 + DELTA_D), (1 - GAMMA) * DELTA_Q, (1 - GAMMA) * DELTA_U  # 0.88, 0.4, 0.24

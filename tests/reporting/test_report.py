@@ -13,7 +13,7 @@ from PIL import Image
 from common.errors import ConfigError
 from reporting.figures import SHEET_LABEL_FONT_SIZE
 from reporting.report import report_main
-from tests.fakes.run_dirs import CLASSIFIERS, GENERATIONS, SEEDS, acc_value, make_run, three_seeds
+from tests.fakes.run_dirs import CLASSIFIERS, GENERATIONS, SEEDS, acc_value, dataset_card, make_run, three_seeds
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -147,9 +147,11 @@ def test_incomparable_or_broken_runs_are_refused(tmp_path):
 
 @pytest.mark.parametrize("dataset, subgroup", [("cifar20", "fine class"), ("breeds_living17", "subclass")])
 def test_datasets_with_per_class_subgroups_show_per_class_metrics_first(tmp_path, dataset, subgroup):
-    runs = three_seeds(tmp_path / "runs", "cifar", dataset=dataset)
+    runs = three_seeds(tmp_path / "runs", "cifar", dataset=dataset,
+                       card=dataset_card(dataset, subgroups="per_class", noun=subgroup))
     report_main([str(p) for p in runs], str(tmp_path / "report"))
     summary = (tmp_path / "report" / "summary.md").read_text()
+    assert f"Classes (1): zero; subgroup = {subgroup} (3: g0, g1, g2)." in summary  # read off the card
     assert f"For {dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different {subgroup}" \
         in summary
     assert summary.index("Per-class fairness metrics") < summary.index("subgroups pooled over classes")

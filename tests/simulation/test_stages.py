@@ -4,7 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource
+from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule
 from filters import ManualRejectFilter, SampleFilter
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
@@ -18,10 +20,8 @@ SIZE = 12  # samples in the generated block: ids 0-11, labels id % 2, image valu
 
 
 class TwoClasses(RealDataSource):
-    name = "two"
-    class_names = property(lambda self: ["even", "odd"])
-    group_names = property(lambda self: ["g0", "g1"])
-    image_shape = property(lambda self: (1, 4, 4))
+    facts = DatasetFacts(name="two", class_names=("even", "odd"), image_shape=(1, 4, 4), classifier_view=ImageView(4),
+                         group_names=("g0", "g1"), subgroups="given")
 
     def load(self):
         def split(n):

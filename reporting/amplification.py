@@ -1,0 +1,148 @@
+"""Bias B_t of a result row and its amplification A_t = B_{t+1} / B_t across generations, with intervals from a
+bootstrap over seeds.
+
+Results rows hold metrics, not per-sample test predictions, so confidence intervals come from a bootstrap over seeds
+only (``scipy.stats.bootstrap``, seeds resampled with replacement, the same resample for every generation). One seed
+has no interval; n seeds allow only C(2n - 1, n) distinct resamples (3 seeds: 10).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+N_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+CI_LEVEL = 0.95
+# measure name -> how it is read from a result row; CIFAR-20/100 uses the per-class MEO ("subgroup i" is a different
+# fine class in every superclass)
+MEASURE_DESCRIPTIONS = {
+    "1-meo": "1 - MEO (eq. 2), subgroups pooled over classes",
+    "1-meo_class": "1 - MEO computed within each class, averaged over classes (CIFAR-20/100)",
+    "gap": "worst-to-best subgroup gap acc_rank[-1] - acc_rank[0] (eq. 5)",
+}
+
+
+def finite_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def measures_for(per_class_subgroups: bool) -> tuple[str, str]:
+    """The two bias measures B_t for a dataset (per-class MEO where subgroup i means a different thing in every
+    class, so pooled subgroups have no meaning)."""
+    return ("1-meo_class" if per_class_subgroups else "1-meo", "gap")
+
+
+def bias_value(row: dict, measure: str) -> float | None:
+    """B_t of one result row under ``measure`` (None when the row lacks the metric)."""
+    if measure in ("1-meo", "1-meo_class"):
+        meo = finite_or_none(row.get(measure[2:]))
+        return None if meo is None else 1.0 - meo
+    if measure == "gap":
+        ranks = [finite_or_none(v) for v in row.get("acc_rank") or []]
+        if len(ranks) < 2 or ranks[0] is None or ranks[-1] is None:
+            return None
+        return ranks[-1] - ranks[0]
+    raise ValueError(f"unknown bias measure {measure!r}: one of {sorted(MEASURE_DESCRIPTIONS)}")
+
+
+def verdict(ci_low: float | None, ci_high: float | None) -> str:
+    """Plain-language reading of the geometric-mean A_t interval."""
+    if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "undetermined"
+    if ci_low > 1.0:
+        return "bias amplified"
+    if ci_high < 1.0:
+        return "bias reduced"
+    return "stable"
+
+
+def _amplification(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A_t per transition, geometric mean of A_t) from mean bias per generation; last axis = generation."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = means[..., 1:] / means[..., :-1]
+        valid = np.isfinite(a) & (a > 0)
+        log_a = np.where(valid, np.log(np.where(valid, a, 1.0)), np.nan)
+        geo = np.exp(log_a.mean(axis=-1))  # nan as soon as one transition is undefined
+    a = np.where(np.isfinite(a), a, np.nan)
+    return a, geo
+
+
+@dataclass
+class AmplificationEstimate:
+    """Point estimates (ratio of seed means) and bootstrap percentile intervals (NaN with fewer than 2 seeds)."""
+
+    b_mean: np.ndarray  # (generations,)
+    b_std: np.ndarray  # (generations,) sample std, ddof=1
+    n_seeds: np.ndarray  # (generations,) seeds with a value
+    a: np.ndarray  # (generations - 1,)
+    a_ci: np.ndarray  # (generations - 1, 2)
+    geo: float
+    geo_ci: tuple[float, float]
+
+
+def distinct_resamples(n_seeds: int) -> int:
+    """How many different multisets a bootstrap over ``n_seeds`` seeds can draw: C(2n - 1, n) (3 seeds: 10)."""
+    return math.comb(2 * n_seeds - 1, n_seeds) if n_seeds > 0 else 0
+
+
+def _amplification_statistic(*columns: np.ndarray, axis: int = -1) -> np.ndarray:
+    """[A_0, ..., A_{T-1}, geometric mean] from the per-generation bias columns of (resampled) seeds.
+
+    scipy passes each generation's column with the seeds on ``axis`` (-1) and any batch of resamples before it.
+    """
+    bias = np.stack([np.moveaxis(c, axis, -1) for c in columns], axis=-1)  # (..., seeds, generations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample whose generation has no value: NaN
+        means = np.nanmean(bias, axis=-2)
+    a, geo = _amplification(means)
+    return np.concatenate([np.moveaxis(a, -1, 0), np.asarray(geo)[None]], axis=0)
+
+
+def _seeded(seed: int) -> dict:
+    """scipy >= 1.15 takes ``rng``; older releases ``random_state``."""
+    name = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
+
+
+def bootstrap_amplification(bias: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                            level: float = CI_LEVEL) -> AmplificationEstimate:
+    """``bias`` is (seeds, generations) with NaN for missing values; A_t = mean_s B_{s,t+1} / mean_s B_{s,t}.
+
+    Ratio of means rather than mean of per-seed ratios: it stays defined when one seed has B_t close to 0. The
+    interval is scipy's percentile bootstrap with the seeds resampled jointly for every generation; resamples in
+    which some A_t is undefined (a seed without that generation drawn alone) are left out of that A_t's interval.
+    """
+    bias = np.asarray(bias, dtype=float)
+    n, generations = bias.shape
+    counts = np.isfinite(bias).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b_mean = np.where(counts > 0, np.nansum(bias, axis=0) / np.maximum(counts, 1), np.nan)
+        sq = np.nansum((bias - b_mean) ** 2, axis=0)
+        b_std = np.where(counts > 1, np.sqrt(sq / np.maximum(counts - 1, 1)), np.nan)
+    a, geo = _amplification(b_mean)
+    intervals = np.full((generations, 2), np.nan)  # rows: A_0 .. A_{T-1}, geometric mean
+    if n >= 2 and generations >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degenerate resamples (equal seeds) are expected with few seeds
+            result = stats.bootstrap(tuple(bias.T), _amplification_statistic, paired=True, vectorized=True,
+                                     n_resamples=n_resamples, confidence_level=level, method="percentile",
+                                     **_seeded(seed))
+        intervals[:, 0], intervals[:, 1] = result.confidence_interval.low, result.confidence_interval.high
+        tail = 100 * (1 - level) / 2
+        for k, point in enumerate([*a, geo]):
+            draws = result.bootstrap_distribution[k]
+            if not math.isfinite(point):
+                intervals[k] = np.nan
+            elif not np.isfinite(intervals[k]).all() and np.isfinite(draws).any():
+                intervals[k] = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
+    return AmplificationEstimate(b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_ci=intervals[:-1],
+                                 geo=float(geo), geo_ci=(float(intervals[-1, 0]), float(intervals[-1, 1])))

