@@ -89,7 +89,7 @@ class TableImageSource(RealDataSource):
         where_to_get: where to get the data, said with every missing path.
     """
 
-    def __init__(self, table: str | Mapping[str, str], image_root: str, name: str = "table",
+    def __init__(self, table: str | Mapping[str, str], image_root: str, name: str = "image_table",
                  path_column: str = "path", label_column: str = "label", subgroup_column: str = "subgroup",
                  split_column: str | None = "split", split_names: Mapping[str, str] | None = None,
                  class_names: Sequence[str] | Mapping[str, str] | None = None,

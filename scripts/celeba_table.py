@@ -1,4 +1,4 @@
-"""Turn CelebA's official attribute and partition files into the table ``datamodules.table.TableImageSource`` reads.
+"""Turn CelebA's official attribute and partition files into the table that `datamodules/table.py` reads.
 
     python scripts/celeba_table.py data/celeba --label Blond_Hair --subgroup Male --out data/celeba/blond_male.csv
 

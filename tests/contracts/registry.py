@@ -70,7 +70,7 @@ DATASETS = [
     DatasetCase("breeds_living17", Living17, lambda tmp: Living17(
         write_fake_imagenet_living17(tmp, n_train_per_class=2, n_val_per_class=1, size=12), image_size=8, resize=10,
         val_fraction=0.5)),
-    DatasetCase("table", TableImageSource, lambda tmp: TableImageSource(
+    DatasetCase("image_table", TableImageSource, lambda tmp: TableImageSource(
         table=str(make_table(tmp, per_cell=4, split=True)), image_root=str(tmp), image_size=8, resize=10)),
     DatasetCase("coloured_squares", ColouredSquares, lambda tmp: ColouredSquares(eval_per_cell=2)),
 ]

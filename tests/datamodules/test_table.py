@@ -36,7 +36,7 @@ def test_celeba_through_the_conversion_script_and_the_official_split(tmp_path):
                                                  image_root=str(root)))
     source.validate()
     assert source.class_names == ["person with dark hair", "person with blond hair"]
-    assert source.group_names == ["female", "male"] and source.num_groups == 2 and not source.has_pixel_subgroups
+    assert source.group_names == ["female", "male"] and source.num_groups == 2 and source.facts.oracle == "learned"
     splits = source.load()
     assert {k: len(v) for k, v in splits.items()} == {"train": 12, "val": 12, "test": 12}
     assert cell_counts(splits["test"]) == {(0, 0): 3, (0, 1): 3, (1, 0): 3, (1, 1): 3}
