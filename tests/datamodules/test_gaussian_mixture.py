@@ -8,7 +8,7 @@ from datamodules.gaussian_mixture import GaussianMixtureWorld
 
 def test_the_world_states_its_facts_and_draws_exact_subgroup_counts():
     world = GaussianMixtureWorld(n_train_per_class=30, n_test_per_subgroup=7)
-    assert not isinstance(world, RealDataSource) and world.name == "gaussian_mixture"  # points never reach the image loop
+    assert not isinstance(world, RealDataSource) and world.name == "gaussian_mixture"
     assert world.class_names == ["class_0", "class_1"] and world.group_names == ["majority", "minority"]
     assert world.minority == 1 and world.real_minority_share() == 0.1
     np.testing.assert_array_equal(world.train_counts(), [[27, 3], [27, 3]])
