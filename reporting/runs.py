@@ -31,6 +31,7 @@ class Run:
     rows: list[dict]
     blocks: dict[int, dict]
     seed: int
+    environments: list[dict] = field(default_factory=list)  # state.json: where and with what its stages ran
 
     @property
     def dataset(self) -> str:
@@ -212,6 +213,14 @@ def _read_blocks(state_path: Path) -> dict[int, dict]:
         raise ConfigError(f"{state_path} has a malformed 'blocks' entry ({err}): {damaged}") from err
 
 
+def _read_environments(state_path: Path) -> list[dict]:
+    """The environments state.json records (read after ``_read_blocks`` checked the file); [] for older runs."""
+    if not state_path.is_file():
+        return []
+    environments = json.loads(_read_text(state_path)).get("environments")
+    return [e for e in environments if isinstance(e, dict)] if isinstance(environments, list) else []
+
+
 def load_run(path: Path) -> Run:
     """Read one run directory (results.jsonl, config.yaml, state.json blocks) with clear errors."""
     results_path, config_path = path / "results.jsonl", path / "config.yaml"
@@ -236,7 +245,8 @@ def load_run(path: Path) -> Run:
     datasets = {str(row["dataset"]) for row in rows}
     if len(datasets) > 1:
         raise ConfigError(f"{results_path} mixes datasets {sorted(datasets)}: one run directory must hold one run")
-    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed)
+    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed,
+               environments=_read_environments(path / "state.json"))
 
 
 def group_key(config: dict) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
+from common.environment import collect_environment, version_changes
 from common.logs import get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
@@ -120,6 +121,11 @@ class SimulationLoop:
         run_dir.create(self.config_text, mode, launch)
         if mode == "resume" and run_dir.state["completed"]:
             log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
+            recorded = run_dir.last_environment
+            changes = version_changes(recorded, collect_environment()) if recorded else []
+            if changes:
+                log.warning(f"resuming under other versions than the stages already done ({', '.join(changes)}): "
+                            "the remaining stages may compute different numbers than an uninterrupted run")
 
     def _open_stack(self) -> None:
         """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""
