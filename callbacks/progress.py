@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from common.logs import format_duration, get_logger
 
 log = get_logger()
-SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "d_loss", "g_loss", "train/loss")
+SHOWN_METRICS = ("train/loss", "val/loss", "val/acc", "train/d_loss", "train/g_loss")
 
 
 class LineProgress(Callback):

@@ -120,8 +120,8 @@ class ConditionalDCGAN(GeneratorModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
-        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real.shape[0])
-        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real.shape[0])
+        self.log("train/d_loss", d_loss.detach(), prog_bar=True, batch_size=real.shape[0])
+        self.log("train/g_loss", g_loss.detach(), prog_bar=True, batch_size=real.shape[0])
 
     @torch.no_grad()
     def generate(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:

@@ -53,10 +53,10 @@ class TrainClassifier(Stage):
         L.seed_everything(seed, workers=True, verbose=False)
         context.progress(n, f"training {clf.label} on {context.epoch_composition()}")
         model = build_classifier(clf, context.source)
-        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
+        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val/loss", mode="min",
                                      save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
         if clf.patience > 0:
-            callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
+            callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=clf.patience))
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks)
