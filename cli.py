@@ -27,6 +27,7 @@ from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
+from simulation.loggers import logger_problems
 from simulation.loop import SimulationLoop
 from simulation.stages import ReviewPause
 
@@ -42,7 +43,8 @@ LOOP_OWNED_TRAINER_KEYS = {
     "max_epochs": "each stage sets its own: classifiers[].max_epochs for a classifier, loop.generator_epochs for the "
                   "generator",
     "default_root_dir": "every stage writes into the run directory: set loop.run_dir",
-    "logger": "every stage logs to TensorBoard in <run_dir>/tensorboard (tensorboard --logdir <run_dir>/tensorboard)",
+    "logger": "every stage logs to TensorBoard in <run_dir>/tensorboard; add CSV, MLflow or W&B with loop.loggers "
+              "(e.g. --loop.loggers '[{kind: csv}, {kind: mlflow}]')",
     "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
     "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
 }
@@ -146,6 +148,7 @@ class SimulationCLI(LightningCLI):
         cfg.loop.overwrite = False
         cfg.loop.rebuild_stack = False
         cfg.loop.run_dir = None  # where the run lives is not what it computes: a moved or copied run resumes
+        del cfg.loop.loggers  # nor where it logs: a resume may add or drop a logger (and older runs resume)
         for key in RESUME_NEUTRAL_KEYS:
             if key in cfg:
                 cfg[key] = None
@@ -181,7 +184,8 @@ class SimulationCLI(LightningCLI):
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
-            extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options()],
+            extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options(),
+                            *logger_problems(loop_cfg.loggers)],
         )
         simulation.run()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -50,6 +50,27 @@ class ClassifierConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """A logger every stage and the per-generation summary write to, beside the built-in TensorBoard.
+
+    Args:
+        kind: csv (``<run_dir>/csv/gen_XX/<stage>/metrics.csv``), mlflow or wandb.
+        tracking_uri: MLflow tracking URI (default ``sqlite:///<run_dir>/mlflow.db``: local; a server URL, or
+            ``file:DIR`` with ``MLFLOW_ALLOW_FILE_STORE=true`` on MLflow >= 3.7).
+        experiment: MLflow experiment / W&B project (default: genbias).
+        offline: W&B offline mode (nothing leaves the machine; ``wandb sync`` uploads later). ``WANDB_MODE=offline``
+            does the same.
+        save_dir: where csv and wandb write (default: ``<run_dir>/csv``, ``<run_dir>``).
+    """
+
+    kind: Literal["csv", "mlflow", "wandb"]
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    offline: bool = False
+    save_dir: str | None = None
+
+
+@dataclass
 class LoopConfig:
     """The generational loop.
 
@@ -67,6 +88,8 @@ class LoopConfig:
             folder that is not a run of this tool is never deleted).
         rebuild_stack: re-create the synthetic stack from the generated blocks the run directory keeps (each
             generation's shards and scores), when the stack on disk no longer matches the run state.
+        loggers: loggers besides TensorBoard (CSV, MLflow, W&B), e.g. ``[{kind: csv}, {kind: mlflow}]``; not part
+            of the run's identity (a resume may add or drop one).
     """
 
     run_dir: str | None = None
@@ -78,6 +101,7 @@ class LoopConfig:
     generator_checkpoint_every_n_steps: int | None = None
     overwrite: bool = False
     rebuild_stack: bool = False
+    loggers: list[LoggerConfig] = field(default_factory=list)
 
 
 @dataclass

@@ -10,6 +10,7 @@ recorded in the run state, so re-running the same command resumes after the last
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
@@ -19,6 +20,7 @@ from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
+from simulation.loggers import StageLoggers
 from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.run_lock import RunLock
 from simulation.stages import (
@@ -40,6 +42,23 @@ from simulation.validation import validate_run
 log = get_logger()
 
 
+def run_name(path) -> str:
+    """How the other loggers name a run: its folder and the one above, e.g. ``quickstart/seed_0``."""
+    path = Path(path).resolve()
+    return f"{path.parent.name}/{path.name}"
+
+
+def run_hparams(loop: LoopConfig, classifiers: list[ClassifierConfig], generator, datamodule, filters: list,
+                seed: int) -> dict:
+    """The run's hyperparameters as every stage's logger run carries them (p, r, stack, seed, ...)."""
+    return {"seed": int(seed), "generations": loop.generations, "samples_per_generation": loop.samples_per_generation,
+            "stack_generations": loop.stack_generations, "generator_epochs": loop.generator_epochs,
+            "synthetic_share": float(datamodule.synthetic_share), "stack_policy": str(datamodule.stack_policy),
+            "generator": type(generator).__name__ if generator is not None else "none",
+            "classifiers": ",".join(c.label for c in classifiers),
+            "filters": ",".join(type(f).__name__ for f in filters)}
+
+
 class SimulationLoop:
     """Runs (or resumes) one experiment: ``SimulationLoop(...).run()`` returns the result rows."""
 
@@ -59,9 +78,12 @@ class SimulationLoop:
         extra_problems: list[str] | None = None,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
+        loggers = StageLoggers(loop.loggers, run_dir.path, run_name(run_dir.path),
+                               run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
+            if loop.loggers else None
         self.context = RunContext(
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
-            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir),
+            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, loggers),
             classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
         )
         self.config_text = config_text
@@ -97,7 +119,7 @@ class SimulationLoop:
                 for stage in self.stages(generation):
                     stage.run(context)
                 if is_rank_zero():
-                    write_generation_summary(run_dir, context.source)
+                    write_generation_summary(run_dir, context.source, context.trainers.loggers)
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
             return run_dir.results

@@ -89,7 +89,7 @@ class EvaluateClassifier(Stage):
         stage_dir = run_dir.classifier_dir(n, clf.label)
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, f"evaluating {clf.label}"), callbacks=callbacks,
-                                         enable_checkpointing=False)
+                                         enable_checkpointing=False, stage=f"{clf.label}_test")
         spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)
         trainer.test(build_classifier(clf, source), datamodule=data.for_training(spec), verbose=False,
                      ckpt_path=str(run_dir.classifier_checkpoint(n, clf.label)), weights_only=True)
