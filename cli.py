@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
@@ -58,7 +59,7 @@ Does training on generated data amplify subgroup bias, generation after generati
 subcommands:
   fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
   report    tables, the paper's figures and the section-5 analysis of finished runs:
-            python cli.py report RUN_DIR... --out DIR
+            python cli.py report RUN_DIR... --out DIR   (or --config report.yaml; --print_config shows one)
 
 python cli.py fit --help      every option of an experiment (loop, data, model, classifiers, filters, quality, trainer)
 python cli.py report --help   the report's options
@@ -190,16 +191,32 @@ class SimulationCLI(LightningCLI):
         simulation.run()
 
 
+class ReportParser(ArgumentParser):
+    """``cli.py report``'s parser: jsonargparse like ``fit`` (``--config``, ``--print_config``), errors as one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None):
+        raise CommandLineError(parser_message(message)) from ex
+
+
+def report_parser() -> ReportParser:
+    parser = ReportParser(prog="cli.py report", description=report.__doc__)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a YAML file of these options (run_dirs: [...], out: ...); --print_config writes one")
+    parser.add_argument("run_dirs", nargs="+", type=str,
+                        help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
+    parser.add_argument("--out", type=str, required=True, help="folder for results.csv, summary.md and figures/")
+    return parser
+
+
 def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
-    import argparse
-
     from reporting.report import report_main
 
-    parser = argparse.ArgumentParser(prog="cli.py report", description=report.__doc__)
-    parser.add_argument("run_dirs", nargs="+", help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
-    parser.add_argument("--out", required=True, help="folder for results.csv, summary.md and figures/")
-    options = parser.parse_args(args)
+    options = report_parser().parse_args(args)
     report_main(options.run_dirs, options.out)
 
 
@@ -261,7 +278,8 @@ def main(args: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except CommandLineError as err:
-        print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
+        command = "report" if argv[0] == "report" else "fit"
+        print(f"error: {err} (python cli.py {command} --help lists the options)", file=sys.stderr)
         return 2
     except ReviewPause:
         return 0
