@@ -11,7 +11,10 @@ REPORT ?= runs/quickstart/report
 LOGDIR ?= runs/quickstart
 PORT ?= 6006
 
-.PHONY: install demo report tensorboard test lint clean
+# The versions the test suite passed with, written by `make constraints` (rebuild that stack: see README)
+CONSTRAINTS ?= requirements/tested.txt
+
+.PHONY: install demo report tensorboard test lint clean constraints
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +22,7 @@ $(BIN)/activate:
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,loggers]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,6 +39,14 @@ tensorboard: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# after `make test` passed: record the installed versions as a pip constraints file
+constraints: install
+	@mkdir -p $(dir $(CONSTRAINTS))
+	{ echo "# The versions the test suite passed with: make constraints, $$(date -u +%Y-%m-%d), Python $$($(BIN)/python -c 'import platform; print(platform.python_version())')."; \
+	  echo "# Rebuild: pip install -c $(CONSTRAINTS) torch torchvision && pip install -c $(CONSTRAINTS) -e '.[dev,loggers]'"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^genbias'; } > $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS) ($$(grep -vc '^#' $(CONSTRAINTS)) packages)"
 
 lint: install
 	$(BIN)/python -m ruff check .

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
@@ -27,6 +28,7 @@ from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
+from simulation.loggers import logger_problems
 from simulation.loop import SimulationLoop
 from simulation.stages import ReviewPause
 
@@ -43,7 +45,8 @@ LOOP_OWNED_TRAINER_KEYS = {
     "max_epochs": "each stage sets its own: classifiers[].max_epochs for a classifier, loop.generator_epochs for the "
                   "generator",
     "default_root_dir": "every stage writes into the run directory: set loop.run_dir",
-    "logger": "every stage logs to TensorBoard in <run_dir>/tensorboard (tensorboard --logdir <run_dir>/tensorboard)",
+    "logger": "every stage logs to TensorBoard in <run_dir>/tensorboard; add CSV, MLflow or W&B with loop.loggers "
+              "(e.g. --loop.loggers '[{kind: csv}, {kind: mlflow}]')",
     "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
     "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
 }
@@ -57,7 +60,7 @@ Does training on generated data amplify subgroup bias, generation after generati
 subcommands:
   fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
   report    tables, the paper's figures and the section-5 analysis of finished runs:
-            python cli.py report RUN_DIR... --out DIR
+            python cli.py report RUN_DIR... --out DIR   (or --config report.yaml; --print_config shows one)
   sandbox   the analytic sandbox (Gaussian-mixture world, answers known in closed form), run directories that
             `report` reads: python cli.py sandbox configs/sandbox/gaussian_mixture.yaml
 
@@ -169,6 +172,7 @@ class SimulationCLI(LightningCLI):
         cfg.loop.overwrite = False
         cfg.loop.rebuild_stack = False
         cfg.loop.run_dir = None  # where the run lives is not what it computes: a moved or copied run resumes
+        del cfg.loop.loggers  # nor where it logs: a resume may add or drop a logger (and older runs resume)
         for key in RESUME_NEUTRAL_KEYS:
             if key in cfg:
                 cfg[key] = None
@@ -204,7 +208,8 @@ class SimulationCLI(LightningCLI):
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
-            extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options()],
+            extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options(),
+                            *logger_problems(loop_cfg.loggers)],
             world_size=self.trainer.num_devices * self.trainer.num_nodes,
         )
         simulation.run()
@@ -221,16 +226,32 @@ def import_plugin_modules() -> None:
             importlib.import_module(f"{package_name}.{module.name}")
 
 
+class ReportParser(ArgumentParser):
+    """``cli.py report``'s parser: jsonargparse like ``fit`` (``--config``, ``--print_config``), errors as one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None):
+        raise CommandLineError(parser_message(message)) from ex
+
+
+def report_parser() -> ReportParser:
+    parser = ReportParser(prog="cli.py report", description=report.__doc__)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a YAML file of these options (run_dirs: [...], out: ...); --print_config writes one")
+    parser.add_argument("run_dirs", nargs="+", type=str,
+                        help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
+    parser.add_argument("--out", type=str, required=True, help="folder for results.csv, summary.md and figures/")
+    return parser
+
+
 def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
-    import argparse
-
     from reporting.report import report_main
 
-    parser = argparse.ArgumentParser(prog="cli.py report", description=report.__doc__)
-    parser.add_argument("run_dirs", nargs="+", help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
-    parser.add_argument("--out", required=True, help="folder for results.csv, summary.md and figures/")
-    options = parser.parse_args(args)
+    options = report_parser().parse_args(args)
     report_main(options.run_dirs, options.out)
 
 
@@ -307,7 +328,8 @@ def main(args: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except CommandLineError as err:
-        print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
+        command = "report" if argv[0] == "report" else "fit"
+        print(f"error: {err} (python cli.py {command} --help lists the options)", file=sys.stderr)
         return 2
     except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
         print(f"error: {err}", file=sys.stderr)

@@ -28,7 +28,7 @@ class ClassifierModule(LightningModule):
     """
 
     #: the logged metrics worth a progress line, by name
-    SHOWN_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc")
+    SHOWN_METRICS: tuple[str, ...] = ("train/loss", "val/loss", "val/acc")
 
     def __init__(
         self,
@@ -133,21 +133,21 @@ class ClassifierModule(LightningModule):
         self._correct += (logits.detach().argmax(dim=1) == labels).sum()
         self._steps, self._seen = self._steps + 1, self._seen + len(labels)
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train_loss_step", loss, prog_bar=True, batch_size=len(labels))
+            self.log("train/loss_step", loss, prog_bar=True, batch_size=len(labels))
         return loss
 
     def on_train_epoch_end(self) -> None:
         sums = torch.stack((self._loss_sum, self._correct.float(), self._loss_sum.new_tensor(float(self._steps)),
                             self._loss_sum.new_tensor(float(self._seen))))
         loss_sum, correct, steps, seen = self.trainer.strategy.reduce(sums, reduce_op="sum")  # over DDP ranks
-        self.log("train_loss", loss_sum / steps.clamp(min=1))
-        self.log("train_acc", correct / seen.clamp(min=1))
+        self.log("train/loss", loss_sum / steps.clamp(min=1))
+        self.log("train/acc", correct / seen.clamp(min=1))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, logits, labels = self._shared_step(batch)
         self.val_acc.update(logits, labels)
-        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(labels))
-        self.log("val_acc", self.val_acc, prog_bar=True, batch_size=len(labels))
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(labels))
+        self.log("val/acc", self.val_acc, prog_bar=True, batch_size=len(labels))
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         """The logits, for the test stage's callbacks (fairness, ablations)."""

@@ -65,7 +65,7 @@ class ConditionalDCGAN(GeneratorModule):
     """
 
     trainer_needs = TrainerNeeds(manual_optimization=True, find_unused_parameters=True,
-                                 shown_metrics=("d_loss", "g_loss"))
+                                 shown_metrics=("train/d_loss", "train/g_loss"))
 
     def __init__(
         self,
@@ -124,8 +124,8 @@ class ConditionalDCGAN(GeneratorModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
-        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real.shape[0])
-        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real.shape[0])
+        self.log("train/d_loss", d_loss.detach(), prog_bar=True, batch_size=real.shape[0])
+        self.log("train/g_loss", g_loss.detach(), prog_bar=True, batch_size=real.shape[0])
 
     @torch.no_grad()
     def generate(self, labels: torch.Tensor, indices: torch.Tensor, seeds: torch.Tensor | int) -> torch.Tensor:

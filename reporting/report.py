@@ -4,7 +4,7 @@ Runs whose resolved configs differ only in ``seed_everything`` (and ``loop.run_d
 in the report is a mean +- sample standard deviation (ddof=1) over the seeds of a group. Outputs, under ``out``:
 
     summary.md         what the report can and cannot tell, tables per dataset/group, FID (Table 1 layout) with its
-                       features, ablations, section-5 bias amplification
+                       features, ablations, section-5 bias amplification, the runs' environments (versions, GPUs)
     results.csv        every result row of every run (group and run_dir columns; lists/dicts JSON-encoded)
     aggregate.csv      group x classifier x generation x metric: mean, std (ddof=1), n
     conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py, conjecture_summary.py)
@@ -18,12 +18,14 @@ Every problem with the inputs or with ``out`` is found before anything is writte
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from common.errors import ConfigError
 from reporting.caveats import caveat_lines
 from reporting.conjecture import analyse_group
 from reporting.conjecture_summary import conjecture_markdown, write_conjecture_csv
+from reporting.environment import environment_markdown, version_warning
 from reporting.figures import (
     comparison_name,
     overview_name,
@@ -107,6 +109,9 @@ def report_main(run_dirs: list[str], out: str) -> None:
         print(f"  {p}", flush=True)
     for line in caveat_lines(groups, stats_by_group, [g for g in groups if fids.get(g.name)]):
         print(f"[genbias] note: {line.removeprefix('- ').replace('**', '')}", flush=True)
+    warning = version_warning(runs)
+    if warning:
+        print(f"[genbias] warning: {warning}", file=sys.stderr, flush=True)
     print(f"[genbias] compare the runs in TensorBoard's HPARAMS tab: tensorboard --logdir {out_dir / 'tensorboard'}",
           flush=True)
 
@@ -135,6 +140,7 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
     sandbox = sandbox_section(groups, figures, written)  # known answers, for runs of the analytic sandbox
     text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture),
                             [p for p in written if p.parent == figures], overview) + sandbox
+    text += "\n" + "\n".join(environment_markdown([run for group in groups for run in group.runs]))
     (out_dir / "summary.md").write_text(text)
     written.append(out_dir / "summary.md")
     written.append(out_dir / "tensorboard")

@@ -35,6 +35,7 @@ class Run:
     seed: int
     #: the dataset's card the run recorded (None for a run written before runs recorded it)
     facts: DatasetFacts | None = None
+    environments: list[dict] = field(default_factory=list)  # state.json: where and with what its stages ran
 
     @property
     def dataset(self) -> str:
@@ -237,6 +238,14 @@ def _read_state(state_path: Path) -> tuple[dict[int, dict], DatasetFacts | None]
     return blocks, facts
 
 
+def _read_environments(state_path: Path) -> list[dict]:
+    """The environments state.json records (read after ``_read_blocks`` checked the file); [] for older runs."""
+    if not state_path.is_file():
+        return []
+    environments = json.loads(_read_text(state_path)).get("environments")
+    return [e for e in environments if isinstance(e, dict)] if isinstance(environments, list) else []
+
+
 def load_run(path: Path) -> Run:
     """Read one run directory (results.jsonl, config.yaml, state.json blocks) with clear errors."""
     run_dir = RunDirectory(path)
@@ -262,7 +271,8 @@ def load_run(path: Path) -> Run:
     datasets = {str(row["dataset"]) for row in rows}
     if len(datasets) > 1:
         raise ConfigError(f"{results_path} mixes datasets {sorted(datasets)}: one run directory must hold one run")
-    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed, facts=facts)
+    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed, facts=facts,
+               environments=_read_environments(path / "state.json"))
 
 
 def group_key(config: dict) -> str:

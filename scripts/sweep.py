@@ -2,7 +2,10 @@
 
 Sweep file (YAML)::
 
-    configs: [configs/<experiment>.yaml, configs/<other experiment>.yaml]
+    configs:                         # a path, or {path: ..., resources: {...}} for a config's own SLURM resources
+      - configs/colored_mnist_biased.yaml
+      - {path: configs/hardimagenet.yaml, resources: {gpus_per_node: 8, cpus_per_task: 64, time: "48:00:00"}}
+    resources: {gpus_per_node: 1, cpus_per_task: 8, time: "24:00:00"}   # optional: every config's default
     seeds: [0, 1, 2]
     overrides:                       # optional: a list of variants, each a dict of dotted CLI overrides
       - {}
@@ -12,7 +15,8 @@ Sweep file (YAML)::
     out: runs/sweeps/<name>
 
 Tasks = configs x override variants x grid points x seeds (in that order, 0-based). Task run directory:
-``<out>/<config stem>[__<override slug>]/seed_<seed>``.
+``<out>/<config stem>[__<override slug>]/seed_<seed>``. Resources (``--submit`` only): gpus_per_node (0: CPU only),
+nodes, cpus_per_task, mem (e.g. 64G; omitted: the partition's default) and time; a task runs one process per GPU.
 
     python scripts/sweep.py SWEEP.yaml             run every task sequentially (finished runs are skipped)
     python scripts/sweep.py SWEEP.yaml --jobs 2    run 2 tasks at a time, the cores divided between them
@@ -20,6 +24,10 @@ Tasks = configs x override variants x grid points x seeds (in that order, 0-base
     python scripts/sweep.py SWEEP.yaml --count     print the number of tasks (for sbatch --array=0-<count-1>)
     python scripts/sweep.py SWEEP.yaml --task N    run task N only (the SLURM array entry point)
     python scripts/sweep.py SWEEP.yaml --dry-run   print the commands instead of running them
+    python scripts/sweep.py SWEEP.yaml --submit [--max-parallel K] [--dry-run] [-- SBATCH OPTIONS]
+                                                   submit SLURM arrays covering every unfinished task, one per set of
+                                                   equal resources (--dry-run prints the sbatch lines; options after
+                                                   -- such as --partition=gpu go to every sbatch)
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,8 +54,53 @@ if str(REPO_ROOT) not in sys.path:
 
 from common.errors import ConfigError  # noqa: E402
 
-SWEEP_KEYS = {"configs", "seeds", "overrides", "grid", "out"}
+SWEEP_KEYS = {"configs", "seeds", "overrides", "grid", "out", "resources"}
 MAX_SLUG = 80
+SBATCH_SCRIPT = "scripts/slurm/sweep.sbatch"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task of a sweep asks SLURM for: ``nodes`` x ``gpus_per_node`` processes (one per GPU; one process
+    when CPU only), each with ``cpus_per_task`` CPUs."""
+
+    gpus_per_node: int = 1
+    nodes: int = 1
+    cpus_per_task: int = 8
+    mem: str | None = None
+    time: str = "24:00:00"
+
+    @property
+    def tasks_per_node(self) -> int:
+        return max(1, self.gpus_per_node)
+
+    def sbatch_options(self) -> list[str]:
+        """The sbatch options of an array of such tasks (--gres=none on CPU: the template's header asks a GPU)."""
+        gpus = f"--gres=gpu:{self.gpus_per_node}" if self.gpus_per_node else "--gres=none"
+        return [f"--nodes={self.nodes}", f"--ntasks-per-node={self.tasks_per_node}", gpus,
+                f"--cpus-per-task={self.cpus_per_task}", *([f"--mem={self.mem}"] if self.mem else []),
+                f"--time={self.time}"]
+
+
+def parse_resources(value: object, where: str, base: Resources = Resources()) -> Resources:
+    """A ``resources:`` mapping over ``base``; one ConfigError naming the bad key."""
+    if value is None:
+        return base
+    fields = set(Resources.__dataclass_fields__)
+    if not isinstance(value, dict) or set(value) - fields:
+        raise ConfigError(f"{where}: 'resources' must map some of {sorted(fields)} to values, "
+                          "e.g. resources: {gpus_per_node: 8, cpus_per_task: 64, time: \"48:00:00\"}")
+    for key in ("gpus_per_node", "nodes", "cpus_per_task"):
+        number = value.get(key, getattr(base, key))
+        minimum = 0 if key == "gpus_per_node" else 1
+        if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
+            raise ConfigError(f"{where}: resources.{key} must be an integer >= {minimum}, got {number!r}")
+    for key in ("mem", "time"):
+        text = value.get(key, getattr(base, key))
+        if text is not None and (not isinstance(text, str) or not re.fullmatch(r"[0-9A-Za-z:-]+", text)):
+            raise ConfigError(f"{where}: resources.{key} must be a SLURM value such as 64G or \"24:00:00\" "
+                              f"(quoted in YAML), got {text!r}")
+    return Resources(**{**base.__dict__, **value})
 
 
 @dataclass(frozen=True)
@@ -56,6 +110,7 @@ class SweepTask:
     overrides: tuple[tuple[str, object], ...]
     seed: int
     run_dir: str
+    resources: Resources = Resources()
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The `cli.py fit` command line of this task."""
@@ -113,9 +168,21 @@ def load_sweep(path: str | Path, *, check_configs: bool = True) -> list[SweepTas
     unknown = set(spec) - SWEEP_KEYS
     if unknown:
         raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; allowed: {sorted(SWEEP_KEYS)}")
-    configs = spec.get("configs")
-    if not configs or not isinstance(configs, list):
+    entries = spec.get("configs")
+    if not entries or not isinstance(entries, list):
         raise ConfigError(f"{path}: 'configs' must be a non-empty list of experiment YAML paths")
+    default_resources = parse_resources(spec.get("resources"), str(path))
+    configs, resources = [], []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and set(entry) <= {"path", "resources"}:
+            configs.append(entry["path"])
+            resources.append(parse_resources(entry.get("resources"), f"{path}: {entry['path']}", default_resources))
+        elif isinstance(entry, str):
+            configs.append(entry)
+            resources.append(default_resources)
+        else:
+            raise ConfigError(f"{path}: every entry of 'configs' must be a path or {{path: ..., resources: {{...}}}}, "
+                              f"got {entry!r}")
     seeds = spec.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                              for s in seeds):
@@ -139,12 +206,12 @@ def load_sweep(path: str | Path, *, check_configs: bool = True) -> list[SweepTas
     if len(set(slugs)) != len(slugs):
         raise ConfigError(f"{path}: override variants repeat (same folder names {slugs}); remove the duplicates")
     tasks = []
-    for config, stem in zip(configs, stems):
+    for config, stem, needs in zip(configs, stems, resources):
         for variant, slug in zip(variants, slugs):
             folder = f"{stem}__{slug}" if slug else stem
             for seed in seeds:
                 tasks.append(SweepTask(index=len(tasks), config=str(config), overrides=variant, seed=seed,
-                                       run_dir=str(Path(out) / folder / f"seed_{seed}")))
+                                       run_dir=str(Path(out) / folder / f"seed_{seed}"), resources=needs))
     return tasks
 
 
@@ -162,6 +229,123 @@ def is_finished(run_dir: str | Path) -> bool:
     names = [c.get("name") or c.get("arch") for c in config.get("classifiers") or []]
     done = {(int(r["generation"]), r["classifier"]) for r in rows}
     return bool(names) and all((g, n) in done for g in range(generations + 1) for n in names)
+
+
+def array_spec(indices: list[int]) -> str:
+    """Task indices as a SLURM --array value: runs of consecutive indices as ranges, e.g. ``0-2,6,9-11``."""
+    runs: list[list[int]] = []
+    for index in sorted(indices):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return ",".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
+def parse_array_spec(spec: str) -> list[int]:
+    """The indices of a --array value (``0-2,6``; a ``%K`` throttle is ignored)."""
+    indices: list[int] = []
+    for part in spec.split("%")[0].split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?(?::(\d+))?", part.strip())
+        if not match:
+            raise ConfigError(f"--tasks {spec!r} is not a SLURM --array value such as 0-2,6")
+        first, last, step = int(match[1]), int(match[2] or match[1]), int(match[3] or 1)
+        indices += range(first, last + 1, step)
+    return sorted(set(indices))
+
+
+def resource_groups(tasks: list[SweepTask]) -> list[tuple[Resources, list[SweepTask]]]:
+    """Tasks of equal resources together, in order of their first task: one array each."""
+    groups: dict[Resources, list[SweepTask]] = {}
+    for task in tasks:
+        groups.setdefault(task.resources, []).append(task)
+    return list(groups.items())
+
+
+def sbatch_commands(sweep_path: str, tasks: list[SweepTask], max_parallel: int | None = None,
+                    extra: list[str] | None = None) -> list[list[str]]:
+    """One ``sbatch`` line per resource group, its --array naming exactly the group's tasks; the template is told
+    those tasks too, so that an array edited by hand fails at once instead of skipping some."""
+    commands = []
+    for resources, group in resource_groups(tasks):
+        spec = array_spec([t.index for t in group])
+        throttle = f"%{max_parallel}" if max_parallel else ""
+        commands.append(["sbatch", f"--job-name=genbias-{Path(sweep_path).stem}", f"--array={spec}{throttle}",
+                         *resources.sbatch_options(), *(extra or []), SBATCH_SCRIPT, sweep_path, spec])
+    return commands
+
+
+def submit(sweep_path: str, tasks: list[SweepTask], max_parallel: int | None, dry_run: bool,
+           extra: list[str] | None = None) -> int:
+    """Submit every unfinished task (``--submit``); prints each sbatch line and, when it ran, SLURM's answer.
+    ``extra`` sbatch options (after ``--`` on the command line: partition, account, output) go to every array."""
+    pending = [t for t in tasks if not _skip_finished(t)]
+    if not pending:
+        print(f"[sweep] all {len(tasks)} tasks are finished: nothing to submit", flush=True)
+        return 0
+    commands = sbatch_commands(sweep_path, pending, max_parallel, extra)
+    if not dry_run and shutil.which("sbatch") is None:
+        print("error: sbatch not found: --submit needs a SLURM client (--dry-run prints the sbatch lines)",
+              file=sys.stderr)
+        return 2
+    for command in commands:
+        print(shlex.join(command), flush=True)
+        if dry_run:
+            continue
+        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"error: sbatch failed (exit code {done.returncode}): {' '.join(done.stderr.split())}",
+                  file=sys.stderr)
+            return 1
+        print(f"[sweep] {done.stdout.strip()}", flush=True)
+    verb = "would submit" if dry_run else "submitted"
+    print(f"[sweep] {verb} {len(pending)} of {len(tasks)} tasks in {len(commands)} array(s)"
+          + (f" ({len(tasks) - len(pending)} finished, skipped)" if len(pending) < len(tasks) else ""), flush=True)
+    return 0
+
+
+def check_array(sweep_path: str, tasks: list[SweepTask], expected: str | None, env: dict[str, str]) -> str | None:
+    """Why this SLURM array task must not run (its array does not cover the sweep's tasks exactly), or None.
+
+    ``expected`` is the --array that ``--submit`` gave the job; a hand-made submission must cover 0..count-1.
+    """
+    indices = parse_array_spec(expected) if expected else list(range(len(tasks)))
+    right = expected or f"0-{len(tasks) - 1}"
+    count, low, high = (env.get(f"SLURM_ARRAY_TASK_{k}", "") for k in ("COUNT", "MIN", "MAX"))
+    task_id = env.get("SLURM_ARRAY_TASK_ID", "")
+    if not task_id.isdigit():
+        return f"not an array job: submit with python scripts/sweep.py {sweep_path} --submit, or sbatch --array={right}"
+    shown = f"{low}-{high}" if low and high else f"task {task_id}"
+    mismatch = (int(task_id) not in indices or (count.isdigit() and int(count) != len(indices))
+                or (high.isdigit() and int(high) != max(indices)) or (low.isdigit() and int(low) != min(indices)))
+    if mismatch:
+        return (f"the array ({shown}, {count or '?'} tasks) does not match {sweep_path} ({len(indices)} tasks "
+                f"expected): submit with --array={right}, or use python scripts/sweep.py {sweep_path} --submit")
+    return None
+
+
+def allocation_overrides(env: dict[str, str]) -> list[str]:
+    """A task SLURM gave several processes (GPUs, nodes) runs DDP across them, one rank per process."""
+    tasks = env.get("SLURM_NTASKS", "1")
+    if not tasks.isdigit() or int(tasks) <= 1:
+        return []
+    per_node = env.get("SLURM_NTASKS_PER_NODE", "").split("(")[0] or str(int(tasks) // int(env.get("SLURM_NNODES", 1)))
+    return ["--trainer.devices", per_node, "--trainer.num_nodes", env.get("SLURM_NNODES", "1"),
+            "--trainer.strategy", "ddp"]
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs local jobs may use: CUDA_VISIBLE_DEVICES where set, else the ones nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU ")]
 
 
 def report_command(sweep_out: str) -> str:
@@ -196,8 +380,9 @@ def thread_env(threads: int) -> dict[str, str]:
 
 def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = False) -> int:
     """Run one task (skipped when finished). ``replace_process`` execs cli.py in this process, so that under
-    SLURM the task's process is the cli.py run itself (SIGTERM from a requeue reaches Lightning, not a wrapper)."""
-    command = task.command()
+    SLURM the task's process is the cli.py run itself (SIGTERM from a requeue reaches Lightning, not a wrapper);
+    there, a task given several processes runs them as DDP ranks."""
+    command = task.command() + (allocation_overrides(dict(os.environ)) if replace_process else [])
     print(f"[sweep] task {task.index}: {shlex.join(command)}", flush=True)
     if dry_run:
         return 0
@@ -210,34 +395,42 @@ def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = Fal
     return subprocess.call(command)
 
 
-def run_concurrently(tasks: list[SweepTask], jobs: int, log_dir: Path, dry_run: bool = False) -> list[SweepTask]:
-    """Run ``jobs`` tasks at a time, each with its share of the cores and its output in ``log_dir/task_<N>.log``;
-    returns the tasks that failed."""
+def run_concurrently(tasks: list[SweepTask], jobs: int, log_dir: Path, dry_run: bool = False,
+                     gpus: list[str] | None = None) -> list[SweepTask]:
+    """Run ``jobs`` tasks at a time, each with its share of the cores, its own GPU of ``gpus`` (shared round robin
+    when there are fewer GPUs than jobs) and its output in ``log_dir/task_<N>.log``; returns the tasks that failed."""
     cores = available_cores()
     threads = threads_per_job(jobs, cores)
     env = thread_env(threads)
+    gpus = list(gpus or [])
     share = f"{env['OMP_NUM_THREADS']} thread(s) each" if env else \
         f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} as exported"
     print(f"[sweep] {jobs} tasks at a time on {cores} core(s): {share}" + (
-        " (more jobs than cores: they will slow each other down)" if jobs > cores else ""), flush=True)
+        " (more jobs than cores: they will slow each other down)" if jobs > cores else "")
+        + (f"; GPUs {','.join(gpus)}, one per job" + (" (shared)" if jobs > len(gpus) else "") if gpus else ""),
+        flush=True)
     pending = [t for t in tasks if dry_run or not _skip_finished(t)]
-    running: dict[int, tuple[SweepTask, subprocess.Popen, object]] = {}
+    running: dict[int, tuple[SweepTask, subprocess.Popen, object, int]] = {}
     failed: list[SweepTask] = []
     if not dry_run and pending:
         log_dir.mkdir(parents=True, exist_ok=True)
+    shown = 0  # a dry run starts nothing: its tasks take the slots in turn
     while pending or running:
         while pending and len(running) < jobs:
             task = pending.pop(0)
-            prefix = "".join(f"{k}={v} " for k, v in env.items())
+            slot = shown % jobs if dry_run else min(set(range(jobs)) - {s for *_, s in running.values()})
+            shown += 1
+            job_env = {**env, **({"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else {})}
+            prefix = "".join(f"{k}={v} " for k, v in job_env.items())
             print(f"[sweep] task {task.index}: {prefix}{shlex.join(task.command())}", flush=True)
             if dry_run:
                 continue
             log = open(log_dir / f"task_{task.index}.log", "a")  # closed when the task ends
             process = subprocess.Popen(task.command(), stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **env})
-            running[process.pid] = (task, process, log)
+                                       env={**os.environ, **job_env})
+            running[process.pid] = (task, process, log, slot)
             print(f"[sweep] task {task.index} started (log: {log.name})", flush=True)
-        for pid, (task, process, log) in list(running.items()):
+        for pid, (task, process, log, _) in list(running.items()):
             if process.poll() is None:
                 continue
             log.close()
@@ -265,10 +458,22 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--list", action="store_true", help="print the tasks (index, run_dir, command)")
     mode.add_argument("--count", action="store_true", help="print the number of tasks")
     mode.add_argument("--task", type=int, help="run only task N (0-based; SLURM_ARRAY_TASK_ID)")
+    mode.add_argument("--submit", action="store_true",
+                      help="submit SLURM arrays covering every unfinished task, one per set of equal resources")
+    mode.add_argument("--check-array", action="store_true",
+                      help="(sweep.sbatch) exit 2 with one line when this SLURM array does not cover the sweep")
+    parser.add_argument("--tasks", help="(with --check-array) the --array that --submit gave the job, e.g. 0-2,6")
+    parser.add_argument("--max-parallel", type=int, help="(with --submit) at most K tasks of each array at a time")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="tasks run at a time locally (default 1); the available cores are divided between them")
-    args = parser.parse_args(argv)
+                        help="tasks run at a time locally (default 1); the available cores are divided between them "
+                             "and, where GPUs exist, each job gets its own (CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--share-gpus", action="store_true",
+                        help="allow --jobs above the number of GPUs: jobs then share GPUs round robin")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # sbatch options for --submit
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    gpus: list[str] = []
     try:
         tasks = load_sweep(args.sweep)
         if args.task is not None and not 0 <= args.task < len(tasks):
@@ -276,9 +481,24 @@ def main(argv: list[str] | None = None) -> int:
                               f"(0-{len(tasks) - 1}); submit with sbatch --array=0-{len(tasks) - 1}")
         if args.jobs < 1:
             raise ConfigError(f"--jobs {args.jobs}: run at least 1 task at a time")
-        if args.jobs > 1 and args.task is not None:
+        if args.jobs > 1 and (args.task is not None or args.submit):
             raise ConfigError("--jobs runs several tasks of the sweep locally; --task runs one (a SLURM array "
-                              "entry): use one or the other")
+                              "entry) and --submit hands them to SLURM: use one or the other")
+        if args.max_parallel is not None and (not args.submit or args.max_parallel < 1):
+            raise ConfigError("--max-parallel K (K >= 1) limits the tasks of each array SLURM runs at a time: "
+                              "use it with --submit")
+        if extra and not args.submit:
+            raise ConfigError(f"options after -- ({' '.join(extra)}) go to sbatch: use them with --submit")
+        if args.tasks is not None and not args.check_array:
+            raise ConfigError("--tasks is what --submit tells sweep.sbatch; it goes with --check-array only")
+        if args.tasks is not None:
+            parse_array_spec(args.tasks)
+        if args.jobs > 1:
+            gpus = visible_gpus()
+            if gpus and args.jobs > len(gpus) and not args.share_gpus:
+                raise ConfigError(f"--jobs {args.jobs} asks more jobs than the {len(gpus)} GPU(s) here "
+                                  f"({','.join(gpus)}): use --jobs {len(gpus)} (one GPU each), or add --share-gpus "
+                                  "to let jobs share GPUs")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -289,11 +509,22 @@ def main(argv: list[str] | None = None) -> int:
         for task in tasks:
             print(f"{task.index}\t{task.run_dir}\t{shlex.join(task.command(python='python'))}")
         return 0
+    if args.check_array:
+        problem = check_array(args.sweep, tasks, args.tasks, dict(os.environ))
+        if problem:
+            print(f"sweep.sbatch: error: {problem}", file=sys.stderr)
+            return 2
+        if not args.tasks and len({t.resources for t in tasks}) > 1:
+            print(f"sweep.sbatch: note: {args.sweep} gives its configs different resources; this array gives every "
+                  f"task the same (python scripts/sweep.py {args.sweep} --submit asks each its own)", file=sys.stderr)
+        return 0
+    if args.submit:
+        return submit(args.sweep, tasks, args.max_parallel, args.dry_run, extra)
     if args.task is not None:
         return run_task(tasks[args.task], args.dry_run, replace_process=True)
     out = str(Path(tasks[0].run_dir).parents[1])
     if args.jobs > 1:
-        failed = run_concurrently(tasks, args.jobs, Path(out) / "sweep_logs", args.dry_run)
+        failed = run_concurrently(tasks, args.jobs, Path(out) / "sweep_logs", args.dry_run, gpus=gpus)
     else:
         failed = [t for t in tasks if run_task(t, args.dry_run) != 0]
     if failed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -50,6 +50,27 @@ class ClassifierConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """A logger every stage and the per-generation summary write to, beside the built-in TensorBoard.
+
+    Args:
+        kind: csv (``<run_dir>/csv/gen_XX/<stage>/metrics.csv``), mlflow or wandb.
+        tracking_uri: MLflow tracking URI (default ``sqlite:///<run_dir>/mlflow.db``: local; a server URL, or
+            ``file:DIR`` with ``MLFLOW_ALLOW_FILE_STORE=true`` on MLflow >= 3.7).
+        experiment: MLflow experiment / W&B project (default: genbias).
+        offline: W&B offline mode (nothing leaves the machine; ``wandb sync`` uploads later). ``WANDB_MODE=offline``
+            does the same.
+        save_dir: where csv and wandb write (default: ``<run_dir>/csv``, ``<run_dir>``).
+    """
+
+    kind: Literal["csv", "mlflow", "wandb"]
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    offline: bool = False
+    save_dir: str | None = None
+
+
+@dataclass
 class LoopConfig:
     """The generational loop.
 
@@ -70,6 +91,8 @@ class LoopConfig:
         keep_raw_shards: keep each generation's raw block (gen_XX/shards/) after its push; false deletes it once the
             push is recorded in state.json (saves S images per generation; --loop.rebuild_stack then cannot
             re-create the stack). Does not change what the run computes.
+        loggers: loggers besides TensorBoard (CSV, MLflow, W&B), e.g. ``[{kind: csv}, {kind: mlflow}]``; not part
+            of the run's identity (a resume may add or drop one).
     """
 
     run_dir: str | None = None
@@ -82,6 +105,7 @@ class LoopConfig:
     overwrite: bool = False
     rebuild_stack: bool = False
     keep_raw_shards: bool = True
+    loggers: list[LoggerConfig] = field(default_factory=list)
 
 
 @dataclass

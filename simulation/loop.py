@@ -10,15 +10,18 @@ recorded in the run state, so re-running the same command resumes after the last
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
+from common.environment import collect_environment, version_changes
 from common.logs import get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
+from simulation.loggers import StageLoggers
 from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
@@ -38,6 +41,23 @@ from simulation.trainers import StageTrainers
 from simulation.validation import validate_run
 
 log = get_logger()
+
+
+def run_name(path) -> str:
+    """How the other loggers name a run: its folder and the one above, e.g. ``quickstart/seed_0``."""
+    path = Path(path).resolve()
+    return f"{path.parent.name}/{path.name}"
+
+
+def run_hparams(loop: LoopConfig, classifiers: list[ClassifierConfig], generator, datamodule, filters: list,
+                seed: int) -> dict:
+    """The run's hyperparameters as every stage's logger run carries them (p, r, stack, seed, ...)."""
+    return {"seed": int(seed), "generations": loop.generations, "samples_per_generation": loop.samples_per_generation,
+            "stack_generations": loop.stack_generations, "generator_epochs": loop.generator_epochs,
+            "synthetic_share": float(datamodule.synthetic_share), "stack_policy": str(datamodule.stack_policy),
+            "generator": type(generator).__name__ if generator is not None else "none",
+            "classifiers": ",".join(c.label for c in classifiers),
+            "filters": ",".join(type(f).__name__ for f in filters)}
 
 
 class SimulationLoop:
@@ -60,9 +80,13 @@ class SimulationLoop:
         world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
+        loggers = StageLoggers(loop.loggers, run_dir.path, run_name(run_dir.path),
+                               run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
+            if loop.loggers else None
         self.context = RunContext(
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
-            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, world_size),
+            trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, world_size,
+                                   loggers),
             classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
         )
         self.config_text = config_text
@@ -102,7 +126,7 @@ class SimulationLoop:
                     if isinstance(stage, PushBlock) and not context.loop.keep_raw_shards and is_rank_zero():
                         run_dir.delete_raw_shards(generation)  # once the push is recorded (loop.keep_raw_shards)
                 if is_rank_zero():
-                    write_generation_summary(run_dir, context.source)
+                    write_generation_summary(run_dir, context.source, context.trainers.loggers)
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
             return run_dir.results
@@ -130,6 +154,11 @@ class SimulationLoop:
         run_dir.create(self.config_text, mode, launch, dataset=self.context.source.facts.to_json())
         if mode == "resume" and run_dir.state["completed"]:
             log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
+            recorded = run_dir.last_environment
+            changes = version_changes(recorded, collect_environment()) if recorded else []
+            if changes:
+                log.warning(f"resuming under other versions than the stages already done ({', '.join(changes)}): "
+                            "the remaining stages may compute different numbers than an uninterrupted run")
 
     def _plan_disk(self, mode: str) -> None:
         """Estimate the disk the generations to go need, log it once, and refuse when the next one cannot fit."""

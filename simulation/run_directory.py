@@ -268,6 +268,20 @@ class RunDirectory:
         lines = "".join(json.dumps(row) + "\n" for row in self.state["results"])
         atomic_write_text(self.results_path, lines)
 
+    def note_environment(self, stage: str, environment: dict) -> None:
+        """Record where and with what ``stage`` ran (saved with its ``mark_done``): ``environments`` holds each
+        distinct environment once, ``stage_environment`` maps a stage to its index there."""
+        environments = self.state.setdefault("environments", [])
+        if environment not in environments:
+            environments.append(environment)
+        self.state.setdefault("stage_environment", {})[stage] = environments.index(environment)
+
+    @property
+    def last_environment(self) -> dict | None:
+        """The environment of the most recently recorded one (None before any stage recorded one)."""
+        environments = self.state.get("environments") or []
+        return environments[-1] if environments else None
+
     def is_done(self, stage: str) -> bool:
         return stage in self.state["completed"]
 

@@ -1,13 +1,16 @@
-"""TensorBoard summary whose x-axis is the generation (the paper's Figure 3 curves), rebuilt from the run state.
+"""TensorBoard summary whose x-axis is the generation (the paper's Figure 3 curves), written from the run state.
 
-Rebuilding from ``state.json`` after every generation (it is tiny) means a resumed run never duplicates or loses
-a point, whatever stage it crashed in. Each value is written once where it belongs: a classifier's metrics under
+After every generation the generations not yet written are appended from ``state.json`` (which records those
+written), so a resumed run never duplicates or loses a point, whatever stage it crashed in, and an open TensorBoard
+only ever sees points added. Each value is written once where it belongs: a classifier's metrics under
 ``<classifier>/``, the generated block's (FID, filter counts, q_t, u_t, majority gain) under ``generator/``. A
 custom-scalars layout groups the curves that are read together (pooled next to per-class fairness).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 
@@ -15,6 +18,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
+from simulation.loggers import StageLoggers
 from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, SCALAR_FIELDS
 from simulation.run_directory import RunDirectory
 
@@ -50,55 +54,86 @@ def custom_scalars_layout(classifiers: list[str], has_worst_subgroup: bool, bloc
     return layout
 
 
-def write_generation_summary(run_dir: RunDirectory, source) -> None:
-    """Rewrite ``tensorboard/summary`` from the result rows and the saved per-generation sample sheets."""
+def generation_scalars(run_dir: RunDirectory, generation: int) -> dict[str, float]:
+    """Every scalar of one generation as the summary names it: ``<classifier>/<metric>`` and ``generator/<field>``."""
+    scalars: dict[str, float] = {}
+    for row in run_dir.results:
+        if int(row["generation"]) != generation:
+            continue
+        name = row["classifier"]
+        for key in CLASSIFIER_SCALARS:
+            if row.get(key) is not None:
+                scalars[f"{name}/{key}"] = float(row[key])
+        for k, value in enumerate(row.get("acc_rank") or []):
+            if value is not None:
+                scalars[f"{name}/acc_rank_{k + 1}"] = float(value)
+        for kind, value in (row.get("ablation_acc") or {}).items():
+            scalars[f"{name}/ablation_acc_{kind}"] = float(value)
+        for kind, value in (row.get("ablation_drop") or {}).items():
+            scalars[f"{name}/ablation_drop_{kind}"] = float(value)
+    report = run_dir.block_report(generation)
+    for key in BLOCK_FIELDS:
+        if report.get(key) is not None:
+            scalars[f"generator/{key}"] = float(report[key])
+    return scalars
+
+
+def _write_filters(writer: SummaryWriter, report: dict, generation: int, source) -> None:
+    for name, filt in (report.get("filters") or {}).items():
+        hist = filt.get("score_histogram") or {}
+        counts, edges = hist.get("counts"), hist.get("edges")
+        if counts and edges and sum(counts) > 0:
+            mids = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+            writer.add_histogram_raw(f"filters/{name}_scores", min=edges[0], max=edges[-1], num=sum(counts),
+                                     sum=sum(c * m for c, m in zip(counts, mids)),
+                                     sum_squares=sum(c * m ** 2 for c, m in zip(counts, mids)),
+                                     bucket_limits=edges[1:], bucket_counts=counts, global_step=generation)
+        per_class = zip(filt.get("kept_per_class") or [], filt.get("dropped_per_class") or [])
+        table = "| class | kept | dropped |\n|---|---|---|\n" + "".join(
+            f"| {source.class_names[c] if c < len(source.class_names) else c} | {k} | {d} |\n"
+            for c, (k, d) in enumerate(per_class))
+        writer.add_text(f"filters/{name}_per_class", table, generation)
+
+
+def write_generation_summary(run_dir: RunDirectory, source, loggers: StageLoggers | None = None) -> None:
+    """Append to ``tensorboard/summary`` (and the chosen loggers) the generations it does not hold yet.
+
+    Called after each generation's stages: every generation with a result row is complete. ``state.json`` records
+    the generations written (``summary_generations``), so a resume writes only what is missing and an open
+    TensorBoard never sees its curves removed or doubled.
+    """
     out = run_dir.tensorboard_dir / "summary"
-    if out.exists():
-        shutil.rmtree(out)
+    if "summary_generations" not in run_dir.state and out.exists():
+        shutil.rmtree(out)  # written by an earlier version that rebuilt it: rebuilt once more, then appended to
+    done = set(run_dir.state.get("summary_generations") or [])
+    blocks = run_dir.state.get("blocks") or {}
+    present = {int(r["generation"]) for r in run_dir.results} | {int(g) for g in blocks}
+    pending = sorted(present - done)
+    if not pending:
+        return
+    sheets = dict(run_dir.sample_sheets())
     writer = SummaryWriter(str(out))
-    classifiers: dict[str, None] = {}
-    has_worst_subgroup = False
-    block_keys: set[str] = set()
     try:
-        for row in run_dir.results:
-            g, name = row["generation"], row["classifier"]
-            classifiers[name] = None
-            for key in CLASSIFIER_SCALARS:
-                if row.get(key) is not None:
-                    writer.add_scalar(f"{name}/{key}", row[key], g)
-            for k, value in enumerate(row.get("acc_rank") or []):
-                if value is not None:
-                    writer.add_scalar(f"{name}/acc_rank_{k + 1}", value, g)
-                    has_worst_subgroup = True
-            for kind, value in (row.get("ablation_acc") or {}).items():
-                writer.add_scalar(f"{name}/ablation_acc_{kind}", value, g)
-            for kind, value in (row.get("ablation_drop") or {}).items():
-                writer.add_scalar(f"{name}/ablation_drop_{kind}", value, g)
-        for generation, report in sorted((run_dir.state.get("blocks") or {}).items(), key=lambda kv: int(kv[0])):
-            for key in BLOCK_FIELDS:
-                if report.get(key) is not None:
-                    writer.add_scalar(f"generator/{key}", report[key], int(generation))
-                    block_keys.add(key)
-            for name, filt in (report.get("filters") or {}).items():
-                hist = filt.get("score_histogram") or {}
-                counts, edges = hist.get("counts"), hist.get("edges")
-                if counts and edges and sum(counts) > 0:
-                    writer.add_histogram_raw(f"filters/{name}_scores", min=edges[0], max=edges[-1],
-                                             num=sum(counts), sum=sum(c * (a + b) / 2 for c, a, b in
-                                                                 zip(counts, edges[:-1], edges[1:])),
-                                             sum_squares=sum(c * ((a + b) / 2) ** 2 for c, a, b in
-                                                             zip(counts, edges[:-1], edges[1:])),
-                                             bucket_limits=edges[1:], bucket_counts=counts,
-                                             global_step=int(generation))
-                per_class = zip(filt.get("kept_per_class") or [], filt.get("dropped_per_class") or [])
-                table = "| class | kept | dropped |\n|---|---|---|\n" + "".join(
-                    f"| {source.class_names[c] if c < len(source.class_names) else c} | {k} | {d} |\n"
-                    for c, (k, d) in enumerate(per_class))
-                writer.add_text(f"filters/{name}_per_class", table, int(generation))
-        for generation, sheet in run_dir.sample_sheets():
-            writer.add_image("samples/generated", np.asarray(Image.open(sheet).convert("RGB")), generation,
-                             dataformats="HWC")
-        if classifiers or block_keys:
-            writer.add_custom_scalars(custom_scalars_layout(list(classifiers), has_worst_subgroup, block_keys))
+        for generation in pending:
+            scalars = generation_scalars(run_dir, generation)
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, generation)
+            _write_filters(writer, run_dir.block_report(generation), generation, source)
+            if generation in sheets:
+                writer.add_image("samples/generated", np.asarray(Image.open(sheets[generation]).convert("RGB")),
+                                 generation, dataformats="HWC")
+            if loggers is not None:
+                loggers.log_summary(generation, scalars)
+        classifiers = list(dict.fromkeys(r["classifier"] for r in run_dir.results))
+        has_worst_subgroup = any(v is not None for r in run_dir.results for v in r.get("acc_rank") or [])
+        block_keys = {k for report in blocks.values() for k in BLOCK_FIELDS if report.get(k) is not None}
+        layout = custom_scalars_layout(classifiers, has_worst_subgroup, block_keys) if classifiers or block_keys \
+            else None
+        digest = hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:16]
+        if layout and run_dir.state.get("summary_layout") != digest:  # written again only when it changes
+            writer.add_custom_scalars(layout)
+            run_dir.state["summary_layout"] = digest
     finally:
         writer.close()
+    run_dir.state["summary_generations"] = sorted(done | set(pending))
+    run_dir.save()

@@ -19,15 +19,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from callbacks.progress import LineProgress
 from common.distributed import barrier, is_rank_zero
 from simulation.checkpoint_io import AtomicCheckpointIO
+from simulation.loggers import StageLoggers
 
 
 class StageTrainers:
     def __init__(self, trainer_kwargs: dict[str, Any], callbacks: list | None, tensorboard_dir: Path,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, loggers: StageLoggers | None = None) -> None:
         self.trainer_kwargs = dict(trainer_kwargs)
         self.world_size = int(world_size)  # devices x nodes the trainer settings run on (from the CLI's Trainer)
         self.callbacks = list(callbacks or [])
         self.tensorboard_dir = Path(tensorboard_dir)
+        self.loggers = loggers  # the user's own loggers (loop.loggers) beside TensorBoard
 
     @property
     def strategy(self) -> str:
@@ -45,10 +47,11 @@ class StageTrainers:
         return torch.device("cpu")
 
     def build(self, stage_dir: Path, *, name: str, version: str, label: str, max_epochs: int = 1,
-              callbacks: list | None = None, find_unused_parameters: bool = False,
+              callbacks: list | None = None, find_unused_parameters: bool = False, stage: str | None = None,
               shown_metrics: tuple[str, ...] = (), **extra) -> L.Trainer:
-        """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet), ``label``
-        names the stage in its progress lines, which show the logged ``shown_metrics`` (the module declares them).
+        """A Trainer for one stage; ``name``/``version`` place its TensorBoard run (e.g. gen_01 / lenet), ``stage``
+        names its run in the other loggers (default: ``version``), ``label`` names the stage in its progress lines,
+        which show the logged ``shown_metrics`` (the module declares them).
 
         Lightning's progress bar where a terminal is attached (and ``trainer.enable_progress_bar`` is on), a log line
         per epoch otherwise (a SLURM log file, a pipe).
@@ -59,8 +62,10 @@ class StageTrainers:
         show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
         kwargs["enable_progress_bar"] = show_bar
         callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label, shown_metrics)])]
-        logger = TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
-                                   default_hp_metric=False)  # no hp_metric = -1 in every stage run
+        logger = [TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
+                                    default_hp_metric=False)]  # no hp_metric = -1 in every stage run
+        if self.loggers is not None and extra.get("logger", True) is not False:
+            logger += self.loggers.for_stage(name, stage or version)
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
                       use_distributed_sampler=False, plugins=[*self._user_plugins(), AtomicCheckpointIO()],
                       callbacks=[*copy.deepcopy(self.callbacks), *(callbacks or [])])

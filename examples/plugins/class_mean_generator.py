@@ -26,7 +26,7 @@ class ClassMeanGenerator(GeneratorModule):
     lr: Adam learning rate of the class means.
     """
 
-    trainer_needs = TrainerNeeds(shown_metrics=("mean_loss",))
+    trainer_needs = TrainerNeeds(shown_metrics=("train/mean_loss",))
 
     def __init__(self, num_classes: int = 2, image_shape: tuple[int, int, int] = (3, 16, 16),
                  noise_scale: float = 0.1, lr: float = 0.1) -> None:
@@ -44,7 +44,7 @@ class ClassMeanGenerator(GeneratorModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch[0].float() / 127.5 - 1, batch[1].long()
         loss = ((self.means[labels] - images) ** 2).mean()
-        self.log("mean_loss", loss.detach(), prog_bar=True, batch_size=len(labels))
+        self.log("train/mean_loss", loss.detach(), prog_bar=True, batch_size=len(labels))
         return loss
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from common.distributed import barrier, is_rank_zero, process_group_ready, wait_for_stage
+from common.environment import collect_environment
 from common.logs import format_duration, get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
@@ -112,6 +113,7 @@ class RunContext:
     def finish(self, key: str, row: dict | None = None, **state) -> None:
         """Record a completed stage (rank 0) and bring every rank to the same state."""
         if is_rank_zero():
+            self.run_dir.note_environment(key, collect_environment(self.trainers.trainer_kwargs.get("num_nodes")))
             self.run_dir.mark_done(key, row, **state)
         if process_group_ready():
             barrier()

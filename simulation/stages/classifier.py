@@ -54,10 +54,10 @@ class TrainClassifier(Stage):
         batch = context.training_batch(clf.batch_size or data.batch_size, clf.lr)
         context.progress(n, f"training {clf.label} on {context.epoch_composition()}; {batch.describe()}")
         model = build_classifier(clf, context.source)
-        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val_loss", mode="min",
+        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val/loss", mode="min",
                                      save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
         if clf.patience > 0:
-            callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=clf.patience))
+            callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=clf.patience))
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
@@ -92,7 +92,7 @@ class EvaluateClassifier(Stage):
         stage_dir = run_dir.classifier_dir(n, clf.label)
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, f"evaluating {clf.label}"), callbacks=callbacks,
-                                         enable_checkpointing=False)
+                                         enable_checkpointing=False, stage=f"{clf.label}_test")
         spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)
         trainer.test(build_classifier(clf, source), datamodule=data.for_training(spec), verbose=False,
                      ckpt_path=str(run_dir.classifier_checkpoint(n, clf.label)), weights_only=True)

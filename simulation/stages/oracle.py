@@ -51,9 +51,9 @@ class TrainSubgroupOracle(Stage):
                             f"{source.facts.subgroup_noun} cells of the real data); {batch.describe()}")
         model = ClassifierModule(config.arch, cells, 0, source.image_shape, lr=config.lr)
         checkpoints = run_dir.oracle_checkpoint.parent
-        callbacks = [ModelCheckpoint(dirpath=checkpoints, monitor="val_loss", mode="min", save_last=True,
+        callbacks = [ModelCheckpoint(dirpath=checkpoints, monitor="val/loss", mode="min", save_last=True,
                                      save_top_k=1, filename="best"),
-                     EarlyStopping(monitor="val_loss", patience=config.patience), EpochSeeder(seed)]
+                     EarlyStopping(monitor="val/loss", patience=config.patience), EpochSeeder(seed)]
         trainer = context.trainers.build(run_dir.oracle_dir, name="oracle", version="oracle",
                                          label=context.stage_label(0, "subgroup oracle"),
                                          max_epochs=config.max_epochs, callbacks=callbacks,

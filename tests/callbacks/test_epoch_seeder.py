@@ -14,7 +14,7 @@ def fit(max_epochs: int, ckpt_dir, resume: str | None = None, seeder: bool = Tru
     L.seed_everything(5, verbose=False)
     dm = GenerationalDataModule(ColoredMNIST(max_train_samples=300), synthetic_share=0.0, batch_size=64)
     model = ClassifierModule("tiny_cnn", 10, 3, (3, 28, 28), lr=0.01, dropout=0.3)  # dropout draws random numbers
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, monitor="val_loss")]
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, monitor="val/loss")]
     if seeder:
         callbacks.append(EpochSeeder(5))
     trainer = L.Trainer(accelerator="cpu", max_epochs=max_epochs, logger=False, enable_progress_bar=False,

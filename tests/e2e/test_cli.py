@@ -107,7 +107,7 @@ def test_tensorboard_has_per_generation_curves_and_per_stage_logs(tiny_run):
     assert "custom_scalars__config__" in summary.Tags()["tensors"]
     stage = EventAccumulator(str(run_dir / "tensorboard" / "gen_00" / "tiny_cnn"))
     stage.Reload()
-    assert {"test/acc", "test/meo", "test/subgroup_acc_0", "test/acc_rank_1", "val_acc"} <= set(
+    assert {"test/acc", "test/meo", "test/subgroup_acc_0", "test/acc_rank_1", "val/acc"} <= set(
         stage.Tags()["scalars"])
     # no noise: no hp_metric = -1 in any stage run, no empty run for the generation stage
     runs = sorted(p.parent.relative_to(run_dir / "tensorboard").as_posix()

@@ -80,3 +80,40 @@ def test_report_refuses_with_one_line_and_writes_nothing(tmp_path, capsys, case)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert snapshot(run) == before_run and snapshot(tmp_path) == before_tmp  # nothing written, nothing touched
     assert not (tmp_path / "report").exists()
+
+
+def _bad_yaml(tmp: Path) -> str:
+    (tmp / "bad.yaml").write_text("run_dirs: [a\n")
+    return str(tmp / "bad.yaml")
+
+
+def _unknown_key(tmp: Path) -> str:
+    (tmp / "extra.yaml").write_text("run_dirs: [a]\nout: o\ncolour: red\n")
+    return str(tmp / "extra.yaml")
+
+
+BAD_ARGUMENTS = {
+    "nothing": (lambda tmp: [], "the following arguments are required: run_dirs, out"),
+    "no --out": (lambda tmp: ["RUN"], "the following arguments are required: out"),
+    "no run directory": (lambda tmp: ["--out", "OUT"], "the following arguments are required: run_dirs"),
+    "--out without a value": (lambda tmp: ["RUN", "--out"], "argument --out: expected one argument"),
+    "unknown option": (lambda tmp: ["RUN", "--out", "OUT", "--colour", "red"], "unrecognized arguments: --colour red"),
+    "abbreviated option": (lambda tmp: ["RUN", "--ou", "OUT"], "unrecognized arguments: --ou "),
+    "missing --config file": (lambda tmp: ["--config", str(tmp / "nope.yaml")], "File does not exist"),
+    "--config not YAML": (lambda tmp: ["--config", _bad_yaml(tmp)], "config"),
+    "--config with an unknown key": (lambda tmp: ["--config", _unknown_key(tmp)], "colour"),
+    "pattern matching nothing": (lambda tmp: [str(tmp / "nothing*"), "--out", "OUT"], "matches no directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_every_bad_report_argument_gets_one_line_and_exit_2(tmp_path, capsys, case):
+    build, message = BAD_ARGUMENTS[case]
+    run = make_run(tmp_path / "runs" / "exp" / "seed_0", 0)
+    args = [str(run) if a == "RUN" else str(tmp_path / "report") if a == "OUT" else a for a in build(tmp_path)]
+    code = cli.main(["report", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "report").exists()
+

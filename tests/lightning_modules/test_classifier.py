@@ -92,7 +92,7 @@ def test_training_steps_under_mixed_precision_change_the_weights(precision):
     trainer = L.Trainer(accelerator="cpu", precision=precision, max_steps=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, DataLoader(data, batch_size=16))
-    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith("net.features") for k in changed) and any(k.startswith("net.classifier") for k in changed)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
@@ -120,8 +120,8 @@ def test_training_loss_and_accuracy_are_the_epochs_means():
     object.__setattr__(model, "_step_net", lambda x: fixed.expand(len(x), 10) + 0.0 * model.net(x).sum())
     metrics = _fit_two_steps(model).callback_metrics
     labels = torch.arange(32) % 10
-    assert metrics["train_acc"] == pytest.approx(3 / 32)
-    assert metrics["train_loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(
+    assert metrics["train/acc"] == pytest.approx(3 / 32)
+    assert metrics["train/loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(
         fixed.expand(32, 10), labels)), rel=1e-6)
 
 

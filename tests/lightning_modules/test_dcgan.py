@@ -76,8 +76,8 @@ def test_fit_updates_both_networks_and_logs_losses(image_shape):
     fit.fit(model, fake_batches(image_shape))
     assert changed(g_before, model.generator)
     assert changed(d_before, model.discriminator)
-    assert {"g_loss", "d_loss"} <= set(fit.callback_metrics)
-    assert all(torch.isfinite(fit.callback_metrics[k]) for k in ("g_loss", "d_loss"))
+    assert {"train/g_loss", "train/d_loss"} <= set(fit.callback_metrics)
+    assert all(torch.isfinite(fit.callback_metrics[k]) for k in ("train/g_loss", "train/d_loss"))
 
 
 @pytest.mark.parametrize("image_shape", SHAPES)
@@ -123,7 +123,8 @@ def test_bf16_mixed_fit_and_predict():
     fit.fit(model, fake_batches((3, 28, 28)))
     assert changed(g_before, model.generator) and changed(d_before, model.discriminator)
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert torch.isfinite(fit.callback_metrics["g_loss"]) and fit.callback_metrics["g_loss"].dtype == torch.float32
+    g_loss = fit.callback_metrics["train/g_loss"]
+    assert torch.isfinite(g_loss) and g_loss.dtype == torch.float32
     outputs = trainer(precision="bf16-mixed").predict(model, predict_loader(torch.tensor([0, 1, 2]), batch_size=3))
     assert outputs[0]["image"].dtype == torch.uint8 and outputs[0]["image"].shape == (3, 3, 28, 28)
 
@@ -168,7 +169,8 @@ def test_fp16_mixed_precision_gan_step_under_manual_optimisation_updates_both_ne
     trainer.fit(gan, DataLoader(TensorDataset(images, labels, labels % 3), batch_size=16))
     changed = {k.split(".")[0] for k, v in gan.state_dict().items() if k in before and not torch.equal(v, before[k])}
     assert {"generator", "discriminator"} <= changed
-    assert torch.isfinite(trainer.callback_metrics["d_loss"]) and torch.isfinite(trainer.callback_metrics["g_loss"])
+    metrics = trainer.callback_metrics
+    assert torch.isfinite(metrics["train/d_loss"]) and torch.isfinite(metrics["train/g_loss"])
 
 
 def test_generator_keeps_within_class_diversity_on_real_digits():

@@ -126,7 +126,9 @@ def test_paper_seeds_sweep_file_has_three_seeds_per_configuration():
 
 def test_sbatch_file_runs_one_task_per_array_entry_and_requeues_from_the_shell():
     text = (ROOT / "scripts" / "slurm" / "sweep.sbatch").read_text()
-    assert "#SBATCH --array=" in text and "#SBATCH --requeue" in text and "--gres=gpu:1" in text
+    # no fixed --array: one that did not match the sweep's count silently skipped tasks
+    assert "#SBATCH --array=" not in text and "#SBATCH --requeue" in text and "--gres=gpu:1" in text
+    assert '--check-array ${TASKS:+--tasks "$TASKS"} || exit 2' in text
     assert 'srun python scripts/sweep.py "$SWEEP" --task "$SLURM_ARRAY_TASK_ID" &' in text
     # the signal goes to the batch shell, which requeues at any moment (Lightning's handler only lives in a Trainer)
     assert "#SBATCH --signal=B:USR1@90" in text and "trap requeue USR1" in text
@@ -224,3 +226,137 @@ def test_tiny_two_seed_sweep_end_to_end(tmp_path):
     assert {r["group"] for r in stats} == {folder.name}
     assert {(r["classifier"], r["generation"], r["n"]) for r in stats} == {("tiny_cnn", "0", "2"),
                                                                            ("tiny_cnn", "1", "2")}
+
+
+# ------------------------------------------------------------------------------------------------ SLURM submission
+def _sbatch_lines(out: str) -> list[list[str]]:
+    return [line.split() for line in out.splitlines() if line.startswith("sbatch ")]
+
+
+def _option(line: list[str], name: str) -> str:
+    (value,) = [arg.split("=", 1)[1] for arg in line if arg.startswith(f"--{name}=")]
+    return value
+
+
+def test_submit_dry_run_covers_every_task_of_the_paper_sweep_once_with_its_resources(capsys):
+    """configs/sweeps/paper_seeds.yaml: 6 configs x 3 seeds = 18 tasks; the two Stable Diffusion configs get 8 GPUs
+    and 48 h, the others 1 GPU."""
+    sweep_file = "configs/sweeps/paper_seeds.yaml"
+    assert sweep.main([sweep_file, "--submit", "--dry-run", "--max-parallel", "4"]) == 0
+    out = capsys.readouterr().out
+    lines = _sbatch_lines(out)
+    covered = [i for line in lines for i in sweep.parse_array_spec(_option(line, "array"))]
+    assert sorted(covered) == list(range(18))  # every task, none twice
+    by_gpus = {_option(line, "gres"): line for line in lines}
+    assert set(by_gpus) == {"gpu:1", "gpu:8"}
+    small, large = by_gpus["gpu:1"], by_gpus["gpu:8"]
+    assert _option(small, "array") == "0-11%4" and _option(large, "array") == "12-17%4"
+    assert _option(large, "ntasks-per-node") == "8" and _option(large, "time") == "48:00:00"
+    assert _option(small, "ntasks-per-node") == "1" and _option(small, "time") == "24:00:00"
+    assert small[-3:] == ["scripts/slurm/sweep.sbatch", sweep_file, "0-11"]  # the template is told its tasks
+    tasks = sweep.load_sweep(ROOT / sweep_file)
+    assert {Path(tasks[i].config).stem for i in range(12, 18)} == {"hardimagenet", "breeds_living17"}
+    assert "would submit 18 of 18 tasks in 2 array(s)" in out
+
+
+def test_resubmission_skips_finished_runs(tmp_path, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1, 2, 3], out=str(tmp_path / "out"),
+                       resources={"gpus_per_node": 0, "cpus_per_task": 1, "time": "00:10:00"})
+    tasks = sweep.load_sweep(path)
+    config = yaml.safe_load(TINY.read_text())
+    for task in (tasks[1], tasks[2]):  # two finished runs: every (generation, classifier) has its row
+        run = Path(task.run_dir)
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        (run / "results.jsonl").write_text("".join(
+            f'{{"generation": {g}, "classifier": "{c.get("name") or c["arch"]}"}}\n'
+            for g in range(config["loop"]["generations"] + 1) for c in config["classifiers"]))
+    assert sweep.main([str(path), "--submit", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    (line,) = _sbatch_lines(out)
+    assert _option(line, "array") == "0,3" and line[-1] == "0,3"
+    assert _option(line, "gres") == "none" and _option(line, "cpus-per-task") == "1"
+    assert "already finished, skipped" in out and "(2 finished, skipped)" in out
+
+
+def test_array_specs_round_trip():
+    assert sweep.array_spec([0, 1, 2, 6, 9, 10, 11]) == "0-2,6,9-11"
+    assert sweep.array_spec([5]) == "5"
+    assert sweep.parse_array_spec("0-2,6,9-11%3") == [0, 1, 2, 6, 9, 10, 11]
+    assert sweep.parse_array_spec("0-6:3") == [0, 3, 6]
+    with pytest.raises(ConfigError, match="not a SLURM --array value"):
+        sweep.parse_array_spec("0-x")
+
+
+def _array_env(ids: list[int], task: int) -> dict[str, str]:
+    return {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_COUNT": str(len(ids)),
+            "SLURM_ARRAY_TASK_MIN": str(min(ids)), "SLURM_ARRAY_TASK_MAX": str(max(ids))}
+
+
+def test_an_array_that_does_not_cover_the_sweep_is_refused_naming_the_right_array(tmp_path):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=list(range(18)), out=str(tmp_path / "out"))
+    tasks = sweep.load_sweep(path)
+    assert sweep.check_array(str(path), tasks, None, _array_env(list(range(18)), 17)) is None
+    problem = sweep.check_array(str(path), tasks, None, _array_env(list(range(15)), 3))  # the old 0-14
+    assert problem == (f"the array (0-14, 15 tasks) does not match {path} (18 tasks expected): submit with "
+                       f"--array=0-17, or use python scripts/sweep.py {path} --submit")
+    assert "--array=0-17" in sweep.check_array(str(path), tasks, None, _array_env(list(range(20)), 19))
+    # what --submit gave one array of a group: its own tasks, no more, no fewer
+    assert sweep.check_array(str(path), tasks, "12-17", _array_env(list(range(12, 18)), 12)) is None
+    assert "--array=12-17" in sweep.check_array(str(path), tasks, "12-17", _array_env(list(range(12, 17)), 12))
+    assert "not an array job" in sweep.check_array(str(path), tasks, None, {})
+
+
+def test_the_sbatch_template_stops_a_wrong_array_with_one_line(tmp_path):
+    """sweep.sbatch run as SLURM runs it for array task 3 of --array=0-14 on an 18-task sweep: exit 2 before srun."""
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=list(range(18)), out=str(tmp_path / "out"))
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "SLURM_SUBMIT_DIR": str(ROOT),
+           "PYTHONPATH": str(ROOT), **_array_env(list(range(15)), 3)}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "sweep.sbatch"), str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors == [f"sweep.sbatch: error: the array (0-14, 15 tasks) does not match {path} (18 tasks expected): "
+                      f"submit with --array=0-17, or use python scripts/sweep.py {path} --submit"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("resources", "message"), [
+    ({"gpus_per_node": -1}, "resources.gpus_per_node must be an integer >= 0"),
+    ({"nodes": 0}, "resources.nodes must be an integer >= 1"),
+    ({"time": 3600}, "resources.time must be a SLURM value"),
+    ({"gpus": 2}, "'resources' must map some of"),
+])
+def test_bad_resources_are_refused(tmp_path, resources, message):
+    path = write_sweep(tmp_path, configs=[{"path": str(TINY), "resources": resources}], seeds=[0], out="o")
+    with pytest.raises(ConfigError, match=message):
+        sweep.load_sweep(path)
+
+
+def test_a_task_given_several_processes_runs_them_as_ddp_ranks():
+    env = {"SLURM_NTASKS": "16", "SLURM_NTASKS_PER_NODE": "8", "SLURM_NNODES": "2"}
+    assert sweep.allocation_overrides(env) == ["--trainer.devices", "8", "--trainer.num_nodes", "2",
+                                               "--trainer.strategy", "ddp"]
+    assert sweep.allocation_overrides({"SLURM_NTASKS": "1"}) == []
+
+
+def test_local_jobs_get_a_gpu_each_and_more_jobs_than_gpus_need_share(tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1, 2], out=str(tmp_path / "out"))
+    monkeypatch.setattr(sweep, "available_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,7")  # a node with two GPUs visible
+    assert sweep.visible_gpus() == ["4", "7"]
+    assert sweep.main([str(path), "--jobs", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --jobs 3 asks more jobs than the 2 GPU(s) here (4,7): use --jobs 2 (one GPU each), or add "
+        "--share-gpus to let jobs share GPUs")
+    assert sweep.main([str(path), "--jobs", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "CUDA_VISIBLE_DEVICES=4 " in out and "CUDA_VISIBLE_DEVICES=7 " in out
+    assert sweep.main([str(path), "--jobs", "3", "--share-gpus", "--dry-run"]) == 0
+    gpus = [line.split("CUDA_VISIBLE_DEVICES=")[1].split()[0] for line in capsys.readouterr().out.splitlines()
+            if "CUDA_VISIBLE_DEVICES=" in line]
+    assert gpus == ["4", "7", "4"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: CPU jobs as before, any number
+    assert sweep.main([str(path), "--jobs", "3", "--dry-run"]) == 0
+    assert "CUDA_VISIBLE_DEVICES" not in capsys.readouterr().out

@@ -25,7 +25,7 @@ def summary(tmp_path) -> EventAccumulator:
     run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0, filter_kept=3, quality_q=0.5, filters=filters))
     run.mark_done("g2/push", blocks=run.with_block_report(2, fid=5.0, filter_kept=3, quality_q=0.5))
     write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))
-    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))  # rebuilt, never appended
+    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))  # nothing new: writes nothing
     events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"), size_guidance={"tensors": 0})
     events.Reload()
     return events
@@ -55,3 +55,30 @@ def test_custom_scalars_group_pooled_and_per_class_metrics_per_classifier(summar
     }
     assert charts[("generator across generations", "generator: FID (x = generation)")] == ["^generator/fid$"]
     assert ("generator across generations", "generator: u_t (subgroup imbalance) (x = generation)") not in charts
+
+
+def test_the_summary_is_appended_generation_by_generation_never_rewritten(tmp_path):
+    """A resume, or the next generation, adds only the generations not yet written: the events already on disk stay
+    as they are (an open TensorBoard never sees its curves removed) and no point is written twice."""
+    run = RunDirectory(tmp_path)
+    run.create("config", "new", "launch")
+    source = SimpleNamespace(class_names=["a", "b"])
+    run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9, "acc_rank": [0.7, 0.9]})
+    write_generation_summary(run, source)
+    (first,) = (tmp_path / "tensorboard" / "summary").iterdir()
+    written = first.read_bytes()
+    run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0))
+    run.mark_done("g1/evaluate/lenet", {"generation": 1, "classifier": "lenet", "acc": 0.8, "acc_rank": [0.6, 0.9]})
+    resumed = RunDirectory(tmp_path)  # as a resumed launch reads it
+    resumed.load()
+    write_generation_summary(resumed, source)
+    write_generation_summary(resumed, source)
+    files = sorted((tmp_path / "tensorboard" / "summary").iterdir())
+    assert len(files) == 2 and first.read_bytes() == written
+    assert resumed.read_state()["summary_generations"] == [0, 1]
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert [(e.step, round(e.value, 6)) for e in events.Scalars("lenet/acc")] == [(0, 0.9), (1, 0.8)]
+    assert [(e.step, e.value) for e in events.Scalars("generator/fid")] == [(1, 10.0)]
+    # the layout is written again only when it changes (generation 1 added the generator's FID chart)
+    assert len(events.Tensors("custom_scalars__config__")) == 2

@@ -1,0 +1,94 @@
+"""Where and with what a stage ran: library versions, CUDA stack, GPUs, process layout, host and code version.
+
+Recorded in ``state.json`` for every stage so that two runs (or a run and its resume) can be compared with
+confidence; ``version_changes`` names what differs between two records in the fields that change what is computed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+import torch
+
+#: distribution name -> key in the record
+LIBRARIES = {"torch": "torch", "torchvision": "torchvision", "lightning": "lightning", "torchmetrics": "torchmetrics",
+             "timm": "timm", "diffusers": "diffusers", "peft": "peft", "transformers": "transformers",
+             "open_clip_torch": "open_clip"}
+#: fields whose change can change the numbers (a resume under another one is warned about)
+VERSION_KEYS = ("python", *LIBRARIES.values(), "cuda", "cudnn", "driver")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _driver_version() -> str | None:
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.split()
+    return lines[0] if done.returncode == 0 and lines else None
+
+
+@functools.lru_cache(maxsize=1)
+def _static_environment() -> dict:
+    """What does not change during a process (asked once: git and nvidia-smi take a few tens of ms)."""
+    gpu = torch.cuda.is_available()
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "python": platform.python_version(),
+        **{key: _version(dist) for dist, key in LIBRARIES.items()},
+        "torch": str(torch.__version__),  # with its build, e.g. 2.6.0+cu124
+        "cuda": torch.version.cuda if gpu else None,
+        "cudnn": str(torch.backends.cudnn.version()) if gpu and torch.backends.cudnn.is_available() else None,
+        "driver": _driver_version() if gpu else None,
+        "gpu_names": sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}) if gpu else None,
+        "gpu_count": torch.cuda.device_count() if gpu else None,
+        "hostname": socket.gethostname(),
+        "git_commit": commit,
+        "git_dirty": None if commit is None or dirty is None else bool(dirty),
+    }
+
+
+def collect_environment(num_nodes: int | None = None) -> dict:
+    """This process's environment as plain JSON values (None where it does not apply, e.g. CUDA on a CPU)."""
+    world_size = torch.distributed.get_world_size() if torch.distributed.is_available() and \
+        torch.distributed.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+    slurm_job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        slurm_job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    nodes = os.environ.get("SLURM_NNODES")
+    return {
+        **_static_environment(),
+        "world_size": world_size,
+        "nodes": int(nodes) if nodes and nodes.isdigit() else int(num_nodes or 1),
+        "omp_threads": torch.get_num_threads(),
+        "slurm_job_id": slurm_job,
+    }
+
+
+def version_changes(before: dict, after: dict) -> list[str]:
+    """``torch 2.5.1 -> 2.6.0``-style differences in the fields that can change the numbers."""
+    return [f"{key} {before.get(key)} -> {after.get(key)}" for key in VERSION_KEYS
+            if before.get(key) != after.get(key)]
