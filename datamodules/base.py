@@ -127,6 +127,9 @@ class RealDataSource(ABC):
     has_masks: bool = False
     #: ``subgroups_from_pixels`` reads the subgroup of any image (no learned oracle needed for u_t)
     has_pixel_subgroups: bool = False
+    #: the fairness reading the report leads with: "pooled" (subgroup index pooled over classes), "per_class"
+    #: (within each class, averaged) or "cells" (every (class, subgroup) cell a group); all three are computed
+    fairness_reading: str = "pooled"
 
     @property
     def num_classes(self) -> int:

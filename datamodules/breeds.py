@@ -138,6 +138,8 @@ class Living17(ImageFolderSource):
     """
 
     name = "breeds_living17"
+    #: "subclass i" is a different ImageNet class in every superclass: each (superclass, subclass) cell is a group
+    fairness_reading = "cells"
     title = "BREEDS Living-17"
     where_to_get = _WHERE_TO_GET
     usual_preprocessing = "ImageNet's usual resize=256, image_size=224"

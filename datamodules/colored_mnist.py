@@ -127,6 +127,8 @@ class ColoredMNIST(RealDataSource):
 
     has_pixel_subgroups = True
     name = "colored_mnist"
+    #: one colour index means the same colour in every class: the pooled reading is meaningful
+    fairness_reading = "pooled"
     CLASS_NAMES = tuple(CLASS_NAMES)
     GROUP_NAMES = tuple(GROUP_NAMES)
     IMAGE_SHAPE = IMAGE_SHAPE

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from simulation.results import PER_CLASS_DATASETS
+from reporting.readings import leading_reading
+from simulation.results import READING_METRICS
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -48,11 +49,12 @@ U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 refere
             "real per-class subgroup mix; unsigned: the state's majority_gain says whether the generator "
             "over-produces (+) or evens out (-) each class's majority subgroup).")
 
-# measure name -> how it is read from a result row; CIFAR-20/100 uses the per-class MEO ("subgroup i" is a different
-# fine class in every superclass)
+# measure name -> how it is read from a result row; each dataset uses the MEO of its leading fairness reading (cells
+# for CIFAR-20/100 and Living-17, where "subgroup i" is a different fine class in every superclass)
 MEASURE_DESCRIPTIONS = {
     "1-meo": "1 - MEO (eq. 2), subgroups pooled over classes",
-    "1-meo_class": "1 - MEO computed within each class, averaged over classes (CIFAR-20/100)",
+    "1-meo_class": "1 - MEO computed within each class, averaged over classes",
+    "1-meo_cells": "1 - MEO over every (class, subgroup) cell as a group (CIFAR-20/100, BREEDS Living-17)",
     "gap": "worst-to-best subgroup gap acc_rank[-1] - acc_rank[0] (eq. 5)",
 }
 
@@ -71,13 +73,13 @@ def _finite(value) -> float | None:
 
 
 def measures_for(dataset: str) -> tuple[str, str]:
-    """The two bias measures B_t for a dataset (per-class MEO where pooled subgroups have no meaning)."""
-    return ("1-meo_class" if dataset in PER_CLASS_DATASETS else "1-meo", "gap")
+    """The two bias measures B_t for a dataset: 1 - MEO in its leading fairness reading, and the subgroup gap."""
+    return ("1-" + READING_METRICS[leading_reading(dataset)][0], "gap")
 
 
 def bias_value(row: dict, measure: str) -> float | None:
     """B_t of one result row under ``measure`` (None when the row lacks the metric)."""
-    if measure in ("1-meo", "1-meo_class"):
+    if measure in ("1-meo", "1-meo_class", "1-meo_cells"):
         meo = _finite(row.get(measure[2:]))
         return None if meo is None else 1.0 - meo
     if measure == "gap":

@@ -15,11 +15,12 @@ import numpy as np
 
 from common.errors import ConfigError
 from reporting.runs import Group, Run
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS
+from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 #: row key -> metric name in the view (acc_rank_1, the lowest ranked subgroup accuracy, is the worst subgroup's)
-HPARAM_METRICS = {**{k: k for k in (*FAIRNESS_METRICS, *CLASS_METRICS)}, "acc_rank_1": "worst_subgroup_acc"}
+HPARAM_METRICS = {**{k: k for k in (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
+                  "acc_rank_1": "worst_subgroup_acc"}
 
 
 def check_tensorboard_dir(path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError
+from reporting.readings import complete_row
 
 IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"))
 REQUIRED_ROW_KEYS = ("generation", "classifier", "dataset")
@@ -186,7 +187,7 @@ def _read_rows(results_path: Path) -> list[dict]:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{results_path} line {number}: {key} = {value!r} is not an integer: {damaged}")
-        rows.append(row)
+        rows.append(complete_row(row))
     if not rows:
         raise ConfigError(f"{results_path} is empty: the run has no finished classifier yet; "
                           "wait for it or leave it out of the report")
