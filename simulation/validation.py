@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from common.errors import ConfigError
+from filters.uncertainty import dropout_modules
 from lightning_modules.networks.registry import get_arch, pretrained_weights_file
 from metrics.fid import check_inception_weights
+from simulation.config import ClassifierConfig
 from simulation.stages.base import RunContext
 
 
@@ -94,14 +98,45 @@ def _fid_problems(context: RunContext) -> None:
         check_inception_weights(fid.inception_weights)
 
 
+def has_dropout(classifier: ClassifierConfig, source) -> bool:
+    """Whether the classifier's network has a dropout module with p > 0 (built on the meta device: no memory, no
+    weights; ImageNet weights do not change which modules a network has)."""
+    with torch.device("meta"):
+        network = get_arch(classifier.arch).build(max(source.num_classes, 1), source.image_shape[0] or 3,
+                                                  classifier.dropout)
+    return bool(dropout_modules(network))
+
+
+def _mc_dropout_problem(context: RunContext, filter_name: str) -> str | None:
+    """The uncertainty filter's classifier must be able to run MC dropout, or its scores are one deterministic pass."""
+    chosen = next((c for c in context.classifiers if c.label == context.filter_classifier), None)
+    try:
+        if chosen is None or has_dropout(chosen, context.source):
+            return None
+        with_dropout = [c.label for c in context.classifiers if c is not chosen and has_dropout(c, context.source)]
+    except ConfigError:  # an unknown architecture: reported by the classifier checks
+        return None
+    fix = (f"set quality.filter_classifier to one that has ({', '.join(with_dropout)})" if with_dropout else
+           "add a classifier with dropout (e.g. {arch: vgg19}, or dropout: 0.1 on lenet) and name it in "
+           "quality.filter_classifier")
+    return (f"{filter_name} scores with MC dropout, but quality.filter_classifier {chosen.label!r} ({chosen.arch}) has "
+            f"no dropout module with p > 0, so every pass would be the same: {fix}")
+
+
 def _filter_problems(context: RunContext) -> None:
-    """Every filter's missing weights or files, in one message."""
+    """Every filter's missing weights or files, prompts the dataset cannot fill, and an uncertainty filter without
+    dropout to sample, in one message."""
     problems = []
     for filt in context.filters:
         try:
             filt.check_available()
+            filt.check_dataset(context.source.class_names)
         except ConfigError as err:
             problems.append(str(err))
+        if filt.needs_mc_dropout and context.classifiers:
+            problem = _mc_dropout_problem(context, type(filt).__name__)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
         if filt.needs_subgroups and context.source.num_groups == 0:
             problems.append(f"{type(filt).__name__} needs subgroups, and {context.source.name} has none: remove it")
         elif filt.needs_subgroups and not context.source.has_pixel_subgroups and context.quality.oracle is None:

@@ -138,3 +138,60 @@ def test_impossible_hardware_is_reported_with_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "trainer settings cannot run here" in err and "--trainer.accelerator cpu" in err
     assert not (tmp_path / "run").exists()
+
+
+TINY_MNIST = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
+
+
+def _fit_error(tmp_path, capsys, *overrides: str) -> tuple[int, str]:
+    code = cli.main(["fit", "--config", TINY_MNIST, "--loop.run_dir", str(tmp_path / "run"), *overrides])
+    return code, capsys.readouterr().err
+
+
+def test_an_uncertainty_filter_on_a_classifier_without_dropout_is_refused_naming_those_with(tmp_path, capsys):
+    classifiers = ('[{"arch": "tiny_cnn", "name": "plain", "dropout": 0.0}, {"arch": "tiny_cnn", "name": "mc"}, '
+                   '{"arch": "resnet18", "name": "res"}]')
+    code, err = _fit_error(tmp_path, capsys, "--classifiers", classifiers, "--quality.filter_classifier", "plain")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert ("UncertaintyFilter scores with MC dropout, but quality.filter_classifier 'plain' (tiny_cnn) has no dropout "
+            "module with p > 0, so every pass would be the same: set quality.filter_classifier to one that has (mc)"
+            ) in lines[0]
+    assert not (tmp_path / "run").exists()
+    # without any classifier that has dropout, the line says how to add one
+    code, err = _fit_error(tmp_path, capsys, "--classifiers", '[{"arch": "resnet18"}]')
+    assert code == 2 and "has no dropout module" in err and "add a classifier with dropout" in err
+
+
+@pytest.mark.parametrize("name", ["hardimagenet.yaml", "breeds_living17.yaml"])
+def test_the_paper_configs_filter_classifier_has_dropout(name, capsys):
+    from datamodules.breeds import Living17
+    from simulation.config import ClassifierConfig
+    from simulation.validation import has_dropout
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    chosen = next(c for c in config["classifiers"] if c["arch"] == config["quality"]["filter_classifier"])
+    assert has_dropout(ClassifierConfig(**chosen), Living17("unused"))
+    assert not has_dropout(ClassifierConfig(arch="resnet50"), Living17("unused"))  # the former choice
+
+
+@pytest.mark.filterwarnings("ignore:ClipScoreFilter uses a randomly initialised")
+@pytest.mark.parametrize(("template", "class_names", "message"), [
+    ("a photo of a {class_name} in {colour}", None,
+     "placeholder(s) ['colour'] that the dataset cannot fill: a prompt knows only {class_name}"),
+    ("a photo of a {class_name}", ["zero", "one"],
+     "ClipScoreFilter.class_names has 2 names but the dataset has 10 classes"),
+])
+def test_a_clip_prompt_the_dataset_cannot_fill_is_refused_before_any_work(template, class_names, message, tmp_path,
+                                                                         capsys):
+    import json
+
+    init = {"ratio": 0.1, "pretrained": None, "template": template, "class_names": class_names}
+    code, err = _fit_error(tmp_path, capsys, "--filters",
+                           json.dumps([{"class_path": "filters.ClipScoreFilter", "init_args": init}]))
+    lines = [line for line in err.splitlines() if line.strip() and "randomly initialised" not in line]
+    assert code == 2 and message in err, err
+    assert len([line for line in lines if "error" in line.lower()]) == 1
+    assert not (tmp_path / "run").exists()
