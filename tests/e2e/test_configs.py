@@ -15,6 +15,8 @@ EXPECTED_MISSING = {
     "colored_mnist_biased.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
     "cifar20.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_zhang.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_zhang_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth", *PAPER_WEIGHTS],
     "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
     "breeds_living17.yaml": ["imagenet_root data/imagenet does not exist",
@@ -30,6 +32,8 @@ CLIP_FILTER = {
     "colored_mnist_biased.yaml": (0.1, "a photo of the digit {class_name}"),
     "cifar20.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_biased.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_zhang.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_zhang_biased.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_pretrained.yaml": (0.3, "a photo of {class_name}"),
     "hardimagenet.yaml": (0.6, "a photo of a {class_name}"),
     "breeds_living17.yaml": (0.6, "a photo of a {class_name}"),
@@ -195,3 +199,22 @@ def test_a_clip_prompt_the_dataset_cannot_fill_is_refused_before_any_work(templa
     assert code == 2 and message in err, err
     assert len([line for line in lines if "error" in line.lower()]) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("name", "biased"), [("cifar20_zhang.yaml", False), ("cifar20_zhang_biased.yaml", True)])
+def test_the_zhang_configs_use_the_cited_split_and_fill_the_stack_to_p(name, biased, capsys):
+    import math
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    source = config["data"]["source"]["init_args"]
+    assert source["split"] == "zhang2024" and source["biased"] is biased and source["bottom_fraction"] == 0.25
+    # CIFAR-100 has 500 training images per fine class: 200 train (a bottom class keeps int(200 * 0.25) = 50)
+    n_real = 60 * 200 + 40 * 50 if biased else 100 * 200
+    loop, p, ratio = config["loop"], config["data"]["synthetic_share"], config["filters"][0]["init_args"]["ratio"]
+    per_class = loop["samples_per_generation"] // 20
+    assert per_class * 20 == loop["samples_per_generation"]
+    kept = 20 * math.ceil((1 - ratio) * per_class)
+    assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
+    assert (loop["stack_generations"] - 1) * kept < n_real
