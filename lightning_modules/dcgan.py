@@ -60,6 +60,8 @@ class ConditionalDCGAN(GeneratorModule):
     """DCGAN generator and discriminator conditioned on the class label, trained with the non-saturating loss.
 
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``, Salimans et al. 2016).
+    ``class_std_feature`` (default on) lets the discriminator see each class's within-batch spread, a guard against
+    per-class mode collapse that plain DCGAN lacks; ``false``: the plain DCGAN (``configs/variants/plain_dcgan.yaml``).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ConditionalDCGAN(GeneratorModule):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         label_smoothing: float = 0.0,
+        class_std_feature: bool = True,
     ) -> None:
         image_shape = tuple(image_shape)
         betas = tuple(betas)
@@ -80,7 +83,8 @@ class ConditionalDCGAN(GeneratorModule):
         self.automatic_optimization = False
         self.latent_dim = int(latent_dim)
         self.generator = DCGANGenerator(self.latent_dim, self.num_classes, self.image_shape, int(base_channels))
-        self.discriminator = DCGANDiscriminator(self.num_classes, self.image_shape, int(base_channels))
+        self.discriminator = DCGANDiscriminator(self.num_classes, self.image_shape, int(base_channels),
+                                                class_std=bool(class_std_feature))
 
     def configure_optimizers(self):
         lr, betas = self.hparams.lr, tuple(self.hparams.betas)

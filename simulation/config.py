@@ -59,7 +59,11 @@ class LoopConfig:
         samples_per_generation: S, samples generated per generation before filtering.
         stack_generations: K, the generations the FIFO stack keeps (the paper's queue capacity D/S = 3): exactly
             the last K pushed blocks, whatever the filters kept of each (data.stack_capacity adds a sample budget).
-        generator_epochs: epochs the fresh generator trains each generation.
+        generator_epochs: epochs the generator trains each generation.
+        generator_start: ``fresh`` (the default): each generation's generator starts from new weights (seeded), the
+            base model plus a new LoRA adapter for Stable Diffusion; ``continue``: from the previous generation's
+            final weights (DCGAN, DDPM) or LoRA adapter (Stable Diffusion), the other reading of "retrained"; the
+            optimizer starts afresh either way. Generation 1 always starts fresh.
         generator_batch_size: generator training batch size (None: data.batch_size).
         generator_checkpoint_every_n_steps: also checkpoint the generator every N training steps (None: at the end
             of every epoch only); a stage killed or preempted resumes exactly from the last one, mid-epoch included.
@@ -67,6 +71,8 @@ class LoopConfig:
             folder that is not a run of this tool is never deleted).
         rebuild_stack: re-create the synthetic stack from the generated blocks the run directory keeps (each
             generation's shards and scores), when the stack on disk no longer matches the run state.
+        classifier_lr: Adam learning rate of every classifier, replacing each one's ``lr`` (null: each its own);
+            ``configs/variants/paper_lr.yaml`` sets the paper's printed 1e-1.
     """
 
     run_dir: str | None = None
@@ -74,10 +80,12 @@ class LoopConfig:
     samples_per_generation: int = 1000
     stack_generations: int = 3
     generator_epochs: int = 10
+    generator_start: Literal["fresh", "continue"] = "fresh"
     generator_batch_size: int | None = None
     generator_checkpoint_every_n_steps: int | None = None
     overwrite: bool = False
     rebuild_stack: bool = False
+    classifier_lr: float | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ recorded in the run state, so re-running the same command resumes after the last
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
@@ -39,6 +40,13 @@ from simulation.validation import validate_run
 log = get_logger()
 
 
+def with_loop_lr(classifiers: list[ClassifierConfig], loop: LoopConfig) -> list[ClassifierConfig]:
+    """The classifiers with ``loop.classifier_lr`` (when set) as every one's learning rate."""
+    if loop.classifier_lr is None:
+        return list(classifiers)
+    return [dataclasses.replace(c, lr=float(loop.classifier_lr)) for c in classifiers]
+
+
 class SimulationLoop:
     """Runs (or resumes) one experiment: ``SimulationLoop(...).run()`` returns the result rows."""
 
@@ -61,7 +69,8 @@ class SimulationLoop:
         self.context = RunContext(
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
             trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir),
-            classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
+            classifiers=with_loop_lr(classifiers, loop), filters=list(filters or []), generator=generator,
+            seed=int(seed),
         )
         self.config_text = config_text
         self.extra_problems = list(extra_problems or [])

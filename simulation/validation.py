@@ -22,6 +22,8 @@ def _loop_problems(context: RunContext) -> None:
     loop = context.loop
     if loop.generations < 0:
         raise ConfigError(f"loop.generations must be >= 0, got {loop.generations}")
+    if loop.classifier_lr is not None and not loop.classifier_lr > 0:
+        raise ConfigError(f"loop.classifier_lr must be > 0 (null: each classifier's own lr), got {loop.classifier_lr}")
     strategy = context.trainers.strategy
     if "spawn" in strategy:
         raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
