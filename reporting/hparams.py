@@ -15,6 +15,7 @@ import numpy as np
 
 from common.errors import ConfigError
 from reporting.runs import Group, Run
+from reporting.setup import classifier_settings, filter_chain, realised_shares
 from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -51,6 +52,10 @@ def run_hparams(run: Run, group: Group) -> dict[str, float | str]:
         values["r"] = next(iter(ratios.values()), 0.0)
     else:
         values.update({f"r_{name}": ratio for name, ratio in ratios.items()})
+    values["filters"] = filter_chain(run)
+    for setting in classifier_settings(run):
+        for key in ("lr", "batch_size", "max_epochs"):
+            values[f"{setting['name']}/{key}"] = setting[key]
     return {k: (v if isinstance(v, str) else float(v)) for k, v in values.items()
             if isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool))}
 
@@ -68,6 +73,8 @@ def run_metrics(run: Run) -> dict[str, float]:
             if values:
                 metrics[f"{classifier}/final_{name}"] = values[-1]
                 metrics[f"{classifier}/mean_{name}"] = float(np.mean(values))
+    for generation, share in realised_shares(run).items():
+        metrics[f"data/synthetic_share_gen{generation:02d}"] = share
     fids = [float(b["fid"]) for _, b in sorted(run.blocks.items()) if b.get("fid") is not None]
     if fids:
         metrics["generator/final_fid"], metrics["generator/mean_fid"] = fids[-1], float(np.mean(fids))

@@ -9,6 +9,7 @@ from pathlib import Path
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
+from reporting.setup import classifier_settings, filter_chain
 from reporting.statistics import Stat, fid_by_generation
 from simulation.results import METRIC_LABELS, READING_METRICS
 
@@ -39,6 +40,30 @@ def _metric_table(stats: dict, classifier: str, generations: list[int], metrics:
     return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
 
 
+def _setup_lines(group: Group, stats: dict) -> list[str]:
+    """Each classifier's lr, batch size and epochs, the filter chain and the realised synthetic share per generation
+    (the first run's config: the runs of a group differ only in the seed)."""
+    run = group.runs[0]
+    rows = []
+    for setting in classifier_settings(run):
+        trained = [int(r["epochs"]) for r in group.rows if r["classifier"] == setting["name"] and r.get("epochs")]
+        rows.append([str(setting["name"]), str(setting["arch"]), f"{setting['lr']:g}",
+                     str(setting["batch_size"] or "-"),
+                     f"{setting['max_epochs']} (patience {setting['patience']})",
+                     f"{sum(trained) / len(trained):.1f}" if trained else "-",
+                     "ImageNet" if setting["pretrained"] else "scratch"])
+    lines = ["Training setup:", "", *_table(["classifier", "arch", "lr (Adam)", "batch size", "max epochs",
+                                               "epochs trained (mean)", "weights"], rows), "",
+             f"Filter chain: `{filter_chain(run)}`.", ""]
+    first = group.classifiers[0] if group.classifiers else None
+    shares = [(g, stats.get((first, g, "synthetic_share"))) for g in group.generations]
+    shares = [(g, s) for g, s in shares if s is not None and s[2]]
+    if shares:
+        lines += ["Realised synthetic share of an epoch per generation (mean over seeds): "
+                  + ", ".join(f"{g}: {s[0]:.3f}" for g, s in shares) + ".", ""]
+    return lines
+
+
 def _status(group: Group) -> str:
     if not group.unfinished:
         return "finished"
@@ -56,6 +81,7 @@ def _group_section(group: Group, stats: dict) -> list[str]:
     if group.differing:
         lines += ["Differs from the other groups in: " + ", ".join(f"`{k}={v}`" for k, v in group.differing.items()),
                   ""]
+    lines += _setup_lines(group, stats)
     what = "subclass" if group.dataset == "breeds_living17" else "fine class"
     reason = READING_REASONS.get(lead, "").format(what=what)
     lines += [f"Fairness reading for {group.dataset}: **{lead}** ({reading_title(lead)})"

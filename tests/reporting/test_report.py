@@ -186,5 +186,9 @@ def test_old_rows_get_the_cells_reading_and_new_rows_keep_theirs(tmp_path):
     assert float(by_gen[2]["meo_cells"]) == 0.5 and float(by_gen[2]["meo_eq2"]) == 0.25
     assert "di_eq3" not in by_gen[0]  # the pooled printed DI needs the counts, which an old row does not keep
     summary = (out / "summary.md").read_text()
+    assert "| lenet | lenet | 0.001 | - | 50 (patience 5) | 1.0 | scratch |" in summary  # lr, batch, epochs
+    assert "Filter chain: `UncertaintyFilter(r=0.1, quantile, on lenet)`." in summary
+    assert "Realised synthetic share of an epoch per generation (mean over seeds): 0: 0.500, 1: 0.500, 2: 0.500." \
+        in summary
     assert "Fairness reading for colored_mnist: **pooled**" in summary
     assert summary.index("Fairness metrics, pooled reading") < summary.index("Fairness metrics, cells reading")
