@@ -6,6 +6,7 @@ message names the field and the fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -125,6 +126,30 @@ def _mc_dropout_problem(context: RunContext, filter_name: str) -> str | None:
             f"no dropout module with p > 0, so every pass would be the same: {fix}")
 
 
+def _unfillable_ratio_problems(context: RunContext) -> list[str]:
+    """A per-class quantile filter whose ratio the block cannot fill drops nothing: with n samples of a class, the
+    bottom r is ceil((1 - r) n) = n kept unless r n >= 1. Counted along the chain (each filter sees the survivors),
+    from the block's S / L samples per class (the labels follow the real class proportions)."""
+    num_classes = max(context.source.num_classes, 1)
+    per_class = context.loop.samples_per_generation / num_classes
+    problems = []
+    for index, filt in enumerate(context.filters):
+        if filt.scored_at_selection or not filt.per_class or filt.mode != "quantile" or filt.ratio == 0:
+            continue
+        n = math.ceil(per_class)
+        kept = min(n, math.ceil(round((1.0 - filt.ratio) * n, 9)))
+        if kept == n:
+            fix = (f"raise loop.samples_per_generation to at least {math.ceil(1 / filt.ratio) * num_classes} or the "
+                   "ratio" if index == 0 else "raise loop.samples_per_generation or this filter's ratio")
+            problems.append(
+                f"filters[{index}] {type(filt).__name__} ratio {filt.ratio} drops no sample: a class reaches it with "
+                f"about {n} generated samples (loop.samples_per_generation {context.loop.samples_per_generation} over "
+                f"{num_classes} classes{', after the filters before it' if index else ''}) and ceil((1 - r) x {n}) = "
+                f"{n} keeps them all: {fix}")
+        per_class = kept
+    return problems
+
+
 def _filter_problems(context: RunContext) -> None:
     """Every filter's missing weights or files, prompts the dataset cannot fill, and an uncertainty filter without
     dropout to sample, in one message."""
@@ -145,6 +170,8 @@ def _filter_problems(context: RunContext) -> None:
             problems.append(f"{type(filt).__name__} needs the subgroup of every generated image, and "
                             f"{context.source.name}'s cannot be read from the pixels: set quality.oracle (a learned "
                             "subgroup oracle, e.g. {arch: resnet18})")
+    if context.loop.generations > 0 and context.loop.samples_per_generation > 0:
+        problems += _unfillable_ratio_problems(context)
     if problems:
         raise ConfigError("\n".join(problems))
 

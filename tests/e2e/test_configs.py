@@ -218,3 +218,19 @@ def test_the_zhang_configs_use_the_cited_split_and_fill_the_stack_to_p(name, bia
     kept = 20 * math.ceil((1 - ratio) * per_class)
     assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
     assert (loop["stack_generations"] - 1) * kept < n_real
+
+
+def test_a_filter_ratio_the_block_cannot_fill_is_refused_before_any_work(tmp_path, capsys):
+    # 100 samples over 10 digits: 10 a class, and r = 0.05 keeps ceil(0.95 x 10) = 10 of them: the filter drops nothing
+    filters = '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.05}}]'
+    code, err = _fit_error(tmp_path, capsys, "--filters", filters)
+    assert code == 2 and len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert ("filters[0] UncertaintyFilter ratio 0.05 drops no sample: a class reaches it with about 10 generated "
+            "samples (loop.samples_per_generation 100 over 10 classes) and ceil((1 - r) x 10) = 10 keeps them all: "
+            "raise loop.samples_per_generation to at least 200 or the ratio") in err
+    assert not (tmp_path / "run").exists()
+    # a chain: the second filter sees the first one's survivors (9 a class after r = 0.1; r = 0.1 of 9 drops none)
+    chain = ('[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}, '
+             '{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]')
+    code, err = _fit_error(tmp_path, capsys, "--filters", chain)
+    assert code == 2 and "filters[1] UncertaintyFilter ratio 0.1 drops no sample" in err and "about 9" in err
