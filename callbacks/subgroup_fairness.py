@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from metrics.fairness import SubgroupFairness
+from metrics.fairness import PAIRWISE_MEASURES, READING_SUFFIXES, SubgroupFairness
+
+#: accuracy, then every reading's pairwise measures (meo, di, md, meo_eq2, di_eq3; suffixes _class, _cells)
+LOGGED_METRICS = ("acc", *(f"{m}{suffix}" for suffix in READING_SUFFIXES.values() for m in PAIRWISE_MEASURES))
 
 
 class SubgroupFairnessEvaluation(Callback):
@@ -29,7 +32,9 @@ class SubgroupFairnessEvaluation(Callback):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         results = self.metric.compute()
         self.results = {k: v.detach().cpu() for k, v in results.items()}
-        for key in ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class"):
+        for key in LOGGED_METRICS:
+            if not torch.isfinite(results[key]):  # DI_eq3 is -inf where a zero rate meets a positive one
+                continue
             pl_module.log(f"test/{key}", results[key].float(), sync_dist=False, rank_zero_only=True)
         if self.num_groups > 0:
             for k, value in enumerate(results["acc_rank"]):

@@ -128,6 +128,11 @@ class RealDataSource(ABC):
         return self.facts.name
 
     @property
+    def fairness_reading(self) -> str:
+        """The fairness reading the report leads with ("pooled", "per_class" or "cells"; all three are computed)."""
+        return self.facts.fairness_reading
+
+    @property
     def num_classes(self) -> int:
         return self.facts.num_classes
 

@@ -82,6 +82,13 @@ BATCH_FILES = ("train", "test", "meta")
 IMAGE_SHAPE = (3, 32, 32)
 GROUP_NAMES = [f"sub{index}" for index in range(5)]
 
+#: the splits of the original training file: ``seeded`` (a seeded stratified validation share, the rest trains) or
+#: ``zhang2024``, the cited CIFAR-20/100 code's (ZhangAIPI/DIM ``data/imbalanced_supercifar100.py``): per fine class,
+#: in the order of the training file, the first 40% train, the next 40% are held out (its "intervention" split, not
+#: used here), the last 20% validate; a biased bottom class keeps the first ``bottom_fraction`` of its train share
+SPLITS = ("seeded", "zhang2024")
+ZHANG_TRAIN_SHARE, ZHANG_HELD_OUT_END = 0.4, 0.8
+
 # independent random streams, so e.g. switching ``biased`` on keeps the same validation split
 _STREAM_VAL, _STREAM_BOTTOM, _STREAM_SUBSAMPLE = range(3)
 
@@ -163,6 +170,7 @@ class CIFAR20(RealDataSource):
         val_fraction: float = 0.1,
         max_train_samples: int | None = None,
         seed: int = 0,
+        split: str = "seeded",
     ) -> None:
         """
         Args:
@@ -179,6 +187,11 @@ class CIFAR20(RealDataSource):
             max_train_samples: keep only this many training images (stratified by fine class, so the bias
                 ratio is kept), for quick runs; null keeps all.
             seed: seeds the validation split, the bottom-class subsampling and ``max_train_samples``.
+            split: ``seeded`` (``val_fraction`` of each fine class validates, seeded; the rest trains) or
+                ``zhang2024``, the cited CIFAR-20/100 code's split, by file order, no randomness: per fine class the
+                first int(0.4 n) images train, the next up to int(0.8 n) are held out (unused), the rest validate;
+                a bottom class of the biased variant keeps the first int(bottom_fraction * its train share)
+                (``val_fraction`` is not used).
         """
         self.root = root
         self.download = download
@@ -188,6 +201,7 @@ class CIFAR20(RealDataSource):
         self.val_fraction = val_fraction
         self.max_train_samples = max_train_samples
         self.seed = seed
+        self.split = split
         self._splits: dict[str, ImageSplit] | None = None
 
     @property
@@ -206,6 +220,9 @@ class CIFAR20(RealDataSource):
         return Path(self.root) / FOLDER_NAME
 
     def validate(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"cifar20: split must be one of {list(SPLITS)}, got {self.split!r}: 'zhang2024' is the "
+                              "cited CIFAR-20/100 code's 40% train / 40% held out / 20% val split by file order")
         if not 0 < self.bottom_fraction <= 1:
             raise ConfigError(f"cifar20: bottom_fraction must be in (0, 1], got {self.bottom_fraction}")
         if not 0 < self.val_fraction < 1:
@@ -235,9 +252,12 @@ class CIFAR20(RealDataSource):
             self._check_meta()
             train_images, train_fine = self._read_batch("train")
             test_images, test_fine = self._read_batch("test")
-            val, train = stratified_split(train_fine, [self.val_fraction], seeded_generator(self.seed, _STREAM_VAL))
-            if self.biased:
-                train = self._drop_bottom_images(train, train_fine)
+            if self.split == "zhang2024":
+                val, train = self._zhang_split(train_fine)
+            else:
+                val, train = stratified_split(train_fine, [self.val_fraction], seeded_generator(self.seed, _STREAM_VAL))
+                if self.biased:
+                    train = self._drop_bottom_images(train, train_fine)
             if self.max_train_samples is not None:
                 generator = seeded_generator(self.seed, _STREAM_SUBSAMPLE)
                 train = train[stratified_subsample(train_fine[train], self.max_train_samples, generator)]
@@ -247,6 +267,22 @@ class CIFAR20(RealDataSource):
                 "test": self._split(test_images, test_fine),
             }
         return self._splits
+
+    def _zhang_split(self, fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(val, train) indices of the training file as the cited code takes them: per fine class in file order,
+        train = the first int(0.4 n) (a biased bottom class: the first int(bottom_fraction * that)), val = the images
+        from int(0.8 n) on; the ones between are its held-out share. Integer truncation as in that code."""
+        bottom = {_FINE_INDEX[name] for name in self.bottom_classes} if self.biased else set()
+        train, val = [], []
+        for fine_label in range(len(FINE_CLASS_NAMES)):
+            members = torch.nonzero(fine == fine_label).squeeze(1)  # ascending: the order of the file
+            n_train, held_out_end = int(len(members) * ZHANG_TRAIN_SHARE), int(len(members) * ZHANG_HELD_OUT_END)
+            kept = members[:n_train]
+            if fine_label in bottom:
+                kept = kept[: int(len(kept) * self.bottom_fraction)]
+            train.append(kept)
+            val.append(members[held_out_end:])
+        return torch.cat(val).sort().values, torch.cat(train).sort().values
 
     def _drop_bottom_images(self, train: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         """Indices of ``train`` left after each bottom fine class keeps round(bottom_fraction * n) of its images."""

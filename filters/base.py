@@ -132,6 +132,8 @@ class SampleFilter(ABC):
     needs_subgroups: bool = False
     #: needs the previous generation's classifier (``FilterContext.previous_classifier``)
     needs_previous_classifier: bool = False
+    #: scores with MC dropout: the classifier it runs must have a dropout module with p > 0
+    needs_mc_dropout: bool = False
 
     def __init__(self, ratio: float, per_class: bool = True,
                  mode: Literal["quantile", "range"] = "quantile") -> None:
@@ -141,6 +143,11 @@ class SampleFilter(ABC):
 
     def check_available(self) -> None:
         """ConfigError, before any work, when what the filter needs (weights, files) is missing. Default: nothing."""
+        return None
+
+    def check_dataset(self, class_names: list[str]) -> None:
+        """ConfigError, before any work, when the dataset cannot give the filter what it asks for (e.g. a prompt
+        placeholder it has no value for). Default: nothing."""
         return None
 
     def review_pending(self, generation: int) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import string
 import tempfile
 import warnings
 from typing import Any, Literal
@@ -25,6 +26,8 @@ from .base import FilterContext, SampleFilter
 
 _INTERPOLATION = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
 _HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+#: the placeholders a prompt template may use (``prompts`` fills them from the class)
+TEMPLATE_KEYS = ("class_name",)
 
 
 def register_model_config(model_name: str, model_config: dict[str, Any]) -> None:
@@ -140,6 +143,24 @@ class ClipScoreFilter(SampleFilter):
                 'On a machine with internet run `python -c "import open_clip; open_clip.create_model_and_transforms('
                 f"'{self.model_name}', pretrained='{self.pretrained}')\"` and copy its Hugging Face cache (HF_HOME) "
                 "here, or download the weights file and set checkpoint_path to it"
+            )
+
+    def check_dataset(self, class_names: list[str]) -> None:
+        """The template's placeholders must be ones a class can fill ({class_name}), and ``class_names``, when
+        given, must name every class of the dataset: otherwise the prompts fail in the middle of a generation."""
+        keys = sorted({field for _, field, _, _ in string.Formatter().parse(self.template) if field is not None})
+        unknown = [key for key in keys if key not in TEMPLATE_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"ClipScoreFilter.template {self.template!r} has placeholder(s) {unknown} that the dataset cannot "
+                f"fill: a prompt knows only {{class_name}}; write e.g. 'a photo of a {{class_name}}' or "
+                "'{class_name}'"
+            )
+        if self.class_names is not None and len(self.class_names) != len(class_names):
+            raise ConfigError(
+                f"ClipScoreFilter.class_names has {len(self.class_names)} names but the dataset has "
+                f"{len(class_names)} classes ({class_names[:3]}...): give one name per class, or remove class_names "
+                "to use the dataset's"
             )
 
     def validate(self, context: FilterContext) -> None:

@@ -4,11 +4,11 @@ The classifier runs T Monte-Carlo dropout passes (Gal & Ghahramani 2016) and its
 ``label_probability`` (default): the mean probability of the label the generator was asked for, so an image the
 classifier confidently puts in another class scores low; or ``entropy``: minus the predictive entropy, which only
 asks whether the classifier is sure of *some* class. The model is in eval mode (batch norm frozen) with only its
-dropout modules sampling. A model without
-dropout modules gets one deterministic pass (plain softmax entropy) and a warning, since MC dropout is then
-impossible. The dropout masks of a batch are seeded from (seed, generation, the batch's first sample id): the
-generation stage scores aligned batches of consecutive ids, so the scores are the same however many ranks score
-them, and a rerun gives the same scores.
+dropout modules sampling. A model without dropout modules gets one deterministic pass (the same score on a plain
+softmax) and a warning, since MC dropout is then impossible; the loop's validation refuses such a
+``quality.filter_classifier`` before any work. The dropout masks of a batch are seeded from (seed, generation, the
+batch's first sample id): the generation stage scores aligned batches of consecutive ids, so the scores are the same
+however many ranks score them, and a rerun gives the same scores.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class UncertaintyFilter(SampleFilter):
 
     name = "uncertainty"
     needs_previous_classifier = True
+    needs_mc_dropout = True
 
     def __init__(
         self,
@@ -94,7 +95,7 @@ class UncertaintyFilter(SampleFilter):
             self._warned = True
             message = (
                 f"UncertaintyFilter: {type(model).__name__} has no dropout module with p > 0, so MC dropout is "
-                "impossible; scoring with the entropy of a single softmax pass instead"
+                f"impossible; scoring the {self.score_kind.replace('_', ' ')} of a single softmax pass instead"
             )
             warnings.warn(message, stacklevel=2)
             log.warning(message)

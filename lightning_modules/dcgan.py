@@ -62,6 +62,8 @@ class ConditionalDCGAN(GeneratorModule):
     """DCGAN generator and discriminator conditioned on the class label, trained with the non-saturating loss.
 
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``, Salimans et al. 2016).
+    ``class_std_feature`` (default on) lets the discriminator see each class's within-batch spread, a guard against
+    per-class mode collapse that plain DCGAN lacks; ``false``: the plain DCGAN (``configs/variants/plain_dcgan.yaml``).
     """
 
     trainer_needs = TrainerNeeds(manual_optimization=True, find_unused_parameters=True,
@@ -76,6 +78,7 @@ class ConditionalDCGAN(GeneratorModule):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         label_smoothing: float = 0.0,
+        class_std_feature: bool = True,
     ) -> None:
         image_shape = tuple(image_shape)
         betas = tuple(betas)
@@ -84,7 +87,8 @@ class ConditionalDCGAN(GeneratorModule):
         self.save_hyperparameters()
         self.latent_dim = int(latent_dim)
         self.generator = DCGANGenerator(self.latent_dim, self.num_classes, self.image_shape, int(base_channels))
-        self.discriminator = DCGANDiscriminator(self.num_classes, self.image_shape, int(base_channels))
+        self.discriminator = DCGANDiscriminator(self.num_classes, self.image_shape, int(base_channels),
+                                                class_std=bool(class_std_feature))
 
     def configure_optimizers(self):
         lr, betas = self.hparams.lr, tuple(self.hparams.betas)

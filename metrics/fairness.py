@@ -4,20 +4,29 @@ Everything is derived from one (class x subgroup) count matrix of correct and to
 functional form (``subgroup_metrics``) and the torchmetrics form (``SubgroupFairness``) share one core
 (``metrics_from_counts``) and the Metric is exact under DDP: its states are integer counts reduced by sum.
 
-Definitions (G subgroups, L classes; acc[c, g] = accuracy of class c, subgroup g):
+Definitions over a set of groups with rates P_1..P_K (K present groups, C(K,2) unordered pairs):
 
-* TPR_g = accuracy of subgroup g pooled over classes;
-* MEO = 1 - mean over unordered pairs i < j of |TPR_i - TPR_j|                  (paper eq. 2)
-* DI  = 1 - mean over unordered pairs i < j of (1 - min / max); 0/0 counts as equal (ratio 1)   (eq. 3)
-* MD  = max - min of the TPRs                                                   (eq. 4)
-* acc_rank[k] = mean over classes of the (k+1)-th smallest acc[c, :], worst first; only classes in which
-  all G subgroups are present count                                             (eq. 5)
-* ``*_class``: the same pairwise metric within each class over its present subgroups, averaged over the
-  classes with at least two present subgroups (for CIFAR-20/100 "subgroup i" means nothing across classes).
+* MEO = 1 - mean over unordered pairs i < j of |P_i - P_j|                      (bounded reading of eq. 2)
+* DI  = 1 - mean over unordered pairs i < j of (1 - min / max); 0/0 counts as equal (bounded reading of eq. 3)
+* MD  = max - min of the rates                                                  (eq. 4)
+* MEO_eq2 = 1 - (1 / C(K,2)) * sum over ordered pairs i != j of |P_i - P_j| = 1 - 2 (1 - MEO)   (eq. 2 as printed)
+* DI_eq3  = 1 - (1 / C(K,2)) * sum over ordered pairs i != j of |P_i / P_j - 1|: asymmetric, unbounded below;
+  0/0 counts as equal, x/0 with x > 0 gives -inf                                (eq. 3 as printed)
+
+Three readings of "the groups" (acc[c, g] = accuracy of class c, subgroup g):
+
+* pooled (``meo``, ...): the G subgroup indices, P_g = TPR_g = accuracy of subgroup g pooled over classes;
+* per_class (``meo_class``, ...): within each class over its present subgroups, averaged over the classes with at
+  least two present subgroups (for CIFAR-20/100 "subgroup i" means nothing across classes);
+* cells (``meo_cells``, ...): every present (class, subgroup) cell is a group, P = acc[c, g] (L x G groups: the
+  convention of the CIFAR-20/100 code the paper cites, where the group is the fine label).
+
+acc_rank[k] = mean over classes of the (k+1)-th smallest acc[c, :], worst first; only classes in which all G
+subgroups are present count (eq. 5).
 
 Subgroups with no sample (in the data, or in a class for the per-class forms) are left out of the pairs:
 an absent subgroup has no accuracy, and counting it as 0 would invent a disparity. With fewer than two
-present subgroups nothing can differ, so MEO = DI = 1 and MD = 0 (the per-class averages use the same
+present groups nothing can differ, so MEO = DI = 1 and MD = 0 (the per-class averages use the same
 values when no class has two present subgroups). Samples with subgroup -1 (unknown, e.g. synthetic) count
 only towards ``acc``.
 """
@@ -98,10 +107,17 @@ def subgroup_counts(
     return correct, total, is_correct.sum(), torch.tensor(target.numel(), device=target.device)
 
 
-def _pairwise_fairness(rates: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MEO, DI and MD of each row of ``rates`` (B, G), over the pairs of present entries only.
+#: the pairwise measures of one reading, in the order ``_pairwise_fairness`` returns them
+PAIRWISE_MEASURES = ("meo", "di", "md", "meo_eq2", "di_eq3")
+#: the suffix of each reading's keys (pooled keys carry none, so rows written before the other readings still read)
+READING_SUFFIXES = {"pooled": "", "per_class": "_class", "cells": "_cells"}
 
-    Returns three (B,) tensors; rows with fewer than two present entries give MEO = DI = 1, MD = 0.
+
+def _pairwise_fairness(rates: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
+    """MEO, DI, MD and the printed MEO_eq2, DI_eq3 of each row of ``rates`` (B, G), over present entries only.
+
+    Returns (B,) tensors keyed by ``PAIRWISE_MEASURES``; rows with fewer than two present entries give
+    MEO = DI = MEO_eq2 = DI_eq3 = 1, MD = 0.
     """
     num_groups = rates.shape[-1]
     i, j = torch.triu_indices(num_groups, num_groups, offset=1, device=rates.device)
@@ -114,15 +130,41 @@ def _pairwise_fairness(rates: torch.Tensor, present: torch.Tensor) -> tuple[torc
     high, low = torch.maximum(rate_i, rate_j), torch.minimum(rate_i, rate_j)
     ratio = torch.where(high > 0, low / high, torch.ones_like(high))  # 0/0: both zero, counted as equal
     ratio_loss = torch.where(pair_used, 1 - ratio, zero)
+    # eq. 3 as printed: both orders of every pair, |P_i / P_j - 1| + |P_j / P_i - 1|; 0/0 counts as equal (0) and
+    # x/0 with x > 0 is +inf (low = 0 < high): the printed measure is unbounded below
+    inf = torch.tensor(float("inf"), dtype=rates.dtype, device=rates.device)
+    printed_ratio_loss = torch.where(low > 0, high / low - 1 + (1 - low / high), torch.where(high > 0, inf, zero))
+    printed_ratio_loss = torch.where(pair_used, printed_ratio_loss, zero)
 
     meo = 1 - gap.sum(-1) / n_pairs
-    di = 1 - ratio_loss.sum(-1) / n_pairs
+    measures = {"meo": meo, "di": 1 - ratio_loss.sum(-1) / n_pairs, "meo_eq2": 1 - 2 * gap.sum(-1) / n_pairs,
+                "di_eq3": 1 - printed_ratio_loss.sum(-1) / n_pairs}
     if num_groups == 0:  # amax/amin refuse an empty dimension
-        return meo, di, torch.zeros_like(meo)
-    inf = torch.tensor(float("inf"), dtype=rates.dtype, device=rates.device)
+        return {**measures, "md": torch.zeros_like(meo)}
     spread = torch.where(present, rates, -inf).amax(-1) - torch.where(present, rates, inf).amin(-1)
-    md = torch.where(present.sum(-1) >= 2, spread, zero)
-    return meo, di, md
+    return {**measures, "md": torch.where(present.sum(-1) >= 2, spread, zero)}
+
+
+def reading_metrics(group_acc: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The per_class and cells readings from the (L, G) cell accuracies alone (NaN = an empty cell).
+
+    What ``metrics_from_counts`` returns under ``*_class`` and ``*_cells``; the report uses it to add these readings
+    to result rows written before they existed (a row keeps ``group_acc``, not the counts the pooled TPRs need).
+    """
+    group_acc = group_acc.to(torch.float32)
+    present = ~group_acc.isnan()
+    rates = torch.nan_to_num(group_acc, nan=0.0)
+    per_class = _pairwise_fairness(rates, present)
+    classes_with_pairs = present.sum(1) >= 2
+    out: dict[str, torch.Tensor] = {}
+    for measure, values in per_class.items():
+        if bool(classes_with_pairs.any()):
+            out[f"{measure}_class"] = values[classes_with_pairs].mean()
+        else:
+            out[f"{measure}_class"] = values.new_tensor(0.0 if measure == "md" else 1.0)
+    cells = _pairwise_fairness(rates.reshape(1, -1), present.reshape(1, -1))
+    out.update({f"{measure}_cells": values[0] for measure, values in cells.items()})
+    return out
 
 
 def metrics_from_counts(
@@ -136,9 +178,10 @@ def metrics_from_counts(
         n_correct_all: correct predictions over all samples, subgroup -1 included.
         n_all: number of samples, subgroup -1 included.
 
-    Returns float32 tensors: scalars ``acc`` (NaN without samples), ``meo``, ``di``, ``md``, ``meo_class``,
-    ``di_class``, ``md_class``; ``acc_rank`` (G,) worst first (NaN when no class has all G subgroups);
-    ``group_tpr`` (G,) and ``group_acc`` (L, G), NaN where there is no sample; ``group_count`` (L, G) int64.
+    Returns float32 tensors: scalars ``acc`` (NaN without samples) and, for each reading (no suffix = pooled,
+    ``_class``, ``_cells``), ``meo``, ``di``, ``md``, ``meo_eq2``, ``di_eq3`` (e.g. ``di_eq3_cells``);
+    ``acc_rank`` (G,) worst first (NaN when no class has all G subgroups); ``group_tpr`` (G,) and ``group_acc``
+    (L, G), NaN where there is no sample; ``group_count`` (L, G) int64.
     Subgroups absent from the data are left out of every pairwise metric (see the module docstring).
     """
     dtype = torch.float32
@@ -152,14 +195,8 @@ def metrics_from_counts(
     group_present = group_total > 0
     group_tpr = correct.sum(0) / group_total.to(dtype)
 
-    meo, di, md = (m[0] for m in _pairwise_fairness(group_tpr[None], group_present[None]))
-
-    meo_c, di_c, md_c = _pairwise_fairness(group_acc, present_cells)
-    classes_with_pairs = present_cells.sum(1) >= 2
-    if bool(classes_with_pairs.any()):
-        meo_class, di_class, md_class = (m[classes_with_pairs].mean() for m in (meo_c, di_c, md_c))
-    else:
-        meo_class, di_class, md_class = meo.new_tensor(1.0), meo.new_tensor(1.0), meo.new_tensor(0.0)
+    pooled = {key: values[0] for key, values in _pairwise_fairness(group_tpr[None], group_present[None]).items()}
+    readings = reading_metrics(group_acc)
 
     complete_classes = present_cells.all(1)
     if bool(complete_classes.any()):
@@ -171,13 +208,9 @@ def metrics_from_counts(
     acc = torch.as_tensor(n_correct_all, device=total.device).to(dtype) / n_all_f
     return {
         "acc": acc,
-        "meo": meo,
-        "di": di,
-        "md": md,
+        **pooled,
+        **readings,
         "acc_rank": acc_rank,
-        "meo_class": meo_class,
-        "di_class": di_class,
-        "md_class": md_class,
         "group_acc": group_acc,
         "group_tpr": group_tpr,
         "group_count": total,

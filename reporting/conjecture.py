@@ -68,9 +68,9 @@ def _mean_or_none(values: Iterable[float | None]) -> float | None:
 
 
 def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: dict[int, dict],
-                  per_class_subgroups: bool = False) -> list[ClassifierConjecture]:
+                  reading: str = "pooled") -> list[ClassifierConjecture]:
     """Every (classifier, measure) of one group; ``rows`` are all result rows of the group's runs (any seed);
-    ``per_class_subgroups`` as the dataset's card says (``DatasetFacts.per_class_subgroups``)."""
+    ``reading``: the fairness reading the dataset's card leads with (``DatasetFacts.fairness_reading``)."""
     results: list[ClassifierConjecture] = []
     seeds = sorted({int(r["seed"]) for r in rows})
     classifiers = list(dict.fromkeys(r["classifier"] for r in rows))
@@ -83,7 +83,7 @@ def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: di
         if len(generations) < 2:
             continue
         consecutive = [g for g in generations if g + 1 in generations]
-        for measure in measures_for(per_class_subgroups):
+        for measure in measures_for(reading):
             bias = np.full((len(seeds), len(generations)), np.nan)
             for r in own:
                 value = bias_value(r, measure)

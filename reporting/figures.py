@@ -15,20 +15,26 @@ import numpy as np
 
 from common.image_grids import readable_font
 from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
+from reporting.readings import leading_reading, reading_title
 from reporting.runs import Group, Run
 from reporting.statistics import Stat, fid_by_generation
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS
+from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, READING_METRICS
 from simulation.run_directory import RunDirectory
 
 Y_LABELS = {"acc": "accuracy", "meo": "MEO (1 = equal subgroup TPRs)", "di": "DI (1 = no disparity)",
             "md": "MD (max - min subgroup TPR)", "meo_class": "MEO per class (1 = equal)",
-            "di_class": "DI per class (1 = no disparity)", "md_class": "MD per class (max - min)"}
-#: the overview's panels: (title, y label, solid metric, dashed metric, solid meaning, dashed meaning)
+            "di_class": "DI per class (1 = no disparity)", "md_class": "MD per class (max - min)",
+            "meo_cells": "MEO over cells (1 = equal)", "di_cells": "DI over cells (1 = no disparity)",
+            "md_cells": "MD over cells (max - min cell accuracy)", "meo_eq2": "MEO eq. 2 as printed (1 = equal)",
+            "di_eq3": "DI eq. 3 as printed (unbounded below)"}
+#: the overview's panels: (title, y label, [(metric, meaning, line style), ...])
 OVERVIEW_PANELS = [
-    ("accuracy", "accuracy", "acc", "acc_rank_1", "overall", "worst subgroup"),
-    *((METRIC_LABELS[pooled], Y_LABELS[pooled], pooled, per_class, "pooled", "per class")
-      for pooled, per_class in zip(FAIRNESS_METRICS[1:], CLASS_METRICS)),
+    ("accuracy", "accuracy", [("acc", "overall", "-"), ("acc_rank_1", "worst subgroup", "--")]),
+    *((METRIC_LABELS[pooled], Y_LABELS[pooled],
+       [(pooled, "pooled", "-"), (per_class, "per class", "--"), (cells, "cells", ":")])
+      for pooled, per_class, cells in zip(FAIRNESS_METRICS[1:], CLASS_METRICS, CELLS_METRICS)),
 ]
+LINE_STYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted"}
 SHEET_LABEL_FONT_SIZE = 18
 
 if TYPE_CHECKING:
@@ -82,35 +88,43 @@ def _save(fig, path: Path, written: list[Path]) -> None:
     written.append(path)
 
 
-def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, written: list[Path]) -> Figure:
-    """One panel per metric, one line per classifier, shaded +- std over seeds (Figs. 3a/4a/5/6)."""
+def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, written: list[Path],
+                 reading: str | None = None) -> Figure:
+    """One panel per metric, one line per classifier, shaded +- std over seeds (Figs. 3a/4a/5/6); the title names
+    the fairness ``reading`` the metrics belong to."""
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics):
         for classifier in group.classifiers:
             _curve(ax, stats, classifier, metric, group.generations, classifier)
         _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations)
     axes[0].legend(fontsize=8)
-    _suptitle(fig, group)
+    _suptitle(fig, group, f", fairness reading {reading} ({reading_title(reading)})" if reading else "")
     _save(fig, path, written)
     return fig
 
 
 def plot_overview(group: Group, stats: dict, path: Path, written: list[Path]) -> Figure | None:
-    """Pooled (solid) next to per-class (dashed) fairness, and accuracy next to worst-subgroup accuracy, one colour
-    per classifier: where the two disagree, a figure of the pooled metrics alone would tell half the story."""
-    panels = [p for p in OVERVIEW_PANELS if any(k[2] in p[2:4] and v[2] for k, v in stats.items())]
-    if not any(any(k[2] in p[3:4] and v[2] for k, v in stats.items()) for p in panels):
+    """The three fairness readings in one panel per measure, pooled (solid), per class (dashed) and over cells
+    (dotted), and accuracy next to worst-subgroup accuracy, one colour per classifier: where the readings disagree,
+    a figure of one alone would tell part of the story."""
+    def recorded(metric: str) -> bool:
+        return any(k[2] == metric and v[2] for k, v in stats.items())
+
+    panels = [p for p in OVERVIEW_PANELS if any(recorded(m) for m, _, _ in p[2])]
+    if not any(recorded(m) for p in panels for m, _, _ in p[2][1:]):
         return None  # nothing per class or per subgroup (Hard ImageNet): the metrics figure says it all
     fig, axes = _figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at README width
     colors = [f"C{k}" for k in range(len(group.classifiers))]
-    for ax, (title, ylabel, solid, dashed, solid_text, dashed_text) in zip(axes, panels):
+    for ax, (title, ylabel, lines) in zip(axes, panels):
+        drawn = [(m, text, style) for m, text, style in lines if recorded(m)]
         for classifier, color in zip(group.classifiers, colors):
-            _curve(ax, stats, classifier, solid, group.generations, f"{classifier}, {solid_text}", color=color)
-            _curve(ax, stats, classifier, dashed, group.generations, f"{classifier}, {dashed_text}", color=color,
-                   linestyle="--")
-        _finish_axes(ax, f"{title}: {solid_text} (solid), {dashed_text} (dashed)", ylabel, group.generations)
+            for metric, text, style in drawn:
+                _curve(ax, stats, classifier, metric, group.generations, f"{classifier}, {text}", color=color,
+                       linestyle=style)
+        _finish_axes(ax, f"{title}: " + ", ".join(f"{text} ({LINE_STYLE_NAMES[style]})" for _, text, style in drawn),
+                     ylabel, group.generations)
         ax.legend(fontsize=7)
-    _suptitle(fig, group, ", pooled vs per-class fairness")
+    _suptitle(fig, group, f", fairness readings (this dataset leads with {leading_reading(group.facts)})")
     _save(fig, path, written)
     return fig
 
@@ -178,7 +192,7 @@ def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, 
 
 #: the comparison figure's panels: what a data regime or a mitigation changes (accuracy, the subgroup gap, the
 #: worst and best subgroup, and the block's subgroup imbalance u_t)
-COMPARISON_METRICS = [("acc", "accuracy"), ("md", "MD"), ("acc_rank_1", "worst-subgroup accuracy"),
+COMPARISON_METRICS = [("acc", "accuracy"), ("md", "MD ({reading})"), ("acc_rank_1", "worst-subgroup accuracy"),
                       ("acc_rank_best", "best-subgroup accuracy"), ("imbalance_u", "u_t (block subgroup imbalance)")]
 
 
@@ -192,11 +206,15 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
     classifiers = list(dict.fromkeys(c for g in groups for c in g.classifiers))
     gens = sorted({gen for g in groups for gen in g.generations})
 
+    lead = leading_reading(groups[0].facts)
+
     def resolved(group: Group, metric: str) -> str:
         n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
+        if metric == "md":  # the spread in the dataset's leading fairness reading
+            return READING_METRICS[lead][2]
         return f"acc_rank_{n_ranks}" if metric == "acc_rank_best" else metric
 
-    metrics = [(m, title) for m, title in COMPARISON_METRICS
+    metrics = [(m, title.format(reading=lead)) for m, title in COMPARISON_METRICS
                if any(k[2] == resolved(g, m) and v[2] for g in groups for k, v in stats_by_group[g.name].items())]
     fig, axes = _figure(len(classifiers) * len(metrics), width=3.6, height=3.0, max_cols=len(metrics))
     for row, classifier in enumerate(classifiers):
@@ -205,7 +223,7 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
             for group in groups:
                 _curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
                        f"{group.name} ({seed_phrase(len(group.runs))})")
-            ylabel = Y_LABELS.get(metric, title)
+            ylabel = Y_LABELS.get(resolved(groups[0], metric), title)
             _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens)
     axes[0].legend(fontsize=7)
     dataset = groups[0].dataset

@@ -15,11 +15,13 @@ import numpy as np
 
 from common.errors import ConfigError
 from reporting.runs import Group, Run
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS
+from reporting.setup import classifier_settings, filter_chain, realised_shares
+from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 #: row key -> metric name in the view (acc_rank_1, the lowest ranked subgroup accuracy, is the worst subgroup's)
-HPARAM_METRICS = {**{k: k for k in (*FAIRNESS_METRICS, *CLASS_METRICS)}, "acc_rank_1": "worst_subgroup_acc"}
+HPARAM_METRICS = {**{k: k for k in (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
+                  "acc_rank_1": "worst_subgroup_acc"}
 
 
 def check_tensorboard_dir(path: Path) -> None:
@@ -50,6 +52,10 @@ def run_hparams(run: Run, group: Group) -> dict[str, float | str]:
         values["r"] = next(iter(ratios.values()), 0.0)
     else:
         values.update({f"r_{name}": ratio for name, ratio in ratios.items()})
+    values["filters"] = filter_chain(run)
+    for setting in classifier_settings(run):
+        for key in ("lr", "batch_size", "max_epochs"):
+            values[f"{setting['name']}/{key}"] = setting[key]
     return {k: (v if isinstance(v, str) else float(v)) for k, v in values.items()
             if isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool))}
 
@@ -67,6 +73,8 @@ def run_metrics(run: Run) -> dict[str, float]:
             if values:
                 metrics[f"{classifier}/final_{name}"] = values[-1]
                 metrics[f"{classifier}/mean_{name}"] = float(np.mean(values))
+    for generation, share in realised_shares(run).items():
+        metrics[f"data/synthetic_share_gen{generation:02d}"] = share
     fids = [float(b["fid"]) for _, b in sorted(run.blocks.items()) if b.get("fid") is not None]
     if fids:
         metrics["generator/final_fid"], metrics["generator/mean_fid"] = fids[-1], float(np.mean(fids))

@@ -7,9 +7,11 @@ import math
 from pathlib import Path
 
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
+from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
+from reporting.setup import classifier_settings, filter_chain
 from reporting.statistics import Stat, fid_by_generation
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS
+from simulation.results import METRIC_LABELS, READING_METRICS
 
 
 def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4) -> str:
@@ -38,6 +40,30 @@ def _metric_table(stats: dict, classifier: str, generations: list[int], metrics:
     return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
 
 
+def _setup_lines(group: Group, stats: dict) -> list[str]:
+    """Each classifier's lr, batch size and epochs, the filter chain and the realised synthetic share per generation
+    (the first run's config: the runs of a group differ only in the seed)."""
+    run = group.runs[0]
+    rows = []
+    for setting in classifier_settings(run):
+        trained = [int(r["epochs"]) for r in group.rows if r["classifier"] == setting["name"] and r.get("epochs")]
+        rows.append([str(setting["name"]), str(setting["arch"]), f"{setting['lr']:g}",
+                     str(setting["batch_size"] or "-"),
+                     f"{setting['max_epochs']} (patience {setting['patience']})",
+                     f"{sum(trained) / len(trained):.1f}" if trained else "-",
+                     "ImageNet" if setting["pretrained"] else "scratch"])
+    lines = ["Training setup:", "", *_table(["classifier", "arch", "lr (Adam)", "batch size", "max epochs",
+                                               "epochs trained (mean)", "weights"], rows), "",
+             f"Filter chain: `{filter_chain(run)}`.", ""]
+    first = group.classifiers[0] if group.classifiers else None
+    shares = [(g, stats.get((first, g, "synthetic_share"))) for g in group.generations]
+    shares = [(g, s) for g, s in shares if s is not None and s[2]]
+    if shares:
+        lines += ["Realised synthetic share of an epoch per generation (mean over seeds): "
+                  + ", ".join(f"{g}: {s[0]:.3f}" for g, s in shares) + ".", ""]
+    return lines
+
+
 def _status(group: Group) -> str:
     if not group.unfinished:
         return "finished"
@@ -46,7 +72,7 @@ def _status(group: Group) -> str:
 
 def _group_section(group: Group, stats: dict) -> list[str]:
     gens = group.generations
-    per_class_first = group.per_class_subgroups
+    lead = leading_reading(group.facts)
     lines = [f"## {group.dataset}: {group.name}", "",
              f"Seeds: {', '.join(map(str, group.seeds))} ({seed_phrase(len(group.runs))}). Run directories: "
              + ", ".join(f"`{r.path}`" for r in group.runs), ""]
@@ -60,22 +86,21 @@ def _group_section(group: Group, stats: dict) -> list[str]:
     if group.differing:
         lines += ["Differs from the other groups in: " + ", ".join(f"`{k}={v}`" for k, v in group.differing.items()),
                   ""]
-    if per_class_first:
-        lines += [f"For {group.dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different "
-                  f"{group.subgroup_noun} in every class, so MEO/DI/MD pooled over classes compare unrelated "
-                  "subgroups. The per-class tables come first; the pooled ones are shown for completeness.", ""]
-    blocks = [("Per-class fairness metrics (computed within each class over its subgroups, averaged over classes)",
-               ["acc", *CLASS_METRICS]),
-              ("Accuracy and fairness metrics (subgroups pooled over classes)", list(FAIRNESS_METRICS))]
-    if not per_class_first:
-        blocks.reverse()
+    lines += _setup_lines(group, stats)
+    reason = READING_REASONS.get(lead, "").format(what=group.subgroup_noun)
+    lines += [f"Fairness reading for {group.dataset}: **{lead}** ({reading_title(lead)})"
+              + (f": {reason}" if reason else "") + ". Its table comes first; the other two readings follow. Every "
+              "reading gives MEO, DI and MD as bounded (1 = equal), and eqs. 2 and 3 as printed (ordered pairs over "
+              "C(G,2): MEO eq. 2 = 1 - 2 (1 - MEO); DI eq. 3 is unbounded below, `-` where a zero rate meets a "
+              "positive one).", ""]
+    blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *READING_METRICS[reading]])
+              for reading in reading_order(group.facts)]
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     for classifier in group.classifiers:
         lines += [f"### {classifier}", ""]
-        for title, metrics in blocks:
-            if title.startswith("Per-class") and not any(
-                    stats.get((classifier, g, m), (0, 0, 0))[2] for g in gens for m in CLASS_METRICS):
-                continue  # no subgroups (Hard ImageNet): the accuracy table says it all
+        for index, (title, metrics) in enumerate(blocks):
+            if index and not any(stats.get((classifier, g, m), (0, 0, 0))[2] for g in gens for m in metrics[1:]):
+                continue  # no subgroups (Hard ImageNet): the first table's accuracy says it all
             lines += [f"{title}:", "", *_metric_table(stats, classifier, gens, metrics), ""]
         if n_ranks:
             rank_metrics = [*(f"acc_rank_{k}" for k in range(1, n_ranks + 1)), "acc_rank_mean"]
@@ -139,7 +164,7 @@ def summary_markdown(groups: list[Group], stats_by_group: dict[str, dict], fids:
     lines += [conjecture_section, "## Figures", ""]
     overview_files = set(overview.values())
     for path in figures:
-        note = " (pooled and per-class fairness side by side: the figure to show)" if path.name in overview_files \
+        note = " (the three fairness readings side by side: the figure to show)" if path.name in overview_files \
             else " (the groups of this dataset side by side: accuracy, MD, worst and best subgroup, u_t)" \
             if path.name.endswith("__comparison.png") else ""
         lines.append(f"- [{path.name}](figures/{path.name}){note}")

@@ -39,11 +39,12 @@ from reporting.figures import (
 )
 from reporting.hparams import check_tensorboard_dir, write_hparams
 from reporting.markdown import summary_markdown
+from reporting.readings import leading_reading, reading_order
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
 from reporting.sandbox_report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
-from simulation.results import CLASS_METRICS, FAIRNESS_METRICS
+from simulation.results import READING_METRICS
 
 
 def check_out_dir(out: str, runs: list[Run]) -> Path:
@@ -70,14 +71,15 @@ def check_out_dir(out: str, runs: list[Run]) -> Path:
 
 def _figures(group: Group, stats: dict, figures: Path, written: list[Path]) -> str | None:
     """The group's figures; returns the file name of its pooled-vs-per-class overview (None without subgroups)."""
-    per_class_first = group.per_class_subgroups
     drawn = plot_overview(group, stats, figures / overview_name(group), written)
     overview = overview_name(group) if drawn is not None else None
-    metric_sets = [("metrics_per_class", ["acc", *CLASS_METRICS]), ("metrics", list(FAIRNESS_METRICS))]
-    for suffix, metrics in metric_sets if per_class_first else metric_sets[::-1]:
+    suffixes = {"pooled": "metrics", "per_class": "metrics_per_class", "cells": "metrics_cells"}
+    for reading in reading_order(group.facts):  # the dataset's leading reading first
+        metrics = ["acc", *READING_METRICS[reading]]
         present = [m for m in metrics if any(k[2] == m and v[2] for k, v in stats.items())]
-        if [m for m in present if m != "acc"] or (present and suffix == "metrics"):
-            plot_metrics(group, stats, present, figures / f"{group.stem}__{suffix}.png", written)
+        if [m for m in present if m != "acc"] or (present and reading == "pooled"):
+            plot_metrics(group, stats, present, figures / f"{group.stem}__{suffixes[reading]}.png", written,
+                         reading=reading)
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     if n_ranks:
         plot_ranked(group, stats, n_ranks, figures / f"{group.stem}__ranked_subgroups.png", written)
@@ -98,7 +100,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
     stats_by_group = {g.name: aggregate(g) for g in groups}
     fids = {g.name: fid_by_generation(g) for g in groups}
     conjecture = [c for g in groups for c in analyse_group(
-        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, g.per_class_subgroups)]
+        g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, leading_reading(g.facts))]
     try:
         written = _write(groups, stats_by_group, fids, conjecture, out_dir)
     except OSError as err:

@@ -20,6 +20,7 @@ import yaml
 
 from common.errors import ConfigError
 from datamodules.facts import DatasetFacts
+from reporting.readings import complete_row
 from simulation.run_directory import RunDirectory
 
 IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"))
@@ -205,7 +206,7 @@ def _read_rows(results_path: Path) -> list[dict]:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{results_path} line {number}: {key} = {value!r} is not an integer: {damaged}")
-        rows.append(row)
+        rows.append(complete_row(row))
     if not rows:
         raise ConfigError(f"{results_path} is empty: the run has no finished classifier yet; "
                           "wait for it or leave it out of the report")

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from reporting.runs import Group
-from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS
+from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 #: (mean, std with ddof=1, number of seeds with a value)
 Stat = tuple[float, float, int]
@@ -27,7 +27,8 @@ def mean_std(values: Iterable[float | None]) -> Stat:
 
 def row_metrics(row: dict) -> dict[str, float | None]:
     """Every scalar the report aggregates from one result row (ranked accuracies and ablations flattened)."""
-    values: dict[str, float | None] = {k: row.get(k) for k in (*FAIRNESS_METRICS, *CLASS_METRICS)}
+    values: dict[str, float | None] = {k: row.get(k) for k in (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS,
+                                                              *PRINTED_METRICS)}
     ranks = row.get("acc_rank") or []
     for k, v in enumerate(ranks, start=1):
         values[f"acc_rank_{k}"] = v

@@ -80,7 +80,11 @@ class LoopConfig:
         samples_per_generation: S, samples generated per generation before filtering.
         stack_generations: K, the generations the FIFO stack keeps (the paper's queue capacity D/S = 3): exactly
             the last K pushed blocks, whatever the filters kept of each (data.stack_capacity adds a sample budget).
-        generator_epochs: epochs the fresh generator trains each generation.
+        generator_epochs: epochs the generator trains each generation.
+        generator_start: ``fresh`` (the default): each generation's generator starts from new weights (seeded), the
+            base model plus a new LoRA adapter for Stable Diffusion; ``continue``: from the previous generation's
+            final weights (DCGAN, DDPM) or LoRA adapter (Stable Diffusion), the other reading of "retrained"; the
+            optimizer starts afresh either way. Generation 1 always starts fresh.
         generator_batch_size: generator training batch size (None: data.batch_size).
         generator_checkpoint_every_n_steps: also checkpoint the generator every N training steps (None: at the end
             of every epoch only); a stage killed or preempted resumes exactly from the last one, mid-epoch included.
@@ -93,6 +97,8 @@ class LoopConfig:
             re-create the stack). Does not change what the run computes.
         loggers: loggers besides TensorBoard (CSV, MLflow, W&B), e.g. ``[{kind: csv}, {kind: mlflow}]``; not part
             of the run's identity (a resume may add or drop one).
+        classifier_lr: Adam learning rate of every classifier, replacing each one's ``lr`` (null: each its own);
+            ``configs/variants/paper_lr.yaml`` sets the paper's printed 1e-1.
     """
 
     run_dir: str | None = None
@@ -100,12 +106,14 @@ class LoopConfig:
     samples_per_generation: int = 1000
     stack_generations: int = 3
     generator_epochs: int = 10
+    generator_start: Literal["fresh", "continue"] = "fresh"
     generator_batch_size: int | None = None
     generator_checkpoint_every_n_steps: int | None = None
     overwrite: bool = False
     rebuild_stack: bool = False
     keep_raw_shards: bool = True
     loggers: list[LoggerConfig] = field(default_factory=list)
+    classifier_lr: float | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ recorded in the run state, so re-running the same command resumes after the last
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,13 @@ def run_hparams(loop: LoopConfig, classifiers: list[ClassifierConfig], generator
             "filters": ",".join(type(f).__name__ for f in filters)}
 
 
+def with_loop_lr(classifiers: list[ClassifierConfig], loop: LoopConfig) -> list[ClassifierConfig]:
+    """The classifiers with ``loop.classifier_lr`` (when set) as every one's learning rate."""
+    if loop.classifier_lr is None:
+        return list(classifiers)
+    return [dataclasses.replace(c, lr=float(loop.classifier_lr)) for c in classifiers]
+
+
 class SimulationLoop:
     """Runs (or resumes) one experiment: ``SimulationLoop(...).run()`` returns the result rows."""
 
@@ -87,7 +95,8 @@ class SimulationLoop:
             run_dir=run_dir, data=datamodule, loop=loop, quality=quality or QualityConfig(),
             trainers=StageTrainers(trainer_kwargs, trainer_callbacks, run_dir.tensorboard_dir, world_size,
                                    loggers),
-            classifiers=list(classifiers), filters=list(filters or []), generator=generator, seed=int(seed),
+            classifiers=with_loop_lr(classifiers, loop), filters=list(filters or []), generator=generator,
+            seed=int(seed),
         )
         self.config_text = config_text
         self.extra_problems = list(extra_problems or [])

@@ -19,7 +19,14 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from simulation.loggers import StageLoggers
-from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, SCALAR_FIELDS
+from simulation.results import (
+    BLOCK_FIELDS,
+    CELLS_METRICS,
+    CLASS_METRICS,
+    FAIRNESS_METRICS,
+    METRIC_LABELS,
+    SCALAR_FIELDS,
+)
 from simulation.run_directory import RunDirectory
 
 #: what a classifier's row measures (the block's fields are the generator's, the same in every row)
@@ -33,15 +40,15 @@ def _chart(tags: list[str]) -> list:
 
 
 def custom_scalars_layout(classifiers: list[str], has_worst_subgroup: bool, block_keys: set[str]) -> dict:
-    """Per classifier: accuracy (and worst-subgroup accuracy), then MEO, DI, MD pooled next to per class; then the
+    """Per classifier: accuracy (and worst-subgroup accuracy), then MEO, DI, MD in the three readings; then the
     generator's block curves. TensorBoard's step axis is the generation here (chart titles say so)."""
     layout: dict[str, dict[str, list]] = {}
     for name in classifiers:
         charts = {f"{name}: accuracy" + (" and worst-subgroup accuracy" if has_worst_subgroup else "")
                   + f" ({X_AXIS})": _chart([f"{name}/acc", *([f"{name}/acc_rank_1"] if has_worst_subgroup else [])])}
-        for pooled, per_class in zip(FAIRNESS_METRICS[1:], CLASS_METRICS):
-            charts[f"{name}: {METRIC_LABELS[pooled]} pooled and per class ({X_AXIS})"] = _chart(
-                [f"{name}/{pooled}", f"{name}/{per_class}"])
+        for pooled, per_class, cells in zip(FAIRNESS_METRICS[1:], CLASS_METRICS, CELLS_METRICS):
+            charts[f"{name}: {METRIC_LABELS[pooled]} pooled, per class and over cells ({X_AXIS})"] = _chart(
+                [f"{name}/{pooled}", f"{name}/{per_class}", f"{name}/{cells}"])
         layout[f"{name} across generations"] = charts
     groups = {"FID": ("fid", "fid_kept"), "filter kept / dropped": ("filter_kept", "filter_dropped"),
               "q_t (reference classifier agrees with the requested class)": ("quality_q", "quality_q_kept"),

@@ -6,11 +6,16 @@ message names the field and the fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import torch
+
 from common.errors import ConfigError
+from filters.uncertainty import dropout_modules
 from lightning_modules.networks.registry import get_arch, pretrained_weights_file
 from metrics.fid import check_inception_weights
+from simulation.config import ClassifierConfig
 from simulation.stages.base import RunContext
 
 
@@ -18,6 +23,8 @@ def _loop_problems(context: RunContext) -> None:
     loop = context.loop
     if loop.generations < 0:
         raise ConfigError(f"loop.generations must be >= 0, got {loop.generations}")
+    if loop.classifier_lr is not None and not loop.classifier_lr > 0:
+        raise ConfigError(f"loop.classifier_lr must be > 0 (null: each classifier's own lr), got {loop.classifier_lr}")
     strategy = context.trainers.strategy
     if "spawn" in strategy:
         raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
@@ -113,20 +120,77 @@ def _fid_problems(context: RunContext) -> None:
         check_inception_weights(fid.inception_weights)
 
 
+def has_dropout(classifier: ClassifierConfig, source) -> bool:
+    """Whether the classifier's network has a dropout module with p > 0 (built on the meta device: no memory, no
+    weights; ImageNet weights do not change which modules a network has)."""
+    with torch.device("meta"):
+        network = get_arch(classifier.arch).build(max(source.num_classes, 1), source.image_shape[0] or 3,
+                                                  classifier.dropout)
+    return bool(dropout_modules(network))
+
+
+def _mc_dropout_problem(context: RunContext, filter_name: str) -> str | None:
+    """The uncertainty filter's classifier must be able to run MC dropout, or its scores are one deterministic pass."""
+    chosen = next((c for c in context.classifiers if c.label == context.filter_classifier), None)
+    try:
+        if chosen is None or has_dropout(chosen, context.source):
+            return None
+        with_dropout = [c.label for c in context.classifiers if c is not chosen and has_dropout(c, context.source)]
+    except ConfigError:  # an unknown architecture: reported by the classifier checks
+        return None
+    fix = (f"set quality.filter_classifier to one that has ({', '.join(with_dropout)})" if with_dropout else
+           "add a classifier with dropout (e.g. {arch: vgg19}, or dropout: 0.1 on lenet) and name it in "
+           "quality.filter_classifier")
+    return (f"{filter_name} scores with MC dropout, but quality.filter_classifier {chosen.label!r} ({chosen.arch}) has "
+            f"no dropout module with p > 0, so every pass would be the same: {fix}")
+
+
+def _unfillable_ratio_problems(context: RunContext) -> list[str]:
+    """A per-class quantile filter whose ratio the block cannot fill drops nothing: with n samples of a class, the
+    bottom r is ceil((1 - r) n) = n kept unless r n >= 1. Counted along the chain (each filter sees the survivors),
+    from the block's S / L samples per class (the labels follow the real class proportions)."""
+    num_classes = max(context.source.num_classes, 1)
+    per_class = context.loop.samples_per_generation / num_classes
+    problems = []
+    for index, filt in enumerate(context.filters):
+        if filt.scored_at_selection or not filt.per_class or filt.mode != "quantile" or filt.ratio == 0:
+            continue
+        n = math.ceil(per_class)
+        kept = min(n, math.ceil(round((1.0 - filt.ratio) * n, 9)))
+        if kept == n:
+            fix = (f"raise loop.samples_per_generation to at least {math.ceil(1 / filt.ratio) * num_classes} or the "
+                   "ratio" if index == 0 else "raise loop.samples_per_generation or this filter's ratio")
+            problems.append(
+                f"filters[{index}] {type(filt).__name__} ratio {filt.ratio} drops no sample: a class reaches it with "
+                f"about {n} generated samples (loop.samples_per_generation {context.loop.samples_per_generation} over "
+                f"{num_classes} classes{', after the filters before it' if index else ''}) and ceil((1 - r) x {n}) = "
+                f"{n} keeps them all: {fix}")
+        per_class = kept
+    return problems
+
+
 def _filter_problems(context: RunContext) -> None:
-    """Every filter's missing weights or files, in one message."""
+    """Every filter's missing weights or files, prompts the dataset cannot fill, and an uncertainty filter without
+    dropout to sample, in one message."""
     problems = []
     for filt in context.filters:
         try:
             filt.check_available()
+            filt.check_dataset(context.source.class_names)
         except ConfigError as err:
             problems.append(str(err))
+        if filt.needs_mc_dropout and context.classifiers:
+            problem = _mc_dropout_problem(context, type(filt).__name__)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
         if filt.needs_subgroups and context.source.num_groups == 0:
             problems.append(f"{type(filt).__name__} needs subgroups, and {context.source.name} has none: remove it")
         elif filt.needs_subgroups and context.source.facts.oracle == "learned" and context.quality.oracle is None:
             problems.append(f"{type(filt).__name__} needs the subgroup of every generated image, and "
                             f"{context.source.name}'s cannot be read from the pixels: set quality.oracle (a learned "
                             "subgroup oracle, e.g. {arch: resnet18})")
+    if context.loop.generations > 0 and context.loop.samples_per_generation > 0:
+        problems += _unfillable_ratio_problems(context)
     if problems:
         raise ConfigError("\n".join(problems))
 

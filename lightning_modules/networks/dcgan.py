@@ -127,10 +127,13 @@ class ClassStdDev(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Image + class label -> one real/fake logit (no sigmoid: train with BCE-with-logits).
 
-    The label enters as an extra input channel: a learned per-class ``H x W`` map concatenated to the image.
+    The label enters as an extra input channel: a learned per-class ``H x W`` map concatenated to the image. With
+    ``class_std`` the head also sees the within-class spread of the batch (``ClassStdDev``); without it, it is the
+    plain conditional DCGAN discriminator.
     """
 
-    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], base_channels: int = 64) -> None:
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], base_channels: int = 64,
+                 class_std: bool = True) -> None:
         super().__init__()
         side = _square_side(image_shape)
         start, doublings = doubling_plan(side)
@@ -150,12 +153,14 @@ class DCGANDiscriminator(nn.Module):
             ]
             channels *= 2
         self.features = nn.Sequential(*layers)
-        self.class_std = ClassStdDev(num_classes)
+        self.class_std = ClassStdDev(num_classes) if class_std else None
         # start x start (+ the within-class spread channel) -> 1x1 logit
-        self.head = nn.Conv2d(channels + 1, 1, start, stride=1, padding=0)
+        self.head = nn.Conv2d(channels + int(class_std), 1, start, stride=1, padding=0)
         self.apply(init_dcgan_weights)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         label_channel = self.label_map(labels).view(-1, 1, self.side, self.side).to(images.dtype)
         features = self.features(torch.cat([images, label_channel], dim=1))
-        return self.head(self.class_std(features, labels)).flatten()
+        if self.class_std is not None:
+            features = self.class_std(features, labels)
+        return self.head(features).flatten()

@@ -6,6 +6,7 @@ runs the test stage's callbacks (per-subgroup fairness, Hard ImageNet ablations)
 
 from __future__ import annotations
 
+import math
 import time
 
 import lightning as L
@@ -20,13 +21,13 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from simulation.config import ClassifierConfig
-from simulation.results import BLOCK_FIELDS, CLASS_METRICS, FAIRNESS_METRICS, ResultRow
+from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
 from simulation.stages.base import RunContext, Stage, log
 
 
 def _scalar(value: torch.Tensor | float) -> float | None:
     value = float(value)
-    return None if value != value else value  # NaN -> null in JSON
+    return value if math.isfinite(value) else None  # NaN (no sample) and DI_eq3's -inf (x/0) -> null in JSON
 
 
 def build_classifier(config: ClassifierConfig, source) -> ClassifierModule:
@@ -114,7 +115,8 @@ class EvaluateClassifier(Stage):
             synthetic_reuse=data.synthetic_reuse, n_real=data.n_real, n_synthetic=data.n_synthetic,
             stack_size=data.stack_size, stack_generations=data.stack_generations,
             acc=_scalar(metrics["acc"]),
-            **{k: (_scalar(metrics[k]) if grouped else None) for k in (*FAIRNESS_METRICS[1:], *CLASS_METRICS)},
+            **{k: (_scalar(metrics[k]) if grouped else None) for k in
+               (*FAIRNESS_METRICS[1:], *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
             acc_rank=[_scalar(v) for v in metrics["acc_rank"]] if grouped else [],
             group_acc=[[_scalar(v) for v in r] for r in metrics["group_acc"]] if grouped else [],
             **{k: block.get(k) for k in BLOCK_FIELDS},

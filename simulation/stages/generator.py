@@ -1,19 +1,40 @@
-"""Stage: a fresh generator (new weights, seeded) trains on the current dataset D_{n-1} (real + stack at share p), seen
-at the generator's own resolution where it has one (Stable Diffusion: real images' shorter side resized to 512 and
-centre-cropped, stacked images resized to 512)."""
+"""Stage: a generator trains on the current dataset D_{n-1} (real + stack at share p), seen at the generator's own
+resolution where it has one (Stable Diffusion: real images' shorter side resized to 512 and centre-cropped, stacked
+images resized to 512). It starts from new weights (seeded; ``loop.generator_start: fresh``) or from the previous
+generation's final weights (``continue``: the whole model for DCGAN and DDPM, the LoRA adapter for Stable Diffusion,
+whose ``state_dict`` is the adapter)."""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.epoch_seeder import EpochSeeder
 from callbacks.mid_epoch_resume import MidEpochResume
+from common.errors import ConfigError
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
+from lightning_modules.generator import GeneratorModule
 from simulation.stages.base import RunContext, Stage
+
+
+def starting_generator(context: RunContext, generation: int) -> GeneratorModule:
+    """The generator a generation trains: new weights (drawn from the current RNG), and with
+    ``loop.generator_start: continue`` (from generation 2 on) the previous generation's final weights loaded into it
+    (``state_dict``: the whole model, or Stable Diffusion's LoRA adapter)."""
+    generator = context.generator.fresh()
+    if context.loop.generator_start != "continue" or generation < 2:
+        return generator
+    previous = context.run_dir.generator_dir(generation - 1) / "checkpoints" / "last.ckpt"
+    if not previous.is_file():
+        raise ConfigError(f"loop.generator_start=continue needs generation {generation - 1}'s generator, and "
+                          f"{previous} is missing: restore it, or run with generator_start: fresh")
+    generator.load_state_dict(torch.load(previous, map_location="cpu", weights_only=True)["state_dict"])
+    context.progress(generation, f"the generator continues from generation {generation - 1}'s weights ({previous})")
+    return generator
 
 
 class TrainGenerator(Stage):
@@ -29,7 +50,7 @@ class TrainGenerator(Stage):
         stage_dir = run_dir.generator_dir(n)
         seed = stage_seed(context.seed, n, "generator")
         L.seed_everything(seed, workers=True, verbose=False)
-        generator = context.generator.fresh()
+        generator = starting_generator(context, n)
         batch = context.training_batch(context.loop.generator_batch_size or data.batch_size,
                                        generator.hparams.get("lr"))
         context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}; "

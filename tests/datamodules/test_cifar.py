@@ -270,3 +270,48 @@ def test_configured_by_jsonargparse(fake_root):
     assert (data.biased, data.bottom_classes, data.max_train_samples) == (True, ["apple", "worm"], 100)
     with pytest.raises(ConfigError, match="unknown"):
         CIFAR20(**{**config.data.as_dict(), "bottom_classes": ["apples"]}).validate()
+
+
+@pytest.mark.parametrize("biased", [False, True])
+def test_zhang2024_split_takes_40_40_20_per_fine_class_in_file_order(fake_root, biased):
+    # 22 images per fine class: train int(22 * 0.4) = 8 (a bottom class of the biased variant: int(8 * 0.25) = 2),
+    # held out 8..int(22 * 0.8) = 17 (9 images, unused), val the last 22 - 17 = 5; test untouched (4)
+    splits = CIFAR20(root=str(fake_root), split="zhang2024", biased=biased, seed=123).load()
+    bottom = set(DEFAULT_BOTTOM_CLASSES) if biased else set()
+    train_counts = torch.bincount(_fine_labels(splits["train"]), minlength=100).tolist()
+    expected = [2 if name in bottom else 8 for name in fake.FINE_LABEL_NAMES]
+    assert train_counts == expected
+    assert sum(train_counts) == (60 * 8 + 40 * 2 if biased else 800)
+    assert torch.bincount(_fine_labels(splits["val"]), minlength=100).tolist() == [5] * 100
+    assert torch.bincount(_fine_labels(splits["test"]), minlength=100).tolist() == [N_TEST] * 100
+    # which images: the first ones of each fine class in the order of the training file, the last ones validate
+    raw = _raw_batch(fake_root / "cifar-100-python" / "train")
+    data = np.asarray(raw[b"data"]).reshape(-1, 3, 32, 32)
+    file_fine = np.asarray(raw[b"fine_labels"])
+    first, last = [], []
+    for label, name in enumerate(fake.FINE_LABEL_NAMES):
+        members = np.flatnonzero(file_fine == label)
+        first += list(members[: 2 if name in bottom else 8])
+        last += list(members[17:])
+    assert _fingerprints(splits["train"].images) == _fingerprints(torch.from_numpy(data[first]))
+    assert _fingerprints(splits["val"].images) == _fingerprints(torch.from_numpy(data[last]))
+    # no randomness: another seed gives the same split
+    again = CIFAR20(root=str(fake_root), split="zhang2024", biased=biased, seed=5).load()
+    assert torch.equal(again["train"].images, splits["train"].images)
+
+
+def test_an_unknown_split_is_a_config_error(fake_root):
+    with pytest.raises(ConfigError, match="split must be one of"):
+        CIFAR20(root=str(fake_root), split="zhang").validate()
+
+
+def test_the_zhang_biased_config_gives_the_cited_counts_on_the_fake_cifar(fake_root):
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "cifar20_zhang_biased.yaml").read_text())
+    init_args = {**config["data"]["source"]["init_args"], "root": str(fake_root)}
+    splits = CIFAR20(**init_args).load()
+    counts = dict(zip(fake.FINE_LABEL_NAMES, torch.bincount(_fine_labels(splits["train"]), minlength=100).tolist()))
+    assert counts["beaver"] == counts["otter"] == counts["streetcar"] == counts["tractor"] == 2  # int(8 * 0.25)
+    assert counts["dolphin"] == counts["seal"] == counts["whale"] == counts["rocket"] == 8  # int(22 * 0.4)
+    assert sorted(name for name, n in counts.items() if n == 2) == sorted(DEFAULT_BOTTOM_CLASSES)

@@ -12,7 +12,8 @@ import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
-METRIC_KEYS = {"acc", "meo", "di", "md", "meo_class", "di_class", "md_class"}
+METRIC_KEYS = {"acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "meo_cells", "di_cells", "md_cells",
+               "meo_eq2", "di_eq3", "meo_eq2_class", "di_eq3_class", "meo_eq2_cells", "di_eq3_cells"}
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -46,6 +47,9 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
         # same subgroup accuracies (pooled, and per class averaged over the classes)
         assert row["meo"] == pytest.approx(1 - 2 * row["md"] / 3, abs=1e-6) and row["md"] > 0
         assert row["meo_class"] == pytest.approx(1 - 2 * row["md_class"] / 3, abs=1e-6)
+        # eq. 2 as printed counts every pair twice; the cells reading is over the 10 x 3 (digit, colour) cells
+        assert row["meo_eq2"] == pytest.approx(2 * row["meo"] - 1, abs=1e-6)
+        assert row["md_cells"] >= row["md_class"] - 1e-6 and 0.0 <= row["meo_cells"] <= 1.0
         assert row["n_real"] == 400 and row["wall_s"] > 0
     # generation 0 is real data only
     assert (rows[0]["n_synthetic"], rows[0]["stack_size"], rows[0]["stack_generations"]) == (0, 0, [])

@@ -15,6 +15,8 @@ EXPECTED_MISSING = {
     "colored_mnist_biased.yaml": ["root 'data' does not exist", *PAPER_WEIGHTS],
     "cifar20.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_zhang.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
+    "cifar20_zhang_biased.yaml": ["cifar-100-python", *PAPER_WEIGHTS],
     "cifar20_pretrained.yaml": ["cifar-100-python", "resnet50-11ad3fa6.pth", "vgg19-dcbb9e9d.pth", *PAPER_WEIGHTS],
     "hardimagenet.yaml": ["imagenet_root data/imagenet does not exist", "stable-diffusion-v1-5", *PAPER_WEIGHTS],
     "breeds_living17.yaml": ["imagenet_root data/imagenet does not exist",
@@ -37,6 +39,8 @@ CLIP_FILTER = {
     "colored_mnist_biased.yaml": (0.1, "a photo of the digit {class_name}"),
     "cifar20.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_biased.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_zhang.yaml": (0.3, "a photo of {class_name}"),
+    "cifar20_zhang_biased.yaml": (0.3, "a photo of {class_name}"),
     "cifar20_pretrained.yaml": (0.3, "a photo of {class_name}"),
     "hardimagenet.yaml": (0.6, "a photo of a {class_name}"),
     "breeds_living17.yaml": (0.6, "a photo of a {class_name}"),
@@ -180,3 +184,95 @@ def test_paper_configs_fix_the_global_batch_and_sd_checkpoints_every_n_steps(nam
     assert "this project's choice" in text and "authors' batch" not in text  # the paper states none
     sd = config["model"]["class_path"].endswith("StableDiffusionLoRA")
     assert config["loop"]["generator_checkpoint_every_n_steps"] == (500 if sd else None)
+
+
+TINY_MNIST = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
+
+
+def _fit_error(tmp_path, capsys, *overrides: str) -> tuple[int, str]:
+    code = cli.main(["fit", "--config", TINY_MNIST, "--loop.run_dir", str(tmp_path / "run"), *overrides])
+    return code, capsys.readouterr().err
+
+
+def test_an_uncertainty_filter_on_a_classifier_without_dropout_is_refused_naming_those_with(tmp_path, capsys):
+    classifiers = ('[{"arch": "tiny_cnn", "name": "plain", "dropout": 0.0}, {"arch": "tiny_cnn", "name": "mc"}, '
+                   '{"arch": "resnet18", "name": "res"}]')
+    code, err = _fit_error(tmp_path, capsys, "--classifiers", classifiers, "--quality.filter_classifier", "plain")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert ("UncertaintyFilter scores with MC dropout, but quality.filter_classifier 'plain' (tiny_cnn) has no dropout "
+            "module with p > 0, so every pass would be the same: set quality.filter_classifier to one that has (mc)"
+            ) in lines[0]
+    assert not (tmp_path / "run").exists()
+    # without any classifier that has dropout, the line says how to add one
+    code, err = _fit_error(tmp_path, capsys, "--classifiers", '[{"arch": "resnet18"}]')
+    assert code == 2 and "has no dropout module" in err and "add a classifier with dropout" in err
+
+
+@pytest.mark.parametrize("name", ["hardimagenet.yaml", "breeds_living17.yaml"])
+def test_the_paper_configs_filter_classifier_has_dropout(name, capsys):
+    from datamodules.breeds import Living17
+    from simulation.config import ClassifierConfig
+    from simulation.validation import has_dropout
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    chosen = next(c for c in config["classifiers"] if c["arch"] == config["quality"]["filter_classifier"])
+    assert has_dropout(ClassifierConfig(**chosen), Living17("unused"))
+    assert not has_dropout(ClassifierConfig(arch="resnet50"), Living17("unused"))  # the former choice
+
+
+@pytest.mark.filterwarnings("ignore:ClipScoreFilter uses a randomly initialised")
+@pytest.mark.parametrize(("template", "class_names", "message"), [
+    ("a photo of a {class_name} in {colour}", None,
+     "placeholder(s) ['colour'] that the dataset cannot fill: a prompt knows only {class_name}"),
+    ("a photo of a {class_name}", ["zero", "one"],
+     "ClipScoreFilter.class_names has 2 names but the dataset has 10 classes"),
+])
+def test_a_clip_prompt_the_dataset_cannot_fill_is_refused_before_any_work(template, class_names, message, tmp_path,
+                                                                         capsys):
+    import json
+
+    init = {"ratio": 0.1, "pretrained": None, "template": template, "class_names": class_names}
+    code, err = _fit_error(tmp_path, capsys, "--filters",
+                           json.dumps([{"class_path": "filters.ClipScoreFilter", "init_args": init}]))
+    lines = [line for line in err.splitlines() if line.strip() and "randomly initialised" not in line]
+    assert code == 2 and message in err, err
+    assert len([line for line in lines if "error" in line.lower()]) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("name", "biased"), [("cifar20_zhang.yaml", False), ("cifar20_zhang_biased.yaml", True)])
+def test_the_zhang_configs_use_the_cited_split_and_fill_the_stack_to_p(name, biased, capsys):
+    import math
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    source = config["data"]["source"]["init_args"]
+    assert source["split"] == "zhang2024" and source["biased"] is biased and source["bottom_fraction"] == 0.25
+    # CIFAR-100 has 500 training images per fine class: 200 train (a bottom class keeps int(200 * 0.25) = 50)
+    n_real = 60 * 200 + 40 * 50 if biased else 100 * 200
+    loop, p, ratio = config["loop"], config["data"]["synthetic_share"], config["filters"][0]["init_args"]["ratio"]
+    per_class = loop["samples_per_generation"] // 20
+    assert per_class * 20 == loop["samples_per_generation"]
+    kept = 20 * math.ceil((1 - ratio) * per_class)
+    assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
+    assert (loop["stack_generations"] - 1) * kept < n_real
+
+
+def test_a_filter_ratio_the_block_cannot_fill_is_refused_before_any_work(tmp_path, capsys):
+    # 100 samples over 10 digits: 10 a class, and r = 0.05 keeps ceil(0.95 x 10) = 10 of them: the filter drops nothing
+    filters = '[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.05}}]'
+    code, err = _fit_error(tmp_path, capsys, "--filters", filters)
+    assert code == 2 and len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert ("filters[0] UncertaintyFilter ratio 0.05 drops no sample: a class reaches it with about 10 generated "
+            "samples (loop.samples_per_generation 100 over 10 classes) and ceil((1 - r) x 10) = 10 keeps them all: "
+            "raise loop.samples_per_generation to at least 200 or the ratio") in err
+    assert not (tmp_path / "run").exists()
+    # a chain: the second filter sees the first one's survivors (9 a class after r = 0.1; r = 0.1 of 9 drops none)
+    chain = ('[{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}, '
+             '{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]')
+    code, err = _fit_error(tmp_path, capsys, "--filters", chain)
+    assert code == 2 and "filters[1] UncertaintyFilter ratio 0.1 drops no sample" in err and "about 9" in err

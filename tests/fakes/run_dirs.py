@@ -38,10 +38,12 @@ def make_row(seed: int, generation: int, classifier: str, dataset: str) -> dict:
     }
 
 
-def dataset_card(dataset: str, subgroups: str = "pixels", noun: str = "colour") -> dict:
+def dataset_card(dataset: str, subgroups: str = "pixels", noun: str = "colour",
+                 fairness_reading: str = "pooled") -> dict:
     """The card a run records for its dataset: 1 class of 3 subgroups, as the known-value rows have."""
     return DatasetFacts(name=dataset, class_names=("zero",), image_shape=(3, 8, 8), classifier_view=ImageView(8),
-                        group_names=("g0", "g1", "g2"), subgroups=subgroups, subgroup_noun=noun).to_json()
+                        group_names=("g0", "g1", "g2"), subgroups=subgroups, subgroup_noun=noun,
+                        fairness_reading=fairness_reading).to_json()
 
 
 def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: float = 0.5,

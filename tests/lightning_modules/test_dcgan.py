@@ -191,3 +191,24 @@ def test_generator_keeps_within_class_diversity_on_real_digits():
     # measured: one-hot conditioning keeps ~0.4-1.1 of the real spread per class after 3 epochs; the collapsed
     # learned-embedding variant ~0.2-0.4
     assert sum(ratios) / len(ratios) > 0.45, ratios
+
+
+def test_plain_dcgan_discriminator_has_no_within_class_spread_feature():
+    plain = tiny_gan((1, 32, 32), class_std_feature=False)
+    with_std = tiny_gan((1, 32, 32))
+    assert plain.discriminator.class_std is None and with_std.discriminator.class_std is not None
+    assert plain.discriminator.head.in_channels == with_std.discriminator.head.in_channels - 1
+    assert plain.fresh().discriminator.class_std is None  # every generation's generator keeps the choice
+    images = torch.zeros(6, 1, 32, 32)
+    labels = torch.tensor([0, 0, 1, 1, 2, 3])
+    # the plain discriminator judges each image alone: its logit does not depend on the rest of the batch
+    alone = plain.discriminator(images[:1], labels[:1])
+    batch = plain.discriminator(torch.cat([images[:1], torch.randn(5, 1, 32, 32)]), labels)
+    plain.discriminator.eval()
+    torch.testing.assert_close(plain.discriminator(images[:1], labels[:1]),
+                               plain.discriminator(torch.cat([images[:1], torch.randn(5, 1, 32, 32)]), labels)[:1])
+    assert alone.shape == (1,) and batch.shape == (6,)
+    with_std.discriminator.eval()  # the spread feature makes the same image's logit depend on its class-mates
+    first = with_std.discriminator(images[:2], labels[:2])[0]
+    other = with_std.discriminator(torch.cat([images[:1], torch.full((1, 1, 32, 32), 5.0)]), labels[:2])[0]
+    assert not torch.allclose(first, other)

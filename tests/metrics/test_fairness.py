@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from common.errors import ConfigError
-from metrics.fairness import SubgroupFairness, metrics_from_counts, subgroup_metrics
+from metrics.fairness import SubgroupFairness, metrics_from_counts, reading_metrics, subgroup_metrics
 
 SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class")
 
@@ -70,6 +70,58 @@ def test_hand_worked_biased_model():
             meo_class=0.5, di_class=5 / 12, md_class=0.75, group_tpr=[5 / 6, 0.75, 0.25],
             group_acc=[[1.0, 0.5, 0.0], [0.5, 1.0, 0.5]], group_count=torch.tensor([[4, 4, 2], [2, 4, 2]]),
         )  # fmt: skip
+
+
+def test_printed_forms_of_eqs_2_and_3_for_two_subgroups():
+    # one class, TPR 0.9 (9/10) and 0.8 (8/10); C(2,2) = 1 pair
+    preds, target, groups = make_batch([(0, 0, 10, 9), (0, 1, 10, 8)], num_classes=2)
+    # bounded: MEO = 1 - 0.1 = 0.9, DI = 1 - (1 - 0.8/0.9) = 0.8889
+    # printed eq. 2, ordered pairs over C(2,2): 1 - (|.9-.8| + |.8-.9|)/1 = 0.8 (= 1 - 2 * 0.1)
+    # printed eq. 3: 1 - (|0.9/0.8 - 1| + |0.8/0.9 - 1|)/1 = 1 - 0.125 - 0.1111 = 0.7639 (one order alone: 0.875 or
+    # 0.8889, so a swapped or dropped pair fails)
+    printed_di = 1 - (0.9 / 0.8 - 1) - (1 - 0.8 / 0.9)
+    for result in both_forms(preds, target, groups, 2, 2):
+        assert_metrics(result, meo=0.9, di=0.8 / 0.9, md=0.1, meo_eq2=0.8, di_eq3=printed_di)
+        assert float(result["di_eq3"]) == pytest.approx(0.7639, abs=1e-4)
+        for suffix in ("_class", "_cells"):  # one class: every reading sees the same two rates
+            assert_metrics(result, **{f"meo_eq2{suffix}": 0.8, f"di_eq3{suffix}": printed_di})
+
+
+def test_printed_di_sums_both_orders_of_every_pair():
+    # TPR [1, 1/2, 1/4]; pairs (ratio high/low - 1, 1 - low/high): (1, 1/2): 1 + 1/2; (1, 1/4): 3 + 3/4;
+    # (1/2, 1/4): 1 + 1/2 -> sum 6.75 over C(3,2) = 3 -> DI_eq3 = 1 - 6.75/3 = -5/4 (below 0: unbounded)
+    # MEO gaps 1/2, 3/4, 1/4 -> mean 1/2: MEO = 1/2, MEO_eq2 = 1 - 2 * 1/2 = 0
+    preds, target, groups = make_batch([(0, 0, 4, 4), (0, 1, 4, 2), (0, 2, 4, 1)], num_classes=2)
+    for result in both_forms(preds, target, groups, 2, 3):
+        assert_metrics(result, meo=0.5, meo_eq2=0.0, di_eq3=-5 / 4, di=1 - (0.5 + 0.75 + 0.5) / 3)
+
+
+def test_cells_reading_over_every_class_subgroup_cell():
+    # the hand-worked biased model below: acc = [[1, .5, 0], [.5, 1, .5]] -> 6 cells, C(6,2) = 15 pairs
+    cells = [(0, 0, 4, 4), (0, 1, 4, 2), (0, 2, 2, 0), (1, 0, 2, 1), (1, 1, 4, 4), (1, 2, 2, 1)]
+    preds, target, groups = make_batch(cells, num_classes=2)
+    # values {0, .5, .5, .5, 1, 1}; gaps: 0-.5 x3 = 1.5, 0-1 x2 = 2, .5-1 x6 = 3 -> 6.5; MEO = 1 - 6.5/15 = 17/30
+    # DI losses: 0-.5 x3 = 3, 0-1 x2 = 2, .5-1 x6 (1 - .5) = 3 -> 8; DI = 7/15; MD = 1; MEO_eq2 = 1 - 13/15 = 2/15
+    # DI_eq3: the 0-accuracy cell against a positive one is x/0 = inf -> -inf
+    for result in both_forms(preds, target, groups, 2, 3):
+        assert_metrics(result, meo_cells=17 / 30, di_cells=7 / 15, md_cells=1.0, meo_eq2_cells=2 / 15,
+                       di_eq3_cells=float("-inf"))
+        # the pooled reading of the same model differs (TPR 5/6, 3/4, 1/4): the readings are not interchangeable
+        assert_metrics(result, meo=11 / 18)
+
+
+def test_readings_from_group_acc_alone_equal_those_from_the_counts():
+    # what the report recomputes for a row written before the cells reading existed: only group_acc is stored
+    cells = [(0, 0, 4, 3), (0, 1, 4, 2), (1, 0, 2, 1), (1, 1, 4, 4), (1, 2, 2, 1), (2, 2, 5, 5)]
+    preds, target, groups = make_batch(cells, num_classes=3)
+    full = subgroup_metrics(preds, target, groups, 3, 3)
+    derived = reading_metrics(full["group_acc"])
+    assert set(derived) == {f"{m}{s}" for m in ("meo", "di", "md", "meo_eq2", "di_eq3") for s in ("_class", "_cells")}
+    for key, value in derived.items():
+        torch.testing.assert_close(value, full[key], msg=key)
+    # class 2 has one present subgroup: the per-class average is over classes 0 and 1 only
+    # class 0 [.75, .5]: MEO .75; class 1 [.5, 1, .5]: MEO 1 - (.5 + 0 + .5)/3 = 2/3 -> (3/4 + 2/3)/2 = 17/24
+    assert float(derived["meo_class"]) == pytest.approx(17 / 24)
 
 
 def test_subgroup_with_zero_accuracy():

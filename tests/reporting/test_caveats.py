@@ -38,7 +38,7 @@ def test_opposite_pooled_and_per_class_trends_are_said_in_one_line(tmp_path):
     assert "vgg19: pooled and per-class fairness disagree" not in summary  # both rise: no disagreement
     assert summary.index("## What this report can and cannot tell") < summary.index("# Dataset:")
     assert (tmp_path / "report" / "figures" / "quickstart__overview.png").is_file()
-    assert "quickstart__overview.png](figures/quickstart__overview.png) (pooled and per-class fairness side by side" \
+    assert "quickstart__overview.png](figures/quickstart__overview.png) (the three fairness readings side by side" \
         in summary
 
 

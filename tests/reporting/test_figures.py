@@ -99,8 +99,8 @@ def test_comparison_figure_puts_the_groups_of_a_dataset_side_by_side(tmp_path):
     titles = [ax.get_title() for ax in visible_axes(fig)]
     # a row of panels per classifier; no u_t panel: these rows carry no imbalance_u
     assert titles == [f"{c}: {m}" for c in ("lenet", "vgg19")
-                      for m in ("accuracy", "MD", "worst-subgroup accuracy", "best-subgroup accuracy")]
-    md = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: MD")
+                      for m in ("accuracy", "MD (pooled)", "worst-subgroup accuracy", "best-subgroup accuracy")]
+    md = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: MD (pooled)")
     assert len(md.get_lines()) == 2 and {line.get_label() for line in md.get_lines()} == {
         f"{g.name} (3 seeds)" for g in groups}
     for line in md.get_lines():

@@ -13,7 +13,16 @@ from PIL import Image
 from common.errors import ConfigError
 from reporting.figures import SHEET_LABEL_FONT_SIZE
 from reporting.report import report_main
-from tests.fakes.run_dirs import CLASSIFIERS, GENERATIONS, SEEDS, acc_value, dataset_card, make_run, three_seeds
+from tests.fakes.run_dirs import (
+    CLASSIFIERS,
+    GENERATIONS,
+    SEEDS,
+    acc_value,
+    dataset_card,
+    make_row,
+    make_run,
+    three_seeds,
+)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -81,7 +90,8 @@ def test_every_figure_is_a_nonempty_png(tmp_path):
     report_main([str(tmp_path / "runs" / "*" / "seed_*")], str(out))
     names = sorted(p.name for p in (out / "figures").iterdir())
     assert names == ["fid.png", "mnist_biased__ablation.png", "mnist_biased__metrics.png",
-                     "mnist_biased__metrics_per_class.png", "mnist_biased__overview.png",
+                     "mnist_biased__metrics_cells.png", "mnist_biased__metrics_per_class.png",
+                     "mnist_biased__overview.png",
                      "mnist_biased__ranked_subgroups.png", "mnist_biased__samples_seed0.png"]
     for name in names:
         data = (out / "figures" / name).read_bytes()
@@ -146,15 +156,50 @@ def test_incomparable_or_broken_runs_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("dataset, subgroup", [("cifar20", "fine class"), ("breeds_living17", "subclass")])
-def test_datasets_with_per_class_subgroups_show_per_class_metrics_first(tmp_path, dataset, subgroup):
+def test_datasets_with_per_class_subgroups_lead_with_the_cells_reading(tmp_path, dataset, subgroup):
     runs = three_seeds(tmp_path / "runs", "cifar", dataset=dataset,
-                       card=dataset_card(dataset, subgroups="per_class", noun=subgroup))
+                       card=dataset_card(dataset, subgroups="per_class", noun=subgroup, fairness_reading="cells"))
     report_main([str(p) for p in runs], str(tmp_path / "report"))
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert f"Classes (1): zero; subgroup = {subgroup} (3: g0, g1, g2)." in summary  # read off the card
-    assert f"For {dataset} the per-class metrics are the meaningful ones: \"subgroup i\" is a different {subgroup}" \
-        in summary
-    assert summary.index("Per-class fairness metrics") < summary.index("subgroups pooled over classes")
-    assert "| 0 | 0.6000 ± 0.1000 | 0.9400 ± 0.0100 |" in summary  # lenet gen 0: acc, MEO per class
+    assert (f"Fairness reading for {dataset}: **cells** (cells: every (class, subgroup) cell a group): \"subgroup i\" "
+            f"is a different {subgroup} in every class") in summary
+    cells = summary.index("Fairness metrics, cells reading")
+    assert cells < summary.index("Fairness metrics, pooled reading") < summary.index("Fairness metrics, per_class")
+    # the fake rows predate the cells reading: it is computed from group_acc [[.5, .7, .9]]:
+    # MEO = 1 - (.2 + .4 + .2)/3 = 0.7333, DI = 1 - ((1 - 5/7) + (1 - 5/9) + (1 - 7/9))/3 = 0.6455, MD = .4,
+    # MEO eq. 2 = 1 - 2 * 0.2667 = 0.4667, DI eq. 3 = 1 - (2/5 + 4/5 + 2/7 + 4/9 + 2/9 + 2/9)/3 = 0.2085
+    di_cells = 1 - ((1 - 5 / 7) + (1 - 5 / 9) + (1 - 7 / 9)) / 3
+    di_eq3 = 1 - ((0.7 / 0.5 - 1) + (1 - 0.5 / 0.7) + (0.9 / 0.5 - 1) + (1 - 0.5 / 0.9) + (0.9 / 0.7 - 1)
+                  + (1 - 0.7 / 0.9)) / 3
+    assert (f"| 0 | 0.6000 ± 0.1000 | 0.7333 ± 0.0000 | {di_cells:.4f} ± 0.0000 | 0.4000 ± 0.0000 | "
+            f"0.4667 ± 0.0000 | {di_eq3:.4f} ± 0.0000 | 3 |") in summary[cells:]  # lenet gen 0
+    assert "| 0 | 0.6000 ± 0.1000 | 0.9400 ± 0.0100 |" in summary  # the per-class table, as the rows wrote it
     conj = read_csv(tmp_path / "report" / "conjecture.csv")
-    assert {r["measure"] for r in conj} == {"1-meo_class", "gap"}
+    assert {r["measure"] for r in conj} == {"1-meo_cells", "gap"}
+    names = sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
+    assert {"cifar__metrics_cells.png", "cifar__metrics.png", "cifar__metrics_per_class.png"} <= set(names)
+
+
+def test_old_rows_get_the_cells_reading_and_new_rows_keep_theirs(tmp_path):
+    # a stored run whose rows lack the new keys (as written before the cells reading), and one row that has them
+    rows = [make_row(0, g, "lenet", "colored_mnist") for g in GENERATIONS]
+    assert "meo_cells" not in rows[0] and "meo_eq2" not in rows[0]
+    rows[2] = {**rows[2], "meo_cells": 0.5, "meo_eq2": 0.25}
+    run = make_run(tmp_path / "exp" / "seed_0", 0, rows=rows, classifiers=("lenet",))
+    out = tmp_path / "report"
+    report_main([str(run)], str(out))
+    by_gen = {int(r["generation"]): r for r in read_csv(out / "results.csv")}
+    assert float(by_gen[0]["meo_cells"]) == pytest.approx(1 - 0.8 / 3)
+    assert float(by_gen[0]["md_cells"]) == pytest.approx(0.4)
+    assert float(by_gen[0]["meo_eq2"]) == pytest.approx(2 * rows[0]["meo"] - 1)  # ordered pairs: every gap twice
+    assert float(by_gen[0]["meo_class"]) == pytest.approx(rows[0]["meo_class"])  # written values are kept
+    assert float(by_gen[2]["meo_cells"]) == 0.5 and float(by_gen[2]["meo_eq2"]) == 0.25
+    assert "di_eq3" not in by_gen[0]  # the pooled printed DI needs the counts, which an old row does not keep
+    summary = (out / "summary.md").read_text()
+    assert "| lenet | lenet | 0.001 | - | 50 (patience 5) | 1.0 | scratch |" in summary  # lr, batch, epochs
+    assert "Filter chain: `UncertaintyFilter(r=0.1, quantile, on lenet)`." in summary
+    assert "Realised synthetic share of an epoch per generation (mean over seeds): 0: 0.500, 1: 0.500, 2: 0.500." \
+        in summary
+    assert "Fairness reading for colored_mnist: **pooled**" in summary
+    assert summary.index("Fairness metrics, pooled reading") < summary.index("Fairness metrics, cells reading")

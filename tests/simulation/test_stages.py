@@ -122,3 +122,29 @@ def test_one_generation_is_generator_generate_push_then_train_and_evaluate_each_
                                                "g0/evaluate/tiny_cnn"]
     assert [s.key for s in loop.stages(2)][:5] == ["g2/generator", "g2/generate", "g2/push", "g2/classifier/lenet",
                                                    "g2/evaluate/lenet"]
+
+
+def test_generator_continue_starts_from_the_previous_generations_weights(tmp_path):
+    from dataclasses import replace
+
+    from lightning_modules.dcgan import ConditionalDCGAN
+    from simulation.stages.generator import starting_generator
+
+    ctx = context(tmp_path, [])
+    ctx.generator = ConditionalDCGAN(num_classes=2, image_shape=(1, 16, 16), latent_dim=4, base_channels=4)
+    previous = ctx.generator.fresh()
+    folder = ctx.run_dir.generator_dir(1) / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": previous.state_dict()}, folder / "last.ckpt")
+
+    def same_weights(model) -> bool:
+        return all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), previous.state_dict().values()))
+
+    ctx.loop = replace(ctx.loop, generator_start="continue")
+    assert same_weights(starting_generator(ctx, 2))  # generation 2 continues from generation 1
+    assert not same_weights(starting_generator(ctx, 1))  # generation 1 has no predecessor: new weights
+    ctx.loop = replace(ctx.loop, generator_start="fresh")
+    assert not same_weights(starting_generator(ctx, 2))  # the default reading: a fresh generator every generation
+    ctx.loop = replace(ctx.loop, generator_start="continue")
+    with pytest.raises(Exception, match="generation 2's generator"):
+        starting_generator(ctx, 3)  # gen_02 has no checkpoint

@@ -49,9 +49,12 @@ def test_custom_scalars_group_pooled_and_per_class_metrics_per_classifier(summar
     lenet = {title: tags for (category, title), tags in charts.items() if category == "lenet across generations"}
     assert lenet == {
         "lenet: accuracy and worst-subgroup accuracy (x = generation)": ["^lenet/acc$", "^lenet/acc_rank_1$"],
-        "lenet: MEO pooled and per class (x = generation)": ["^lenet/meo$", "^lenet/meo_class$"],
-        "lenet: DI pooled and per class (x = generation)": ["^lenet/di$", "^lenet/di_class$"],
-        "lenet: MD pooled and per class (x = generation)": ["^lenet/md$", "^lenet/md_class$"],
+        "lenet: MEO pooled, per class and over cells (x = generation)": ["^lenet/meo$", "^lenet/meo_class$",
+                                                                       "^lenet/meo_cells$"],
+        "lenet: DI pooled, per class and over cells (x = generation)": ["^lenet/di$", "^lenet/di_class$",
+                                                                       "^lenet/di_cells$"],
+        "lenet: MD pooled, per class and over cells (x = generation)": ["^lenet/md$", "^lenet/md_class$",
+                                                                       "^lenet/md_cells$"],
     }
     assert charts[("generator across generations", "generator: FID (x = generation)")] == ["^generator/fid$"]
     assert ("generator across generations", "generator: u_t (subgroup imbalance) (x = generation)") not in charts
