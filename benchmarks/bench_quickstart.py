@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness import REPO_ROOT, base_parser, generation_times, machine_facts, ratio_entry, report, run_child
 
-QUICK_OVERRIDES = ["--loop.generations", "2", "--loop.samples_per_generation", "50",
+QUICK_OVERRIDES = ["--loop.generations", "2", "--loop.samples_per_generation", "100",
                    "--data.source.init_args.max_train_samples", "100", "--loop.generator_epochs", "1"]
 
 
