@@ -135,7 +135,7 @@ class SimulationLoop:
                     if isinstance(stage, PushBlock) and not context.loop.keep_raw_shards and is_rank_zero():
                         run_dir.delete_raw_shards(generation)  # once the push is recorded (loop.keep_raw_shards)
                 if is_rank_zero():
-                    write_generation_summary(run_dir, context.source, context.trainers.loggers)
+                    write_generation_summary(run_dir, context.source, generation, context.trainers.loggers)
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
             return run_dir.results

@@ -102,12 +102,14 @@ def _write_filters(writer: SummaryWriter, report: dict, generation: int, source)
         writer.add_text(f"filters/{name}_per_class", table, generation)
 
 
-def write_generation_summary(run_dir: RunDirectory, source, loggers: StageLoggers | None = None) -> None:
-    """Append to ``tensorboard/summary`` (and the chosen loggers) the generations it does not hold yet.
+def write_generation_summary(run_dir: RunDirectory, source, through: int,
+                             loggers: StageLoggers | None = None) -> None:
+    """Append to ``tensorboard/summary`` (and the chosen loggers) the generations up to ``through`` it does not hold.
 
-    Called after each generation's stages: every generation with a result row is complete. ``state.json`` records
-    the generations written (``summary_generations``), so a resume writes only what is missing and an open
-    TensorBoard never sees its curves removed or doubled.
+    Called after generation ``through``'s stages, so every generation up to it is complete; a later one may hold a
+    block report already (a resumed run that crashed after its generate stage), and is left for its own turn.
+    ``state.json`` records the generations written (``summary_generations``), so a resume writes only what is
+    missing and an open TensorBoard never sees its curves removed or doubled.
     """
     out = run_dir.tensorboard_dir / "summary"
     if "summary_generations" not in run_dir.state and out.exists():
@@ -115,7 +117,7 @@ def write_generation_summary(run_dir: RunDirectory, source, loggers: StageLogger
     done = set(run_dir.state.get("summary_generations") or [])
     blocks = run_dir.state.get("blocks") or {}
     present = {int(r["generation"]) for r in run_dir.results} | {int(g) for g in blocks}
-    pending = sorted(present - done)
+    pending = sorted(g for g in present - done if g <= through)
     if not pending:
         return
     sheets = dict(run_dir.sample_sheets())

@@ -346,9 +346,9 @@ def test_raw_shards_are_deleted_exactly_once_their_push_is_recorded_and_the_run_
     proc = subprocess.Popen(fit_command(run_dir, "--loop.keep_raw_shards", "false"), cwd=ROOT, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
-    for line in proc.stdout:  # stop it inside generation 2's push (its block generated, not yet pushed)
-        output.append(line)
-        if "filters kept" in line and "generation 2" in line:
+    for line in proc.stdout:  # stop it at the end of generation 2's generate stage (its shards written, not pushed):
+        output.append(line)  # the gates' FID line leaves the rest of that stage and the push before g2/push is
+        if "FID generation 2:" in line:  # recorded (a kill at "filters kept" raced the push's last milliseconds)
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)

@@ -24,8 +24,8 @@ def summary(tmp_path) -> EventAccumulator:
     filters = {"uncertainty": {"score_histogram": histogram, "kept_per_class": [2, 1], "dropped_per_class": [0, 1]}}
     run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0, filter_kept=3, quality_q=0.5, filters=filters))
     run.mark_done("g2/push", blocks=run.with_block_report(2, fid=5.0, filter_kept=3, quality_q=0.5))
-    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))
-    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]))  # nothing new: writes nothing
+    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]), through=2)
+    write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]), through=2)  # nothing new: writes nothing
     events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"), size_guidance={"tensors": 0})
     events.Reload()
     return events
@@ -67,15 +67,15 @@ def test_the_summary_is_appended_generation_by_generation_never_rewritten(tmp_pa
     run.create("config", "new", "launch")
     source = SimpleNamespace(class_names=["a", "b"])
     run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9, "acc_rank": [0.7, 0.9]})
-    write_generation_summary(run, source)
+    write_generation_summary(run, source, through=0)
     (first,) = (tmp_path / "tensorboard" / "summary").iterdir()
     written = first.read_bytes()
     run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0))
     run.mark_done("g1/evaluate/lenet", {"generation": 1, "classifier": "lenet", "acc": 0.8, "acc_rank": [0.6, 0.9]})
     resumed = RunDirectory(tmp_path)  # as a resumed launch reads it
     resumed.load()
-    write_generation_summary(resumed, source)
-    write_generation_summary(resumed, source)
+    write_generation_summary(resumed, source, through=1)
+    write_generation_summary(resumed, source, through=1)
     files = sorted((tmp_path / "tensorboard" / "summary").iterdir())
     assert len(files) == 2 and first.read_bytes() == written
     assert resumed.read_state()["summary_generations"] == [0, 1]
@@ -85,3 +85,22 @@ def test_the_summary_is_appended_generation_by_generation_never_rewritten(tmp_pa
     assert [(e.step, e.value) for e in events.Scalars("generator/fid")] == [(1, 10.0)]
     # the layout is written again only when it changes (generation 1 added the generator's FID chart)
     assert len(events.Tensors("custom_scalars__config__")) == 2
+
+
+def test_a_generation_whose_block_exists_but_whose_classifiers_have_not_run_waits_for_its_turn(tmp_path):
+    """A run killed after generation 1's generate stage holds its block report but no result row; the resumed
+    launch writes the summary after generation 0 first: generation 1 must not be written then, block values
+    only, and be skipped later as already written (its accuracy point would be lost)."""
+    run = RunDirectory(tmp_path)
+    run.create("config", "new", "launch")
+    source = SimpleNamespace(class_names=["a", "b"])
+    run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9})
+    run.mark_done("g1/generate", blocks=run.with_block_report(1, fid=10.0))
+    write_generation_summary(run, source, through=0)
+    assert run.read_state()["summary_generations"] == [0]
+    run.mark_done("g1/evaluate/lenet", {"generation": 1, "classifier": "lenet", "acc": 0.8})
+    write_generation_summary(run, source, through=1)
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"))
+    events.Reload()
+    assert [(e.step, round(e.value, 6)) for e in events.Scalars("lenet/acc")] == [(0, 0.9), (1, 0.8)]
+    assert [(e.step, e.value) for e in events.Scalars("generator/fid")] == [(1, 10.0)]
