@@ -2,10 +2,10 @@
 
 Both sides: the same ``ConditionalDCGAN`` object (quickstart size by default), the same (index, label) batches
 of the eval batch size, and per-sample seeded noise in BOTH (``per_sample_noise``, the loop's contract that a
-sample depends only on (seed, index)), eval-mode generator, uint8 output. The Lightning side also writes the
-safetensors shard (ShardWriter) as the loop does; the plain loop keeps its images in memory, so the ratio
-includes the shard write. Also reported (not a target): the share of the plain loop spent drawing the
-per-sample noise, against one batched ``torch.randn``.
+sample depends only on (seed, index)), eval-mode generator, uint8 output. The Lightning side also writes every
+batch as a checksummed safetensors chunk (ShardWriter) as the loop does; the plain loop keeps its images in
+memory, so the ratio includes the chunk writes. Also reported (not a target): the share of the plain loop spent
+drawing the per-sample noise, against one batched ``torch.randn``.
 
     python benchmarks/bench_generation.py [--quick] [--json PATH]
 """
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks.shard_writer import ShardWriter, read_block
+from callbacks.shard_writer import ShardWriter
+from common.generated import GeneratedBlock
 from common.seeds import per_sample_noise
 from lightning_modules.dcgan import ConditionalDCGAN
 from lightning_modules.generator import to_uint8
@@ -34,9 +36,11 @@ def predict_loader(n: int, batch_size: int) -> DataLoader:
                       shuffle=False)
 
 
-def lightning_generate(model: ConditionalDCGAN, loader: DataLoader, shard_dir: str) -> float:
+def lightning_generate(model: ConditionalDCGAN, loader: DataLoader, shard_dir: Path) -> float:
+    """Into an empty ``shard_dir`` (a folder with chunks would be a resumed stage)."""
+    writer = ShardWriter(shard_dir, len(loader.dataset), loader.batch_size)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[ShardWriter(shard_dir)])
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[writer])
     start = time.perf_counter()
     trainer.predict(model, dataloaders=loader, return_predictions=False)
     return time.perf_counter() - start
@@ -84,11 +88,13 @@ def main(argv: list[str] | None = None) -> dict:
                              base_channels=args.base_channels)
     loader = predict_loader(args.n, args.batch_size)
     noise_shares: list[float] = []
+    attempts = iter(range(10**6))
     with tempfile.TemporaryDirectory(prefix="bench_generation_") as tmp:
-        samples = alternate({"lightning": lambda: lightning_generate(model, loader, tmp),
+        samples = alternate({"lightning": lambda: lightning_generate(model, loader, Path(tmp) / str(next(attempts))),
                              "plain": lambda: plain_generate(model, loader, noise_shares)},
                             repeats=repeats, warmup=warmup)
-        shard_images, _ = read_block(tmp, args.n)
+        last = max(Path(tmp).iterdir(), key=lambda p: int(p.name))
+        shard_images = torch.cat([batch.images for batch in GeneratedBlock(last, args.n).batches()])
     # same images on both sides: the comparison is of the same work
     model.eval()
     with torch.no_grad():

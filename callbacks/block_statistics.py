@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from lightning.pytorch.callbacks import Callback
 
+from callbacks.block_gate import BlockGate
 from common.distributed import gather_by_index
+from common.generated import BlockScores, GeneratedBatch
 from common.image_views import ImageView
 from lightning_modules.classifier import ClassifierModule
 from metrics.block_statistics import block_statistics
@@ -22,7 +23,7 @@ from metrics.block_statistics import block_statistics
 OracleFactory = Callable[[torch.device], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 
 
-class BlockStatistics(Callback):
+class BlockStatistics(BlockGate):
     def __init__(self, reference_checkpoint: str, real_counts: torch.Tensor | None,
                  oracle_factory: OracleFactory | None = None, view: ImageView | None = None) -> None:
         """``real_counts``: (L, G) subgroup counts of the real training data (None without subgroups); ``view``:
@@ -42,13 +43,13 @@ class BlockStatistics(Callback):
         self._parts: dict[str, list[torch.Tensor]] = {"index": [], "label": [], "predicted": [], "group": []}
 
     @torch.no_grad()
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        images, labels = outputs["image"], outputs["label"]
+    def consume(self, batch: GeneratedBatch, pl_module) -> None:
+        images, labels = batch.images, batch.labels
         if self.view is not None:
             images = self.view(images)
         predicted = self.reference(images.to(pl_module.device)).argmax(1).cpu()
         groups = self.oracle(images, labels).cpu() if self.oracle is not None else torch.full_like(labels, -1)
-        for key, value in (("index", outputs["index"]), ("label", labels), ("predicted", predicted),
+        for key, value in (("index", batch.ids), ("label", labels), ("predicted", predicted),
                            ("group", groups)):
             self._parts[key].append(value.cpu().long())
 
@@ -57,3 +58,8 @@ class BlockStatistics(Callback):
         _, self.per_sample = gather_by_index(local.pop("index"), local)
         self.statistics = block_statistics(self.per_sample["label"], self.per_sample["predicted"],
                                            self.per_sample["group"], self.real_counts)
+
+    def block_scores(self, filter_scores: dict[str, torch.Tensor]) -> BlockScores:
+        """The block's per-sample results (after generation), with the filters' scores gathered beside them."""
+        return BlockScores(self.per_sample["label"], self.per_sample["predicted"], self.per_sample["group"],
+                           dict(filter_scores))

@@ -10,15 +10,16 @@ A filter that runs the previous classifier sees the images as the classifiers do
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.callbacks import Callback
 
+from callbacks.block_gate import BlockGate
 from common.distributed import gather_by_index
+from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from filters.base import FilterContext, SampleFilter, filter_names
 from lightning_modules.classifier import ClassifierModule
 
 
-class FilterScores(Callback):
+class FilterScores(BlockGate):
     """Scores of every automatic filter (hand-reviewed ones are scored at selection from the ids)."""
 
     def __init__(self, filters: list[SampleFilter], generation: int, class_names: list[str],
@@ -40,8 +41,8 @@ class FilterScores(Callback):
         if needs and self.previous_checkpoint is not None:
             self.previous_classifier = ClassifierModule.from_checkpoint(self.previous_checkpoint, pl_module.device)
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        ids, labels, images = outputs["index"], outputs["label"], outputs["image"]
+    def consume(self, batch: GeneratedBatch, pl_module) -> None:
+        ids, labels, images = batch.ids, batch.labels, batch.images
         context = FilterContext(generation=self.generation, class_names=self.class_names, sample_ids=ids,
                                 previous_classifier=self.previous_classifier, device=pl_module.device)
         viewed = self.classifier_view(images) if self.classifier_view is not None else images

@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from callbacks.block_gate import BlockGate
 from common.distributed import rank_and_world_size
+from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from datamodules.base import LabelledSplit
 from datamodules.mixing import fetch_batch
 from metrics.fid import fid_metric, fid_subset, real_statistics
 
 
-class GeneratorFID(Callback):
+class GeneratorFID(BlockGate):
     def __init__(self, feature_factory: Callable[[torch.device], nn.Module], real: LabelledSplit,
                  real_ids: torch.Tensor, view: ImageView, block_size: int, num_samples: int, seed: int,
                  batch_size: int = 256) -> None:
@@ -46,10 +47,10 @@ class GeneratorFID(Callback):
             images = fetch_batch(self.real, share[start : start + self.batch_size])[0]
             self.metric.update(images.to(device), real=True)
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        chosen = torch.isin(outputs["index"], self.fake_ids)
+    def consume(self, batch: GeneratedBatch, pl_module) -> None:
+        chosen = torch.isin(batch.ids, self.fake_ids)
         if bool(chosen.any()):
-            self.metric.update(self.view(outputs["image"][chosen]).to(pl_module.device), real=False)
+            self.metric.update(self.view(batch.images[chosen]).to(pl_module.device), real=False)
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         self.fid = float(self.metric.compute())

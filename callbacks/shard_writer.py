@@ -1,50 +1,107 @@
-"""Prediction writer: each rank writes the samples it generated to one safetensors shard.
+"""Prediction writer: every generated batch goes to disk as it comes, as one checksummed chunk file.
 
-Shards are merged by sample index (``read_block``), so a block is identical for any number of ranks.
+A rank never holds more than the batch it is generating. The chunks are named by the ids they hold
+(``common.generated``), so the block is the same for any number of ranks, and a generation stage that was killed
+resumes: a chunk the interrupted attempt completed is not generated again but read back and replayed to the gates
+(``BlockGate``), in the order the rank would have generated it, so their per-sample results, and the block, are
+those of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from safetensors.torch import load_file, save
 
-from common.io import atomic_write_bytes
+from callbacks.block_gate import BlockGate
+from common.generated import (
+    CHUNK_PATTERN,
+    GeneratedBatch,
+    chunk_is_complete,
+    chunk_path,
+    chunk_range,
+    read_chunk,
+    write_chunk,
+)
+from common.io import TEMP_PREFIX
+from common.logs import get_logger
+from datamodules.samplers import AlignedBatchSampler
 
-SHARD_PATTERN = "shard_rank*.safetensors"
+log = get_logger()
+
+
+def planned_chunks(block_size: int, batch_size: int, world_size: int) -> dict[int, list[tuple[int, int]]]:
+    """(first id, end id) of every batch each rank generates, in its order (the generation loader's batches)."""
+    plan = {}
+    for rank in range(world_size):
+        batches = AlignedBatchSampler(block_size, batch_size, rank=rank, world_size=world_size)
+        plan[rank] = [(ids[0], ids[-1] + 1) for ids in batches]
+    return plan
+
+
+def keep_finished_chunks(directory: Path, planned: set[tuple[int, int]]) -> int:
+    """Delete what an interrupted attempt left that this attempt cannot use (a temp file, a damaged chunk, a chunk
+    cut for another world size); return how many complete chunks remain. Rank 0, before the other ranks look."""
+    kept = 0
+    if not directory.exists():
+        return 0
+    for path in sorted(directory.iterdir()):
+        span = chunk_range(path)
+        if span is not None and span in planned and chunk_is_complete(path):
+            kept += 1
+        elif span is not None or path.name.startswith(TEMP_PREFIX) or path.name.startswith("shard_rank"):
+            path.unlink()
+    return kept
 
 
 class ShardWriter(BasePredictionWriter):
-    def __init__(self, out_dir: str | os.PathLike) -> None:
+    """Writes each batch as a chunk; on a resumed stage, replays the chunks already written to ``gates``.
+
+    ``batch_size`` must be the generation loader's (its aligned batches are the chunks). ``done_batches`` tells the
+    loader which batches to skip; it is known once ``setup`` has run (after the process group is up).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, block_size: int, batch_size: int,
+                 gates: Sequence[BlockGate] = ()) -> None:
         super().__init__(write_interval="batch")
         self.out_dir = Path(out_dir)
-        self._chunks: dict[str, list[torch.Tensor]] = {"index": [], "label": [], "image": []}
+        self.block_size, self.batch_size = int(block_size), int(batch_size)
+        self.gates = list(gates)
+        self._replay: list[tuple[int, int]] = []
+        #: chunks this attempt generated and wrote, and chunks it read back from an interrupted attempt
+        self.written = 0
+        self.replayed = 0
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        rank, world_size = trainer.global_rank, trainer.world_size
+        plan = planned_chunks(self.block_size, self.batch_size, world_size)
+        if trainer.is_global_zero:
+            kept = keep_finished_chunks(self.out_dir, {span for spans in plan.values() for span in spans})
+            if kept:
+                log.info(f"resuming generation: {kept} of {sum(map(len, plan.values()))} chunks in {self.out_dir} "
+                         "are complete and are not generated again")
+        trainer.strategy.barrier()  # every rank now sees the chunks rank 0 kept
+        done = {chunk_range(p) for p in self.out_dir.glob(CHUNK_PATTERN)} if self.out_dir.exists() else set()
+        mine = [span for span in plan[rank] if span in done]
+        if mine and len(mine) == len(plan[rank]):
+            mine = mine[:-1]  # a rank with no batch left would not take part in the stage: it redoes its last one
+        self._replay = mine
+        self.written = self.replayed = 0
+
+    def done_batches(self) -> set[int]:
+        """First ids of the batches this rank reads back instead of generating."""
+        return {start for start, _ in self._replay}
+
+    def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        # the finished chunks come first, as in the rank's own order: the gates see what an uninterrupted run shows
+        for start, stop in self._replay:
+            batch = read_chunk(chunk_path(self.out_dir, start, stop))
+            for gate in self.gates:
+                gate.consume(batch, pl_module)
+            self.replayed += 1
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        for key in self._chunks:
-            self._chunks[key].append(prediction[key].detach().cpu())
-
-    def on_predict_epoch_end(self, trainer, pl_module) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {k: torch.cat(v) if v else torch.empty(0) for k, v in self._chunks.items()}
-        path = self.out_dir / f"shard_rank{trainer.global_rank:03d}.safetensors"
-        atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}))
-        self._chunks = {k: [] for k in self._chunks}
-
-
-def read_block(shard_dir: str | os.PathLike, expected: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images and labels of all shards ordered by sample index; checks that no sample is missing or repeated."""
-    parts = [load_file(str(p)) for p in sorted(Path(shard_dir).glob(SHARD_PATTERN))]
-    parts = [p for p in parts if p["index"].numel()]
-    if not parts:
-        raise RuntimeError(f"no generated shard in {shard_dir}")
-    index = torch.cat([p["index"] for p in parts]).long()
-    order = torch.argsort(index)
-    if not torch.equal(index[order], torch.arange(expected)):
-        raise RuntimeError(f"generated shards in {shard_dir} do not cover samples 0..{expected - 1} exactly once")
-    images = torch.cat([p["image"] for p in parts])[order]
-    labels = torch.cat([p["label"] for p in parts])[order].long()
-    return images, labels
+        write_chunk(self.out_dir, GeneratedBatch.from_prediction(prediction))
+        self.written += 1

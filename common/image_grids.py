@@ -148,6 +148,43 @@ def contact_sheet_captions(image_shape: tuple[int, int], sample_ids: list[int], 
     return [layout.caption(i, n) for i, n in zip(sample_ids, names)]
 
 
+def contact_sheet_layout(image_shape: tuple[int, int], sample_ids: list[int], labels: list[int] | None = None,
+                         class_names: list[str] | None = None) -> _SheetLayout:
+    """The cell sizes and font shared by every sheet of a block of ``image_shape`` (H, W) images: computed from every
+    id and label of the block, so sheets drawn one at a time (on several ranks) look like sheets drawn together."""
+    names = [_class_name(label, class_names) for label in (labels or [None] * len(sample_ids))]
+    return _SheetLayout(image_shape, list(sample_ids), names)
+
+
+def save_contact_sheet(images: torch.Tensor, sample_ids: list[int], labels: list[int] | None, path: str,
+                       layout: _SheetLayout, per_sheet: int = 100, class_names: list[str] | None = None) -> str:
+    """Write one PNG sheet of at most ``per_sheet`` images, each captioned with its sample id (and class)."""
+    images = _as_rgb_uint8(images, "contact sheet images")
+    names = [_class_name(label, class_names) for label in (labels or [None] * len(sample_ids))]
+    columns = math.ceil(math.sqrt(per_sheet))
+    count = len(sample_ids)
+    rows = math.ceil(count / columns)
+    cell_w, cell_h, font = layout.cell_w, layout.cell_h, layout.font
+    sheet = Image.new("RGB", (min(count, columns) * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for offset in range(count):
+        x, y = (offset % columns) * cell_w + 2, (offset // columns) * cell_h + 2
+        tile = Image.fromarray(images[offset].permute(1, 2, 0).cpu().numpy())
+        sheet.paste(tile.resize((layout.image_w, layout.image_h), Image.NEAREST), (x, y))
+        text = layout.caption(sample_ids[offset], names[offset])
+        sample_id, _, rest = text.partition(CAPTION_SEPARATOR)
+        draw.text((x, y + layout.image_h + 3), sample_id, fill="black", font=font)
+        if rest:
+            draw.text((x + draw.textlength(sample_id, font=font), y + layout.image_h + 3),
+                      CAPTION_SEPARATOR + rest, fill=CAPTION_CLASS_COLOR, font=font)
+    atomic_save_image(sheet, path)
+    return path
+
+
+def contact_sheet_path(out_dir: str, sheet_index: int, prefix: str = "contact_sheet") -> str:
+    return os.path.join(out_dir, f"{prefix}_{sheet_index:04d}.png")
+
+
 def save_contact_sheets(
     images: torch.Tensor,
     sample_ids: torch.Tensor,
@@ -167,32 +204,14 @@ def save_contact_sheets(
     ids = sample_ids.long().cpu().tolist()
     if len(ids) != images.shape[0] or (labels is not None and len(labels) != images.shape[0]):
         raise ConfigError("contact sheets need one sample id (and label, when given) per image")
-    names = [_class_name(label, class_names) for label in
-             (labels.long().cpu().tolist() if labels is not None else [None] * len(ids))]
+    label_list = labels.long().cpu().tolist() if labels is not None else None
     os.makedirs(out_dir, exist_ok=True)
-
-    layout = _SheetLayout((images.shape[2], images.shape[3]), ids, names)
-    cell_w, cell_h, font = layout.cell_w, layout.cell_h, layout.font
-    columns = math.ceil(math.sqrt(per_sheet))
-
+    layout = contact_sheet_layout((images.shape[2], images.shape[3]), ids, label_list, class_names)
     paths = []
     for sheet_index, start in enumerate(range(0, len(ids), per_sheet)):
-        count = min(per_sheet, len(ids) - start)
-        rows = math.ceil(count / columns)
-        sheet = Image.new("RGB", (min(count, columns) * cell_w, rows * cell_h), "white")
-        draw = ImageDraw.Draw(sheet)
-        for offset in range(count):
-            index = start + offset
-            x, y = (offset % columns) * cell_w + 2, (offset // columns) * cell_h + 2
-            tile = Image.fromarray(images[index].permute(1, 2, 0).cpu().numpy())
-            sheet.paste(tile.resize((layout.image_w, layout.image_h), Image.NEAREST), (x, y))
-            text = layout.caption(ids[index], names[index])
-            sample_id, _, rest = text.partition(CAPTION_SEPARATOR)
-            draw.text((x, y + layout.image_h + 3), sample_id, fill="black", font=font)
-            if rest:
-                draw.text((x + draw.textlength(sample_id, font=font), y + layout.image_h + 3),
-                          CAPTION_SEPARATOR + rest, fill=CAPTION_CLASS_COLOR, font=font)
-        path = os.path.join(out_dir, f"{prefix}_{sheet_index:04d}.png")
-        atomic_save_image(sheet, path)
-        paths.append(path)
+        stop = min(start + per_sheet, len(ids))
+        paths.append(save_contact_sheet(images[start:stop], ids[start:stop],
+                                        None if label_list is None else label_list[start:stop],
+                                        contact_sheet_path(out_dir, sheet_index, prefix), layout, per_sheet,
+                                        class_names))
     return paths

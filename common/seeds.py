@@ -6,7 +6,8 @@
 * ``index_seed(seed, index)``: a per-item seed (the noise of generated sample ``index``, one scoring batch, ...),
   so a result does not depend on how items are batched or split across ranks; ``sample_generators`` and
   ``per_sample_noise`` are the only place a generated sample's noise is drawn from it;
-* ``step_seed(seed, epoch, step)``: the seed of one training step (see ``callbacks.epoch_seeder``).
+* ``step_seed(seed, epoch, step, rank)``: the seed of one training step on one DDP rank (see
+  ``callbacks.epoch_seeder``); rank 0's is the seed a one-process run uses, the other ranks' differ.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 _INDEX_MULTIPLIER = 1_000_003
 _MAX_SEED = 2**63 - 1
+_RANK_STRIDE = 1_000_000_007
 
 
 def stage_seed(seed: int, generation: int, stage: str) -> int:
@@ -37,9 +39,13 @@ def index_seed(seed: int, index: int) -> int:
     return (int(seed) * _INDEX_MULTIPLIER + int(index)) % _MAX_SEED
 
 
-def step_seed(seed: int, epoch: int, step: int) -> int:
-    """The seed of training step ``step`` of epoch ``epoch`` (step -1: the epoch's start)."""
-    return (int(seed) + 7919 * int(epoch) + 104_729 * (int(step) + 1)) & 0x7FFFFFFF
+def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
+    """The seed of training step ``step`` of epoch ``epoch`` (step -1: the epoch's start) on DDP rank ``rank``.
+
+    The rank term is 0 for rank 0, so a one-process run draws what it always drew; every other rank draws its own
+    noise, timesteps, latents and dropout masks (a prime stride far from the epoch and step strides).
+    """
+    return (int(seed) + 7919 * int(epoch) + 104_729 * (int(step) + 1) + _RANK_STRIDE * int(rank)) & 0x7FFFFFFF
 
 
 def sample_generators(indices: torch.Tensor, seeds: torch.Tensor | int) -> list[torch.Generator]:

@@ -14,6 +14,7 @@ identity and batches stay one tensor gather.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from common.distributed import rank_and_world_size
 from common.errors import ConfigError
+from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
@@ -202,6 +204,11 @@ class GenerationalDataModule(L.LightningDataModule):
         """Add one generation's kept samples (rank 0; the other ranks ``reopen_stack`` after the barrier)."""
         self._require_stack().push(images, labels, generation)
 
+    def push_block_batches(self, batches: Iterable[GeneratedBatch], count: int, image_shape: tuple[int, int, int],
+                           generation: int) -> None:
+        """Add one generation's ``count`` kept samples as they are read, a batch at a time (rank 0)."""
+        self._require_stack().push_batches(((b.images, b.labels) for b in batches), count, image_shape, generation)
+
     def reopen_stack(self) -> SyntheticStack:
         """Re-read the manifest after a push by rank 0 (the block's checksums were computed as it was written)."""
         root, window = self._require_stack_args()
@@ -299,11 +306,13 @@ class GenerationalDataModule(L.LightningDataModule):
             return labels[torch.randperm(len(labels), generator=g)]
         return torch.multinomial(counts, num_samples, replacement=True, generator=g)
 
-    def generation_loader(self, labels: torch.Tensor, seed: int, batch_size: int | None = None) -> DataLoader:
+    def generation_loader(self, labels: torch.Tensor, seed: int, batch_size: int | None = None,
+                          skip: Collection[int] = ()) -> DataLoader:
         """``(indices, labels, seeds)`` batches of the block to generate, aligned batches split across ranks; every
-        sample carries the block's seed, from which the generator draws its noise with its index."""
+        sample carries the block's seed, from which the generator draws its noise with its index; ``skip``: the
+        first indices of batches not to generate (a resumed stage's finished chunks)."""
         dataset = TensorDataset(torch.arange(len(labels)), labels, torch.full((len(labels),), int(seed)))
-        sampler = AlignedBatchSampler(len(labels), batch_size or self.eval_batch_size)
+        sampler = AlignedBatchSampler(len(labels), batch_size or self.eval_batch_size, skip=skip)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
 
     # ----------------------------------------------------------------------------------------------- stage views
@@ -311,18 +320,22 @@ class GenerationalDataModule(L.LightningDataModule):
         """The view a training stage hands to ``trainer.fit/test``."""
         return StageData(self, spec=spec)
 
-    def for_generation(self, labels: torch.Tensor, seed: int, batch_size: int | None = None) -> StageData:
-        """The view a generation stage hands to ``trainer.predict``: the block's labels and its sampling seed."""
-        return StageData(self, labels=labels, seed=seed, batch_size=batch_size)
+    def for_generation(self, labels: torch.Tensor, seed: int, batch_size: int | None = None,
+                       skip: Callable[[], Collection[int]] | None = None) -> StageData:
+        """The view a generation stage hands to ``trainer.predict``: the block's labels and its sampling seed;
+        ``skip()``, asked when the loader is built (after the callbacks' setup), names the batches not to generate."""
+        return StageData(self, labels=labels, seed=seed, batch_size=batch_size, skip=skip)
 
 
 class StageData(L.LightningDataModule):
     """A LightningDataModule for one stage: the shared data with this stage's loader settings."""
 
     def __init__(self, data: GenerationalDataModule, spec: TrainingSpec | None = None,
-                 labels: torch.Tensor | None = None, seed: int = 0, batch_size: int | None = None) -> None:
+                 labels: torch.Tensor | None = None, seed: int = 0, batch_size: int | None = None,
+                 skip: Callable[[], Collection[int]] | None = None) -> None:
         super().__init__()
         self.data, self.spec, self.labels, self.seed, self.batch_size = data, spec, labels, seed, batch_size
+        self.skip = skip
 
     def setup(self, stage: str | None = None) -> None:
         self.data.prepare()
@@ -339,7 +352,8 @@ class StageData(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         if self.labels is None:
             raise RuntimeError("this stage view has no block to generate: use GenerationalDataModule.for_generation")
-        return self.data.generation_loader(self.labels, self.seed, self.batch_size)
+        return self.data.generation_loader(self.labels, self.seed, self.batch_size,
+                                           skip=self.skip() if self.skip else ())
 
     def _spec(self) -> TrainingSpec:
         if self.spec is None:

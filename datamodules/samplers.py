@@ -6,6 +6,8 @@ a sample twice; these give every item to exactly one rank, so results equal a si
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler, Sampler
@@ -32,16 +34,20 @@ class AlignedBatchSampler(Sampler[list[int]]):
     (Lightning refuses a rank without a batch).
     """
 
-    def __init__(self, num_items: int, batch_size: int, rank: int | None = None, world_size: int | None = None):
+    def __init__(self, num_items: int, batch_size: int, rank: int | None = None, world_size: int | None = None,
+                 skip: Collection[int] = ()):
+        """``skip``: first indices of batches to leave out (those a resumed generation stage has already)."""
         default_rank, default_size = rank_and_world_size()
         self.rank = default_rank if rank is None else int(rank)
         self.world_size = default_size if world_size is None else int(world_size)
         self.num_items, self.batch_size = int(num_items), int(batch_size)
         if -(-self.num_items // self.batch_size) < self.world_size:  # fewer batches than ranks
             self.batch_size = max(1, -(-self.num_items // self.world_size))
+        self.skip = frozenset(int(start) for start in skip)
 
-    def _batch_starts(self) -> range:
-        return range(self.rank * self.batch_size, self.num_items, self.world_size * self.batch_size)
+    def _batch_starts(self) -> list[int]:
+        every = range(self.rank * self.batch_size, self.num_items, self.world_size * self.batch_size)
+        return [start for start in every if start not in self.skip]
 
     def __iter__(self):
         for start in self._batch_starts():

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,6 @@ class SyntheticStack(Dataset):
         generation: int,
     ) -> None:
         """Add one generation's block, evicting whole oldest blocks while the limits would be exceeded."""
-        generation = int(generation)
         image_array = np.ascontiguousarray(_as_numpy(images))
         label_array = _as_numpy(labels)
         if image_array.dtype != np.uint8 or image_array.ndim != 4:
@@ -197,14 +197,25 @@ class SyntheticStack(Dataset):
             raise ValueError(
                 f"labels must be integers of shape ({count},), got {label_array.dtype} {label_array.shape}"
             )
+        self.push_batches([(image_array, label_array)], count, tuple(image_array.shape[1:]), generation)
+
+    def push_batches(
+        self,
+        batches: Iterable[tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]],
+        count: int,
+        image_shape: tuple[int, int, int],
+        generation: int,
+    ) -> None:
+        """Add one generation's block of ``count`` images of ``image_shape`` read from ``batches`` of (uint8 images,
+        labels) as they come: the block file and its checksum are written incrementally, so the block is never
+        held in memory (the file is the same, byte for byte, as ``push`` of the concatenated batches writes)."""
+        generation, count, image_shape = int(generation), int(count), tuple(int(s) for s in image_shape)
         if generation in self.generations:
             raise ValueError(
                 f"generation {generation} is already in the stack at {self.root} (held: {self.generations})"
             )
-        if self.image_shape is not None and tuple(image_array.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"block images have shape {tuple(image_array.shape[1:])} but the stack holds {self.image_shape}"
-            )
+        if self.image_shape is not None and image_shape != self.image_shape:
+            raise ValueError(f"block images have shape {image_shape} but the stack holds {self.image_shape}")
         if self.max_samples is not None and count > self.max_samples:
             raise ConfigError(
                 f"generation {generation} has {count} samples, more than the stack's sample budget {self.max_samples}: "
@@ -214,17 +225,40 @@ class SyntheticStack(Dataset):
 
         self._remove_strays()
         names = _block_file_names(generation)
-        arrays = {"images": image_array, "labels": label_array.astype(np.int64)}
-        files = {}
-        for kind, name in names.items():
-            array = arrays[kind]
-            checksum = atomic_write(self.root / name, lambda handle, a=array: np.lib.format.write_array(handle, a))
-            files[kind] = {"name": name, "sha256": checksum}
-        block = {"generation": generation, "count": count, "shape": list(image_array.shape[1:]), "files": files}
+        label_parts: list[np.ndarray] = []
+
+        def write_images(handle) -> None:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                      "shape": (count, *image_shape)}
+            np.lib.format.write_array_header_1_0(handle, header)
+            written = 0
+            for batch_images, batch_labels in batches:
+                image_array = np.ascontiguousarray(_as_numpy(batch_images))
+                label_array = _as_numpy(batch_labels)
+                if image_array.dtype != np.uint8 or tuple(image_array.shape[1:]) != image_shape:
+                    raise ValueError(f"images must be uint8 (N, {', '.join(map(str, image_shape))}), got "
+                                     f"{image_array.dtype} {image_array.shape}")
+                if label_array.shape != image_array.shape[:1] or not np.issubdtype(label_array.dtype, np.integer):
+                    raise ValueError(f"labels must be integers of shape ({len(image_array)},), got "
+                                     f"{label_array.dtype} {label_array.shape}")
+                written += len(image_array)
+                if written > count:
+                    raise ValueError(f"generation {generation}'s block has more than the {count} samples announced")
+                handle.write(image_array.tobytes())
+                label_parts.append(label_array.astype(np.int64))
+            if written != count:
+                raise ValueError(f"generation {generation}'s block has {written} samples, not the {count} announced")
+
+        image_checksum = atomic_write(self.root / names["images"], write_images)
+        files = {"images": {"name": names["images"], "sha256": image_checksum}}
+        labels = np.concatenate(label_parts) if label_parts else np.zeros(0, dtype=np.int64)
+        checksum = atomic_write(self.root / names["labels"], lambda handle: np.lib.format.write_array(handle, labels))
+        files["labels"] = {"name": names["labels"], "sha256": checksum}
+        block = {"generation": generation, "count": count, "shape": list(image_shape), "files": files}
 
         evicted = self._evict_to_fit(1, count)
         self._blocks.append(block)
-        self._block_labels.append(arrays["labels"])
+        self._block_labels.append(labels)
         self._labels_cache = None
         self._ram_images = None
         # the manifest switches to the new stack in one rename; evicted files only become strays before deletion

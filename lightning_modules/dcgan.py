@@ -107,6 +107,7 @@ class ConditionalDCGAN(GeneratorModule):
         images, labels = batch[0], batch[1].long()
         real = images.float() / 127.5 - 1
         opt_g, opt_d = self.optimizers()
+        # from the global RNG, which EpochSeeder seeds per (stage seed, epoch, step, rank): each DDP rank its own z
         noise = torch.randn(real.shape[0], self.latent_dim, device=real.device)
         # fakes for the batch's own labels, so the generated class distribution follows the data's
         fake = self.generator(noise, labels)

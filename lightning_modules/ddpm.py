@@ -12,8 +12,8 @@ are batched or split across ranks.
 DDP: every parameter takes part in every training step (the class embedding is one tensor, whichever of its rows
 a batch selects), so plain ``strategy="ddp"`` works and ``find_unused_parameters`` is not needed (its
 ``trainer_needs`` leave it off).
-Noise, timesteps and label dropout differ between ranks (see ``training_randomness``); the UNet's dropout masks come
-from the global RNG, like every other module's in the project.
+Noise, timesteps, label dropout and the UNet's dropout masks all come from the global RNG, which ``EpochSeeder``
+seeds per (stage seed, epoch, step, rank): they differ between DDP ranks, like every other module's in the project.
 """
 
 from __future__ import annotations
@@ -209,11 +209,11 @@ class ConditionalDDPM(GeneratorModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(noise, timesteps, labels after dropout) for a batch of [-1, 1] images.
 
-        Drawn from a generator seeded by one draw of the global RNG plus the global rank: a pure function of the
-        global RNG state (which ``EpochSeeder`` resets every step, so resumes stay exact), yet different on every
-        DDP rank, whose global RNGs are seeded alike (otherwise every rank would reuse the same noise and timesteps).
+        Drawn from a generator seeded by one draw of the global RNG: a pure function of the global RNG state, which
+        ``EpochSeeder`` resets every step from (stage seed, epoch, step, rank), so resumes stay exact and every DDP
+        rank draws its own noise and timesteps (rank 0 those of a one-process run).
         """
-        seed = int(torch.randint(0, 2**62, (1,)).item()) + self.global_rank
+        seed = int(torch.randint(0, 2**62, (1,)).item())
         generator = torch.Generator(device=clean.device).manual_seed(seed)
         noise = torch.randn(clean.shape, generator=generator, device=clean.device)
         timesteps = torch.randint(

@@ -291,6 +291,8 @@ class StableDiffusionLoRA(GeneratorModule):
         with torch.no_grad():
             latents = self.vae.encode(pixels).latent_dist.sample().float() * self.vae.config.scaling_factor
             prompt_embeds = self.encode_prompts(labels).to(frozen_dtype)
+        # noise, timesteps (and the VAE's latent sample) come from the global RNG, which EpochSeeder seeds per
+        # (stage seed, epoch, step, rank): every DDP rank draws its own, and a resumed stage the same again
         noise = torch.randn_like(latents)
         timesteps = torch.randint(
             0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device

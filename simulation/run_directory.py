@@ -10,8 +10,8 @@ Layout::
     <run_dir>/stack/                              the FIFO stack of synthetic blocks
     <run_dir>/oracle/                             the learned subgroup oracle (CIFAR-20/100's u_t)
     <run_dir>/gen_XX/generator/                   the generator stage (checkpoints/last.ckpt)
-    <run_dir>/gen_XX/shards/                      the raw generated block, one safetensors shard per rank (deleted
-                                                  after its push with loop.keep_raw_shards: false)
+    <run_dir>/gen_XX/shards/                      the raw generated block: checksummed chunk files, one per batch
+                                                  (deleted after its push with loop.keep_raw_shards: false)
     <run_dir>/gen_XX/block_scores.safetensors     per-sample filter scores, reference predictions and subgroups
     <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
     <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from callbacks.generator_fid import GeneratorFID
+from common.generated import GeneratedBlock
 from common.image_views import ImageView
 from lightning_modules.classifier import ClassifierModule
 from metrics.fid import (
@@ -80,18 +81,18 @@ def fid_gate(context: RunContext) -> tuple[GeneratorFID, FIDExtractor] | None:
     return gate, extractor
 
 
-def kept_fid(context: RunContext, generation: int, kept_images: torch.Tensor) -> float | None:
-    """FID of a seeded subset (at most ``num_samples``) of the kept samples against the real statistics the
-    generation stage saved; None without FID or with fewer than 2 kept samples. Rank 0, on its own device."""
+def kept_fid(context: RunContext, generation: int, block: GeneratedBlock, kept_ids: torch.Tensor) -> float | None:
+    """FID of a seeded subset (at most ``num_samples``) of the kept samples (``kept_ids`` of ``block``) against the
+    real statistics the generation stage saved; None without FID or with fewer than 2 kept samples. Rank 0, on its
+    own device, reading the chosen samples a chunk at a time."""
     fid, run_dir = context.fid, context.run_dir
     path = run_dir.fid_real_statistics_path(generation)
     if not fid.enabled or not path.exists():
         return None
-    chosen = fid_subset(len(kept_images), fid.num_samples, context.seed, salt=2)
+    chosen = fid_subset(len(kept_ids), fid.num_samples, context.seed, salt=2)
     if len(chosen) < 2:
         return None
     extractor = fid_extractor(context, run_dir.block_report(generation).get("fid_extractor"))
     device = context.trainers.host_device()
-    batches = (extractor.view(kept_images[chosen[start : start + fid.batch_size]])
-               for start in range(0, len(chosen), fid.batch_size))
+    batches = (extractor.view(batch.images) for batch in block.rebatched(kept_ids[chosen], fid.batch_size))
     return fid_against_real_statistics(extractor.features(device), load_file(str(path)), batches, device)

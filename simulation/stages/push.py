@@ -3,7 +3,9 @@
 The filter chain is applied to the scores the generation stage gathered (and to a reviewer's list of rejected ids,
 read now: with ``quality.pause_for_review`` the run stops here until that list exists). Rank 0 measures the kept
 samples (q_t, u_t and the FID against the real statistics the generation stage saved), pushes them and draws the
-sample sheet (as the classifiers see them); every rank then reopens the stack the state records.
+sample sheet (as the classifiers see them); every rank then reopens the stack the state records. The kept samples
+stream from the generated block's chunks into the stack's block file, a chunk at a time: the raw block is never
+read into memory.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ from __future__ import annotations
 import time
 
 import torch
-from safetensors.torch import load_file
 
-from callbacks.shard_writer import read_block
 from common.distributed import is_rank_zero
 from common.errors import ConfigError
+from common.generated import GeneratedBlock
 from common.image_grids import make_grid_image, save_grid_png
 from filters.base import FilterContext, select_block
 from metrics.block_statistics import block_statistics
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import kept_fid
-from simulation.stages.generate import SCORE_PREFIX
 
 
 class ReviewPause(SystemExit):
@@ -54,41 +54,42 @@ class PushBlock(Stage):
 
     def _select_and_push(self, context: RunContext) -> dict:
         n, run_dir, data, source = self.generation, context.run_dir, context.data, context.source
-        images, labels, keep, report = self.select(context)
-        kept_images, kept_labels = images[keep], labels[keep]
-        del images
-        report["fid_kept"] = kept_fid(context, n, kept_images)
+        block, keep, report = self.select(context)
+        kept_ids = torch.nonzero(keep).flatten()
+        kept_labels = block.scores.labels[kept_ids]
+        report["fid_kept"] = kept_fid(context, n, block, kept_ids)
         if n not in data.stack.generations:  # idempotent when resuming after a crash mid-stage
-            data.push_block(kept_images, kept_labels, n)
+            data.push_block_batches(block.kept(keep), len(kept_ids), block.image_shape, n)
         shown = _first_per_class(kept_labels, source.num_classes, context.quality.sheet_per_class)
-        grid = make_grid_image(source.classifier_view(kept_images[shown]), kept_labels[shown], source.num_classes,
+        parts = list(block.read(kept_ids[shown]))  # a few samples per class
+        images = torch.cat([p.images for p in parts]) if parts else torch.zeros((0, *block.image_shape), torch.uint8)
+        grid = make_grid_image(source.classifier_view(images), kept_labels[shown], source.num_classes,
                                per_class=context.quality.sheet_per_class, class_names=source.class_names)
         save_grid_png(grid, run_dir.samples_sheet(n))
-        log.info(f"filters kept {report['filter_kept']}/{len(labels)} samples of generation {n}")
+        log.info(f"filters kept {report['filter_kept']}/{len(keep)} samples of generation {n}")
         if report["filter_kept"] == 0:
             log.warning(f"generation {n}: the filters kept no sample, so its block adds nothing to the stack; "
                         f"look at {run_dir.contact_sheet_dir(n)} and at the filters' ratios")
         self._print_fid(context, run_dir.block_report(n).get("fid"), report["fid_kept"])
         return {"stack": data.stack.manifest, "blocks": run_dir.with_block_report(n, **report)}
 
-    def select(self, context: RunContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        """The block's images and labels, the keep mask of the filter chain and the selection's report."""
+    def select(self, context: RunContext) -> tuple[GeneratedBlock, torch.Tensor, dict]:
+        """The generated block, the keep mask of the filter chain over its ids and the selection's report."""
         n, run_dir, source = self.generation, context.run_dir, context.source
         size = context.loop.samples_per_generation
         for needed in (run_dir.block_scores_path(n), run_dir.shard_dir(n)):
             if not needed.exists():
                 raise ConfigError(f"generation {n}'s generated block is incomplete: {needed} is missing; the block "
                                   "cannot be selected again: start a new run (choose another loop.run_dir)")
-        saved = load_file(str(run_dir.block_scores_path(n)))
-        labels = saved["label"]
-        scores = {k.removeprefix(SCORE_PREFIX): v for k, v in saved.items() if k.startswith(SCORE_PREFIX)}
+        block = GeneratedBlock(run_dir.shard_dir(n), size, run_dir.block_scores_path(n))
+        block.chunks()  # every sample is on disk before anything is selected
+        saved = block.scores
         selection_context = FilterContext(generation=n, class_names=source.class_names, sample_ids=torch.arange(size),
-                                          subgroups=saved["group"], real_subgroup_counts=context.real_subgroup_counts)
-        keep, report = select_block(context.filters, scores, labels, selection_context)
-        report.update(block_statistics(labels[keep], saved["predicted"][keep], saved["group"][keep],
+                                          subgroups=saved.groups, real_subgroup_counts=context.real_subgroup_counts)
+        keep, report = select_block(context.filters, saved.filter_scores, saved.labels, selection_context)
+        report.update(block_statistics(saved.labels[keep], saved.predicted[keep], saved.groups[keep],
                                        context.real_subgroup_counts, suffix="_kept"))
-        images, _ = read_block(run_dir.shard_dir(n), size)
-        return images, labels, keep, report
+        return block, keep, report
 
     def _print_fid(self, context: RunContext, fid: float | None, fid_kept: float | None) -> None:
         """Table 1's line: the raw block's FID (the paper's) and the kept samples', generation by generation."""
@@ -129,8 +130,8 @@ def rebuild_stack(context: RunContext) -> None:
         log.info(f"rebuild_stack: the previous stack folder is kept as {aside}")
     data.open_stack(run_dir.stack_dir, context.loop.stack_generations)
     for generation in recorded:
-        images, labels, keep, _ = PushBlock(generation).select(context)
-        data.push_block(images[keep], labels[keep], generation)
+        block, keep, _ = PushBlock(generation).select(context)
+        data.push_block_batches(block.kept(keep), int(keep.sum()), block.image_shape, generation)
     problems = run_dir.stack_differences(data.stack.manifest)
     if problems:
         raise ConfigError(f"the rebuilt stack differs from the one the run state records ({'; '.join(problems)}): "

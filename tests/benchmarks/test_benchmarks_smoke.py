@@ -26,6 +26,8 @@ EXPECTED_RATIOS = {
     "quickstart": {"generation_time_max_over_min"},
     "classifier_options": {"tiny_cnn_32-true_channels_last_speedup"},
     "concurrency": {"divided_over_default_makespan"},
+    "scale": {f"{stage}_{what}_large_over_small" for stage in ("generate", "push", "sheets")
+              for what in ("peak_rss", "time_per_sample")},
 }
 
 

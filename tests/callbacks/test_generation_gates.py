@@ -10,14 +10,17 @@ import torch
 from callbacks.block_statistics import BlockStatistics
 from callbacks.contact_sheets import ContactSheets
 from callbacks.filter_scores import FilterScores
-from callbacks.shard_writer import ShardWriter, read_block
+from callbacks.shard_writer import ShardWriter
+from common.generated import GeneratedBatch, GeneratedBlock, chunk_is_complete, write_chunk
+from common.image_grids import save_contact_sheets
 from datamodules.colored_mnist import color_oracle
 from filters import ManualRejectFilter, SampleFilter
 from lightning_modules.classifier import ClassifierModule
 from metrics.block_statistics import block_statistics, subgroup_counts
 
 MODULE = SimpleNamespace(device=torch.device("cpu"))
-TRAINER = SimpleNamespace(global_rank=0, is_global_zero=True, strategy=SimpleNamespace(barrier=lambda: None))
+TRAINER = SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True,
+                          strategy=SimpleNamespace(barrier=lambda: None))
 
 
 def block(n: int = 10) -> dict[str, torch.Tensor]:
@@ -86,14 +89,31 @@ def test_block_statistics_gate_equals_the_statistics_of_the_whole_block(tmp_path
     assert abs(gate.statistics["imbalance_u"] - 0.2) < 1e-9 and abs(gate.statistics["majority_gain"] - 0.2) < 1e-9
 
 
-def test_shards_and_contact_sheets_cover_the_block_once(tmp_path):
+def test_chunks_and_contact_sheets_cover_the_block_once(tmp_path):
     shards, sheets = tmp_path / "shards", tmp_path / "sheets"
     outputs = block(12)
-    writer = ShardWriter(shards)
+    writer = ShardWriter(shards, 12, 4)
+    writer.setup(TRAINER, MODULE, "predict")
+    assert writer.done_batches() == set()
     for number, ids in enumerate([[4, 5, 6, 7], [0, 1, 2, 3], [8, 9, 10, 11]]):
         writer.write_on_batch_end(TRAINER, MODULE, {k: v[ids] for k, v in outputs.items()}, None, None, number, 0)
-    writer.on_predict_epoch_end(TRAINER, MODULE)
-    images, labels = read_block(shards, 12)
-    assert torch.equal(images, outputs["image"]) and torch.equal(labels, outputs["label"])
-    ContactSheets(shards, sheets, 12, ["a", "b", "c"]).on_predict_epoch_end(TRAINER, MODULE)
-    assert [p.name for p in sorted(sheets.glob("*.png"))] == ["contact_sheet_0000.png"]
+    assert sorted(p.name for p in shards.iterdir()) == [f"chunk_{a:010d}_{a + 4:010d}.safetensors" for a in (0, 4, 8)]
+    assert all(chunk_is_complete(p) for p in shards.iterdir())
+    stored = list(GeneratedBlock(shards, 12).batches())
+    assert torch.equal(torch.cat([b.images for b in stored]), outputs["image"])
+    assert torch.equal(torch.cat([b.labels for b in stored]), outputs["label"])
+    ContactSheets(shards, sheets, outputs["label"], ["a", "b", "c"], per_sheet=5).on_predict_epoch_end(TRAINER, MODULE)
+    assert [p.name for p in sorted(sheets.glob("*.png"))] == [f"contact_sheet_{k:04d}.png" for k in range(3)]
+
+
+def test_contact_sheets_drawn_chunk_by_chunk_on_two_ranks_equal_the_sheets_of_the_whole_block(tmp_path):
+    outputs = block(23)
+    for start in range(0, 23, 4):  # chunks of 4 and sheets of 5: no sheet is one chunk
+        ids = torch.arange(start, min(start + 4, 23))
+        write_chunk(tmp_path / "shards", GeneratedBatch(ids, outputs["label"][ids], outputs["image"][ids]))
+    whole = save_contact_sheets(outputs["image"], outputs["index"], str(tmp_path / "whole"), per_sheet=5,
+                                labels=outputs["label"], class_names=["a", "b", "c"])
+    sheets = ContactSheets(tmp_path / "shards", tmp_path / "ranks", outputs["label"], ["a", "b", "c"], per_sheet=5)
+    rank0, rank1 = sheets.draw(0, 2), sheets.draw(1, 2)
+    assert [len(rank0), len(rank1)] == [2, 3]  # 5 sheets shared out: 0-1 on rank 0, 2-4 on rank 1
+    assert [open(p, "rb").read() for p in rank0 + rank1] == [open(p, "rb").read() for p in whole]

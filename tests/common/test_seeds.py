@@ -17,6 +17,10 @@ def test_item_and_step_seeds_are_pinned():
     assert index_seed(5, 7) != index_seed(5, 8) != index_seed(6, 7)
     assert step_seed(11, 2, 3) == 11 + 7919 * 2 + 104_729 * 4
     assert step_seed(11, 0, -1) == 11  # an epoch's start
+    assert step_seed(11, 2, 3, rank=0) == step_seed(11, 2, 3)  # rank 0 draws what a one-process run draws
+    assert step_seed(11, 2, 3, rank=1) == (11 + 7919 * 2 + 104_729 * 4 + 1_000_000_007) & 0x7FFFFFFF
+    per_rank = {step_seed(11, e, s, r) for e in range(3) for s in range(-1, 50) for r in range(8)}
+    assert len(per_rank) == 3 * 51 * 8  # no two (epoch, step, rank) share a seed
 
 
 def test_dataset_streams_are_independent_and_reproducible():

@@ -50,7 +50,8 @@ def test_two_process_ddp_loop_through_the_cli(tmp_path):
     assert [r["generation"] for r in rows] == [0, 1, 2]  # written once, by rank 0
     assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(90, [1]), (90, [2])]
     shards = sorted(p.name for p in (run_dir / "gen_01" / "shards").iterdir())
-    assert shards == ["shard_rank000.safetensors", "shard_rank001.safetensors"]  # generation split across ranks
+    # generation split across ranks: 100 samples in aligned batches of 50, one on each rank, each its own chunk
+    assert shards == ["chunk_0000000000_0000000050.safetensors", "chunk_0000000050_0000000100.safetensors"]
     assert proc.stdout.count("[genbias] done") == 1
     info = json.loads((run_dir / "state.json").read_text())["stage_info"]  # data.batch_size is per device here
     assert (info["g1/generator"]["batch_per_device"], info["g1/generator"]["batch_global"]) == (64, 128)

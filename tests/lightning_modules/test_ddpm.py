@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks.epoch_seeder import EpochSeeder
 from common.errors import ConfigError
+from common.seeds import step_seed
 from lightning_modules.ddpm import ConditionalDDPM
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.networks.ddpm_unet import build_unet, max_levels
@@ -78,13 +79,12 @@ def test_training_steps_change_the_weights_and_log_a_finite_float32_loss(precisi
     assert images.dtype == torch.uint8 and images.shape == (3, *SHAPE)
 
 
-def test_training_noise_follows_the_global_rng_but_differs_between_ddp_ranks(monkeypatch):
+def test_training_noise_follows_the_global_rng_which_the_seeder_seeds_per_rank():
     model = tiny_ddpm(cond_drop_prob=0.5)
     clean, labels = torch.zeros(1000, 1, 1, 1), torch.arange(1000) % CLASSES
 
     def draw(rank: int, seed: int = 3) -> tuple[torch.Tensor, ...]:
-        monkeypatch.setattr(ConditionalDDPM, "global_rank", property(lambda self: rank))
-        torch.manual_seed(seed)  # what EpochSeeder does, alike on every rank
+        torch.manual_seed(step_seed(seed, 0, 0, rank))  # what EpochSeeder does on that rank
         return model.training_randomness(clean, labels)
 
     noise, timesteps, dropped = draw(0)

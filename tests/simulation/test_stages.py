@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from common.generated import SCORE_PREFIX, GeneratedBatch, write_chunk
 from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.facts import DatasetFacts
@@ -13,7 +14,6 @@ from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
 from simulation.run_directory import RunDirectory
 from simulation.stages import PushBlock, ReviewPause, RunContext, Stage
-from simulation.stages.generate import SCORE_PREFIX
 from simulation.trainers import StageTrainers
 
 SIZE = 12  # samples in the generated block: ids 0-11, labels id % 2, image value = id
@@ -49,13 +49,11 @@ def context(tmp_path, filters, **quality) -> RunContext:
 
 
 def write_generated_block(run_dir: RunDirectory, scores: dict[str, torch.Tensor]) -> None:
-    """What the generation stage leaves behind: two ranks' shards and the gathered per-sample results."""
+    """What the generation stage leaves behind: its chunks and the gathered per-sample results."""
     ids = torch.arange(SIZE)
     images = ids.view(-1, 1, 1, 1).expand(SIZE, 1, 4, 4).to(torch.uint8).contiguous()
-    run_dir.shard_dir(1).mkdir(parents=True)
-    for rank, part in enumerate((ids[:5], ids[5:])):
-        save_file({"index": part, "label": part % 2, "image": images[part]},
-                  str(run_dir.shard_dir(1) / f"shard_rank{rank:03d}.safetensors"))
+    for part in (ids[:5], ids[5:]):
+        write_chunk(run_dir.shard_dir(1), GeneratedBatch(part, part % 2, images[part]))
     labels = ids % 2
     per_sample = {"label": labels, "predicted": torch.where(ids < 6, labels, 1 - labels), "group": ids // 3 % 2,
                   **{SCORE_PREFIX + name: value for name, value in scores.items()}}
