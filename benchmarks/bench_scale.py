@@ -159,7 +159,7 @@ def plain_stages(folder: Path, size: int, side: int, batch_size: int) -> None:
     start, scores = time.perf_counter(), []
     for first in range(0, size, batch_size):
         ids = torch.arange(first, min(first + batch_size, size))
-        images = model.generate(labels[ids], ids)
+        images = model.generate(labels[ids], ids, torch.full((len(ids),), 7))
         scores.append(images.float().mean(dim=(1, 2, 3)))
         save_file({"index": ids, "label": labels[ids], "image": images}, str(chunks / f"{first:010d}.safetensors"))
     emit("generate", 0, time.perf_counter() - start)
@@ -196,21 +196,28 @@ def plain_stages(folder: Path, size: int, side: int, batch_size: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the parent
-def run(command: list[str]) -> list[dict]:
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def stage_env(threads: int | None) -> dict[str, str]:
+    """A stage process's environment: this one's, quiet, with ``threads`` torch threads (this process's own
+    environment is left as it is: a caller in the same process keeps its settings)."""
+    return {**os.environ, "PYTHONWARNINGS": "ignore", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+
+
+def run(command: list[str], threads: int | None) -> list[dict]:
+    proc = subprocess.run(command, capture_output=True, text=True, env=stage_env(threads))
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return [json.loads(line[len("STAGE "):]) for line in proc.stdout.splitlines() if line.startswith("STAGE ")]
 
 
-def measure(size: int, side: int, batch_size: int, base: str | None) -> dict[str, dict[str, list[dict]]]:
+def measure(size: int, side: int, batch_size: int, base: str | None,
+            threads: int | None) -> dict[str, dict[str, list[dict]]]:
     """{"loop" | "plain": {stage: [one record per process]}} for one block size."""
     me = [sys.executable, __file__, "--side", str(side), "--batch-size", str(batch_size), "--size", str(size)]
     with tempfile.TemporaryDirectory(prefix="bench_scale_", dir=base) as tmp:
-        loop = {"generate": run([*me, "--stage", "generate", "--dir", tmp]),
-                "push": run([*me, "--stage", "push", "--dir", tmp])}
+        loop = {"generate": run([*me, "--stage", "generate", "--dir", tmp], threads),
+                "push": run([*me, "--stage", "push", "--dir", tmp], threads)}
         ranks = [subprocess.Popen([*me, "--stage", "sheets", "--rank", str(r), "--dir", tmp], stdout=subprocess.PIPE,
-                                  text=True) for r in (0, 1)]
+                                  text=True, env=stage_env(threads)) for r in (0, 1)]
         loop["sheets"] = [json.loads(line[len("STAGE "):]) for proc in ranks
                           for line in proc.communicate()[0].splitlines() if line.startswith("STAGE ")]
         if any(proc.returncode for proc in ranks) or len(loop["sheets"]) != 2:
@@ -219,7 +226,7 @@ def measure(size: int, side: int, batch_size: int, base: str | None) -> dict[str
         if sheets != -(-size // PER_SHEET) or len(loop["generate"]) != 2:
             raise RuntimeError(f"{sheets} sheets, {len(loop['generate'])} generating ranks for {size} samples")
         plain = {}
-        for record in run([*me, "--stage", "plain", "--dir", tmp]):
+        for record in run([*me, "--stage", "plain", "--dir", tmp], threads):
             plain[record["stage"]] = [record]
     return {"loop": loop, "plain": plain}
 
@@ -249,10 +256,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     if args.quick:
         args.sizes, args.side, args.batch_size = [300, 600], 16, 32
-    if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the stage processes' torch threads
     small, large = sorted(args.sizes)
-    results = {size: measure(size, args.side, args.batch_size, args.dir) for size in (small, large)}
+    results = {size: measure(size, args.side, args.batch_size, args.dir, args.threads) for size in (small, large)}
     table = {kind: {stage: {size: summary(results[size][kind][stage], size) for size in (small, large)}
                     for stage in STAGES} for kind in ("loop", "plain")}
     ratios = []

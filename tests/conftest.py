@@ -20,9 +20,12 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _no_global_torch_state_leaks():
     """Process-wide torch settings a test may change (Lightning's ``deterministic=True`` switches on deterministic
-    algorithms, the benchmarks set the thread count): a later in-process run would otherwise compute slightly
-    different floats than the same command run on its own."""
-    threads = torch.get_num_threads()
+    algorithms, the benchmarks set the thread count) and the environment (an in-process run records its launch id
+    there, a benchmark its thread count): a later in-process run, or a subprocess that inherits the environment,
+    would otherwise compute slightly different floats than the same command run on its own."""
+    threads, environment = torch.get_num_threads(), dict(os.environ)
     yield
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
+    os.environ.clear()
+    os.environ.update(environment)

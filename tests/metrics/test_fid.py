@@ -124,7 +124,7 @@ def test_the_generation_gate_feeds_its_subset_of_the_block_and_the_real_images()
     gate.on_predict_start(_Trainer(), _Module())
     for start in range(0, 60, 16):
         ids = torch.arange(start, min(start + 16, 60))
-        gate.on_predict_batch_end(_Trainer(), _Module(), {"index": ids, "image": block[ids]}, None, 0)
+        gate.on_predict_batch_end(_Trainer(), _Module(), {"index": ids, "label": ids % 2, "image": block[ids]}, None, 0)
     gate.on_predict_epoch_end(_Trainer(), _Module())
     chosen = fid_subset(60, 40, seed=5, salt=1)
     assert gate.fid == pytest.approx(fid_of(model, real[real_ids], block[chosen]), rel=1e-9)
@@ -144,7 +144,8 @@ def test_generated_images_enter_the_gate_through_its_view():
     gate = GeneratorFID(lambda device: ClassifierFeatures(model, (1, 6, 6)), split_of(real), torch.arange(50),
                         view, block_size=30, num_samples=30, seed=0)
     gate.on_predict_start(_Trainer(), _Module())
-    gate.on_predict_batch_end(_Trainer(), _Module(), {"index": torch.arange(30), "image": stored}, None, 0)
+    batch = {"index": torch.arange(30), "label": torch.zeros(30, dtype=torch.long), "image": stored}
+    gate.on_predict_batch_end(_Trainer(), _Module(), batch, None, 0)
     gate.on_predict_epoch_end(_Trainer(), _Module())
     assert gate.fid == pytest.approx(fid_of(model, real, view(stored)), rel=1e-9)
 
