@@ -52,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from common.allocation import workers_for_allocation  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
 
 SWEEP_KEYS = {"configs", "seeds", "overrides", "grid", "out", "resources"}
@@ -382,7 +383,12 @@ def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = Fal
     """Run one task (skipped when finished). ``replace_process`` execs cli.py in this process, so that under
     SLURM the task's process is the cli.py run itself (SIGTERM from a requeue reaches Lightning, not a wrapper);
     there, a task given several processes runs them as DDP ranks."""
-    command = task.command() + (allocation_overrides(dict(os.environ)) if replace_process else [])
+    command = task.command()
+    if replace_process:  # an array task: DDP over its processes, DataLoader workers from its CPUs
+        workers, warning = workers_for_allocation(task.config, command[5:], os.environ)
+        command += allocation_overrides(dict(os.environ)) + workers
+        if warning:
+            print(f"[sweep] task {task.index}: {warning}", file=sys.stderr, flush=True)
     print(f"[sweep] task {task.index}: {shlex.join(command)}", flush=True)
     if dry_run:
         return 0

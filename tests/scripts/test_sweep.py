@@ -360,3 +360,12 @@ def test_local_jobs_get_a_gpu_each_and_more_jobs_than_gpus_need_share(tmp_path, 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: CPU jobs as before, any number
     assert sweep.main([str(path), "--jobs", "3", "--dry-run"]) == 0
     assert "CUDA_VISIBLE_DEVICES" not in capsys.readouterr().out
+
+
+def test_an_array_task_takes_its_dataloader_workers_from_its_cpus(tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0], out=str(tmp_path / "out"))
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert sweep.main([str(path), "--task", "0", "--dry-run"]) == 0  # what the array task would exec
+    assert capsys.readouterr().out.rstrip().endswith("--data.num_workers 3")
+    assert "--data.num_workers" not in sweep.load_sweep(path)[0].command()  # a local run keeps the config's value

@@ -45,7 +45,9 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_UNAVAILABLE is not None, re
 def _sbatch(log: Path, *cli_args: str, ntasks_per_node: int = 2, wait: bool = False,
             timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
     """Submit the template from the repository root (as users do); with ``wait`` block until the job ends."""
-    cmd = ["sbatch", "--parsable", f"--ntasks-per-node={ntasks_per_node}", f"--output={log}",
+    # the template's header asks a GPU and 8 CPUs a task: a CPU-only cluster's submission overrides both
+    cmd = ["sbatch", "--parsable", f"--ntasks-per-node={ntasks_per_node}", "--gres=none", "--cpus-per-task=1",
+           f"--output={log}",
            "--job-name=genbias-test", *(["--wait"] if wait else []), SCRIPT, *cli_args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -160,7 +162,8 @@ def test_sbatch_runs_the_loop_as_two_ddp_ranks(uninterrupted):
     # Lightning took its ranks from SLURM (2 tasks -> world size 2), no launcher of its own
     assert "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in log
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in log
-    assert "1 node(s) x 2 task(s)" in log
+    assert "1 node(s) x 2 task(s), 1 CPU(s) per task" in log
+    assert "--data.num_workers 0" in log  # the tiny config does not pin its workers: CPUs - 1 of them
     rows = _results(run_dir)
     assert [(r["generation"], r["classifier"]) for r in rows] == [(0, "tiny_cnn"), (1, "tiny_cnn"), (2, "tiny_cnn")]
     assert all(0.0 <= r["acc"] <= 1.0 for r in rows)
