@@ -36,18 +36,22 @@ OVERVIEW_PANELS = [
 ]
 LINE_STYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted"}
 SHEET_LABEL_FONT_SIZE = 18
+#: at most this many panels a row: a figure stays readable at the README's width (one row of 5 was 6:1)
+MAX_COLS = 3
+#: inches under the panels for the figure's legend (``legend_below``)
+LEGEND_HEIGHT = 0.7
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: int = 4):
+def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: int = MAX_COLS):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cols = min(n_panels, max_cols)
+    cols = min(n_panels, max_cols, MAX_COLS)
     rows = math.ceil(n_panels / cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(width * cols, height * rows + LEGEND_HEIGHT), layout="constrained")
     FigureCanvasAgg(fig)  # Agg canvas without pyplot: no global backend state, works headless
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
@@ -76,6 +80,30 @@ def _finish_axes(ax, title: str, ylabel: str, gens: list[int]) -> None:
     ax.grid(alpha=0.3)
 
 
+def legend_below(fig, axes, fontsize: float = 8, max_cols: int = 3) -> None:
+    """One legend for the whole figure, under its panels (constrained layout keeps it off every axes): each label
+    once, in the order the panels drew them."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", fontsize=fontsize,
+                   ncols=min(len(handles), max_cols), frameon=False)
+
+
+def short_labels(groups: list[Group]) -> dict[str, str]:
+    """Each group's label in a comparison: the settings that differ between these groups (``stack_policy=fifo``),
+    the group's name where none does (or the labels would collide)."""
+    keys = sorted({k for g in groups for k in g.differing})
+    keys = [k for k in keys if len({g.differing.get(k, "<unset>") for g in groups}) > 1]
+    labels = {g.name: ", ".join(f"{k.split('.')[-1]}={g.differing.get(k, '<unset>').strip(chr(34))}" for k in keys)
+              for g in groups}
+    if not keys or len(set(labels.values())) < len(groups):
+        return {g.name: g.name for g in groups}
+    return labels
+
+
 def _suptitle(fig, group: Group, what: str = "") -> None:
     n = len(group.runs)
     spread = f"mean ± std over {seed_phrase(n)}" if n > 1 else "1 seed (no spread: run 3 seeds before reading trends)"
@@ -97,7 +125,7 @@ def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, writ
         for classifier in group.classifiers:
             _curve(ax, stats, classifier, metric, group.generations, classifier)
         _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations)
-    axes[0].legend(fontsize=8)
+    legend_below(fig, axes)
     _suptitle(fig, group, f", fairness reading {reading} ({reading_title(reading)})" if reading else "")
     _save(fig, path, written)
     return fig
@@ -123,7 +151,7 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path]) ->
                        linestyle=style)
         _finish_axes(ax, f"{title}: " + ", ".join(f"{text} ({LINE_STYLE_NAMES[style]})" for _, text, style in drawn),
                      ylabel, group.generations)
-        ax.legend(fontsize=7)
+    legend_below(fig, axes)
     _suptitle(fig, group, f", fairness readings (this dataset leads with {leading_reading(group.facts)})")
     _save(fig, path, written)
     return fig
@@ -145,7 +173,7 @@ def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: li
                linestyle="--")
         _finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
                      group.generations)
-        ax.legend(fontsize=7)
+    legend_below(fig, axes, max_cols=4)
     _suptitle(fig, group)
     _save(fig, path, written)
     return fig
@@ -160,7 +188,7 @@ def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, writt
             _curve(ax, stats, classifier, metric, group.generations, classifier)
         _finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
                      "accuracy", group.generations)
-    axes[0].legend(fontsize=8)
+    legend_below(fig, axes)
     _suptitle(fig, group, ", Hard ImageNet ablations")
     _save(fig, path, written)
     return fig
@@ -185,7 +213,7 @@ def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, 
     if len(features) == 1:
         title += "\nfeatures: " + features.pop()
     _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens))
-    ax.legend(fontsize=7)
+    legend_below(fig, axes, fontsize=7, max_cols=2)
     _save(fig, path, written)
     return fig
 
@@ -201,8 +229,9 @@ def comparison_name(dataset: str) -> str:
 
 
 def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: Path, written: list[Path]) -> Figure:
-    """Groups of one dataset side by side (data regimes, with vs without a mitigation): one row of panels per
-    classifier, one line per group, for every metric of ``COMPARISON_METRICS`` the runs recorded."""
+    """Groups of one dataset side by side (data regimes, with vs without a mitigation): for each classifier a panel
+    per metric of ``COMPARISON_METRICS`` the runs recorded (at most ``MAX_COLS`` a row), one line per group, labelled
+    by the settings that tell the groups apart."""
     classifiers = list(dict.fromkeys(c for g in groups for c in g.classifiers))
     gens = sorted({gen for g in groups for gen in g.generations})
 
@@ -216,16 +245,17 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
 
     metrics = [(m, title.format(reading=lead)) for m, title in COMPARISON_METRICS
                if any(k[2] == resolved(g, m) and v[2] for g in groups for k, v in stats_by_group[g.name].items())]
-    fig, axes = _figure(len(classifiers) * len(metrics), width=3.6, height=3.0, max_cols=len(metrics))
+    labels = short_labels(groups)
+    fig, axes = _figure(len(classifiers) * len(metrics), width=3.8, height=3.0)
     for row, classifier in enumerate(classifiers):
         for col, (metric, title) in enumerate(metrics):
             ax = axes[row * len(metrics) + col]
             for group in groups:
                 _curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
-                       f"{group.name} ({seed_phrase(len(group.runs))})")
+                       f"{labels[group.name]} ({seed_phrase(len(group.runs))})")
             ylabel = Y_LABELS.get(resolved(groups[0], metric), title)
             _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens)
-    axes[0].legend(fontsize=7)
+    legend_below(fig, axes, max_cols=4)
     dataset = groups[0].dataset
     fig.suptitle(f"{dataset}: {len(groups)} groups compared (mean ± std over each group's seeds)")
     _save(fig, path, written)

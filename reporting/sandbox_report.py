@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.gaussian_mixture import GaussianMixtureWorld
-from reporting.figures import _figure, _save
+from reporting.figures import _figure, _save, legend_below, short_labels
 from reporting.interval_coverage import interval_coverage
 from reporting.runs import Group
 from simulation.sandbox.theory import known_answers
@@ -75,6 +75,7 @@ def measured(group: Group) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def plot_known_answers(groups: list[Group], path: Path, written: list[Path]) -> None:
     fig, axes = _figure(len(PANELS), width=4.6, height=3.4)
+    labels = short_labels(groups)
     for ax, (key, ylabel, title) in zip(axes, PANELS):
         for index, group in enumerate(groups):  # one colour per group in every panel
             answers = theory(group)
@@ -83,16 +84,16 @@ def plot_known_answers(groups: list[Group], path: Path, written: list[Path]) -> 
                 continue
             value, error = measured(group)[key]
             x = np.arange(len(value))
-            line, = ax.plot(x, value, marker="o", markersize=3, color=f"C{index}", label=f"{group.name} (measured)")
+            line, = ax.plot(x, value, marker="o", markersize=3, color=f"C{index}",
+                            label=f"{labels[group.name]} (measured)")
             ax.fill_between(x, value - 2 * error, value + 2 * error, alpha=0.2, color=line.get_color())
             if key in answers:
-                ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{group.name} (theory)")
+                ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{labels[group.name]} (theory)")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+    legend_below(fig, axes, fontsize=7, max_cols=4)
     seeds = sorted({len(g.runs) for g in groups})
     fig.suptitle(f"analytic sandbox: measured (band ± 2 s.e. over {'/'.join(map(str, seeds))} seeds) vs theory "
                  "(dashed)")

@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reporting.figures import plot_comparison, plot_fid, plot_metrics, plot_overview, plot_ranked
+from reporting.figures import (
+    MAX_COLS,
+    plot_ablation,
+    plot_comparison,
+    plot_fid,
+    plot_metrics,
+    plot_overview,
+    plot_ranked,
+    short_labels,
+)
 from reporting.runs import group_runs, load_run
 from reporting.statistics import aggregate, fid_by_generation
 from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
@@ -71,7 +80,7 @@ def test_fid_figure_names_its_features(tmp_path):
     assert "features: classifier features (lenet), not Inception: not comparable to the paper's Table 1" \
         in ax.get_title()
     assert ax.get_ylabel() == "FID (lower = closer to the real training images)"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mnist_biased (3 seeds), raw block",
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["mnist_biased (3 seeds), raw block",
                                                                    "mnist_biased (3 seeds), kept"]
     raw, kept = ax.get_lines()
     assert np.allclose(raw.get_ydata(), [111.0, 121.0])  # 100 + 10 g + seed, averaged over seeds 0-2
@@ -101,10 +110,69 @@ def test_comparison_figure_puts_the_groups_of_a_dataset_side_by_side(tmp_path):
     assert titles == [f"{c}: {m}" for c in ("lenet", "vgg19")
                       for m in ("accuracy", "MD (pooled)", "worst-subgroup accuracy", "best-subgroup accuracy")]
     md = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: MD (pooled)")
+    # each group labelled by the one setting that tells them apart, not by its whole folder name
     assert len(md.get_lines()) == 2 and {line.get_label() for line in md.get_lines()} == {
-        f"{g.name} (3 seeds)" for g in groups}
+        "synthetic_share=0.5 (3 seeds)", "synthetic_share=0.25 (3 seeds)"}
     for line in md.get_lines():
         assert np.allclose(line.get_ydata(), [0.1] * len(GENERATIONS))  # 0.05 (seed + 1), averaged over seeds 0-2
     best = next(ax for ax in visible_axes(fig) if ax.get_title() == "lenet: best-subgroup accuracy")
     assert np.allclose(best.get_lines()[0].get_ydata(), [0.91] * len(GENERATIONS))
     assert "2 groups compared" in fig.get_suptitle()
+
+
+def layout_problems(fig) -> list[str]:
+    """What makes a drawn figure hard to read: a legend over any panel (its tight box: ticks, labels, title), more
+    than MAX_COLS panels a row, or an aspect ratio outside 0.6-2.4 (a strip of panels or a tower)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = visible_axes(fig)
+    legends = [*fig.legends, *(ax.get_legend() for ax in axes if ax.get_legend() is not None)]
+    problems = [f"legend over {ax.get_title()!r}" for legend in legends for ax in axes
+                if legend.get_window_extent(renderer).overlaps(ax.get_tightbbox(renderer))]
+    rows: dict[float, int] = {}
+    for ax in axes:
+        top = round(ax.get_position().y1, 3)
+        rows[top] = rows.get(top, 0) + 1
+    problems += [f"{n} panels in a row" for n in rows.values() if n > MAX_COLS]
+    width, height = fig.get_size_inches()
+    if not 0.6 <= width / height <= 2.4:
+        problems.append(f"aspect ratio {width / height:.2f}")
+    return problems
+
+
+def test_no_legend_covers_a_panel_and_every_figure_keeps_a_readable_shape(tmp_path):
+    paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
+    groups, stats = load_groups(paths)
+    group = groups[0]
+    figures = {"metrics": plot_metrics(group, stats[group.name], ["acc", "meo", "di", "md", "meo_class"],
+                                       tmp_path / "m.png", []),
+               "ranked": plot_ranked(group, stats[group.name], 3, tmp_path / "r.png", []),
+               "overview": plot_overview(group, stats[group.name], tmp_path / "o.png", []),
+               "comparison": plot_comparison(groups, stats, tmp_path / "c.png", []),
+               "ablation": plot_ablation(group, stats[group.name], ["a", "b", "c"], tmp_path / "a.png", []),
+               "fid": plot_fid(groups, {g.name: fid_by_generation(g) for g in groups}, tmp_path / "f.png", [])}
+    for name, fig in figures.items():
+        assert layout_problems(fig) == [], name
+        assert fig.legends and all(ax.get_legend() is None for ax in visible_axes(fig)), name  # one, outside
+
+
+def test_the_layout_check_sees_a_legend_over_a_panel_and_a_strip_of_panels(tmp_path):
+    """The check above must fail on the figure it was written against: one row of 5 panels, legend inside."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(18, 3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 5)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="a long group name [synthetic_share=0.5, stack_policy=fifo]")
+    axes[0].legend()
+    problems = layout_problems(fig)
+    assert "legend over ''" in problems and "5 panels in a row" in problems and "aspect ratio 6.00" in problems
+
+
+def test_group_labels_keep_only_the_settings_that_differ(tmp_path):
+    paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
+    groups, _ = load_groups(paths)
+    assert sorted(short_labels(groups).values()) == ["synthetic_share=0.25", "synthetic_share=0.5"]
+    assert short_labels(groups[:1]) == {groups[0].name: groups[0].name}  # nothing to tell apart: the name
