@@ -25,6 +25,7 @@ from common.generated import (
     read_chunk,
     write_chunk,
 )
+from common.heap import fix_mmap_threshold
 from common.io import TEMP_PREFIX
 from common.logs import get_logger
 from datamodules.samplers import AlignedBatchSampler
@@ -75,6 +76,7 @@ class ShardWriter(BasePredictionWriter):
         self.replayed = 0
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        fix_mmap_threshold()  # each batch's buffers go back to the OS when freed: memory bounded by a batch
         rank, world_size = trainer.global_rank, trainer.world_size
         plan = planned_chunks(self.block_size, self.batch_size, world_size)
         if trainer.is_global_zero:
