@@ -202,7 +202,16 @@ def stage_env(threads: int | None) -> dict[str, str]:
     return {**os.environ, "PYTHONWARNINGS": "ignore", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
 
 
+def settle_disk() -> None:
+    """Flush what the previous stage wrote before the next starts: at S = 100,000 a stage writes over 1 GB, and its
+    write-back would otherwise be charged to the next stage's time (on this VM a plain 1.1 GB write takes 8x as long
+    per byte as a 110 MB one, once the kernel's dirty-page limit is passed)."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def run(command: list[str], threads: int | None) -> list[dict]:
+    settle_disk()
     proc = subprocess.run(command, capture_output=True, text=True, env=stage_env(threads))
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command[2:])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -216,6 +225,7 @@ def measure(size: int, side: int, batch_size: int, base: str | None,
     with tempfile.TemporaryDirectory(prefix="bench_scale_", dir=base) as tmp:
         loop = {"generate": run([*me, "--stage", "generate", "--dir", tmp], threads),
                 "push": run([*me, "--stage", "push", "--dir", tmp], threads)}
+        settle_disk()
         ranks = [subprocess.Popen([*me, "--stage", "sheets", "--rank", str(r), "--dir", tmp], stdout=subprocess.PIPE,
                                   text=True, env=stage_env(threads)) for r in (0, 1)]
         loop["sheets"] = [json.loads(line[len("STAGE "):]) for proc in ranks
