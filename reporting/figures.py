@@ -88,18 +88,31 @@ def legend_below(fig, axes, fontsize: float = 8, max_cols: int = 3) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     if handles:
+        # as many columns as fit the figure's width at this font (a character is about 0.6 em, a handle 4 em)
+        longest = max(len(label) for label in handles)
+        fitting = int(fig.get_figwidth() * 72 // ((0.6 * longest + 4) * fontsize))
         fig.legend(list(handles.values()), list(handles), loc="outside lower center", fontsize=fontsize,
-                   ncols=min(len(handles), max_cols), frameon=False)
+                   ncols=max(1, min(len(handles), max_cols, fitting)), frameon=False)
 
 
 def short_labels(groups: list[Group]) -> dict[str, str]:
-    """Each group's label in a comparison: the settings that differ between these groups (``stack_policy=fifo``),
-    the group's name where none does (or the labels would collide)."""
-    keys = sorted({k for g in groups for k in g.differing})
-    keys = [k for k in keys if len({g.differing.get(k, "<unset>") for g in groups}) > 1]
-    labels = {g.name: ", ".join(f"{k.split('.')[-1]}={g.differing.get(k, '<unset>').strip(chr(34))}" for k in keys)
-              for g in groups}
-    if not keys or len(set(labels.values())) < len(groups):
+    """Each group's label in a comparison: the fewest settings that tell these groups apart (``stack_policy=fifo``;
+    a setting with more distinct values first), the group's name where none does."""
+    def value(group: Group, key: str) -> str:
+        return group.differing.get(key, "<unset>").strip('"')
+
+    def told_apart(keys: list[str]) -> int:
+        return len({tuple(value(g, k) for k in keys) for g in groups})
+
+    keys = sorted({k for g in groups for k in g.differing}, key=lambda k: (-told_apart([k]), k))
+    chosen: list[str] = []
+    for key in keys:
+        if told_apart(chosen) == len(groups):
+            break
+        if told_apart([*chosen, key]) > told_apart(chosen):
+            chosen.append(key)
+    labels = {g.name: ", ".join(f"{k.split('.')[-1]}={value(g, k)}" for k in chosen) for g in groups}
+    if not chosen or len(set(labels.values())) < len(groups):
         return {g.name: g.name for g in groups}
     return labels
 

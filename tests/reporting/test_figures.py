@@ -122,7 +122,8 @@ def test_comparison_figure_puts_the_groups_of_a_dataset_side_by_side(tmp_path):
 
 def layout_problems(fig) -> list[str]:
     """What makes a drawn figure hard to read: a legend over any panel (its tight box: ticks, labels, title), more
-    than MAX_COLS panels a row, or an aspect ratio outside 0.6-2.4 (a strip of panels or a tower)."""
+    than MAX_COLS panels a row, a legend past the figure's edge, or an aspect ratio outside 0.6-3.5 (3 panels of 4:3
+    in a row is 3.4; the strip of 5 this replaced was 6)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     axes = visible_axes(fig)
@@ -134,8 +135,12 @@ def layout_problems(fig) -> list[str]:
         top = round(ax.get_position().y1, 3)
         rows[top] = rows.get(top, 0) + 1
     problems += [f"{n} panels in a row" for n in rows.values() if n > MAX_COLS]
+    page = fig.bbox
+    problems += ["legend beyond the figure's edge" for legend in legends
+                 if legend.get_window_extent(renderer).x0 < page.x0 - 1 or legend.get_window_extent(renderer).x1 >
+                 page.x1 + 1]
     width, height = fig.get_size_inches()
-    if not 0.6 <= width / height <= 2.4:
+    if not 0.6 <= width / height <= 3.5:
         problems.append(f"aspect ratio {width / height:.2f}")
     return problems
 
@@ -176,3 +181,34 @@ def test_group_labels_keep_only_the_settings_that_differ(tmp_path):
     groups, _ = load_groups(paths)
     assert sorted(short_labels(groups).values()) == ["synthetic_share=0.25", "synthetic_share=0.5"]
     assert short_labels(groups[:1]) == {groups[0].name: groups[0].name}  # nothing to tell apart: the name
+
+
+def test_the_fewest_settings_that_tell_the_groups_apart_label_them():
+    from reporting.runs import Group
+
+    def group(name, **differing):
+        return Group(key=name, runs=[], name=name, differing={k: f'"{v}"' for k, v in differing.items()})
+
+    # the sandbox's regimes: a unique name beside settings that only together tell them apart
+    groups = [group("a", **{"sandbox.name": "gaussian_replace", "regime.generator": "gaussian", "data.p": "1.0"}),
+              group("b", **{"sandbox.name": "mixture_replace", "regime.generator": "mixture", "data.p": "1.0"}),
+              group("c", **{"sandbox.name": "mixture_real", "regime.generator": "mixture", "data.p": "0.5"})]
+    assert short_labels(groups) == {"a": "name=gaussian_replace", "b": "name=mixture_replace", "c": "name=mixture_real"}
+    grid = [group(f"{p}{s}", **{"data.stack_policy": p, "data.synthetic_share": s})
+            for p in ("fifo", "replace") for s in ("0.25", "0.5")]
+    assert short_labels(grid)["fifo0.25"] == "stack_policy=fifo, synthetic_share=0.25"  # both needed, both shown
+
+
+def test_a_long_legend_wraps_into_the_figure(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from reporting.figures import legend_below
+
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for k, ax in enumerate(axes):
+        ax.plot([0, 1], [0, k], label=f"generator=mixture, name=regime_{k}, stack_policy=replace, synthetic_share=1.0")
+    legend_below(fig, axes, max_cols=4)
+    assert layout_problems(fig) == []
