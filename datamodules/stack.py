@@ -1,7 +1,8 @@
 """The FIFO stack of synthetic blocks, kept on disk so that millions of images cost little RAM.
 
 Each generation's filtered samples are one block: ``<root>/gen_<g>_images.npy`` (raw uint8 (N, C, H, W),
-memory-mappable) and ``gen_<g>_labels.npy`` (int64).
+memory-mappable) and ``gen_<g>_labels.npy`` (int64), written and verified by ``datamodules.stack_blocks``; this
+module keeps the queue of blocks (limits, eviction, the manifest) and reads them.
 ``<root>/manifest.json`` lists the blocks oldest first with their counts, shapes and SHA-256 checksums; it is the
 single source of truth. Every file is written atomically (temp file in the same directory, fsync, ``os.replace``),
 and the manifest is replaced only after the new block's files are complete, so a crash at any point leaves either
@@ -15,7 +16,6 @@ import copy
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,38 +25,13 @@ import torch
 from torch.utils.data import Dataset
 
 from common.errors import ConfigError
-from common.io import atomic_write, sha256_of_file
+from common.io import atomic_write
+from datamodules.stack_blocks import as_numpy, is_block_entry, is_owned_file, verify_block, write_block
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
-#: names this class owns inside ``root``; only these are ever deleted as strays
-_OWNED_FILE = re.compile(r"^(gen_-?\d+_(images|labels)\.npy|\.tmp-.*)$")
-
-
-def _block_file_names(generation: int) -> dict[str, str]:
-    return {kind: f"gen_{generation:04d}_{kind}.npy" for kind in ("images", "labels")}
-
-
-def _is_block_entry(block: Any) -> bool:
-    """Whether a manifest entry has the fields this class reads (a hand-edited manifest gets a clear error)."""
-    try:
-        return (
-            isinstance(block["generation"], int)
-            and isinstance(block["count"], int)
-            and len(block["shape"]) == 3
-            and all(isinstance(block["files"][kind]["name"], str) for kind in ("images", "labels"))
-            and all(isinstance(entry["sha256"], str) for entry in block["files"].values())
-        )
-    except (KeyError, TypeError):
-        return False
-
-
-def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
 
 
 #: stacks up to this size are held in memory once read (see ``images_in_memory``); larger ones are read with pread
@@ -120,12 +95,12 @@ class SyntheticStack(Dataset):
                 "to start the stack empty"
             ) from error
         for block in blocks:
-            if not _is_block_entry(block):
+            if not is_block_entry(block):
                 raise ConfigError(
                     f"stack manifest {self.manifest_path} has a malformed block entry {block!r}: restore the manifest, "
                     f"or delete {self.root} to start the stack empty"
                 )
-            labels = self._verify_block(block, verify)
+            labels = verify_block(self.root, block, verify)
             self._blocks.append(block)
             self._block_labels.append(labels)
         shapes = {tuple(block["shape"]) for block in self._blocks}
@@ -149,37 +124,6 @@ class SyntheticStack(Dataset):
             self._write_manifest()
             self._delete_block_files(evicted)
 
-    def _verify_block(self, block: dict[str, Any], verify: bool) -> np.ndarray:
-        """Check every file of a block exists, matches its checksum and shape; return its labels."""
-        fix = f"restore the file, or delete {self.root} to start the stack empty"
-        for kind, entry in block["files"].items():
-            path = self.root / entry["name"]
-            if not path.is_file():
-                raise ConfigError(
-                    f"synthetic stack file {path} ({kind} of generation {block['generation']}) is missing: {fix}"
-                )
-            actual = sha256_of_file(path) if verify else entry["sha256"]
-            if actual != entry["sha256"]:
-                raise ConfigError(
-                    f"synthetic stack file {path} ({kind} of generation {block['generation']}) is corrupted: "
-                    f"SHA-256 {actual} does not match the manifest's {entry['sha256']}: {fix}"
-                )
-        count, shape = int(block["count"]), tuple(block["shape"])
-        images_path = self.root / block["files"]["images"]["name"]
-        images = np.load(images_path, mmap_mode="r", allow_pickle=False)
-        if images.dtype != np.uint8 or images.shape != (count, *shape):
-            raise ConfigError(
-                f"synthetic stack file {images_path} holds {images.dtype} {images.shape}, but the manifest says "
-                f"uint8 {(count, *shape)}: {fix}"
-            )
-        labels = np.load(self.root / block["files"]["labels"]["name"], allow_pickle=False)
-        if labels.shape != (count,):
-            raise ConfigError(
-                f"synthetic stack file {self.root / block['files']['labels']['name']} holds {labels.shape[0]} "
-                f"labels but the manifest says {count}: {fix}"
-            )
-        return labels.astype(np.int64, copy=False)
-
     # ------------------------------------------------------------------ writing
     def push(
         self,
@@ -188,8 +132,8 @@ class SyntheticStack(Dataset):
         generation: int,
     ) -> None:
         """Add one generation's block, evicting whole oldest blocks while the limits would be exceeded."""
-        image_array = np.ascontiguousarray(_as_numpy(images))
-        label_array = _as_numpy(labels)
+        image_array = np.ascontiguousarray(as_numpy(images))
+        label_array = as_numpy(labels)
         if image_array.dtype != np.uint8 or image_array.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {image_array.dtype} {image_array.shape}")
         count = image_array.shape[0]
@@ -224,37 +168,7 @@ class SyntheticStack(Dataset):
             )
 
         self._remove_strays()
-        names = _block_file_names(generation)
-        label_parts: list[np.ndarray] = []
-
-        def write_images(handle) -> None:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                      "shape": (count, *image_shape)}
-            np.lib.format.write_array_header_1_0(handle, header)
-            written = 0
-            for batch_images, batch_labels in batches:
-                image_array = np.ascontiguousarray(_as_numpy(batch_images))
-                label_array = _as_numpy(batch_labels)
-                if image_array.dtype != np.uint8 or tuple(image_array.shape[1:]) != image_shape:
-                    raise ValueError(f"images must be uint8 (N, {', '.join(map(str, image_shape))}), got "
-                                     f"{image_array.dtype} {image_array.shape}")
-                if label_array.shape != image_array.shape[:1] or not np.issubdtype(label_array.dtype, np.integer):
-                    raise ValueError(f"labels must be integers of shape ({len(image_array)},), got "
-                                     f"{label_array.dtype} {label_array.shape}")
-                written += len(image_array)
-                if written > count:
-                    raise ValueError(f"generation {generation}'s block has more than the {count} samples announced")
-                handle.write(image_array.tobytes())
-                label_parts.append(label_array.astype(np.int64))
-            if written != count:
-                raise ValueError(f"generation {generation}'s block has {written} samples, not the {count} announced")
-
-        image_checksum = atomic_write(self.root / names["images"], write_images)
-        files = {"images": {"name": names["images"], "sha256": image_checksum}}
-        labels = np.concatenate(label_parts) if label_parts else np.zeros(0, dtype=np.int64)
-        checksum = atomic_write(self.root / names["labels"], lambda handle: np.lib.format.write_array(handle, labels))
-        files["labels"] = {"name": names["labels"], "sha256": checksum}
-        block = {"generation": generation, "count": count, "shape": list(image_shape), "files": files}
+        block, labels = write_block(self.root, generation, batches, count, image_shape)
 
         evicted = self._evict_to_fit(1, count)
         self._blocks.append(block)
@@ -296,7 +210,7 @@ class SyntheticStack(Dataset):
         """Delete files of ours the manifest does not list (a crash between writing a block and the manifest)."""
         listed = {entry["name"] for block in self._blocks for entry in block["files"].values()}
         for path in self.root.iterdir():
-            if path.is_file() and _OWNED_FILE.match(path.name) and path.name not in listed:
+            if path.is_file() and is_owned_file(path.name) and path.name not in listed:
                 log.info("removing stray synthetic stack file %s", path)
                 path.unlink(missing_ok=True)
 
@@ -363,7 +277,7 @@ class SyntheticStack(Dataset):
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Read many samples at once: one sorted fancy-index per block, then back into the requested order."""
-        flat = self._normalise_indices(_as_numpy(indices).astype(np.int64).reshape(-1))
+        flat = self._normalise_indices(as_numpy(indices).astype(np.int64).reshape(-1))
         shape = self.image_shape or (0, 0, 0)
         images = np.empty((len(flat), *shape), dtype=np.uint8)
         offsets = self._offsets()
