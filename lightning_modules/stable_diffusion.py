@@ -34,6 +34,7 @@ from common.errors import ConfigError
 from common.image_views import ImageView
 from common.seeds import sample_generators
 from lightning_modules.generator import GeneratorModule, to_uint8
+from lightning_modules.sd_folder import check_pretrained_path, load_frozen_parts
 from lightning_modules.trainer_needs import TrainerNeeds
 
 #: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
@@ -46,15 +47,6 @@ SCHEDULERS: dict[str, type] = {
 }
 DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 WEIGHT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-#: what ``check_pretrained_path`` requires: a folder and, where it is a model, the file that describes it
-REQUIRED_PRETRAINED_ENTRIES = {
-    "model_index.json": None,
-    "unet": "config.json",
-    "vae": "config.json",
-    "text_encoder": "config.json",
-    "tokenizer": None,
-    "scheduler": "scheduler_config.json",
-}
 #: prefix of the LoRA keys in Lightning checkpoints and LoRA files (the diffusers LoRA file convention)
 UNET_KEY_PREFIX = "unet."
 
@@ -170,26 +162,8 @@ class StableDiffusionLoRA(GeneratorModule):
 
     @staticmethod
     def check_pretrained_path(path: str | Path) -> None:
-        """Raise ConfigError naming every missing part of a local diffusers SD 1.5 folder, and where to get it."""
-        root = Path(path).expanduser()
-        missing = []
-        for entry, described_by in REQUIRED_PRETRAINED_ENTRIES.items():
-            if entry.endswith(".json"):
-                if not (root / entry).is_file():
-                    missing.append(entry)
-            elif not (root / entry).is_dir():
-                missing.append(f"{entry}/")
-            elif described_by is not None and not (root / entry / described_by).is_file():
-                missing.append(f"{entry}/{described_by}")
-        if missing:
-            where = "does not exist" if not root.exists() else f"lacks {', '.join(missing)}"
-            raise ConfigError(
-                f"pretrained_path {str(root)!r} is not a local Stable Diffusion 1.5 diffusers folder: it {where} "
-                f"(needs {', '.join(e if e.endswith('.json') else e + '/' for e in REQUIRED_PRETRAINED_ENTRIES)}). "
-                "Download it on a machine with internet, e.g. `huggingface-cli download "
-                f"stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir {root}`, copy it here and set "
-                "model.init_args.pretrained_path to that folder"
-            )
+        """Raise ConfigError naming every missing part of a local diffusers SD 1.5 folder (``sd_folder``)."""
+        check_pretrained_path(path)
 
     def validate(self) -> None:
         """Raise ConfigError for user mistakes before any heavy work (the same checks the constructor runs)."""
@@ -216,26 +190,10 @@ class StableDiffusionLoRA(GeneratorModule):
         """Load the frozen SD components from disk and add a fresh LoRA adapter (idempotent)."""
         if self.unet is not None:
             return
-        self.check_pretrained_path(self.pretrained_path)
-        weight_dtype = self.resolve_weight_dtype()
-        path = self.pretrained_path
-        # load on the CPU whatever device context Lightning opened; the strategy moves the module afterwards
+        parts = load_frozen_parts(self.pretrained_path, self.resolve_weight_dtype())
+        tokenizer, text_encoder, vae, unet = parts.tokenizer, parts.text_encoder, parts.vae, parts.unet
+        scheduler_config = parts.scheduler_config
         with torch.device("cpu"):
-            tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
-            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", local_files_only=True)
-            text_encoder.to(dtype=weight_dtype)
-            vae = AutoencoderKL.from_pretrained(
-                path, subfolder="vae", local_files_only=True, torch_dtype=weight_dtype
-            )
-            unet = UNet2DConditionModel.from_pretrained(
-                path, subfolder="unet", local_files_only=True, torch_dtype=weight_dtype
-            )
-            scheduler_config = DDPMScheduler.load_config(path, subfolder="scheduler", local_files_only=True)
-            for frozen in (text_encoder, vae, unet):
-                frozen.requires_grad_(False)
-            text_encoder.eval()
-            vae.eval()
-            unet.train()  # Lightning keeps each submodule's mode: only the UNet (with its adapter) trains
             unet.add_adapter(self.lora_config())  # lora_A drawn from the global RNG: a new adapter per instance
         cast_training_params(unet, dtype=torch.float32)  # LoRA params train in float32 whatever the frozen dtype
         self.tokenizer = tokenizer
