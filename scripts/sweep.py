@@ -113,12 +113,14 @@ class SweepTask:
     run_dir: str
     resources: Resources = Resources()
 
+    def override_args(self) -> list[str]:
+        """What this task adds to its config on the command line: its overrides, seed and run directory."""
+        args = [arg for key, value in self.overrides for arg in (f"--{key}", cli_value(value))]
+        return [*args, "--seed_everything", str(self.seed), "--loop.run_dir", self.run_dir]
+
     def command(self, python: str = sys.executable) -> list[str]:
         """The `cli.py fit` command line of this task."""
-        args = [python, str(REPO_ROOT / "cli.py"), "fit", "--config", self.config]
-        for key, value in self.overrides:
-            args += [f"--{key}", cli_value(value)]
-        return [*args, "--seed_everything", str(self.seed), "--loop.run_dir", self.run_dir]
+        return [python, str(REPO_ROOT / "cli.py"), "fit", "--config", self.config, *self.override_args()]
 
 
 def cli_value(value: object) -> str:
@@ -385,7 +387,7 @@ def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = Fal
     there, a task given several processes runs them as DDP ranks."""
     command = task.command()
     if replace_process:  # an array task: DDP over its processes, DataLoader workers from its CPUs
-        workers, warning = workers_for_allocation(task.config, command[5:], os.environ)
+        workers, warning = workers_for_allocation(task.config, task.override_args(), os.environ)
         command += allocation_overrides(dict(os.environ)) + workers
         if warning:
             print(f"[sweep] task {task.index}: {warning}", file=sys.stderr, flush=True)
