@@ -5,13 +5,12 @@ OS when freed; but each time such a buffer is freed it raises the threshold to t
 From then on a generation batch's temporaries (the images, their float copy for a filter, a chunk's serialised
 bytes: 3-13 MiB at 64 x 64) come from the heap, where the small tensors kept between batches (sample ids, scores)
 land among them and keep the heap from shrinking. Measured with ``benchmarks/bench_scale.py``: a generating rank's
-peak RSS grew 1.3-1.5x from S = 10,000 to 100,000; with the threshold fixed, 1.01x. A no-op off glibc.
+peak RSS grew 1.3-1.6x from S = 10,000 to 100,000; with the threshold fixed, 1.005x. A no-op off glibc.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import sys
 
@@ -28,10 +27,8 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     forward pass dwarfs."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, without searching for the library
     except (OSError, AttributeError):  # musl and other libcs without mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
