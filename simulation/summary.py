@@ -9,10 +9,13 @@ custom-scalars layout groups the curves that are read together (pooled next to p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -32,6 +35,9 @@ from simulation.run_directory import RunDirectory
 #: what a classifier's row measures (the block's fields are the generator's, the same in every row)
 CLASSIFIER_SCALARS = tuple(k for k in SCALAR_FIELDS if k not in BLOCK_FIELDS)
 X_AXIS = "x = generation"
+EVENT_FILE_PREFIX = "events.out.tfevents."
+#: the longest wait for a later second before opening the next event file (a clock set back waits no longer)
+MAX_WAIT_FOR_NEXT_SECOND_S = 2.0
 
 
 def _chart(tags: list[str]) -> list:
@@ -102,6 +108,26 @@ def _write_filters(writer: SummaryWriter, report: dict, generation: int, source)
         writer.add_text(f"filters/{name}_per_class", table, generation)
 
 
+def open_after_earlier_files(out: Path) -> SummaryWriter:
+    """A writer whose event file TensorBoard reads after every file already in ``out``.
+
+    TensorBoard reads a folder's event files in name order, and a name is ``events.out.tfevents.<second>.<host>.
+    <pid>.<n>``, ``n`` counting the writers this process opened: two files opened in the same second sort by ``n``
+    as text (``.10`` before ``.6``), and a later generation's points would come first. Waiting, when needed, for a
+    second later than the newest file's keeps name order equal to write order. Only runs whose generations take
+    under a second ever wait (a tiny test run); a real generation takes minutes.
+    """
+    newest = None
+    for path in out.glob(f"{EVENT_FILE_PREFIX}*"):
+        with contextlib.suppress(ValueError, IndexError):
+            second = int(path.name[len(EVENT_FILE_PREFIX):].split(".")[0])
+            newest = second if newest is None else max(newest, second)
+    deadline = time.monotonic() + MAX_WAIT_FOR_NEXT_SECOND_S
+    while newest is not None and int(time.time()) <= newest and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return SummaryWriter(str(out))
+
+
 def write_generation_summary(run_dir: RunDirectory, source, through: int,
                              loggers: StageLoggers | None = None) -> None:
     """Append to ``tensorboard/summary`` (and the chosen loggers) the generations up to ``through`` it does not hold.
@@ -121,7 +147,7 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
     if not pending:
         return
     sheets = dict(run_dir.sample_sheets())
-    writer = SummaryWriter(str(out))
+    writer = open_after_earlier_files(out)
     try:
         for generation in pending:
             scalars = generation_scalars(run_dir, generation)

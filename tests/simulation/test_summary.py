@@ -104,3 +104,44 @@ def test_a_generation_whose_block_exists_but_whose_classifiers_have_not_run_wait
     events.Reload()
     assert [(e.step, round(e.value, 6)) for e in events.Scalars("lenet/acc")] == [(0, 0.9), (1, 0.8)]
     assert [(e.step, e.value) for e in events.Scalars("generator/fid")] == [(1, 10.0)]
+
+
+class FrozenClock:
+    """time.time that stands still until someone sleeps (so every event file would open in the same second)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_generations_written_within_one_second_are_read_back_in_order(tmp_path, monkeypatch):
+    """Event files opened in the same second sort by the writer counter as text (``.10`` before ``.9``): the summary
+    waits for a later second, so TensorBoard reads generation 2 after generation 1 however fast they ran."""
+    import tensorboard.summary.writer.event_file_writer as event_file_writer
+
+    import simulation.summary
+
+    clock = FrozenClock(1_800_000_000.0)
+    monkeypatch.setattr(event_file_writer, "time", clock)
+    monkeypatch.setattr(simulation.summary, "time", clock)
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(8))  # files .8, .9, .10
+    run = RunDirectory(tmp_path)
+    run.create("config", "new", "launch")
+    for generation in range(3):
+        run.mark_done(f"g{generation}/evaluate/lenet", {"generation": generation, "classifier": "lenet",
+                                                        "acc": 0.5 + generation / 10})
+        write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]), through=generation)
+    files = sorted(p.name for p in (tmp_path / "tensorboard" / "summary").iterdir())
+    assert [name.rsplit(".", 1)[1] for name in files] == ["8", "9", "10"]  # name order is write order
+    assert clock.now - 1_800_000_000.0 <= 2 * 1.0 + 0.1  # it waited for the next second, no longer
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"))
+    events.Reload()
+    assert [(e.step, round(e.value, 6)) for e in events.Scalars("lenet/acc")] == [(0, 0.5), (1, 0.6), (2, 0.7)]
