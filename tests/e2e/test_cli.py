@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import cli
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
@@ -26,12 +27,10 @@ def read_rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return run_dir, proc
+@pytest.fixture
+def tiny_run(tiny_reference_run):
+    """The session's plain tiny run (tests/e2e/conftest.py), read in place, and what it printed."""
+    return tiny_reference_run.run_dir, tiny_reference_run
 
 
 def test_every_generation_has_a_complete_result_row(tiny_run):
@@ -124,8 +123,8 @@ def test_tensorboard_has_per_generation_curves_and_per_stage_logs(tiny_run):
     assert not (run_dir / "tensorboard" / "gen_01" / "generate").exists()
 
 
-def test_rerunning_the_same_command_resumes_without_duplicating(tiny_run):
-    run_dir, _ = tiny_run
+def test_rerunning_the_same_command_resumes_without_duplicating(tiny_reference_run, tmp_path):
+    run_dir = tiny_reference_run.copy_to(tmp_path / "run")
     before = (run_dir / "results.jsonl").read_text()
     # where it runs may change between a run and its resume (another allocation after a requeue)
     proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--trainer.devices", "2",
@@ -135,8 +134,8 @@ def test_rerunning_the_same_command_resumes_without_duplicating(tiny_run):
     assert (run_dir / "results.jsonl").read_text() == before
 
 
-def test_a_different_config_on_an_existing_run_is_refused_untouched(tiny_run, capsys):
-    run_dir, _ = tiny_run
+def test_a_different_config_on_an_existing_run_is_refused_untouched(tiny_reference_run, tmp_path, capsys):
+    run_dir = tiny_reference_run.copy_to(tmp_path / "run")
     before = (run_dir / "state.json").read_text()
     code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--data.synthetic_share", "0.25"])
     err = capsys.readouterr().err
@@ -197,8 +196,8 @@ def test_configured_callbacks_reach_every_stage_trainer(tmp_path):
     """A trainer callback given on the command line runs in every stage (training, evaluation, generation) unchanged:
     here StepTiming, which records each classifier training epoch and leaves the GAN's manual optimization alone."""
     run_dir = tmp_path / "run"
-    proc = run_cli("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--loop.generations", "1",
-                   "--trainer.callbacks+=callbacks.step_timing.StepTiming")
+    proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--loop.generations", "1",
+                        "--trainer.callbacks+=callbacks.step_timing.StepTiming")  # in this process
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     timed = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("step_timing.jsonl"))
     assert timed == ["gen_00/classifiers/tiny_cnn/step_timing.jsonl", "gen_01/classifiers/tiny_cnn/step_timing.jsonl"]

@@ -12,6 +12,7 @@ import pytest
 import cli
 from tests.fakes.hard_imagenet import write_fake_hard_imagenet
 from tests.fakes.tiny_sd import build_tiny_sd
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
@@ -101,8 +102,8 @@ def test_the_sd_generator_killed_mid_epoch_resumes_from_its_step_checkpoint_exac
     def command(run_dir):
         return [sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir", str(run_dir), *options]
 
-    reference = tmp_path / "reference"
-    proc = subprocess.run(command(reference), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    reference = tmp_path / "reference"  # uninterrupted, and the resume below: in this process (tests/in_process.py)
+    proc = run_cli_here(*command(reference)[2:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(command(run_dir), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -118,7 +119,7 @@ def test_the_sd_generator_killed_mid_epoch_resumes_from_its_step_checkpoint_exac
     expected = torch.load(reference / "gen_01" / "generator" / "checkpoints" / "last.ckpt", weights_only=True)
     step = torch.load(checkpoint, weights_only=True)["global_step"]
     assert step % 4 == 0 and 0 < step < expected["global_step"]  # killed inside the (only) epoch
-    resumed = subprocess.run(command(run_dir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    resumed = run_cli_here(*command(run_dir)[2:])
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming the generator's training from" in resumed.stdout
     final = torch.load(checkpoint, weights_only=True)

@@ -1,9 +1,6 @@
 """Through the CLI: a data regime other than the paper's FIFO, and the in-loop subgroup-balance mitigation."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from datamodules.stack import SyntheticStack
 from filters.base import select_keep
 from filters.subgroup_balance import balanced_counts
 from metrics.block_statistics import subgroup_counts
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
@@ -23,18 +21,18 @@ BALANCED = json.dumps([{"class_path": "filters.UncertaintyFilter", "init_args": 
 
 
 def fit(run_dir: Path, *extra: str) -> list[dict]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir",
-                           str(run_dir), *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    """``python cli.py fit`` on the tiny config, in this process (tests/in_process.py), and the run's rows."""
+    proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def regimes(tmp_path_factory) -> dict[str, Path]:
-    """The tiny loop under the paper's FIFO and under accumulate, as a regimes sweep lays them out."""
+def regimes(tmp_path_factory, tiny_reference_run) -> dict[str, Path]:
+    """The tiny loop under the paper's FIFO (the session's plain tiny run) and under accumulate, as a regimes sweep
+    lays them out."""
     root = tmp_path_factory.mktemp("regimes")
-    fit(root / "fifo" / "seed_0")
+    tiny_reference_run.copy_to(root / "fifo" / "seed_0")
     fit(root / "accumulate" / "seed_0", "--data.stack_policy", "accumulate")
     return {"fifo": root / "fifo" / "seed_0", "accumulate": root / "accumulate" / "seed_0"}
 
@@ -47,10 +45,7 @@ def test_the_accumulate_regime_keeps_every_generation_and_uses_all_of_it(regimes
 
 
 def test_the_report_compares_the_regimes_side_by_side(regimes, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "report", str(regimes["fifo"]),
-                           str(regimes["accumulate"]), "--out", str(tmp_path / "report")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_cli_here("report", str(regimes["fifo"]), str(regimes["accumulate"]), "--out", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figure = tmp_path / "report" / "figures" / "colored_mnist__comparison.png"
     assert figure.is_file() and figure.stat().st_size > 10_000

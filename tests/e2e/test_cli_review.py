@@ -1,10 +1,15 @@
-"""The manual review workflow through the CLI: pause after each block, read the reviewer's reject list, resume."""
+"""The manual review workflow through the CLI: pause after each block, read the reviewer's reject list, resume.
+
+The first launch runs ``cli.py`` as a subprocess, as a user types it; the two relaunches after each review run the
+same command in this process (tests/in_process.py)."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,25 +19,27 @@ def test_review_pauses_then_drops_exactly_the_listed_ids(tmp_path):
     reviews.mkdir()
     filters = json.dumps([{"class_path": "filters.ManualRejectFilter",
                            "init_args": {"reject_dir": str(reviews)}}])
-    command = [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" /
-               "tiny_mnist.yaml"), "--loop.run_dir", str(run_dir), "--filters", filters,
-               "--quality.pause_for_review", "true"]
+    arguments = ["fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"), "--loop.run_dir",
+                 str(run_dir), "--filters", filters, "--quality.pause_for_review", "true"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
 
-    def run() -> subprocess.CompletedProcess:
-        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
+    first = subprocess.run([sys.executable, str(ROOT / "cli.py"), *arguments], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
-    first = run()
+    def rerun() -> str:
+        proc = run_cli_here(*arguments)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout
+
     assert "paused for review" in first.stdout and "gen_1.txt" in first.stdout
     sheets = sorted((run_dir / "gen_01" / "contact_sheets").glob("*.png"))
     assert sheets and not (run_dir / "results.jsonl").read_text().count("\n") > 1  # only generation 0 so far
     (reviews / "gen_1.txt").write_text("# rejected after looking at the sheet\n3\n17\n42\n")
-    second = run()
-    assert "paused for review" in second.stdout and "gen_2.txt" in second.stdout
+    second = rerun()
+    assert "paused for review" in second and "gen_2.txt" in second
     (reviews / "gen_2.txt").write_text("")  # nothing to reject
-    run()
+    rerun()
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["generation"], r["filter_kept"], r["filter_dropped"]) for r in rows] == [
         (0, None, None), (1, 97, 3), (2, 100, 0)]

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.in_process import run_cli_here
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 
@@ -58,7 +60,7 @@ def test_sigterm_while_generating_stops_the_run_and_the_same_command_resumes(tmp
     state = json.loads((run_dir / "state.json").read_text())
     assert "g2/generator" not in state["completed"]  # it stopped in generation 1
 
-    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    resumed = run_cli_here(*command[2:])  # the same command (tests/in_process.py)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "[genbias] resuming" in resumed.stdout
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]

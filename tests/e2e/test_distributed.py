@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lightning_modules.classifier import ClassifierModule
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,15 +85,18 @@ def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(
         (0, 0, []), (1, 90, [1]), (2, 90, [2])]
 
 
+def generation_zero_arguments(run_dir: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"), "--loop.run_dir", str(run_dir),
+            "--loop.generations", "0", "--data.batch_size_is_global", "true", *extra]
+
+
 def fit_generation_zero(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"),
-         "--loop.run_dir", str(run_dir), "--loop.generations", "0", "--data.batch_size_is_global", "true", *extra],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *generation_zero_arguments(run_dir, *extra)],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
 
 
 def test_a_global_batch_is_the_same_on_two_processes_as_on_one(tmp_path):
-    single = fit_generation_zero(tmp_path / "one")
+    single = run_cli_here(*generation_zero_arguments(tmp_path / "one"))  # tests/in_process.py
     double = fit_generation_zero(tmp_path / "two", "--trainer.devices", "2", "--trainer.strategy", "ddp")
     for proc in (single, double):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,6 +1,10 @@
 """Faults a real user meets: each ends in one clear line (exit code 2, no traceback) or in an exact recovery, and
 never in lost or silently changed data. Bad inputs are checked in-process, faults by simulating them (truncate,
-delete, a write that raises ENOSPC, a second launch, SIGKILL)."""
+delete, a write that raises ENOSPC, a second launch, SIGKILL).
+
+Where the fault is in the run directory (a deleted stack, a truncated checkpoint), the command that meets it runs
+in this process (tests/in_process.py) on a copy of the session's finished tiny run (tests/e2e/conftest.py); where
+the process itself is the fault (SIGKILL, a live first launch, a dead DDP rank), ``cli.py`` runs as a subprocess."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 
 import cli
 from simulation.checkpoint_io import readable_checkpoint
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
@@ -31,11 +36,6 @@ def env() -> dict:
 
 def fit_command(run_dir: Path | str, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir", str(run_dir), *extra]
-
-
-def fit(run_dir: Path | str, *extra: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(fit_command(run_dir, *extra), cwd=cwd, env=env(), capture_output=True, text=True,
-                          timeout=600)
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -64,13 +64,11 @@ def one_line_error(code: int, err: str, *expected: str) -> None:
         assert text in err, (text, err)
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A completed 2-generation tiny run: the reference that every fault below is compared with."""
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    proc = fit(run_dir)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return run_dir
+@pytest.fixture
+def finished_run(tiny_reference_run) -> Path:
+    """A completed 2-generation tiny run (the session's, read-only): the reference every fault below is compared
+    with."""
+    return tiny_reference_run.run_dir
 
 
 def copy_of(finished_run: Path, tmp_path: Path, name: str = "run") -> Path:
@@ -78,6 +76,11 @@ def copy_of(finished_run: Path, tmp_path: Path, name: str = "run") -> Path:
     shutil.copytree(finished_run, run_dir)
     (run_dir / ".lock").unlink(missing_ok=True)
     return run_dir
+
+
+def fit_here(run_dir: Path | str, *extra: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python cli.py fit`` on the tiny config, run in this process (tests/in_process.py)."""
+    return run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), *extra, cwd=cwd)
 
 
 def forget_last_classifier(run_dir: Path) -> Path:
@@ -147,7 +150,7 @@ def test_a_folder_that_cannot_be_written_is_refused_before_anything_is_created(t
 
 def test_overwrite_replaces_only_a_run_of_the_tool_and_says_what_it_removed(finished_run, tmp_path):
     run_dir = copy_of(finished_run, tmp_path)
-    proc = fit(run_dir, "--loop.overwrite", "true", "--loop.generations", "0")
+    proc = fit_here(run_dir, "--loop.overwrite", "true", "--loop.generations", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "removed the previous run" in proc.stdout and "12 completed stages, 3 result rows" in proc.stdout
     assert [r["generation"] for r in rows(run_dir)] == [0] and not (run_dir / "gen_01").exists()
@@ -159,11 +162,11 @@ def test_a_deleted_stack_stops_the_run_and_is_rebuilt_exactly_when_asked(finishe
     manifest = (run_dir / "stack" / "manifest.json").read_text()
     state = (run_dir / "state.json").read_text()
     shutil.rmtree(run_dir / "stack")
-    proc = fit(run_dir)
+    proc = fit_here(run_dir)
     one_line_error(proc.returncode, proc.stderr, "does not match the run state", "generation 2's block is missing",
                    "--loop.rebuild_stack true")
     assert json.loads((run_dir / "state.json").read_text())["completed"] == json.loads(state)["completed"]
-    proc = fit(run_dir, "--loop.rebuild_stack", "true")
+    proc = fit_here(run_dir, "--loop.rebuild_stack", "true")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "checksums match the run state" in proc.stdout
     assert (run_dir / "stack" / "manifest.json").read_text() == manifest
@@ -173,7 +176,7 @@ def test_a_deleted_stack_stops_the_run_and_is_rebuilt_exactly_when_asked(finishe
 def test_a_deleted_stack_manifest_is_named_too(finished_run, tmp_path):
     run_dir = copy_of(finished_run, tmp_path)
     (run_dir / "stack" / "manifest.json").unlink()
-    proc = fit(run_dir)
+    proc = fit_here(run_dir)
     assert proc.returncode == 2 and "generation 2's block is missing" in proc.stderr
 
 
@@ -181,7 +184,7 @@ def test_a_truncated_checkpoint_is_set_aside_and_the_stage_restarts(finished_run
     run_dir = copy_of(finished_run, tmp_path)
     checkpoint = forget_last_classifier(run_dir)
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a disk that filled up mid-copy
-    proc = fit(run_dir)
+    proc = fit_here(run_dir)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"checkpoint {checkpoint} cannot be read" in proc.stdout
     assert checkpoint.with_name("last.ckpt.corrupt").exists() and readable_checkpoint(checkpoint)
@@ -196,10 +199,10 @@ def test_a_checkpoint_with_pickled_objects_is_never_unpickled(finished_run, tmp_
     run_dir = copy_of(finished_run, tmp_path)
     checkpoint = forget_last_classifier(run_dir)
     torch.save({"state_dict": {}, "payload": Payload()}, checkpoint)
-    proc = fit(run_dir)
+    proc = fit_here(run_dir)
     assert proc.returncode == 2 and "cannot be loaded as tensors and plain data" in proc.stderr
     assert "Traceback" not in proc.stderr and checkpoint.with_name("last.ckpt.corrupt").exists()
-    proc = fit(run_dir)  # re-running restarts the stage from scratch
+    proc = fit_here(run_dir)  # re-running restarts the stage from scratch
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_same_results(rows(run_dir), rows(finished_run))
 
@@ -223,7 +226,7 @@ def test_a_full_disk_names_the_file_leaves_no_partial_file_and_the_run_resumes(f
     assert not (run_dir / "gen_01" / "samples.png").exists()
     assert not [p for p in run_dir.rglob(".tmp-*")]  # no temporary file left behind
     monkeypatch.undo()
-    proc = fit(run_dir)
+    proc = fit_here(run_dir)
     assert proc.returncode == 0 and "resuming" in proc.stdout, proc.stderr[-2000:]
     assert_same_results(rows(run_dir), rows(finished_run))
 
@@ -231,13 +234,13 @@ def test_a_full_disk_names_the_file_leaves_no_partial_file_and_the_run_resumes(f
 def test_a_run_is_found_however_its_path_is_typed_and_after_it_moved(finished_run, tmp_path):
     run_dir = copy_of(finished_run, tmp_path)
     for spelling, cwd in ((f"{run_dir}/", ROOT), ("./run", tmp_path), ("run//", tmp_path)):
-        proc = fit(spelling, cwd=cwd)
+        proc = fit_here(spelling, cwd=cwd)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "resuming" in proc.stdout and "training" not in proc.stdout
     moved = tmp_path / "elsewhere" / "moved"
     moved.parent.mkdir()
     run_dir.rename(moved)
-    proc = fit(moved)
+    proc = fit_here(moved)
     assert proc.returncode == 0 and "resuming" in proc.stdout and "training" not in proc.stdout
     assert_same_results(rows(moved), rows(finished_run))
 
@@ -252,7 +255,7 @@ def test_a_second_launch_on_a_live_run_is_refused_and_cannot_overwrite_it(tmp_pa
             time.sleep(0.005)
         first.send_signal(signal.SIGSTOP)  # the first launch holds the lock, alive, for as long as this test needs
         for extra in ([], ["--loop.overwrite", "true"]):
-            second = fit(run_dir, *extra)
+            second = fit_here(run_dir, *extra)
             assert second.returncode == 2 and "is in use by another launch" in second.stderr, second.stdout[-2000:]
         first.send_signal(signal.SIGCONT)
         output, _ = first.communicate(timeout=600)
@@ -266,7 +269,7 @@ def test_a_second_launch_on_a_live_run_is_refused_and_cannot_overwrite_it(tmp_pa
 def test_a_generator_stage_killed_after_its_first_epoch_resumes_exactly_without_redoing_it(tmp_path):
     options = ["--loop.generations", "1", "--loop.generator_epochs", "3", "--loop.generator_batch_size", "8"]
     reference = tmp_path / "reference"
-    assert fit(reference, *options).returncode == 0
+    assert fit_here(reference, *options).returncode == 0
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(fit_command(run_dir, *options), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -279,7 +282,7 @@ def test_a_generator_stage_killed_after_its_first_epoch_resumes_exactly_without_
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    resumed = fit(run_dir, *options)
+    resumed = fit_here(run_dir, *options)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "generator: resumed at epoch 2/3" in resumed.stdout
     assert "generator: epoch 1/3 done" not in resumed.stdout  # the first epoch was not trained again
@@ -290,7 +293,7 @@ def test_mid_epoch_generator_checkpoints_resume_exactly(tmp_path):
     options = ["--loop.generations", "1", "--loop.generator_epochs", "2", "--loop.generator_batch_size", "8",
                "--loop.generator_checkpoint_every_n_steps", "20"]
     reference = tmp_path / "reference"
-    assert fit(reference, *options).returncode == 0
+    assert fit_here(reference, *options).returncode == 0
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(fit_command(run_dir, *options), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -303,7 +306,7 @@ def test_mid_epoch_generator_checkpoints_resume_exactly(tmp_path):
             break
     proc.wait(timeout=60)
     assert torch.load(checkpoint, weights_only=True)["global_step"] % 50 != 0  # killed inside an epoch
-    resumed = fit(run_dir, *options)
+    resumed = fit_here(run_dir, *options)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_results(rows(run_dir), rows(reference))
 
@@ -359,12 +362,12 @@ def test_raw_shards_are_deleted_exactly_once_their_push_is_recorded_and_the_run_
     assert state["raw_shards_deleted"] == [1]
     assert not (run_dir / "gen_01" / "shards").exists() and any((run_dir / "gen_02" / "shards").iterdir())
     assert (run_dir / "gen_01" / "block_scores.safetensors").exists()  # only the raw block goes
-    resumed = fit(run_dir, "--loop.keep_raw_shards", "false")
+    resumed = fit_here(run_dir, "--loop.keep_raw_shards", "false")
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
     assert json.loads((run_dir / "state.json").read_text())["raw_shards_deleted"] == [1, 2]
     assert not (run_dir / "gen_02" / "shards").exists()
     assert_same_results(rows(run_dir), rows(finished_run))  # keeping the shards or not changes nothing computed
     shutil.rmtree(run_dir / "stack")
-    proc = fit(run_dir, "--loop.rebuild_stack", "true")
+    proc = fit_here(run_dir, "--loop.rebuild_stack", "true")
     one_line_error(proc.returncode, proc.stderr, "--loop.rebuild_stack cannot re-create the stack",
                    "generation(s) [2]", "loop.keep_raw_shards: false")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.in_process import run_cli_here
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 # aligned batches of 25 samples: the same batches in a 1- and a 2-process run
@@ -27,6 +29,12 @@ def fit(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def fit_here(run_dir: Path) -> None:
+    """The one-process run, in this process (tests/in_process.py)."""
+    proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), *OPTIONS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 def undo_generation_1_block(run_dir: Path) -> None:
@@ -46,7 +54,7 @@ def undo_generation_1_block(run_dir: Path) -> None:
 
 def test_two_processes_keep_the_same_samples_and_measure_the_same_block(tmp_path):
     one = tmp_path / "one_process"
-    fit(one)
+    fit_here(one)
     two = tmp_path / "two_processes"
     shutil.copytree(one, two)
     undo_generation_1_block(two)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.in_process import run_cli_here
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 #: one generation of 3,000 samples in chunks of 20: 150 chunks, so a kill lands mid-way
@@ -16,8 +18,12 @@ OPTIONS = ["--loop.generations", "1", "--loop.samples_per_generation", "3000", "
 CHUNKS = 150
 
 
+def arguments(run_dir: Path) -> list[str]:
+    return ["fit", "--config", TINY, "--loop.run_dir", str(run_dir), *OPTIONS]
+
+
 def command(run_dir: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir", str(run_dir), *OPTIONS]
+    return [sys.executable, str(ROOT / "cli.py"), *arguments(run_dir)]
 
 
 def env() -> dict:
@@ -42,8 +48,8 @@ def block_report(run_dir: Path) -> dict:
 
 
 def test_a_sampling_stage_killed_mid_way_resumes_to_the_same_block_without_redoing_finished_chunks(tmp_path):
-    reference = tmp_path / "reference"
-    done = subprocess.run(command(reference), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    reference = tmp_path / "reference"  # uninterrupted, and the resume below: in this process (tests/in_process.py)
+    done = run_cli_here(*arguments(reference))
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(chunks(reference)) == CHUNKS
 
@@ -62,7 +68,7 @@ def test_a_sampling_stage_killed_mid_way_resumes_to_the_same_block_without_redoi
     assert 10 <= len(finished) < CHUNKS, len(finished)  # killed mid-way
     assert not (run_dir / "gen_01" / "block_scores.safetensors").exists()
 
-    resumed = subprocess.run(command(run_dir), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    resumed = run_cli_here(*arguments(run_dir))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     output = resumed.stdout + resumed.stderr
     assert f"resuming generation: {len(finished)} of {CHUNKS} chunks" in output

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from simulation.config import LoggerConfig
 from simulation.loggers import StageLoggers, logger_problems
 from tests.e2e.test_cli import TINY, read_rows, run_cli
+from tests.in_process import run_cli_here
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 HAS_WANDB = importlib.util.find_spec("wandb") is not None
@@ -91,8 +92,8 @@ def test_the_summary_is_appended_and_a_resume_writes_only_what_is_missing(logged
     state = json.loads((logged_run / "state.json").read_text())
     assert state["summary_generations"] == [0, 1]
     assert len(files) == 2  # one events file per generation appended, none rewritten
-    proc = run_cli("fit", "--config", TINY, "--loop.generations", "1", "--loop.run_dir", str(logged_run),
-                   "--loop.loggers", '[{"kind": "csv"}]')  # a resume with other loggers: the same run
+    proc = run_cli_here("fit", "--config", TINY, "--loop.generations", "1", "--loop.run_dir",
+                        str(logged_run), "--loop.loggers", '[{"kind": "csv"}]')  # a resume with other loggers
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted((logged_run / "tensorboard" / "summary").iterdir()) == files
     assert len(_tensorboard_accuracy(logged_run)) == 2

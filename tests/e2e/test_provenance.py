@@ -12,6 +12,7 @@ import torch
 from reporting.report import report_main
 from tests.e2e.test_cli import TINY, run_cli
 from tests.fakes.run_dirs import make_run
+from tests.in_process import run_cli_here
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def test_a_resume_under_other_versions_warns_in_one_line(generation_zero_run):
     state["completed"].remove("g0/evaluate/tiny_cnn")
     state["results"] = []
     state_path.write_text(json.dumps(state))
-    proc = run_cli("fit", "--config", TINY, "--loop.generations", "0", "--loop.run_dir", str(generation_zero_run))
+    proc = run_cli_here("fit", "--config", TINY, "--loop.generations", "0", "--loop.run_dir",
+                        str(generation_zero_run))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "other versions" in line]
     assert len(warnings) == 1 and f"torch 2.0.0 -> {torch.__version__}" in warnings[0], warnings

@@ -1,4 +1,7 @@
-"""Kill the loop with SIGKILL at four different points, resume it, and get exactly the uninterrupted results."""
+"""Kill the loop with SIGKILL at four different points, resume it, and get exactly the uninterrupted results.
+
+The killed launches are subprocesses (``cli.py``, as a user runs it); the uninterrupted reference and the final
+resume run the same command in this process (tests/in_process.py), at the same thread count."""
 
 import json
 import os
@@ -8,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
@@ -22,9 +27,12 @@ KILL_AT = ["generation 1/2 - generating", "FID generation 1:", "filters kept 90/
            "generation 2 tiny_cnn: acc="]
 
 
+def arguments(run_dir: Path) -> list[str]:
+    return ["fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--trainer.deterministic", "true"]
+
+
 def command(run_dir: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir", str(run_dir),
-            "--trainer.deterministic", "true"]
+    return [sys.executable, str(ROOT / "cli.py"), *arguments(run_dir)]
 
 
 def env() -> dict:
@@ -64,17 +72,20 @@ def assert_rows_equal(actual: list[dict], expected: list[dict]) -> None:
                 assert a[key] == e[key], (a["generation"], key)
 
 
+def fit_here(run_dir: Path) -> str:
+    proc = run_cli_here(*arguments(run_dir))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
 def test_sigkill_at_four_points_then_resume_equals_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
-    proc = subprocess.run(command(reference), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    fit_here(reference)
 
     interrupted = tmp_path / "interrupted"
     for marker in KILL_AT:
         run_and_kill_at(interrupted, marker)
-    proc = subprocess.run(command(interrupted), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "resuming" in proc.stdout
+    assert "resuming" in fit_here(interrupted)
 
     assert_rows_equal(rows(interrupted), rows(reference))
     state = json.loads((interrupted / "state.json").read_text())

@@ -44,12 +44,28 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_UNAVAILABLE is not None, re
 # ================================================================================================ helpers
 def _sbatch(log: Path, *cli_args: str, ntasks_per_node: int = 2, wait: bool = False,
             timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Submit the template from the repository root (as users do); with ``wait`` block until the job ends."""
+    """Submit the template from the repository root (as users do); with ``wait`` block until the job ends and
+    return its exit code as ``sbatch --wait`` does. (``sbatch --wait`` itself looks at the job 2, 10 and 42 s after
+    submitting it: a 12 s job returns after 42 s. This looks every half second.)"""
     # the template's header asks a GPU and 8 CPUs a task: a CPU-only cluster's submission overrides both
     cmd = ["sbatch", "--parsable", f"--ntasks-per-node={ntasks_per_node}", "--gres=none", "--cpus-per-task=1",
-           f"--output={log}",
-           "--job-name=genbias-test", *(["--wait"] if wait else []), SCRIPT, *cli_args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+           f"--output={log}", "--job-name=genbias-test", SCRIPT, *cli_args]
+    submitted = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    if not wait or submitted.returncode != 0:
+        return submitted
+    job_id = _job_id(submitted)
+
+    def ended() -> dict | None:
+        fields = _job_fields(job_id)
+        return fields if fields.get("JobState") in FINISHED_STATES else None
+
+    try:
+        fields = _wait_for(ended, "the job to end", job_id, log, timeout)
+    except AssertionError:
+        _cancel(job_id)
+        raise
+    code = int(fields.get("ExitCode", "1:0").split(":")[0])
+    return subprocess.CompletedProcess(cmd, code, submitted.stdout, submitted.stderr)
 
 
 def _job_id(submitted: subprocess.CompletedProcess) -> str:
@@ -122,16 +138,12 @@ def _cancel(job_id: str | None) -> None:
 # ================================================================================================ fixtures
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> tuple[Path, str]:
-    """One complete 2-task DDP run via `sbatch --wait`: the end-to-end check and the reference for the requeue test."""
+    """One complete 2-task DDP run, submitted and waited for: the end-to-end check and the reference for the requeue
+    test."""
     tmp = tmp_path_factory.mktemp("slurm_ref")
     log, run_dir = tmp / "job.log", tmp / "run"
-    job_id = None
-    try:
-        submitted = _sbatch(log, *_fit_args(run_dir), wait=True)
-        job_id = _job_id(submitted)
-    except subprocess.TimeoutExpired:
-        _cancel(job_id)
-        raise
+    submitted = _sbatch(log, *_fit_args(run_dir), wait=True)
+    job_id = _job_id(submitted)
     assert submitted.returncode == 0, f"job {job_id} failed (rc {submitted.returncode}); log:\n{_read(log)[-3000:]}"
     return run_dir, _read(log)
 
