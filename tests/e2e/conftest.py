@@ -35,7 +35,7 @@ class FinishedRun:
 @pytest.fixture(scope="session")
 def tiny_reference_run(tmp_path_factory) -> FinishedRun:
     """``cli.py fit --config tests/configs/tiny_mnist.yaml`` with no other option (2 generations, a stack of 1), as a
-    user runs it: the reference that the fault, resume and regime tests compare with and the CLI tests read."""
+    user runs it: the reference that the fault and regime tests compare with and the CLI tests read."""
 
     def build(folder: Path) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
