@@ -13,7 +13,8 @@ The loop only relies on this contract (``tests/contracts/`` checks it for every 
   in the generator's view;
 * ``predict_step`` consumes ``(indices, labels, seeds)`` batches and returns ``{"index", "label", "image"}``. The
   noise of a sample depends only on its ``(seed, index)`` (``common.seeds.per_sample_noise``), so the generated
-  block is identical however the indices are split across ranks.
+  block is the same however the indices are split across ranks (up to float32 rounding, where a CPU runs another
+  kernel for another batch size).
 """
 
 from __future__ import annotations

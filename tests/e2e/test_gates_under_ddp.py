@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.in_process import run_cli_here
 
@@ -23,7 +24,10 @@ OPTIONS = ["--loop.generations", "1", "--data.eval_batch_size", "25"]
 
 
 def fit(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    # the ranks run the one-process run's thread count (this process's): the same batches through the same kernels,
+    # so scores, features and counts are bit-identical and only the cross-rank sums' order differs (FID at rel 1e-6)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.run_dir",
                            str(run_dir), *OPTIONS, *extra], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)

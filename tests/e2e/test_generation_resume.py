@@ -75,5 +75,6 @@ def test_a_sampling_stage_killed_mid_way_resumes_to_the_same_block_without_redoi
     after = chunks(run_dir)
     assert {name: after[name] for name in finished} == finished  # the finished chunks were not written again
     assert len([name for name in after if name not in finished]) == CHUNKS - len(finished)
+    # byte for byte by design: same machine, same thread count, same batches (chunks) and per-chunk seeds
     assert block_files(run_dir) == block_files(reference)  # chunks, scores, stack block and sheets, byte for byte
     assert block_report(run_dir) == block_report(reference)  # FID, q_t, u_t, filter counts
