@@ -88,7 +88,7 @@ class SimulationLoop:
         world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
-        loggers = StageLoggers(loop.loggers, run_dir.path, run_name(run_dir.path),
+        loggers = StageLoggers(loop.loggers, run_dir, run_name(run_dir.path),
                                run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
             if loop.loggers else None
         self.context = RunContext(
@@ -117,6 +117,7 @@ class SimulationLoop:
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         launch = launch_id()
+        finished = False
         lock = RunLock(run_dir.lock_path, launch) if is_rank_zero() else None
         try:
             if lock is not None:  # rank 0 owns the run directory; the other ranks follow its state
@@ -138,8 +139,11 @@ class SimulationLoop:
                     write_generation_summary(run_dir, context.source, generation, context.trainers.loggers)
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
+            finished = True
             return run_dir.results
         finally:
+            if context.trainers.loggers is not None:  # the run's tracker runs: finished, or failed
+                context.trainers.loggers.finish(succeeded=finished)
             if lock is not None:
                 lock.release()
 
