@@ -199,6 +199,10 @@ def _wandb_logger(**kwargs) -> Logger:
     from lightning.pytorch.loggers import WandbLogger
 
     class StageWandbLogger(WandbLogger):
+        def __init__(self, **init) -> None:
+            super().__init__(**init)
+            self._wandb_init.pop("anonymous", None)  # W&B warns that the setting Lightning passes has no effect
+
         def finalize(self, status: str) -> None:
             super().finalize(status)
             if self._experiment is not None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ from simulation.config import LoggerConfig
 from simulation.loggers import MLFLOW_PARENT_RUN_ID, StageLoggers, logger_problems, probe_logger_settings, yaml_safe
 from simulation.run_directory import RunDirectory
 from simulation.stages import TrainGenerator
-from tests.e2e.test_cli import TINY, read_rows
+from tests.e2e.test_cli import ROOT, TINY, read_rows
 from tests.in_process import run_cli_here
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
@@ -247,3 +250,21 @@ def test_a_bad_tracking_uri_is_refused_before_the_run_directory_exists(tmp_path)
                         "--loop.loggers", '[{"kind": "mlflow", "tracking_uri": "htp://host:5000"}]')
     assert proc.returncode == 2 and "loop.loggers[0] (mlflow): tracking_uri 'htp://host:5000'" in proc.stderr
     assert "Traceback" not in proc.stderr and not run_dir.exists()
+
+
+@pytest.mark.skipif(not HAS_WANDB, reason=NO_WANDB)
+def test_a_run_with_wandb_prints_no_wandb_line_among_its_progress_lines(tmp_path):
+    run_dir = tmp_path / "quick" / "seed_0"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "WANDB_MODE": "offline"}
+    env.pop("WANDB_SILENT", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "fit", "--config", TINY, "--loop.generations", "1",
+                           "--loop.run_dir", str(run_dir), "--loop.loggers", '[{"kind": "wandb"}]'], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = (proc.stdout + proc.stderr).replace(str(tmp_path), "<tmp>").splitlines()  # (the test's name says wandb)
+    assert not [line for line in lines if "wandb" in line.lower()]
+    assert sum("[genbias]" in line for line in lines) >= 20  # the progress lines are all there is
+    run_id = json.loads((run_dir / "state.json").read_text())["tracker_runs"]["wandb genbias"]
+    offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 5 + 2  # a run per stage (grouped by the run), and the run's own, opened per generation
+    assert sum(name.endswith(f"-{run_id}") for name in offline) == 2
