@@ -370,12 +370,20 @@ class StageLoggers:
         from mlflow.tracking import MlflowClient
 
         run_id = self._mlflow_parent(spec)
+        client = MlflowClient(self._tracking_uri(spec))
         stamp = int(time.time() * 1000)
         metrics = [Metric(key, float(value), stamp, generation)
-                   for generation, values in sorted(series.items()) for key, value in values.items()]
-        client = MlflowClient(self._tracking_uri(spec))
+                   for generation, values in sorted(series.items()) if not self._mlflow_holds(client, run_id,
+                                                                                             generation, values)
+                   for key, value in values.items()]
         for start in range(0, len(metrics), MLFLOW_BATCH):
             client.log_batch(run_id, metrics=metrics[start:start + MLFLOW_BATCH])
+
+    @staticmethod
+    def _mlflow_holds(client, run_id: str, generation: int, values: dict[str, float]) -> bool:
+        """Whether the parent already holds this generation (logged by a launch that stopped before ``state.json``
+        recorded it): a generation's points are logged together, so one metric's history tells."""
+        return any(m.step == generation for m in client.get_metric_history(run_id, min(values)))
 
     # W&B
     def _wandb_dir(self, spec: LoggerConfig) -> Path:

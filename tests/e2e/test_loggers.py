@@ -180,6 +180,25 @@ def test_the_csv_table_gains_and_replaces_rows_by_generation(tmp_path):
         "generation,generator/fid,lenet/acc", "0,,0.9", "1,,0.85", "2,40.0,0.7"]
 
 
+@pytest.mark.skipif(not HAS_MLFLOW, reason=NO_MLFLOW)
+def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch_finds_the_parent(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = RunDirectory(tmp_path)
+    first = StageLoggers([LoggerConfig(kind="mlflow")], run_dir, "quick/seed_0", {"seed": 0})
+    first.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}})
+    first.finish(succeeded=False)  # stopped before state.json recorded generation 0's summary
+    again = StageLoggers([LoggerConfig(kind="mlflow")], RunDirectory(tmp_path), "quick/seed_0", {"seed": 0})
+    again.run_dir.load()
+    again.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}, 1: {"lenet/acc": 0.8, "lenet/meo": 0.9}})
+    again.finish()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("genbias").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "quick/seed_0"
+    history = client.get_metric_history(run.info.run_id, "lenet/acc")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.9), (1, 0.8)]
+
+
 def test_a_logger_that_is_not_installed_is_refused_before_any_work(monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else
