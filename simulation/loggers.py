@@ -186,7 +186,7 @@ class SafeYamlTensorBoardLogger(TensorBoardLogger):
 # ------------------------------------------------------------------------------------------- W&B, quiet
 def wandb_settings():
     """W&B's settings here: silent unless ``WANDB_SILENT=false`` is set, so its banners, sync hints and run summaries
-    (about 200 lines a generation) do not drown the progress lines."""
+    (209 of the 239 lines a one-generation tiny run printed) do not drown the progress lines."""
     import wandb
 
     silent = os.environ.get("WANDB_SILENT")
@@ -267,15 +267,23 @@ class StageLoggers:
             else:
                 self._wandb_summary(spec, series)
 
-    def finish(self, succeeded: bool = True) -> None:
-        """Mark the MLflow parent runs this process opened as finished (or failed); a resume sets them running."""
+    def finish(self, stopped_by: BaseException | None = None) -> None:
+        """Close the MLflow parent runs this process opened: ``FINISHED`` when the launch completed, ``KILLED`` when
+        it was interrupted, ``FAILED`` on an error; a clean pause (``SystemExit(0)``, e.g. for a manual review) leaves
+        them running for the resume. A store that cannot be reached now costs a warning, never the run's own error."""
         if not self._mlflow_parents or not is_rank_zero():
             return
+        if isinstance(stopped_by, SystemExit) and stopped_by.code in (0, None):
+            return
+        status = "FINISHED" if stopped_by is None else \
+            "KILLED" if isinstance(stopped_by, (KeyboardInterrupt, SystemExit)) else "FAILED"
         from mlflow.tracking import MlflowClient
 
         for key, run_id in self._mlflow_parents.items():
-            MlflowClient(self._tracking_uri_of_key(key)).set_terminated(run_id,
-                                                                        "FINISHED" if succeeded else "FAILED")
+            try:
+                MlflowClient(self._tracking_uri_of_key(key)).set_terminated(run_id, status)
+            except Exception as error:  # noqa: BLE001 - closing is best effort; the run's outcome stands
+                log.warning(f"could not mark the MLflow run {run_id} of {self.run_name} {status}: {error}")
         self._mlflow_parents.clear()
 
     def _tracker_runs(self) -> dict:

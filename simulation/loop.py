@@ -117,7 +117,7 @@ class SimulationLoop:
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         launch = launch_id()
-        finished = False
+        stopped_by: BaseException | None = None
         lock = RunLock(run_dir.lock_path, launch) if is_rank_zero() else None
         try:
             if lock is not None:  # rank 0 owns the run directory; the other ranks follow its state
@@ -139,11 +139,13 @@ class SimulationLoop:
                     write_generation_summary(run_dir, context.source, generation, context.trainers.loggers)
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
-            finished = True
             return run_dir.results
+        except BaseException as error:
+            stopped_by = error
+            raise
         finally:
-            if context.trainers.loggers is not None:  # the run's tracker runs: finished, or failed
-                context.trainers.loggers.finish(succeeded=finished)
+            if context.trainers.loggers is not None:  # the run's tracker runs: finished, failed or paused
+                context.trainers.loggers.finish(stopped_by)
             if lock is not None:
                 lock.release()
 

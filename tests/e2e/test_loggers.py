@@ -187,10 +187,13 @@ def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch
     run_dir = RunDirectory(tmp_path)
     first = StageLoggers([LoggerConfig(kind="mlflow")], run_dir, "quick/seed_0", {"seed": 0})
     first.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}})
-    first.finish(succeeded=False)  # stopped before state.json recorded generation 0's summary
+    first.finish(RuntimeError("stopped"))  # before state.json recorded generation 0's summary
     again = StageLoggers([LoggerConfig(kind="mlflow")], RunDirectory(tmp_path), "quick/seed_0", {"seed": 0})
     again.run_dir.load()
     again.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}, 1: {"lenet/acc": 0.8, "lenet/meo": 0.9}})
+    again.finish(SystemExit(0))  # a pause for a manual review: still running, the resume continues it
+    assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
+        run_dir.state["tracker_runs"]["mlflow default genbias"]).info.status == "RUNNING"
     again.finish()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("genbias").experiment_id])
