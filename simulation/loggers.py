@@ -47,6 +47,8 @@ WANDB_RUN_JOB_TYPE = "run"
 MLFLOW_BATCH = 1000
 #: the MLflow schemes a tracking URI may have (a database URI names its dialect, e.g. postgresql+psycopg2)
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "file")
+#: MLflow prints a "View run ... at: <url>" and a "View experiment" line for every run a tracking server ends, unless
+MLFLOW_QUIET = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
 
 log = get_logger()
@@ -243,6 +245,7 @@ class StageLoggers:
         if spec.kind == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
 
+            os.environ.setdefault(MLFLOW_QUIET, "true")  # no two "View run" lines per stage from a tracking server
             if is_rank_zero():  # the other ranks' loggers create no run
                 tags[MLFLOW_PARENT_RUN_ID] = self._mlflow_parent(spec)
             return MLFlowLogger(experiment_name=self._experiment(spec), run_name=title,
@@ -355,6 +358,8 @@ class StageLoggers:
                 if client.get_run(run_id).info.lifecycle_stage == "active":
                     client.update_run(run_id, status="RUNNING")
                     self._mlflow_parents[key] = run_id
+                    log.info(f"MLflow: resuming the run {self.run_name} ({run_id}) of experiment "
+                             f"{self._experiment(spec)} in {self._tracking_uri(spec)}")
                     return run_id
             except MlflowException:
                 pass
@@ -371,6 +376,8 @@ class StageLoggers:
             client.log_batch(run.info.run_id, params=params[start:start + 100])
         self._mlflow_parents[key] = run.info.run_id
         self._remember(key, run.info.run_id)
+        log.info(f"MLflow: the run {self.run_name} ({run.info.run_id}) of experiment {self._experiment(spec)} in "
+                 f"{self._tracking_uri(spec)} holds the summary, its stages nested under it")
         return run.info.run_id
 
     def _mlflow_summary(self, spec: LoggerConfig, series: dict[int, dict[str, float]]) -> None:

@@ -21,7 +21,14 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from simulation.config import LoggerConfig
-from simulation.loggers import MLFLOW_PARENT_RUN_ID, StageLoggers, logger_problems, probe_logger_settings, yaml_safe
+from simulation.loggers import (
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_QUIET,
+    StageLoggers,
+    logger_problems,
+    probe_logger_settings,
+    yaml_safe,
+)
 from simulation.run_directory import RunDirectory
 from simulation.stages import TrainGenerator
 from tests.e2e.test_cli import ROOT, TINY, read_rows
@@ -181,8 +188,11 @@ def test_the_csv_table_gains_and_replaces_rows_by_generation(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_MLFLOW, reason=NO_MLFLOW)
-def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch_finds_the_parent(tmp_path):
+def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch_finds_the_parent(tmp_path,
+                                                                                                    monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv(MLFLOW_QUIET, raising=False)
 
     run_dir = RunDirectory(tmp_path)
     first = StageLoggers([LoggerConfig(kind="mlflow")], run_dir, "quick/seed_0", {"seed": 0})
@@ -191,6 +201,9 @@ def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch
     again = StageLoggers([LoggerConfig(kind="mlflow")], RunDirectory(tmp_path), "quick/seed_0", {"seed": 0})
     again.run_dir.load()
     again.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}, 1: {"lenet/acc": 0.8, "lenet/meo": 0.9}})
+    stage = again._build(again.specs[0], "gen_01", "lenet")
+    assert stage.tags[MLFLOW_PARENT_RUN_ID] == run_dir.state["tracker_runs"]["mlflow default genbias"]
+    assert os.environ[MLFLOW_QUIET] == "true"  # a tracking server's "View run" lines stay out of the progress lines
     again.finish(SystemExit(0))  # a pause for a manual review: still running, the resume continues it
     assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
         run_dir.state["tracker_runs"]["mlflow default genbias"]).info.status == "RUNNING"
