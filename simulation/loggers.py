@@ -135,18 +135,23 @@ def _wandb_problems(spec: LoggerConfig) -> list[str]:
 
 
 def _wandb_login_exists() -> bool:
-    """Whether an online W&B run could authenticate: ``WANDB_API_KEY``, or the entry ``wandb login`` writes to the
-    netrc file for the W&B host (only its presence is checked; nothing is sent anywhere)."""
-    if os.environ.get("WANDB_API_KEY"):
+    """Whether an online W&B run could authenticate: ``WANDB_API_KEY`` or ``WANDB_IDENTITY_TOKEN_FILE``, or the entry
+    ``wandb login`` writes to the netrc file for the W&B host (only its presence is checked; nothing is sent)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     import netrc
 
     host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
-    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    try:
-        return netrc.netrc(path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+    home = os.path.expanduser("~")
+    paths = [os.environ["NETRC"]] if os.environ.get("NETRC") else [os.path.join(home, ".netrc"),
+                                                                   os.path.join(home, "_netrc")]
+    for path in paths:
+        try:
+            if netrc.netrc(path).authenticators(host) is not None:
+                return True
+        except (OSError, netrc.NetrcParseError):
+            continue
+    return False
 
 
 # ------------------------------------------------------------------------------------------- hparams.yaml readable

@@ -247,8 +247,8 @@ def test_wandb_stages_are_grouped_by_run_and_the_run_has_one_offline_run_over_ge
 
 def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for variable in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.chdir(tmp_path)
     assert probe_logger_settings([LoggerConfig(kind="csv"), LoggerConfig(kind="mlflow"),
@@ -274,9 +274,13 @@ def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_p
     assert "experiment is empty" in problems[6]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created: no store, no folder, no run
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    (tmp_path / "netrc").write_text("machine api.wandb.ai login user password " + "x" * 40 + "\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # what `wandb login` writes
     assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri="./mlruns"),
                                   LoggerConfig(kind="wandb")]) == []
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert probe_logger_settings([LoggerConfig(kind="wandb")]) == []
     monkeypatch.setenv("WANDB_MODE", "ofline")
     assert probe_logger_settings([LoggerConfig(kind="wandb", offline=True)]) == [
         "loop.loggers[0] (wandb): WANDB_MODE='ofline' is not a W&B mode: use one of online, offline, disabled, "
