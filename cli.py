@@ -28,7 +28,7 @@ from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
-from simulation.loggers import logger_problems
+from simulation.loggers import probe_logger_settings
 from simulation.loop import SimulationLoop
 from simulation.stages import ReviewPause
 
@@ -209,7 +209,7 @@ class SimulationCLI(LightningCLI):
             config_text=self._config_text(),
             quality=init["quality"], filters=init["filters"],
             extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options(),
-                            *logger_problems(loop_cfg.loggers)],
+                            *probe_logger_settings(loop_cfg.loggers)],
             world_size=self.trainer.num_devices * self.trainer.num_nodes,
         )
         simulation.run()

@@ -1,7 +1,9 @@
 """One way to write a file: a temporary file in the same folder, fsync, rename. A crash never leaves half a file.
 
 Readers therefore see either the old content or the new, never a truncated mix; the rename is made durable by
-an fsync of the folder where the platform allows it.
+an fsync of the folder where the platform allows it. The file gets the mode any plain ``open(path, "w")`` would
+give it, ``0o666 & ~umask`` (``mkstemp`` alone makes it private, ``0o600``), so colleagues, a TensorBoard server or a
+report run by another account on a shared file system read a run as the umask allows.
 """
 
 from __future__ import annotations
@@ -42,6 +44,26 @@ class _HashingWriter:
         return self.handle.write(data)
 
 
+def current_umask() -> int:
+    """The process's umask, read from ``/proc/self/status`` on Linux without changing it (setting it to read it
+    back, the portable way, races with threads creating files); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shared_file_mode() -> int:
+    """The mode a new file gets from ``open(path, "w")``: read and write for everyone the umask lets through."""
+    return 0o666 & ~current_umask()
+
+
 def fsync_directory(directory: str | os.PathLike) -> None:
     """Make a rename durable; some platforms cannot open directories, which only weakens durability."""
     try:
@@ -70,6 +92,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
         raise
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), shared_file_mode())  # mkstemp makes the file 0o600 whatever the umask
             writer = _HashingWriter(handle)
             write(writer)
             handle.flush()

@@ -51,10 +51,13 @@ class ClassifierConfig:
 
 @dataclass
 class LoggerConfig:
-    """A logger every stage and the per-generation summary write to, beside the built-in TensorBoard.
+    """A logger beside the built-in TensorBoard: one run per run directory holding the per-generation summary (step =
+    generation), each stage a run nested under it (docs/loggers.md).
 
     Args:
-        kind: csv (``<run_dir>/csv/gen_XX/<stage>/metrics.csv``), mlflow or wandb.
+        kind: csv (``<run_dir>/csv/summary.csv``, a row per generation; ``<run_dir>/csv/gen_XX/<stage>/metrics.csv``),
+            mlflow (a parent run, the stages its children) or wandb (a run, the stages in its group; quiet unless
+            ``WANDB_SILENT=false``).
         tracking_uri: MLflow tracking URI (default ``sqlite:///<run_dir>/mlflow.db``: local; a server URL, or
             ``file:DIR`` with ``MLFLOW_ALLOW_FILE_STORE=true`` on MLflow >= 3.7).
         experiment: MLflow experiment / W&B project (default: genbias).

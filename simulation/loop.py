@@ -88,7 +88,7 @@ class SimulationLoop:
         world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
-        loggers = StageLoggers(loop.loggers, run_dir.path, run_name(run_dir.path),
+        loggers = StageLoggers(loop.loggers, run_dir, run_name(run_dir.path),
                                run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
             if loop.loggers else None
         self.context = RunContext(
@@ -117,6 +117,7 @@ class SimulationLoop:
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         launch = launch_id()
+        stopped_by: BaseException | None = None
         lock = RunLock(run_dir.lock_path, launch) if is_rank_zero() else None
         try:
             if lock is not None:  # rank 0 owns the run directory; the other ranks follow its state
@@ -139,7 +140,12 @@ class SimulationLoop:
             if is_rank_zero():
                 log.info(f"done: {len(run_dir.results)} result rows in {run_dir.results_path}")
             return run_dir.results
+        except BaseException as error:
+            stopped_by = error
+            raise
         finally:
+            if context.trainers.loggers is not None:  # the run's tracker runs: finished, failed or paused
+                context.trainers.loggers.finish(stopped_by)
             if lock is not None:
                 lock.release()
 

@@ -79,7 +79,7 @@ class RunLock:
         taken_over = None
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # as the umask allows
             except FileExistsError:
                 holder, age = self._read_holder()
                 reason = self.stale_reason(holder, age)

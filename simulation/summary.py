@@ -130,7 +130,8 @@ def open_after_earlier_files(out: Path) -> SummaryWriter:
 
 def write_generation_summary(run_dir: RunDirectory, source, through: int,
                              loggers: StageLoggers | None = None) -> None:
-    """Append to ``tensorboard/summary`` (and the chosen loggers) the generations up to ``through`` it does not hold.
+    """Append to ``tensorboard/summary`` (and the chosen loggers' run-level series) the generations up to ``through``
+    it does not hold.
 
     Called after generation ``through``'s stages, so every generation up to it is complete; a later one may hold a
     block report already (a resumed run that crashed after its generate stage), and is left for its own turn.
@@ -149,16 +150,17 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
     sheets = dict(run_dir.sample_sheets())
     writer = open_after_earlier_files(out)
     try:
+        series = {}
         for generation in pending:
-            scalars = generation_scalars(run_dir, generation)
+            series[generation] = scalars = generation_scalars(run_dir, generation)
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, generation)
             _write_filters(writer, run_dir.block_report(generation), generation, source)
             if generation in sheets:
                 writer.add_image("samples/generated", np.asarray(Image.open(sheets[generation]).convert("RGB")),
                                  generation, dataformats="HWC")
-            if loggers is not None:
-                loggers.log_summary(generation, scalars)
+        if loggers is not None:  # the run's own tracker runs, their step the generation
+            loggers.log_summary(series)
         classifiers = list(dict.fromkeys(r["classifier"] for r in run_dir.results))
         has_worst_subgroup = any(v is not None for r in run_dir.results for v in r.get("acc_rank") or [])
         block_keys = {k for report in blocks.values() for k in BLOCK_FIELDS if report.get(k) is not None}

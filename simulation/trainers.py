@@ -14,12 +14,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.progress import LineProgress
 from common.distributed import barrier, is_rank_zero
 from simulation.checkpoint_io import AtomicCheckpointIO
-from simulation.loggers import StageLoggers
+from simulation.loggers import StageLoggers, tensorboard_logger
 
 
 class StageTrainers:
@@ -62,8 +61,7 @@ class StageTrainers:
         show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
         kwargs["enable_progress_bar"] = show_bar
         callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label, shown_metrics)])]
-        logger = [TensorBoardLogger(save_dir=str(self.tensorboard_dir), name=name, version=version,
-                                    default_hp_metric=False)]  # no hp_metric = -1 in every stage run
+        logger = [tensorboard_logger(self.tensorboard_dir, name, version)]
         if self.loggers is not None and extra.get("logger", True) is not False:
             logger += self.loggers.for_stage(name, stage or version)
         kwargs.update(max_epochs=max_epochs, default_root_dir=str(stage_dir), logger=logger,
