@@ -6,6 +6,7 @@ missing)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -22,6 +23,76 @@ def logger_problems(specs: list[LoggerConfig]) -> list[str]:
     """One problem per chosen logger whose package is not installed (reported with the config's other problems)."""
     return [f"loop.loggers: {spec.kind} is not installed: pip install -e '.[{EXTRAS[spec.kind]}]' (or drop it)"
             for spec in specs if spec.kind in EXTRAS and importlib.util.find_spec(EXTRAS[spec.kind]) is None]
+
+
+def _tracking_uri_problem(where: str, uri: str) -> str | None:
+    """Whether MLflow can log to ``uri`` from here, asked without writing anything: a folder store (which MLflow
+    >= 3.7 refuses unless ``MLFLOW_ALLOW_FILE_STORE=true``), a SQLite file's folder, a server's /health."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
+        version = importlib.metadata.version("mlflow") if importlib.util.find_spec("mlflow") else "0"
+        if not allowed and tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (3, 7):
+            return (f"{where}: tracking_uri {uri!r} is a folder store, which MLflow {version} refuses: use a database "
+                    "(e.g. sqlite:///path/mlflow.db, or leave tracking_uri unset for <run_dir>/mlflow.db) or export "
+                    "MLFLOW_ALLOW_FILE_STORE=true")
+        return None
+    if parsed.scheme == "sqlite":
+        folder = Path(parsed.path[1:] if parsed.path.startswith("//") else parsed.path).parent
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{where}: tracking_uri {uri!r}: cannot write in {existing}: choose a folder you can write to"
+        return None
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+                return None
+        except urllib.error.HTTPError:  # the server answers (an older one without /health, or behind a proxy)
+            return None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            return (f"{where}: cannot reach the MLflow server at {uri} ({reason}): start it, fix tracking_uri, or "
+                    "drop this logger")
+    return None
+
+
+def _wandb_login_problem(where: str, spec: LoggerConfig) -> str | None:
+    """An online W&B logger needs a login (WANDB_API_KEY or ``wandb login``'s netrc entry) before the first stage."""
+    import netrc
+    import urllib.parse
+
+    mode = os.environ.get("WANDB_MODE", "")
+    if spec.offline or mode in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+        return None
+    host = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        if netrc.netrc().authenticators(host):
+            return None
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return (f"{where}: W&B is online but no login was found (WANDB_API_KEY, or {host} in ~/.netrc): run "
+            "`wandb login`, or set offline: true (wandb sync uploads later)")
+
+
+def logger_probe_problems(specs: list[LoggerConfig]) -> list[str]:
+    """One problem per installed logger that cannot log from here (an MLflow tracking URI MLflow refuses or cannot
+    reach, W&B online without a login), found before any stage starts. Writes nothing."""
+    problems = []
+    for index, spec in enumerate(specs):
+        where = f"loop.loggers[{index}] ({spec.kind})"
+        if spec.kind not in EXTRAS or importlib.util.find_spec(EXTRAS[spec.kind]) is None:
+            continue
+        if spec.kind == "mlflow" and spec.tracking_uri:
+            problems.append(_tracking_uri_problem(where, spec.tracking_uri))
+        elif spec.kind == "wandb":
+            problems.append(_wandb_login_problem(where, spec))
+    return [problem for problem in problems if problem]
 
 
 def _wandb_logger(**kwargs) -> Logger:
