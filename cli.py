@@ -270,6 +270,39 @@ class SimulationCLI(LightningCLI):
         simulation.run()
 
 
+class ParsedOnly(Exception):
+    """Stops a parse-only SimulationCLI once its arguments are parsed: nothing is built, nothing runs."""
+
+
+class ParseOnlyCLI(SimulationCLI):
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        raise ParsedOnly(self.config["fit"])
+
+
+def fit_arguments_problem(args: list[str]) -> str | None:
+    """Why ``cli.py fit ARGS`` would be refused by its parser (a key, a type, a class path, a YAML mistake) or
+    would be a smoke run, as one line; None when it parses. Builds and runs nothing (scripts/sweep.py checks every
+    task with it before anything is submitted)."""
+    from common.smoke_settings import smoke_settings
+
+    seed_logger = logging.getLogger("lightning.fabric.utilities.seed")
+    level = seed_logger.level
+    try:
+        seed_logger.setLevel(logging.WARNING)  # "Seed set to 0" once per task
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
+            ParseOnlyCLI(args=["fit", *args])
+    except ParsedOnly as parsed:
+        smoke = smoke_settings(dict(parsed.args[0].trainer))
+        return f"smoke settings {', '.join(smoke)}: a sweep's runs are results; drop them" if smoke else None
+    except (CommandLineError, ConfigError) as err:
+        return str(err)
+    finally:
+        seed_logger.setLevel(level)
+    return None
+
+
 def saved_run_directory(config_file) -> Path | None:
     """The run directory a ``config.yaml`` was saved in by ``fit`` (its folder holds the run's state.json), or None."""
     path = Path(str(getattr(config_file, "absolute", None) or config_file))
@@ -285,7 +318,7 @@ def hide_loop_owned_trainer_keys(parser: LightningArgumentParser) -> None:
 
     hidden = {f"trainer.{key}" for key in LOOP_OWNED_TRAINER_KEYS}
     for action in parser._actions:
-        if action.dest in hidden:
+        if action.dest in hidden or action.dest.rpartition(".")[0] in hidden:  # also --trainer.logger.help
             action.help = argparse.SUPPRESS
 
 
