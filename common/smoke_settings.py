@@ -7,7 +7,7 @@ from a run's ``config.yaml`` and refuse to aggregate such a run.
 
 from __future__ import annotations
 
-#: trainer key -> the value that means "the whole experiment" (None: Lightning's default, which is the same)
+#: trainer key -> the values that mean "the whole experiment" (a limit given as an int counts batches: 1 is one batch)
 FULL_RUN_VALUES = {"fast_dev_run": (False, 0, None), "limit_train_batches": (None, 1.0),
                    "limit_val_batches": (None, 1.0), "limit_test_batches": (None, 1.0),
                    "limit_predict_batches": (None, 1.0), "overfit_batches": (None, 0, 0.0),
