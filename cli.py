@@ -119,7 +119,8 @@ class SimulationCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("parser_kwargs", {"fit": {"description": FIT_DESCRIPTION}})
         given = kwargs.get("args") if kwargs.get("args") is not None else sys.argv[1:]
-        self.help_requested = isinstance(given, list) and any(arg in ("-h", "--help") for arg in given)
+        self.command_args = [str(arg) for arg in given] if isinstance(given, list) else []
+        self.help_requested = any(arg in ("-h", "--help") for arg in self.command_args)
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -237,10 +238,12 @@ class SimulationCLI(LightningCLI):
                 if given.get(key) != defaults.get(key)]
 
     def fit(self, model: GeneratorModule, datamodule: GenerationalDataModule, **kwargs) -> None:
+        from common.environment import note_command_line
         from common.logs import get_logger
         from common.smoke_settings import smoke_settings
         from simulation.loggers import logger_probe_problems
 
+        note_command_line(["cli.py", *self.command_args])  # recorded with every stage (state.json environments)
         cfg = self.config[self.subcommand]
         init = self.config_init[self.subcommand]
         loop_cfg = dataclasses.replace(init["loop"], run_dir=self._run_dir())

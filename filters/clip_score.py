@@ -20,6 +20,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from common.environment import note_weight_file
 from common.errors import ConfigError
 
 from .base import FilterContext, SampleFilter
@@ -179,6 +180,8 @@ class ClipScoreFilter(SampleFilter):
             model, _, _ = open_clip.create_model_and_transforms(
                 self.model_name, pretrained=self.checkpoint_path or self.pretrained
             )
+            if self.checkpoint_path:
+                note_weight_file(self.checkpoint_path, f"CLIP {self.model_name} (ClipScoreFilter)")
             self._model = model.eval().requires_grad_(False)
             self._tokenizer = open_clip.get_tokenizer(self.model_name)
             self._preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
