@@ -34,6 +34,13 @@ def config_files(argv: list[str]) -> list[str]:
     return files
 
 
+def _text(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _load(path: str) -> object:
     try:
         return yaml.safe_load(Path(path).read_text())
@@ -103,7 +110,7 @@ def _unknown_key(key: str, argv: list[str], parser, source_hint: str | None) -> 
 def _class_path_problem(key: str, class_path: str, argv: list[str]) -> str:
     """A class path that does not import: the nearest class of its module, or the nearest module."""
     module_name, _, class_name = class_path.rpartition(".")
-    where = next((path for path in config_files(argv) if class_path in Path(path).read_text(errors="replace")),
+    where = next((path for path in config_files(argv) if class_path in _text(path)),
                  "the command line") if class_path not in argv else "the command line"
     try:
         module = importlib.import_module(module_name)
