@@ -529,13 +529,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.count:
         print(len(tasks))
         return 0
-    if args.list or args.submit:  # nothing is listed or submitted while one task's command line is wrong
+    if not args.check_array and args.task is None:  # nothing is listed, submitted or run while a task is wrong
         problems = task_problems(tasks)
         if problems:
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
-            print(f"error: {len(problems)} of {len(tasks)} tasks of {args.sweep} cannot run: nothing was "
-                  f"{'listed' if args.list else 'submitted'}; fix the sweep file", file=sys.stderr)
+            done = "listed" if args.list else "submitted" if args.submit else "run"
+            print(f"error: {len(problems)} of {len(tasks)} tasks of {args.sweep} cannot run: nothing was {done}; "
+                  "fix the sweep file", file=sys.stderr)
             return 2
     if args.list:
         for task in tasks:

@@ -372,7 +372,7 @@ def test_an_array_task_takes_its_dataloader_workers_from_its_cpus(tmp_path, monk
 
 
 # ------------------------------------------------------------------------------------ every task checked first
-@pytest.mark.parametrize("mode", [["--list"], ["--submit", "--dry-run"], ["--submit"]])
+@pytest.mark.parametrize("mode", [["--list"], ["--submit", "--dry-run"], ["--submit"], [], ["--jobs", "2"]])
 def test_a_task_the_cli_would_refuse_stops_the_whole_listing_or_submission(tmp_path, capsys, mode):
     """An override key typo and a smoke setting are found by the CLI's own parser before anything is listed or
     submitted: exit 2, one line per bad task, no sbatch line (nor a call to sbatch)."""
