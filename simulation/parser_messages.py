@@ -102,6 +102,19 @@ def _unknown_key(key: str, argv: list[str], parser, source_hint: str | None) -> 
             entry = place.rpartition(".")[0]
             what = f"{entry}: unknown field `{name}`" if entry else f"unknown key `{name}`"
             return f"{path}: {what}{suggestion(name, _siblings(place, valid))}"
+    for index, arg in enumerate(argv[:-1]):  # a field inside a value given on the command line (--classifiers '[...]')
+        if not arg.startswith("--") or "=" in arg:
+            continue
+        try:
+            value = yaml.safe_load(argv[index + 1])
+        except yaml.YAMLError:
+            continue
+        places = find_key({arg[2:]: value}, key) if isinstance(value, (dict, list)) else []
+        if places:
+            place = places[0]
+            name = place.rsplit(".", 1)[-1]
+            return (f"the command line ({arg}): {place.rpartition('.')[0]}: unknown field `{name}`"
+                    f"{suggestion(name, _siblings(place, valid))}")
     where = source_hint or "the command line"
     suggested = suggestion(key, valid) if "." in key else suggestion(key, _siblings(key, valid))
     return f"{where}: unknown option `--{key}`{suggested}"

@@ -135,6 +135,9 @@ WHERE_CASES = {
                          "{indent.yaml} is not valid YAML at line 3, column 26: mapping values are not allowed here"),
     "classifier field": (["--config", "{classifier.yaml}"],
                          "{classifier.yaml}: classifiers[0]: unknown field `max_epoch`: did you mean `max_epochs`?"),
+    "classifier field on the command line": (["--classifiers", "[{arch: tiny_cnn, max_epoch: 2}]"],
+                                             "the command line (--classifiers): classifiers[0]: unknown field "
+                                             "`max_epoch`: did you mean `max_epochs`?"),
     "command-line key": (["--loop.generatons", "3"],
                          "the command line: unknown option `--loop.generatons`: did you mean `loop.generations`"),
 }
