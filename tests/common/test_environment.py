@@ -87,3 +87,21 @@ def test_a_loaded_weight_file_is_recorded_with_its_sha256(tmp_path):
     assert record == {"what": "ImageNet weights of resnet18", "path": str(weights.resolve()),
                       "bytes": weights.stat().st_size, "sha256": expected}
     assert record in loaded_weight_files()
+
+
+def test_a_weight_file_is_hashed_once_however_many_stages_record_it(tmp_path):
+    from common.environment import file_sha256, loaded_weight_files, note_weight_file
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"\x00" * 1024)
+    note_weight_file(weights, "a test file")
+    loaded_weight_files()
+    misses = file_sha256.cache_info().misses
+    for _ in range(3):
+        note_weight_file(weights, "a test file")  # loaded again by a later stage
+        loaded_weight_files()
+    assert file_sha256.cache_info().misses == misses
+    weights.write_bytes(b"\x01" * 2048)  # replaced on disk: hashed again
+    note_weight_file(weights, "a test file")
+    record = next(r for r in loaded_weight_files() if r["path"] == str(weights.resolve()))
+    assert file_sha256.cache_info().misses == misses + 1 and record["bytes"] == 2048
