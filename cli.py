@@ -28,7 +28,6 @@ from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
-from simulation.loggers import probe_logger_settings
 from simulation.loop import SimulationLoop
 from simulation.stages import ReviewPause
 
@@ -49,7 +48,14 @@ LOOP_OWNED_TRAINER_KEYS = {
               "(e.g. --loop.loggers '[{kind: csv}, {kind: mlflow}]')",
     "enable_checkpointing": "every stage must checkpoint for the run to resume after a crash",
     "use_distributed_sampler": "the data module splits every loader across ranks itself (no padding duplicates)",
+    "fast_dev_run": "a smoke run (one batch per stage, no checkpoint) leaves a run directory that looks finished: "
+                    "for a quick trial use a tiny config, e.g. --config tests/configs/tiny_mnist.yaml",
 }
+FIT_DESCRIPTION = ("Run (or resume) an experiment: the generational loop over one run directory. Re-running the same "
+                   "command, or python cli.py fit --config <run_dir>/config.yaml, resumes after the last completed "
+                   "stage; --check validates everything and prints the plan without writing anything. Trainer "
+                   "settings the loop owns (trainer.max_epochs, logger, default_root_dir, enable_checkpointing, "
+                   "use_distributed_sampler, fast_dev_run) are not listed: each stage sets them itself.")
 # Packages whose every module is imported for `fit --help`, so the help lists every generator and data source they
 # define (imported only for the help: some import large libraries)
 HELP_PACKAGES = ("lightning_modules", "datamodules")
@@ -110,6 +116,10 @@ class SimulationCLI(LightningCLI):
         kwargs.setdefault("save_config_callback", None)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("parser_kwargs", {"fit": {"description": FIT_DESCRIPTION}})
+        given = kwargs.get("args") if kwargs.get("args") is not None else sys.argv[1:]
+        self.command_args = [str(arg) for arg in given] if isinstance(given, list) else []
+        self.help_requested = any(arg in ("-h", "--help") for arg in self.command_args)
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -124,7 +134,34 @@ class SimulationCLI(LightningCLI):
         parser.add_argument("--filters", type=list[SampleFilter], default=[],
                             help="quality filters applied to every generated block, in order")
         parser.add_class_arguments(QualityConfig, "quality")
+        parser.add_argument("--check", action="store_true",
+                            help="run every validation and print the plan (stages, disk, resources) without writing "
+                                 "anything; exit code 2 with the problems when there are any")
         parser.set_defaults({"trainer.enable_model_summary": False})
+        if self.help_requested:  # only then: a hidden option is also left out of the saved config
+            hide_loop_owned_trainer_keys(parser)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse as LightningCLI does; a mistake is reported as one line that says where it is (the file, the entry)
+        and suggests the nearest valid names."""
+        from simulation.parser_messages import located_message
+
+        try:
+            super().parse_arguments(parser, args)
+        except CommandLineError as err:
+            argv = sys.argv[1:] if args is None else list(args)
+            fit_parser = self._subcommand_parsers.get("fit") if argv[:1] == ["fit"] else None
+            raise CommandLineError(located_message(str(err), argv, fit_parser)) from err
+
+    def before_instantiate_classes(self) -> None:
+        """A saved ``<run_dir>/config.yaml`` holds ``null`` for the settings that are not part of the run's identity
+        (RESUME_NEUTRAL_KEYS): they take their defaults, so that the saved config re-runs as it is."""
+        if self.subcommand != "fit":
+            return
+        cfg, defaults = self.config["fit"], self._parser("fit").get_defaults()
+        for key in RESUME_NEUTRAL_KEYS:
+            if key in cfg and cfg[key] is None and key in defaults and defaults[key] is not None:
+                cfg[key] = defaults[key]
 
     def instantiate_classes(self) -> None:
         """Build the configured generator, data source, filters and callbacks; a plug-in that refuses its arguments
@@ -169,6 +206,7 @@ class SimulationCLI(LightningCLI):
         """
         cfg = self.config[self.subcommand].clone()
         del cfg["config"]
+        del cfg["check"]
         cfg.loop.overwrite = False
         cfg.loop.rebuild_stack = False
         cfg.loop.run_dir = None  # where the run lives is not what it computes: a moved or copied run resumes
@@ -179,11 +217,16 @@ class SimulationCLI(LightningCLI):
         return self._parser(self.subcommand).dump(cfg, skip_none=False, skip_validation=True)
 
     def _run_dir(self) -> str:
+        """loop.run_dir; else the run directory the (first) config file was saved in, so that
+        ``fit --config <run_dir>/config.yaml`` resumes that run; else ``runs/<config stem>/seed_<seed>``."""
         loop = self.config[self.subcommand].loop
         if loop.run_dir:
             return loop.run_dir
         seed = self.config[self.subcommand].seed_everything
         configs = self.config[self.subcommand].get("config") or []
+        saved_in = saved_run_directory(configs[0]) if configs else None
+        if saved_in is not None:
+            return str(saved_in)
         stem = Path(str(configs[0])).stem if configs else "experiment"  # the experiment, not an overrides file
         return os.path.join("runs", stem, f"seed_{seed}")
 
@@ -194,6 +237,12 @@ class SimulationCLI(LightningCLI):
                 if given.get(key) != defaults.get(key)]
 
     def fit(self, model: GeneratorModule, datamodule: GenerationalDataModule, **kwargs) -> None:
+        from common.environment import note_command_line
+        from common.logs import get_logger
+        from common.smoke_settings import smoke_settings
+        from simulation.loggers import probe_logger_settings
+
+        note_command_line(["cli.py", *self.command_args])  # recorded with every stage (state.json environments)
         cfg = self.config[self.subcommand]
         init = self.config_init[self.subcommand]
         loop_cfg = dataclasses.replace(init["loop"], run_dir=self._run_dir())
@@ -203,6 +252,11 @@ class SimulationCLI(LightningCLI):
                           if k not in LOOP_OWNED_TRAINER_KEYS and k != "callbacks"}
         classifiers = [c if isinstance(c, ClassifierConfig) else ClassifierConfig(**dict(c))
                        for c in init["classifiers"]]
+        smoke = smoke_settings(dict(trainer_cfg))
+        if smoke:
+            get_logger().warning(
+                f"smoke settings ({', '.join(smoke)}): this run is a smoke test, and `cli.py report` and "
+                "scripts/sweep.py refuse to aggregate it")
         simulation = SimulationLoop(
             loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,
@@ -212,7 +266,62 @@ class SimulationCLI(LightningCLI):
                             *probe_logger_settings(loop_cfg.loggers)],
             world_size=self.trainer.num_devices * self.trainer.num_nodes,
         )
+        if cfg.check:
+            print("\n".join(["check passed: nothing was written", *simulation.plan()]), flush=True)
+            return
         simulation.run()
+
+
+class ParsedOnly(Exception):
+    """Stops a parse-only SimulationCLI once its arguments are parsed: nothing is built, nothing runs."""
+
+
+class ParseOnlyCLI(SimulationCLI):
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        raise ParsedOnly(self.config["fit"])
+
+
+def fit_arguments_problem(args: list[str]) -> str | None:
+    """Why ``cli.py fit ARGS`` would be refused by its parser (a key, a type, a class path, a YAML mistake) or
+    would be a smoke run, as one line; None when it parses. Builds and runs nothing (scripts/sweep.py checks every
+    task with it before anything is submitted)."""
+    from common.smoke_settings import smoke_settings
+
+    seed_logger = logging.getLogger("lightning.fabric.utilities.seed")
+    level = seed_logger.level
+    try:
+        seed_logger.setLevel(logging.WARNING)  # "Seed set to 0" once per task
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
+            ParseOnlyCLI(args=["fit", *args])
+    except ParsedOnly as parsed:
+        smoke = smoke_settings(dict(parsed.args[0].trainer))
+        return f"smoke settings {', '.join(smoke)}: a sweep's runs are results; drop them" if smoke else None
+    except (CommandLineError, ConfigError) as err:
+        return str(err)
+    finally:
+        seed_logger.setLevel(level)
+    return None
+
+
+def saved_run_directory(config_file) -> Path | None:
+    """The run directory a ``config.yaml`` was saved in by ``fit`` (its folder holds the run's state.json), or None."""
+    path = Path(str(getattr(config_file, "absolute", None) or config_file))
+    if path.name == "config.yaml" and (path.parent / "state.json").is_file():
+        return path.parent
+    return None
+
+
+def hide_loop_owned_trainer_keys(parser: LightningArgumentParser) -> None:
+    """``fit --help`` does not list the trainer settings the loop refuses (LOOP_OWNED_TRAINER_KEYS). Only for the
+    help: jsonargparse leaves a suppressed option out of a config it dumps, which would change every run's identity."""
+    import argparse
+
+    hidden = {f"trainer.{key}" for key in LOOP_OWNED_TRAINER_KEYS}
+    for action in parser._actions:
+        if action.dest in hidden or action.dest.rpartition(".")[0] in hidden:  # also --trainer.logger.help
+            action.help = argparse.SUPPRESS
 
 
 def import_plugin_modules() -> None:

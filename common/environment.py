@@ -1,4 +1,5 @@
-"""Where and with what a stage ran: library versions, CUDA stack, GPUs, process layout, host and code version.
+"""Where and with what a stage ran: library versions, CUDA stack, GPUs, process layout, host and code version, the
+command line, and the SHA-256 of every external weight file (ImageNet, Inception, CLIP, Stable Diffusion) loaded.
 
 Recorded in ``state.json`` for every stage so that two runs (or a run and its resume) can be compared with
 confidence; ``version_changes`` names what differs between two records in the fields that change what is computed.
@@ -7,11 +8,14 @@ confidence; ``version_changes`` names what differs between two records in the fi
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import os
 import platform
+import shlex
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -23,6 +27,43 @@ LIBRARIES = {"torch": "torch", "torchvision": "torchvision", "lightning": "light
 #: fields whose change can change the numbers (a resume under another one is warned about)
 VERSION_KEYS = ("python", *LIBRARIES.values(), "cuda", "cudnn", "driver")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: where the product's code lives: an untracked file there (a new plug-in not yet committed) makes the tree dirty
+PRODUCT_PATHS = ("cli.py", "common", "metrics", "filters", "datamodules", "lightning_modules", "callbacks",
+                 "simulation", "reporting", "scripts", "configs")
+#: path -> (what, size, mtime) of every external weight file this process loaded, in load order
+_WEIGHT_FILES: dict[str, tuple[str, int, int]] = {}
+_command_line: list[str] | None = None
+
+
+def note_command_line(argv: list[str]) -> None:
+    """The command this process runs (``cli.main`` notes ``cli.py ARGS``; without it, ``sys.argv``)."""
+    global _command_line
+    _command_line = list(argv)
+
+
+def command_line() -> str:
+    return shlex.join(_command_line if _command_line is not None else sys.argv)
+
+
+def note_weight_file(path: str | os.PathLike, what: str) -> None:
+    """Record an external weight file as loaded (its SHA-256 is computed once, when a stage's record is made)."""
+    resolved = Path(path).resolve()
+    if resolved.is_file():
+        stat = resolved.stat()
+        _WEIGHT_FILES[str(resolved)] = (what, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, cached per (path, size, modification time): a multi-GB checkpoint is read once."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def loaded_weight_files() -> list[dict]:
+    """``{what, path, bytes, sha256}`` of every external weight file this process loaded so far."""
+    return [{"what": what, "path": path, "bytes": size, "sha256": file_sha256(path, size, mtime)}
+            for path, (what, size, mtime) in _WEIGHT_FILES.items()]
 
 
 def _version(distribution: str) -> str | None:
@@ -55,7 +96,9 @@ def _static_environment() -> dict:
     """What does not change during a process (asked once: git and nvidia-smi take a few tens of ms)."""
     gpu = torch.cuda.is_available()
     commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    changed = _git("status", "--porcelain", "--untracked-files=no")
+    untracked = _git("status", "--porcelain", "--untracked-files=all", "--", *PRODUCT_PATHS)
+    dirty = None if changed is None or untracked is None else changed + untracked
     return {
         "python": platform.python_version(),
         **{key: _version(dist) for dist, key in LIBRARIES.items()},
@@ -85,6 +128,8 @@ def collect_environment(num_nodes: int | None = None) -> dict:
         "nodes": int(nodes) if nodes and nodes.isdigit() else int(num_nodes or 1),
         "omp_threads": torch.get_num_threads(),
         "slurm_job_id": slurm_job,
+        "command_line": command_line(),
+        "weight_files": loaded_weight_files(),
     }
 
 

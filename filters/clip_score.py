@@ -20,6 +20,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from common.environment import note_weight_file
 from common.errors import ConfigError
 
 from .base import FilterContext, SampleFilter
@@ -179,11 +180,26 @@ class ClipScoreFilter(SampleFilter):
             model, _, _ = open_clip.create_model_and_transforms(
                 self.model_name, pretrained=self.checkpoint_path or self.pretrained
             )
+            weights = self._weights_file(open_clip)
+            if weights is not None:
+                note_weight_file(weights, f"CLIP {self.model_name} (ClipScoreFilter)")
             self._model = model.eval().requires_grad_(False)
             self._tokenizer = open_clip.get_tokenizer(self.model_name)
             self._preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
         self._model.to(device)
         return self._model
+
+    def _weights_file(self, open_clip) -> str | None:
+        """The local file the model's weights were read from (checkpoint_path, a file given as pretrained, or the
+        cached file of a pretrained tag), for the run's provenance; None for random weights or a hub folder."""
+        if self.checkpoint_path:
+            return self.checkpoint_path
+        if self.pretrained is None or self.model_name.startswith(("hf-hub:", "local-dir:")):
+            return None
+        if os.path.isfile(self.pretrained):
+            return self.pretrained
+        tag_cfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained)
+        return _cached_pretrained_file(tag_cfg)[0] if tag_cfg else None
 
     def preprocess(self, images: torch.Tensor, device: str) -> torch.Tensor:
         """uint8 (B, 1|3, H, W) -> the normalised float batch CLIP expects, with tensor ops on the whole batch."""

@@ -14,6 +14,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from common.environment import note_weight_file
 from common.errors import ConfigError
 
 #: what ``check_pretrained_path`` requires: a folder and, where it is a model, the file that describes it
@@ -74,6 +75,9 @@ def load_frozen_parts(path: str | Path, weight_dtype: torch.dtype) -> FrozenPart
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True,
                                                     torch_dtype=weight_dtype)
         scheduler_config = DDPMScheduler.load_config(path, subfolder="scheduler", local_files_only=True)
+    for part in ("text_encoder", "vae", "unet"):
+        for weights in sorted((Path(path) / part).glob("*.safetensors")) + sorted((Path(path) / part).glob("*.bin")):
+            note_weight_file(weights, f"Stable Diffusion {part}")
     for frozen in (text_encoder, vae, unet):
         frozen.requires_grad_(False)
     text_encoder.eval()

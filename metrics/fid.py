@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from common.environment import note_weight_file
 from common.errors import ConfigError
 from common.seeds import index_seed
 
@@ -91,6 +92,7 @@ class InceptionFeatures(nn.Module):
                 f"Inception weights {weights_path} cannot be read as a plain state dict ({error}); "
                 f"replace it with torch-fidelity's {INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL}"
             ) from error
+        note_weight_file(weights_path, "Inception-V3 (FID)")
         self.inception = NoTrainInceptionV3(
             name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=weights_path
         )

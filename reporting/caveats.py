@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from reporting.chance import chance_caveats
 from reporting.conjecture_summary import resample_note
 from reporting.runs import Group, file_stem
 from reporting.statistics import Stat
@@ -97,6 +98,7 @@ def caveat_lines(groups: list[Group], stats_by_group: dict[str, dict], fid_group
     for group in groups:
         for disagreement in fairness_disagreements(group, stats_by_group[group.name]):
             lines.append(f"- {disagreement.text()}")
+    lines += chance_caveats(groups)
     for group in groups:
         for run in group.unfinished:
             lines.append(f"- **Unfinished run** `{run.path}` ({group.name}): {run.progress}; its numbers cover only "

@@ -1,5 +1,6 @@
-"""The report's Environment section: with what and where each run's stages ran (state.json ``environments``), and
-a warning when the compared runs come from different library or CUDA versions."""
+"""The report's Environment section: with what and where each run's stages ran (state.json ``environments``), the
+command lines that ran them and the external weight files they loaded (SHA-256), and a warning when the compared
+runs come from different library or CUDA versions."""
 
 from __future__ import annotations
 
@@ -65,8 +66,32 @@ def environment_markdown(runs: list[Run]) -> list[str]:
             commit = _cell(last.get("git_commit"))[:12] + (" (dirty)" if last.get("git_dirty") else "")
             lines.append("| " + " | ".join([f"`{run.path}`", commit, *(_cell(last.get(k)) for k in WHERE_KEYS)])
                          + " |")
+    lines += provenance_markdown(runs)
     missing = [f"`{r.path}`" for r in runs if not r.environments]
     if missing:
         lines += ["", "No environment recorded (runs written by an earlier version of this tool): "
                   + ", ".join(missing)]
     return [*lines, ""]
+
+
+def provenance_markdown(runs: list[Run]) -> list[str]:
+    """One row per run and command line its stages recorded, and one row per external weight file they loaded
+    (what, SHA-256, size); records written before these were recorded are left out."""
+    commands, weights = [], []
+    for run in runs:
+        for command in dict.fromkeys(e["command_line"] for e in run.environments if e.get("command_line")):
+            commands.append(f"| `{run.path}` | `{command}` |")
+        files: dict[str, dict] = {}
+        for environment in run.environments:
+            for weight in environment.get("weight_files") or []:
+                files.setdefault(str(weight.get("sha256")), weight)
+        weights += [f"| `{run.path}` | {w.get('what', '-')} | `{w.get('path', '-')}` | `{w.get('sha256', '-')}` | "
+                    f"{w.get('bytes', '-')} |" for w in files.values()]
+    lines = []
+    if commands:
+        lines += ["", "Command lines that ran the stages (state.json `environments`):", "", "| run | command line |",
+                  "|---|---|", *commands]
+    if weights:
+        lines += ["", "External weight files the stages loaded:", "", "| run | what | path | SHA-256 | bytes |",
+                  "|---|---|---|---|---|", *weights]
+    return lines

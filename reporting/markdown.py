@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
+from reporting.chance import chance_note
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
 from reporting.setup import classifier_settings, filter_chain
@@ -98,6 +99,9 @@ def _group_section(group: Group, stats: dict) -> list[str]:
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     for classifier in group.classifiers:
         lines += [f"### {classifier}", ""]
+        chance = chance_note(group, classifier)
+        if chance:
+            lines += [f"**Warning**: {chance}.", ""]
         for index, (title, metrics) in enumerate(blocks):
             if index and not any(stats.get((classifier, g, m), (0, 0, 0))[2] for g in gens for m in metrics[1:]):
                 continue  # no subgroups (Hard ImageNet): the first table's accuracy says it all

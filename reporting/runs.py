@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError
+from common.smoke_settings import smoke_settings
 from datamodules.facts import DatasetFacts
 from reporting.readings import complete_row
 from simulation.run_directory import RunDirectory
@@ -263,6 +264,11 @@ def load_run(path: Path) -> Run:
         raise ConfigError(f"{config_path} is not valid YAML ({' '.join(str(err).split())})") from err
     if not isinstance(config, dict):
         raise ConfigError(f"{config_path} is not a config of this tool (a YAML mapping): the file is damaged")
+    smoke = smoke_settings(config.get("trainer") if isinstance(config.get("trainer"), dict) else None)
+    if smoke:
+        raise ConfigError(f"run directory {path} is a smoke run ({', '.join(smoke)} in {config_path}): its numbers "
+                          "are not those of the experiment, so the report does not aggregate it; remove it from the "
+                          "report's run directories, or re-run without these settings")
     blocks, facts = _read_state(run_dir.state_path)
     seeds = sorted({int(row["seed"]) for row in rows if row.get("seed") is not None})
     if len(seeds) > 1:

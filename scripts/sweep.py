@@ -20,7 +20,7 @@ nodes, cpus_per_task, mem (e.g. 64G; omitted: the partition's default) and time;
 
     python scripts/sweep.py SWEEP.yaml             run every task sequentially (finished runs are skipped)
     python scripts/sweep.py SWEEP.yaml --jobs 2    run 2 tasks at a time, the cores divided between them
-    python scripts/sweep.py SWEEP.yaml --list      print the tasks
+    python scripts/sweep.py SWEEP.yaml --list      print the tasks (after checking every task's command line)
     python scripts/sweep.py SWEEP.yaml --count     print the number of tasks (for sbatch --array=0-<count-1>)
     python scripts/sweep.py SWEEP.yaml --task N    run task N only (the SLURM array entry point)
     python scripts/sweep.py SWEEP.yaml --dry-run   print the commands instead of running them
@@ -216,6 +216,22 @@ def load_sweep(path: str | Path, *, check_configs: bool = True) -> list[SweepTas
                 tasks.append(SweepTask(index=len(tasks), config=str(config), overrides=variant, seed=seed,
                                        run_dir=str(Path(out) / folder / f"seed_{seed}"), resources=needs))
     return tasks
+
+
+def task_problems(tasks: list[SweepTask]) -> list[str]:
+    """One line per task whose ``cli.py fit`` command line (config, overrides, seed, run directory) the CLI's parser
+    refuses, or that asks for smoke settings; each (config, overrides) variant is parsed once."""
+    from cli import fit_arguments_problem  # the CLI's own parser (imported here: it loads Lightning)
+
+    checked: dict[tuple, str | None] = {}
+    problems = []
+    for task in tasks:
+        variant = (task.config, task.overrides)
+        if variant not in checked:
+            checked[variant] = fit_arguments_problem(["--config", task.config, *task.override_args()])
+        if checked[variant] is not None:
+            problems.append(f"task {task.index} ({task.run_dir}): {checked[variant]}")
+    return problems
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -513,6 +529,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.count:
         print(len(tasks))
         return 0
+    if not args.check_array and args.task is None:  # nothing is listed, submitted or run while a task is wrong
+        problems = task_problems(tasks)
+        if problems:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            done = "listed" if args.list else "submitted" if args.submit else "run"
+            print(f"error: {len(problems)} of {len(tasks)} tasks of {args.sweep} cannot run: nothing was {done}; "
+                  "fix the sweep file", file=sys.stderr)
+            return 2
     if args.list:
         for task in tasks:
             print(f"{task.index}\t{task.run_dir}\t{shlex.join(task.command(python='python'))}")

@@ -9,8 +9,8 @@ under it: an MLflow child run (tag ``mlflow.parentRunId``), a W&B run in the gro
 the stage), a CSV folder ``<save_dir>/<gen_XX>/<stage>``. The tracker run's id is kept in ``state.json``
 (``tracker_runs``), so a resume adds to the same run rather than opening a second one.
 
-``probe_logger_settings`` checks the chosen loggers' settings (package installed, tracking URI, W&B mode and login)
-without creating a run or writing a file, for the validation pass before any work.
+``probe_logger_settings`` checks the chosen loggers' settings (package installed, tracking URI and server, W&B mode
+and login) without creating a run or writing a file, for the validation pass before any work.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def logger_problems(specs: list[LoggerConfig]) -> list[str]:
 
 def probe_logger_settings(specs: list[LoggerConfig]) -> list[str]:
     """Every problem of the chosen loggers' settings, one line each naming the entry (``loop.loggers[1]``) and the
-    fix, found without creating a run, opening a store or reaching a server: what is installed, the tracking URI's
-    form (and a folder store MLflow >= 3.7 refuses, a sqlite file whose folder is missing), the W&B mode and, online,
-    whether a W&B login exists."""
+    fix, found without creating a run, opening a store or writing a file: what is installed, the tracking URI's
+    form (and a folder store MLflow >= 3.7 refuses, a sqlite file whose folder is missing, a server that does not
+    answer), the W&B mode and, online, whether a W&B login exists."""
     problems = logger_problems(specs)
     for index, spec in enumerate(specs):
         where = f"loop.loggers[{index}] ({spec.kind})"
@@ -111,6 +111,8 @@ def _mlflow_uri_problems(uri: str) -> list[str]:
                 f"{', '.join(MLFLOW_SCHEMES)} (e.g. sqlite:///mlflow.db or http://host:5000)"]
     if dialect in ("http", "https") and not parsed.netloc:
         return [f"tracking_uri {uri!r} names no server: write it as {dialect}://host:port"]
+    if dialect in ("http", "https"):
+        return _server_problems(uri)
     if dialect == "sqlite":
         database = uri[len(scheme) + 4:] if uri.lower().startswith(f"{scheme}:///") else ""
         if not database or database.startswith(":memory:"):
@@ -123,13 +125,30 @@ def _mlflow_uri_problems(uri: str) -> list[str]:
     return []
 
 
+def _server_problems(uri: str, timeout_s: float = 5.0) -> list[str]:
+    """Whether the MLflow server answers at all (its ``/health``; any HTTP answer counts: an older server without
+    that route, or a proxy): a server that is down is found before the first stage, not after it. Reads only."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            return []
+    except urllib.error.HTTPError:
+        return []
+    except (urllib.error.URLError, OSError) as err:
+        return [f"cannot reach the MLflow server at {uri} ({getattr(err, 'reason', err)}): start it, fix "
+                "tracking_uri, or drop this logger"]
+
+
 def _wandb_problems(spec: LoggerConfig) -> list[str]:
     mode = os.environ.get("WANDB_MODE")
     if mode is not None and mode.strip().lower() not in WANDB_MODES:
         return [f"WANDB_MODE={mode!r} is not a W&B mode: use one of {', '.join(WANDB_MODES)}, or unset it"]
     online = not spec.offline and (mode or "online").strip().lower() in ("online", "run", "shared")
     if online and not _wandb_login_exists():
-        return ["W&B is online but this account has no W&B login: run `wandb login` (or set WANDB_API_KEY), or "
+        return ["W&B is online but no login was found (no W&B login for this account): run `wandb login` (or set "
+                "WANDB_API_KEY), or "
                 "log offline with offline: true (or WANDB_MODE=offline) and upload later with `wandb sync`"]
     return []
 

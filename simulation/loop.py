@@ -154,13 +154,13 @@ class SimulationLoop:
         run_dir, overwrite = self.context.run_dir, self.context.loop.overwrite
         planned = not lock.path.exists()  # (a folder with a lock is one of ours: another launch may be creating it)
         if planned:  # refuses a foreign folder, or a disk too small, before writing into it
-            self._plan_disk(run_dir.check_compatible(self.config_text, overwrite))
+            self._log_disk(self._plan_disk(run_dir.check_compatible(self.config_text, overwrite)))
         taken_over = lock.acquire()
         if taken_over:
             log.info(f"took over the lock of {run_dir.path}: {taken_over}")
         mode = run_dir.check_compatible(self.config_text, overwrite)  # again, now that no other launch can write
         if not planned:
-            self._plan_disk(mode)
+            self._log_disk(self._plan_disk(mode))
         if mode == "resume" and self.context.loop.rebuild_stack:  # before the other ranks may read the stack
             run_dir.load()
             run_dir.check_raw_shards_kept()
@@ -175,23 +175,50 @@ class SimulationLoop:
                 log.warning(f"resuming under other versions than the stages already done ({', '.join(changes)}): "
                             "the remaining stages may compute different numbers than an uninterrupted run")
 
-    def _plan_disk(self, mode: str) -> None:
-        """Estimate the disk the generations to go need, log it once, and refuse when the next one cannot fit."""
+    def plan(self) -> list[str]:
+        """What ``cli.py fit --check`` prints: every check ``run`` makes before its first write (the configuration,
+        the run directory, the disk), then the stages, the disk estimate and the resources. Writes nothing."""
+        context, run_dir = self.context, self.context.run_dir
+        validate_run(context, self.extra_problems)
+        mode = run_dir.check_compatible(self.config_text, context.loop.overwrite)
+        completed = set(run_dir.read_state()["completed"]) if mode == "resume" else set()
+        stages = [stage for generation in range(context.loop.generations + 1) for stage in self.stages(generation)]
+        to_run = [stage for stage in stages if stage.key not in completed]
+        action = {"new": "a new run", "resume": f"resumes: {len(stages) - len(to_run)} of {len(stages)} stages done",
+                  "overwrite": "loop.overwrite: the run there is replaced"}[mode]
+        trainers = context.trainers
+        kwargs = trainers.trainer_kwargs
+        loggers = ", ".join(["tensorboard", *(spec.kind for spec in context.loop.loggers)])
+        lines = [f"run directory: {run_dir.path} ({action})",
+                 f"stages: {len(to_run)} to run over generations 0-{context.loop.generations} "
+                 f"({', '.join(sorted({type(stage).__name__ for stage in to_run})) or 'none'})",
+                 self._plan_disk(mode) or "disk: no generated data (generation 0 only, or every generation done)",
+                 f"resources: {trainers.world_size} process(es), accelerator {trainers.accelerator}, strategy "
+                 f"{trainers.strategy}, precision {kwargs.get('precision') or '32-true'}; loggers: {loggers}"]
+        return lines
+
+    def _plan_disk(self, mode: str) -> str | None:
+        """Estimate the disk the generations to go need (the line to log), and refuse when the next one cannot fit."""
         context, run_dir = self.context, self.context.run_dir
         loop, generator = context.loop, context.generator
         if loop.generations == 0 or generator is None:
-            return
+            return None
         completed = set(run_dir.read_state()["completed"]) if mode == "resume" else set()
         left = [n for n in range(1, loop.generations + 1) if f"g{n}/push" not in completed]
         if not left:
-            return
+            return None
         source = context.source
         per_generation = estimate_generation_disk(
             loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
             [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers])
         kept = context.data.policy.kept_generations(loop.stack_generations) or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
-        log.info(check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable))
+        return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable)
+
+    @staticmethod
+    def _log_disk(line: str | None) -> None:
+        if line:
+            log.info(line)
 
     def _open_stack(self) -> None:
         """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""

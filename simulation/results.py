@@ -100,6 +100,10 @@ class ResultRow:
     # the training stage
     epochs: int = 0
     wall_s: float = 0.0
+    # accuracy of uniform guessing (1 / classes), and whether acc is within metrics/chance.py's margin of it: the
+    # fairness metrics of such a classifier read as fair because it has learned nothing
+    chance_acc: float | None = None
+    near_chance: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)

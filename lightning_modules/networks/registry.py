@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
+from common.environment import note_weight_file
 from common.errors import ConfigError
 from lightning_modules.networks.lenet import LeNet, TinyCNN
 
@@ -147,6 +148,7 @@ def build_network(name: str, num_classes: int, in_chans: int, dropout: float | N
         raise ConfigError(f"ImageNet weights for {name!r} not found: {hint}")
     model = spec.build(1000, 3, dropout)
     missing, unexpected = model.load_state_dict(load_state_dict_file(path), strict=False)
+    note_weight_file(path, f"ImageNet weights of {name}")
     if missing or unexpected:
         raise ConfigError(f"weights file {path} does not fit {name!r}: missing {missing[:5]}, unexpected "
                           f"{unexpected[:5]}; point weights_path at the ImageNet weights of this architecture")

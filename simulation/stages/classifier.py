@@ -20,6 +20,7 @@ from common.distributed import is_rank_zero
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
+from metrics.chance import CHANCE_MARGIN, chance_accuracy, near_chance
 from simulation.config import ClassifierConfig
 from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
 from simulation.stages.base import RunContext, Stage, log
@@ -102,6 +103,11 @@ class EvaluateClassifier(Stage):
             extra = (f" meo={row.meo:.4f} di={row.di:.4f} md={row.md:.4f}" if source.num_groups else
                      "".join(f" {k}={v:.4f}" for k, v in (row.ablation_acc or {}).items() if k != "clean"))
             log.info(f"generation {n} {clf.label}: acc={row.acc:.4f}{extra}")
+            if row.near_chance:
+                log.warning(f"generation {n} {clf.label}: accuracy {row.acc:.4f} is within {CHANCE_MARGIN:.0%} of "
+                            f"chance (1/{source.num_classes} = {row.chance_acc:.4f}): it has not learned, and its "
+                            "fairness numbers describe a classifier that is equally bad for every subgroup, not a "
+                            "fair one (more epochs, another lr or more data)")
         context.finish(self.key, row.to_json())
 
     def _row(self, context: RunContext, metrics: dict, ablations: AblationEvaluation | None) -> ResultRow:
@@ -121,6 +127,8 @@ class EvaluateClassifier(Stage):
             group_acc=[[_scalar(v) for v in r] for r in metrics["group_acc"]] if grouped else [],
             **{k: block.get(k) for k in BLOCK_FIELDS},
             epochs=int(trained.get("epochs", 0)), wall_s=float(trained.get("wall_s", 0.0)),
+            chance_acc=chance_accuracy(source.num_classes),
+            near_chance=near_chance(_scalar(metrics["acc"]), source.num_classes),
         )
         if ablations is not None:
             results = ablations.results

@@ -34,3 +34,74 @@ def test_version_changes_name_only_what_changes_the_numbers():
     after = {"torch": "2.6.0", "cuda": "12.1", "hostname": "b", "python": "3.11.4"}
     assert version_changes(before, after) == ["torch 2.5.1 -> 2.6.0"]
     assert version_changes(after, after) == []
+
+
+def _git(repo, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                   capture_output=True)
+
+
+def test_an_untracked_file_in_a_product_folder_makes_the_tree_dirty(tmp_path, monkeypatch):
+    """A new plug-in not yet committed changes what a run computes; a note beside the code does not."""
+    import common.environment as environment
+
+    (tmp_path / "filters").mkdir()
+    (tmp_path / "filters" / "base.py").write_text("x = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "first")
+    monkeypatch.setattr(environment, "REPO_ROOT", tmp_path)
+
+    def dirty() -> bool:
+        environment._static_environment.cache_clear()
+        return environment._static_environment()["git_dirty"]
+
+    try:
+        assert dirty() is False
+        (tmp_path / "notes.txt").write_text("not product code\n")
+        assert dirty() is False
+        (tmp_path / "filters" / "my_filter.py").write_text("class MyFilter: ...\n")
+        assert dirty() is True
+        (tmp_path / "filters" / "my_filter.py").unlink()
+        (tmp_path / "filters" / "base.py").write_text("x = 2\n")  # a tracked change anywhere, as before
+        assert dirty() is True
+    finally:
+        environment._static_environment.cache_clear()
+
+
+def test_a_loaded_weight_file_is_recorded_with_its_sha256(tmp_path):
+    """What build_network loads as ImageNet weights (here a resnet18 state dict of our own) is in the next record."""
+    import hashlib
+
+    import torchvision
+
+    from common.environment import loaded_weight_files
+    from lightning_modules.networks.registry import build_network
+
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    build_network("resnet18", num_classes=3, in_chans=3, pretrained=True, weights_path=str(weights))
+    expected = hashlib.sha256(weights.read_bytes()).hexdigest()
+    record = next(r for r in collect_environment()["weight_files"] if r["path"] == str(weights.resolve()))
+    assert record == {"what": "ImageNet weights of resnet18", "path": str(weights.resolve()),
+                      "bytes": weights.stat().st_size, "sha256": expected}
+    assert record in loaded_weight_files()
+
+
+def test_a_weight_file_is_hashed_once_however_many_stages_record_it(tmp_path):
+    from common.environment import file_sha256, loaded_weight_files, note_weight_file
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"\x00" * 1024)
+    note_weight_file(weights, "a test file")
+    loaded_weight_files()
+    misses = file_sha256.cache_info().misses
+    for _ in range(3):
+        note_weight_file(weights, "a test file")  # loaded again by a later stage
+        loaded_weight_files()
+    assert file_sha256.cache_info().misses == misses
+    weights.write_bytes(b"\x01" * 2048)  # replaced on disk: hashed again
+    note_weight_file(weights, "a test file")
+    record = next(r for r in loaded_weight_files() if r["path"] == str(weights.resolve()))
+    assert file_sha256.cache_info().misses == misses + 1 and record["bytes"] == 2048

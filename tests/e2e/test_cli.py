@@ -164,9 +164,11 @@ BAD_INPUTS = [
     (["--quality.reference_classifier", "vgg19"], "quality.reference_classifier='vgg19' is not a configured"),
     (["--filters", '[{"class_path": "callbacks.filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]'],
      "class path callbacks.filters.UncertaintyFilter has moved: use filters.UncertaintyFilter"),
-    (["--loop.generationz", "2"], "unrecognized arguments: --loop.generationz"),
-    (["--loop.generation", "2"], "unrecognized arguments: --loop.generation 2"),  # no abbreviations
-    (["--ckpt_path", "x.ckpt"], "unrecognized arguments: --ckpt_path"),
+    (["--loop.generationz", "2"], "the command line: unknown option `--loop.generationz`: did you mean "
+                                  "`loop.generations`"),
+    (["--loop.generation", "2"], "unknown option `--loop.generation`: did you mean `loop.generations`"),  # no abbrev.
+    (["--ckpt_path", "x.ckpt"], "unknown option `--ckpt_path`"),
+    (["--trainer.fast_dev_run", "true"], "trainer.fast_dev_run is not used: a smoke run"),
     (["--trainer.max_epochs", "3"], "trainer.max_epochs is not used: each stage sets its own"),
     (["--trainer.default_root_dir", "/tmp"], "trainer.default_root_dir is not used: every stage writes into"),
     (["--trainer.logger", "false"], "trainer.logger is not used"),

@@ -245,7 +245,31 @@ def test_wandb_stages_are_grouped_by_run_and_the_run_has_one_offline_run_over_ge
     assert "wandb" not in (out + err).lower()  # quiet: nothing of W&B's among the progress lines
 
 
-def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_path, monkeypatch):
+@pytest.fixture
+def health_server():
+    """A local HTTP server that answers like an MLflow server's /health (127.0.0.1 only)."""
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_path, monkeypatch, health_server):
+    server = health_server  # answers: no problem; a port where nothing listens: one line (tests/e2e/test_workflow.py)
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     for variable in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
         monkeypatch.delenv(variable, raising=False)
@@ -253,7 +277,7 @@ def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_p
     monkeypatch.chdir(tmp_path)
     assert probe_logger_settings([LoggerConfig(kind="csv"), LoggerConfig(kind="mlflow"),
                                   LoggerConfig(kind="mlflow", tracking_uri="sqlite:///mlflow.db"),
-                                  LoggerConfig(kind="mlflow", tracking_uri="http://mlflow.example.org:5000"),
+                                  LoggerConfig(kind="mlflow", tracking_uri=server),
                                   LoggerConfig(kind="wandb", offline=True)]) == []
     problems = probe_logger_settings([
         LoggerConfig(kind="mlflow", tracking_uri=f"file:{tmp_path / 'mlruns'}"),

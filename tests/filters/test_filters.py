@@ -442,3 +442,17 @@ def test_manual_filter_config_errors(tmp_path):
             torch.zeros(2),
             context_for(2, generation=1),
         )
+
+
+@pytest.mark.filterwarnings("ignore:ClipScoreFilter uses a randomly initialised")
+def test_a_clip_checkpoint_loaded_is_recorded_with_its_sha256(tmp_path):
+    import hashlib
+
+    from common.environment import loaded_weight_files
+
+    path = tmp_path / "tiny_clip_for_provenance.pt"
+    torch.save(tiny_clip_filter().load_model("cpu").state_dict(), path)
+    ClipScoreFilter(ratio=0.5, model_name=TINY_CLIP, checkpoint_path=str(path)).load_model("cpu")
+    record = next(r for r in loaded_weight_files() if r["path"] == str(path.resolve()))
+    assert record["what"] == f"CLIP {TINY_CLIP} (ClipScoreFilter)"
+    assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

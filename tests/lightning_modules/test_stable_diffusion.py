@@ -242,3 +242,20 @@ def test_scheduler_option_swaps_the_inference_scheduler(tiny_sd_path):
     labels, indices = torch.tensor([0]), torch.tensor([0])
     # same weights and seed, different sampler -> different images (DDIM and Euler coincide as ODE solvers)
     assert not torch.equal(modules["DDIM"].generate(labels, indices, 0), modules["DDPM"].generate(labels, indices, 0))
+
+
+def test_the_loaded_parts_are_recorded_with_their_sha256(tiny_sd_path):
+    """Provenance (docs/workflow.md): the text encoder, VAE and UNet weight files a run loads are in its records."""
+    import hashlib
+    from pathlib import Path
+
+    from common.environment import loaded_weight_files
+    from lightning_modules.sd_folder import load_frozen_parts
+
+    load_frozen_parts(tiny_sd_path, torch.float32)
+    recorded = {Path(r["path"]).parent.name: r for r in loaded_weight_files()
+                if r["path"].startswith(str(Path(tiny_sd_path).resolve()))}
+    assert set(recorded) == {"text_encoder", "vae", "unet"}
+    for part, record in recorded.items():
+        assert record["what"] == f"Stable Diffusion {part}"
+        assert record["sha256"] == hashlib.sha256(Path(record["path"]).read_bytes()).hexdigest()

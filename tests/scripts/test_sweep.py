@@ -369,3 +369,32 @@ def test_an_array_task_takes_its_dataloader_workers_from_its_cpus(tmp_path, monk
     assert sweep.main([str(path), "--task", "0", "--dry-run"]) == 0  # what the array task would exec
     assert capsys.readouterr().out.rstrip().endswith("--data.num_workers 3")
     assert "--data.num_workers" not in sweep.load_sweep(path)[0].command()  # a local run keeps the config's value
+
+
+# ------------------------------------------------------------------------------------ every task checked first
+@pytest.mark.parametrize("mode", [["--list"], ["--submit", "--dry-run"], ["--submit"], [], ["--jobs", "2"]])
+def test_a_task_the_cli_would_refuse_stops_the_whole_listing_or_submission(tmp_path, capsys, mode):
+    """An override key typo and a smoke setting are found by the CLI's own parser before anything is listed or
+    submitted: exit 2, one line per bad task, no sbatch line (nor a call to sbatch)."""
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1],
+                       overrides=[{}, {"loop.generatons": 3}, {"trainer.limit_train_batches": 0.1}],
+                       out=str(tmp_path / "out"), resources={"gpus_per_node": 0})
+    assert sweep.main([str(path), *mode]) == 2
+    captured = capsys.readouterr()
+    assert "sbatch" not in captured.out and captured.out.strip() == ""
+    errors = captured.err.strip().splitlines()
+    typo = "unknown option `--loop.generatons`: did you mean `loop.generations`"
+    assert [line.split(": ", 2)[1].split(" ")[:2] for line in errors[:-1]] == [
+        ["task", "2"], ["task", "3"], ["task", "4"], ["task", "5"]]
+    assert typo in errors[0] and typo in errors[1]
+    assert "smoke settings trainer.limit_train_batches=0.1" in errors[2] and "smoke settings" in errors[3]
+    assert errors[-1].startswith(f"error: 4 of 6 tasks of {path} cannot run: nothing was")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_whose_tasks_all_parse_is_listed(tmp_path, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1, 2], overrides=[{"loop.generations": 1}],
+                       out=str(tmp_path / "out"))
+    assert sweep.task_problems(sweep.load_sweep(path)) == []
+    assert sweep.main([str(path), "--list"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
