@@ -49,7 +49,8 @@ def test_changes_below_the_printed_precision_are_not_a_disagreement(tmp_path):
     (group,) = group_runs([load_run(make_run(tmp_path / "run2", 0, planned=3, rows=trend_rows()))])
     (found,) = fairness_disagreements(group, aggregate(group))
     assert (found.classifier, found.first, found.last) == ("lenet", 0, 3)
-    assert found.pooled == pytest.approx((0.946, 0.974)) and found.worst == pytest.approx((0.81, 0.77))
+    assert found.lead == pytest.approx((0.946, 0.974)) and found.worst == pytest.approx((0.81, 0.77))
+    assert found.reading == "pooled" and found.other == pytest.approx((0.889, 0.868))
 
 
 def test_an_unfinished_run_is_flagged_with_generations_done_and_planned(tmp_path):
@@ -73,14 +74,16 @@ def test_one_seed_has_no_interval_and_few_seeds_say_how_coarse_it_is(tmp_path):
     assert "95% CI n/a (1 seed)" in summary and "| n/a (1 seed) |" in summary
     zero_width = [m for m in re.findall(r"\[(\d\.\d{4}), (\d\.\d{4})\]", summary) if m[0] == m[1]]
     assert not zero_width
-    assert "1 seed: no bootstrap interval (n/a) and no verdict" in summary
+    assert "1 seed: no interval (n/a) and no verdict" in summary
     with open(tmp_path / "one" / "conjecture.csv", newline="") as f:
         transitions = [r for r in csv.DictReader(f) if r["record"] == "transition"]
     assert transitions and all(r["a_ci_low"] == r["a_ci_high"] == "" for r in transitions)
 
     report_main([str(p) for p in three_seeds(tmp_path / "runs")], str(tmp_path / "three"))
     summary = (tmp_path / "three" / "summary.md").read_text()
-    assert "3 seeds: the bootstrap can draw only 10 distinct resamples of the seeds" in summary
+    assert "3 seeds: t intervals on 2 degrees of freedom hold their 95% level but are wide (the critical value is " \
+        "4.30 standard errors)" in summary
+    assert "covered it in 71-80%" not in summary  # the sandbox's bootstrap coverage: said for sandbox runs only
 
 
 @pytest.mark.parametrize(("extractors", "expected"), [

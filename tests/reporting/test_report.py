@@ -60,7 +60,7 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert f"| mnist_biased | colored_mnist | kept | {features} | 101.0000 ± 1.0000 | 111.0000 ± 1.0000 | 3 |" \
         in summary
     assert "## Bias amplification (section 5 conjecture)" in summary
-    assert "bootstrap over seeds only" in summary
+    assert "95% t intervals on k - 1 degrees of freedom over one number per seed" in summary
 
     conj = read_csv(out / "conjecture.csv")
     transitions = {(r["classifier"], r["measure"], int(r["t"])): r for r in conj if r["record"] == "transition"}
@@ -73,8 +73,13 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert fits[("lenet", "1-meo")]["verdict"] == "bias amplified"
     assert fits[("vgg19", "1-meo")]["verdict"] == "bias reduced"
     assert fits[("lenet", "gap")]["verdict"] == "stable"
-    assert float(fits[("lenet", "1-meo")]["geo_mean_a"]) == pytest.approx(2.0)
-    assert "**lenet** (`1-meo`): bias amplified" in summary
+    assert float(fits[("lenet", "1-meo")]["change_pct_per_generation"]) == pytest.approx(100.0)  # B doubles
+    assert float(fits[("vgg19", "1-meo")]["change_pct_per_generation"]) == pytest.approx(-50.0)
+    assert float(fits[("lenet", "1-meo")]["endpoint_ratio"]) == pytest.approx(4.0)  # B_2 / B_0 = 2 * 2
+    assert fits[("lenet", "1-meo")]["seeds_needed_5pct"] == "2"  # every seed doubles exactly: no spread
+    assert ("- **lenet** (`1-meo`): bias amplified: +100.0%/generation, 95% CI [+100.0, +100.0], p < 0.001 "
+            "(3 seeds x 3 generations); endpoint ratio B_2/B_0 = 4.0000, 95% CI [4.0000, 4.0000]; seeds needed for "
+            "80% power: 5%/generation: 2, 10%/generation: 2") in summary.splitlines()
 
     rows = read_csv(out / "results.csv")
     assert len(rows) == len(SEEDS) * len(GENERATIONS) * len(CLASSIFIERS)
