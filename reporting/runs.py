@@ -288,11 +288,12 @@ def group_key(config: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def _flatten(value, prefix: str = "") -> dict[str, str]:
+def flatten_config(value, prefix: str = "") -> dict[str, str]:
+    """A config as {dotted key: JSON value} (lists are one value)."""
     if isinstance(value, dict):
         flat: dict[str, str] = {}
         for k, v in value.items():
-            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            flat.update(flatten_config(v, f"{prefix}.{k}" if prefix else str(k)))
         return flat
     return {prefix: json.dumps(value, sort_keys=True, default=str)}
 
@@ -308,7 +309,7 @@ def _base_name(group: Group) -> str:
 
 def name_groups(groups: list[Group]) -> None:
     """Short readable, unique names: the shared folder name (config stem + overrides), plus differing keys."""
-    flats = [_flatten(json.loads(g.key)) for g in groups]
+    flats = [flatten_config(json.loads(g.key)) for g in groups]
     keys = sorted(set().union(*flats)) if flats else []
     differing = [k for k in keys if len({f.get(k, "<unset>") for f in flats}) > 1]
     for group, flat in zip(groups, flats):

@@ -5,6 +5,8 @@ Simulated experiments go through the report's own analysis (``reporting.trend``,
 
 * trends: B_{s,t} = 0.1 exp(seed effect_s + t log(1 + change) + noise_{s,t}), 11 generations, seed effects with sd
   0.3, noise with CV 0.2 (sd sqrt(log 1.04) on the log scale); change 0 (null) or 15% per generation;
+* two groups compared (Welch's t-test on per-seed slopes): the trend simulation twice, with equal trends or the
+  second 15% per generation steeper;
 * equation (6) on noise: 10 transitions, B i.i.d. with CV 0.3, q_t and u_t drawn independently of A_t;
 * equation (6) with known constants: B_{s,t+1} = B_{s,t} (c0 + c1 (1 - q) + c2 u) x noise (mean 1, CV 0.1).
 
@@ -24,6 +26,7 @@ import numpy as np
 import pytest
 
 from reporting.amplification import amplification_estimate
+from reporting.comparisons import welch
 from reporting.conjecture import equation6_inputs
 from reporting.equation6 import fit_equation6
 from reporting.trend import GROWS, SHRINKS, per_seed_slopes, t_summary, trend_verdict
@@ -128,6 +131,31 @@ def test_a_known_increase_is_detected_and_covered(n_seeds):
     assert rates["reduced"] <= 3 * mc_error(0.001, TREND_REPLICATES) + 0.001  # never the wrong direction
     for key in ("trend_coverage", "a_t_coverage", "endpoint_coverage"):
         assert COVERAGE_BAND[0] <= rates[key] <= COVERAGE_BAND[1], (key, rates[key])
+
+
+COMPARISON_REPLICATES = TREND_REPLICATES
+
+
+def group_difference_rates(n_seeds: int, difference: float) -> dict[str, float]:
+    """Two groups of ``n_seeds`` (the trend simulation above), the second's bias growing by ``difference`` more per
+    generation: how often Welch's comparison of their per-seed slopes rejects, and covers the true difference."""
+    first = simulate_bias(n_seeds, 0.0, seed=77 + n_seeds)[:COMPARISON_REPLICATES]
+    second = simulate_bias(n_seeds, difference, seed=78 + n_seeds)[:COMPARISON_REPLICATES]
+    slopes = per_seed_slopes(first, GENERATIONS), per_seed_slopes(second, GENERATIONS)
+    truth = math.log1p(difference)
+    _, low, high, p = welch(*slopes)
+    return {"rejected": float(np.mean(p < 0.05)), "coverage": float(np.mean((low <= truth) & (truth <= high)))}
+
+
+@pytest.mark.parametrize("n_seeds", SEED_COUNTS)
+def test_the_two_group_trend_comparison_holds_its_level(n_seeds):
+    null = group_difference_rates(n_seeds, 0.0)
+    assert null["rejected"] <= 0.05 + 3 * mc_error(0.05, COMPARISON_REPLICATES)  # 6.5%
+    assert COVERAGE_BAND[0] <= null["coverage"] <= COVERAGE_BAND[1]
+    effect = group_difference_rates(n_seeds, EFFECT)
+    assert COVERAGE_BAND[0] <= effect["coverage"] <= COVERAGE_BAND[1]
+    if n_seeds >= 5:
+        assert effect["rejected"] >= 0.8
 
 
 def test_equation6_on_noise_says_no_evidence():
