@@ -120,7 +120,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
     for result in conjecture:
         print(f"[genbias] {result.group} / {result.classifier} ({result.measure}): {result.trend.text()}", flush=True)
     for comparison in compared:
-        if not comparison.figure.startswith("Fig. 7"):  # per classifier: in summary.md and comparisons.csv
+        if comparison.between_groups:  # the per-group ones (Figs. 7, 9) are in summary.md and comparisons.csv
             print(f"[genbias] {comparison.text()}", flush=True)
     warning = version_warning(runs)
     if warning:
