@@ -208,3 +208,22 @@ def test_old_rows_get_the_cells_reading_and_new_rows_keep_theirs(tmp_path):
         in summary
     assert "Fairness reading for colored_mnist: **pooled**" in summary
     assert summary.index("Fairness metrics, pooled reading") < summary.index("Fairness metrics, cells reading")
+
+
+def test_an_infinite_di_eq3_is_counted_not_dropped(tmp_path):
+    """DI eq. 3 is -inf where a zero rate meets a positive one (stored as null beside a finite DI): dropping the
+    seed would lift the mean; the report says -inf and how many seeds were."""
+    runs = []
+    for s in SEEDS:
+        rows = [{**make_row(s, g, "lenet", "colored_mnist"), "di_eq3": None if (s, g) == (1, 2) else 0.5 + 0.1 * s}
+                for g in GENERATIONS]
+        runs.append(make_run(tmp_path / "runs" / "exp" / f"seed_{s}", s, rows=rows, classifiers=("lenet",)))
+    out = tmp_path / "report"
+    report_main([str(p) for p in runs], str(out))
+    stats = {(int(r["generation"]), r["metric"]): r for r in read_csv(out / "aggregate.csv")}
+    assert stats[(2, "di_eq3")]["mean"] == "-inf" and stats[(2, "di_eq3")]["n"] == "3"
+    assert float(stats[(2, "di_eq3:infinite_seeds")]["mean"]) == 1.0
+    assert float(stats[(1, "di_eq3")]["mean"]) == pytest.approx(0.6)  # no seed infinite: the plain mean
+    assert (1, "di_eq3:infinite_seeds") not in stats
+    summary = (out / "summary.md").read_text()
+    assert "| -inf (1 of 3 seeds) | 3 |" in summary
