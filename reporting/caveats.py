@@ -117,32 +117,23 @@ def fairness_disagreements(group: Group, stats: dict[tuple[str, int, str], Stat]
     return found
 
 
-def _data_seed(group: Group) -> str | None:
-    """The seed the group's data source draws its split, colours and subsample with (``data.source.init_args.seed``),
-    as text; None when the config does not say."""
-    data = group.runs[0].config.get("data")
-    source = data.get("source") if isinstance(data, dict) else None
-    args = source.get("init_args") if isinstance(source, dict) else None
-    if not isinstance(args, dict) or "seed" not in args:
-        return None
-    return str(args["seed"])
-
-
 def conditional_line(group: Group) -> str:
-    """What the group's intervals are conditional on: the seeds vary the training, not the data split."""
-    data_seed = _data_seed(group)
-    if data_seed is None:
-        return (f"- **{group.name}**: its intervals are over the training seeds; the config does not record a data "
-                "seed (`data.source.init_args.seed`), so whether the data split, subsample and colour draw varied "
-                "with the seed cannot be told from it.")
-    if data_seed == "follow_run":
-        return (f"- **{group.name}**: the data split, subsample and colour draw follow each run's seed "
-                "(`data.source.init_args.seed: follow_run`), so its intervals include that variation; the test set "
-                "drawn from the dataset's own test split is fixed.")
-    return (f"- **{group.name}**: every interval is conditional on one data split: the split, subsample, colour draw "
-            f"and test set come from `data.source.init_args.seed: {data_seed}` in every seed of the group, so the "
-            "seeds vary the training only. Set `data.source.init_args.seed: follow_run` to vary the data with the "
-            "seed.")
+    """What the group's intervals are conditional on: whether the data split, subsample and colour draw
+    (``data.source.init_args.seed``) varied with the runs or were one draw for all of them."""
+    seeds = [run.data_seed for run in group.runs]
+    if all(seed is None for seed in seeds):
+        return (f"- **{group.name}**: its intervals are over the runs' seeds; the configs record no data seed "
+                "(`data.source.init_args.seed`), so whether the data split and subsample varied with them cannot be "
+                "told.")
+    distinct = list(dict.fromkeys(str(seed) for seed in seeds))
+    if len(distinct) > 1:
+        return (f"- **{group.name}**: the data seed (`data.source.init_args.seed`) varies over the runs "
+                f"({', '.join(distinct)}), so its intervals include the variation of the data split, subsample and "
+                "colour draw, not only of training.")
+    return (f"- **{group.name}**: every interval is conditional on one draw of the data: the split, subsample, colour "
+            f"draw and (where the source splits it) the test set come from `data.source.init_args.seed: "
+            f"{distinct[0]}` in every run, so the seeds vary the training only. To vary the data too, give each run "
+            "`--data.source.init_args.seed` equal to its `--seed_everything` (such runs still form one group).")
 
 
 def caveat_lines(groups: list[Group], stats_by_group: dict[str, dict], fid_groups: list[Group]) -> list[str]:

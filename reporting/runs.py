@@ -1,5 +1,6 @@
 """Run directories as the report reads them, and their grouping: runs whose resolved configs differ only in the
-seed (and ``loop.run_dir``) form one group, whose numbers are averaged over its seeds.
+seed (``seed_everything``, and the data source's ``seed``, which may follow it) and ``loop.run_dir`` form one group,
+whose numbers are averaged over its seeds.
 
 Everything that can be wrong with a run directory (missing or damaged files, mixed seeds, incomparable runs) is
 found here, before the report writes anything, and reported as one ``ConfigError`` that names the file.
@@ -23,7 +24,9 @@ from datamodules.facts import DatasetFacts
 from reporting.readings import complete_row
 from simulation.run_directory import RunDirectory
 
-IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"))
+#: keys that only tell replicates of one experiment apart; the data seed is one (a run may draw its split, subsample
+#: and colours with its own seed: ``--data.source.init_args.seed`` equal to ``--seed_everything``)
+IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"), ("data", "source", "init_args", "seed"))
 REQUIRED_ROW_KEYS = ("generation", "classifier", "dataset")
 
 
@@ -76,6 +79,14 @@ class Run:
         if planned is None:
             return f"{len(self.done_generations)} generations done (planned number not recorded)"
         return f"{len(self.done_generations)}/{planned + 1} generations (0-{planned}) done"
+
+    @property
+    def data_seed(self) -> object | None:
+        """``data.source.init_args.seed`` of the config (the split, subsample and colour draw), None if absent."""
+        node: object = self.config
+        for key in ("data", "source", "init_args"):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node.get("seed") if isinstance(node, dict) else None
 
     @property
     def fid_extractors(self) -> list[str]:
