@@ -60,7 +60,8 @@ class Comparison:
     def text(self) -> str:
         interval = (f"95% CI [{self.low:+.2f}, {self.high:+.2f}], {p_text(self.p_value)}"
                     if math.isfinite(self.low) and math.isfinite(self.high) else "no interval (needs >= 2 seeds)")
-        return (f"{self.figure}: {self.subject}: {self.quantity} {self.estimate:+.2f} {self.unit}, {interval} "
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"{self.figure}: {self.subject}: {self.quantity} {self.estimate:+.2f}{unit}, {interval} "
                 f"({self.seeds}; {self.method}): {self.reading}")
 
 
