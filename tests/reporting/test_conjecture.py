@@ -240,3 +240,19 @@ def test_bias_value_measures():
     assert bias_value(row, "gap") == pytest.approx(0.5)
     assert bias_value({"meo": None, "acc_rank": []}, "1-meo") is None
     assert bias_value({"acc_rank": []}, "gap") is None
+
+
+def test_the_verdict_reads_every_generation_the_endpoint_ratio_only_two():
+    """A run whose bias rises 1 -> 3 over five generations and is back at its start in the last one: the endpoint
+    ratio reads 1, the trend over all generations reads the rise (the old geometric mean of the ratio of seed
+    means telescoped to (B_T / B_0)^(1/T) = 1 and said stable)."""
+    t = np.arange(6)
+    path = np.array([1.0, 1.5, 2.0, 2.5, 3.0, 1.0])
+    bias = 0.1 * path[None] * np.array([[1.0], [1.1], [0.9], [1.05]]) * np.exp(
+        0.01 * np.random.default_rng(0).standard_normal((4, 6)))
+    estimate = amplification_estimate(bias)
+    assert float(estimate.endpoint) == pytest.approx(1.0, abs=0.02)
+    trend = bias_trend(bias, t)
+    slope = np.polyfit(t, np.log(path), 1)[0]  # least squares slope of the noise-free log path
+    assert float(trend.summary.mean) == pytest.approx(slope, abs=0.01) and slope > 0.05
+    assert trend.verdict == "bias amplified"
