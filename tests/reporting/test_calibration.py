@@ -27,7 +27,7 @@ import pytest
 
 from reporting.amplification import amplification_estimate
 from reporting.comparisons import welch
-from reporting.conjecture import equation6_inputs
+from reporting.conjecture import analyse_group, equation6_inputs
 from reporting.equation6 import fit_equation6
 from reporting.trend import GROWS, SHRINKS, STABLE, per_seed_slopes, t_summary, trend_verdict
 
@@ -132,6 +132,22 @@ def test_a_known_increase_is_detected_and_covered(n_seeds):
     assert rates["reduced"] <= 3 * mc_error(0.001, TREND_REPLICATES) + 0.001  # never the wrong direction
     for key in ("trend_coverage", "a_t_coverage", "endpoint_coverage"):
         assert COVERAGE_BAND[0] <= rates[key] <= COVERAGE_BAND[1], (key, rates[key])
+
+
+ROW_REPLICATES = 400
+
+
+def test_result_rows_without_change_rarely_get_a_verdict_through_analyse_group():
+    """The same null experiments as result rows (1 - MEO = B), through the function ``cli.py report`` calls per
+    group: the rows' reading, seed grouping and the trend, not only the arrays. 400 groups of 3 seeds."""
+    bias = simulate_bias(3, 0.0, seed=4242)[:ROW_REPLICATES]
+    said = 0
+    for experiment in bias:
+        rows = [{"generation": int(t), "classifier": "c", "seed": s, "dataset": "d", "meo": 1.0 - experiment[s, t],
+                 "acc_rank": []} for s in range(3) for t in GENERATIONS]
+        (result,) = analyse_group("g", "d", rows, {})
+        said += result.verdict in ("bias amplified", "bias reduced")
+    assert said / ROW_REPLICATES <= 0.05 + 3 * mc_error(0.05, ROW_REPLICATES)  # 8.3% at 400
 
 
 COMPARISON_REPLICATES = TREND_REPLICATES
