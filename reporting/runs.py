@@ -358,12 +358,16 @@ def group_runs(runs: list[Run]) -> list[Group]:
             listing = ", ".join(f"{run.path} ({run.dataset})" for run in group.runs)
             raise ConfigError(f"runs with identical configs report different datasets ({listing}): their numbers "
                               "are not comparable; report them separately")
-        by_seed: dict[int, Path] = {}
+        by_seed: dict[int, Run] = {}
         for run in group.runs:
             if run.seed in by_seed:
-                raise ConfigError(f"{by_seed[run.seed]} and {run.path} are the same experiment with the same seed "
-                                  f"{run.seed}: averaging them would double-count it; pass only one of them")
-            by_seed[run.seed] = run.path
+                first = by_seed[run.seed]
+                hint = (f" (their data seeds differ, {first.data_seed} and {run.data_seed}: the report treats the data "
+                        "seed as part of a replicate, so give every run its own --seed_everything)"
+                        if first.data_seed != run.data_seed else "")
+                raise ConfigError(f"{first.path} and {run.path} are the same experiment with the same seed "
+                                  f"{run.seed}: averaging them would double-count it; pass only one of them{hint}")
+            by_seed[run.seed] = run
         sizes = {len(row.get("acc_rank") or []) for row in group.rows}
         if len(sizes) > 1:
             raise ConfigError(f"runs of one group report different numbers of subgroups {sorted(sizes)} "

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from common.errors import ConfigError
 from reporting.caveats import fairness_disagreements, fid_features_text
 from reporting.report import report_main
 from reporting.runs import group_runs, load_run
@@ -135,3 +136,11 @@ def test_the_report_says_what_its_intervals_are_conditional_on(tmp_path):
     plain = make_run(tmp_path / "plain" / "seed_0", 0)
     report_main([str(plain)], str(tmp_path / "report2"))
     assert "the configs record no data seed" in (tmp_path / "report2" / "summary.md").read_text()
+
+
+def test_two_runs_of_one_training_seed_with_different_data_seeds_are_refused_with_the_reason(tmp_path):
+    first = make_run(tmp_path / "a" / "seed_0", 0, config_edit=_with_data_seed(0))
+    second = make_run(tmp_path / "b" / "seed_0", 0, config_edit=_with_data_seed(1))
+    with pytest.raises(ConfigError, match="their data seeds differ, 0 and 1"):
+        report_main([str(first), str(second)], str(tmp_path / "report"))
+    assert not (tmp_path / "report").exists()
