@@ -1,9 +1,14 @@
-"""Bias B_t of a result row and its amplification A_t = B_{t+1} / B_t across generations, with intervals from a
-bootstrap over seeds.
+"""Bias B_t of a result row and its amplification A_t = B_{t+1} / B_t across generations, with t intervals over
+seeds.
 
-Results rows hold metrics, not per-sample test predictions, so confidence intervals come from a bootstrap over seeds
-only (``scipy.stats.bootstrap``, seeds resampled with replacement, the same resample for every generation). One seed
-has no interval; n seeds allow only C(2n - 1, n) distinct resamples (3 seeds: 10).
+Results rows hold metrics, not per-sample test predictions, so intervals are over seeds only (the seed is the unit of
+replication). A_t's interval is the t interval (k - 1 degrees of freedom) of the per-seed log ratios
+log(B_{s,t+1} / B_{s,t}), back-transformed: an interval for the geometric mean of the seeds' A_t, which holds its
+level at 3 seeds (``tests/reporting/test_calibration.py``). The point A_t of the tables is the ratio of seed means
+(defined even where one seed's B_t is 0); the endpoint ratio B_T / B_0 is reported the same way as A_t.
+
+``bootstrap_amplification`` (percentile bootstrap over seeds) is kept only for the analytic sandbox's coverage
+column, which measures how badly it covers at few seeds: n seeds allow only C(2n - 1, n) distinct resamples (3: 10).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from reporting.trend import t_summary
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -60,14 +67,15 @@ def bias_value(row: dict, measure: str) -> float | None:
 
 
 def verdict(ci_low: float | None, ci_high: float | None) -> str:
-    """Plain-language reading of the geometric-mean A_t interval."""
+    """Plain-language reading of a ratio's interval (a single transition or the endpoint ratio): above 1 amplified,
+    below 1 reduced, else "interval contains 1" (not "stable": a wide interval rules nothing out)."""
     if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return "undetermined"
     if ci_low > 1.0:
         return "bias amplified"
     if ci_high < 1.0:
         return "bias reduced"
-    return "stable"
+    return "interval contains 1"
 
 
 def _amplification(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +90,7 @@ def _amplification(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class AmplificationEstimate:
+class BootstrapEstimate:
     """Point estimates (ratio of seed means) and bootstrap percentile intervals (NaN with fewer than 2 seeds)."""
 
     b_mean: np.ndarray  # (generations,)
@@ -119,7 +127,7 @@ def _seeded(seed: int) -> dict:
 
 
 def bootstrap_amplification(bias: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                            level: float = CI_LEVEL) -> AmplificationEstimate:
+                            level: float = CI_LEVEL) -> BootstrapEstimate:
     """``bias`` is (seeds, generations) with NaN for missing values; A_t = mean_s B_{s,t+1} / mean_s B_{s,t}.
 
     Ratio of means rather than mean of per-seed ratios: it stays defined when one seed has B_t close to 0. The
@@ -149,5 +157,49 @@ def bootstrap_amplification(bias: np.ndarray, n_resamples: int = N_RESAMPLES, se
                 intervals[k] = np.nan
             elif not np.isfinite(intervals[k]).all() and np.isfinite(draws).any():
                 intervals[k] = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
-    return AmplificationEstimate(b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_ci=intervals[:-1],
+    return BootstrapEstimate(b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_ci=intervals[:-1],
                                  geo=float(geo), geo_ci=(float(intervals[-1, 0]), float(intervals[-1, 1])))
+
+
+def _log_ratios(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """log(later / earlier) where both are finite and > 0, else NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(later) & np.isfinite(earlier) & (later > 0) & (earlier > 0)
+        return np.where(ok, np.log(np.where(ok, later, 1.0)) - np.log(np.where(ok, earlier, 1.0)), np.nan)
+
+
+@dataclass
+class AmplificationEstimate:
+    """Per generation: seed mean and sd of B_t; per transition: A_t as the ratio of seed means, and the geometric
+    mean of the per-seed A_t with its t interval; the endpoint ratio B_T / B_0 (first to last generation) likewise.
+    Intervals are NaN with fewer than 2 seeds that have both values."""
+
+    b_mean: np.ndarray  # (generations,)
+    b_std: np.ndarray  # (generations,) sample std, ddof=1
+    n_seeds: np.ndarray  # (generations,) seeds with a value
+    a: np.ndarray  # (generations - 1,) ratio of seed means
+    a_geo: np.ndarray  # (generations - 1,) geometric mean of per-seed A_t
+    a_ci: np.ndarray  # (generations - 1, 2) t interval of a_geo
+    a_n: np.ndarray  # (generations - 1,) seeds with both B_t and B_t+1 > 0
+    endpoint: float
+    endpoint_ci: tuple[float, float]
+    endpoint_n: int
+
+
+def amplification_estimate(bias: np.ndarray, level: float = CI_LEVEL) -> AmplificationEstimate:
+    """``bias`` is (..., seeds, generations) with NaN for missing values (the calibration test passes a batch of
+    simulated experiments; the report one (seeds, generations) table)."""
+    bias = np.asarray(bias, dtype=float)
+    counts = np.isfinite(bias).sum(axis=-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a generation without any value: NaN
+        b_mean = np.nanmean(bias, axis=-2)
+        b_std = np.where(counts > 1, np.nanstd(bias, axis=-2, ddof=1), np.nan)
+    a, _ = _amplification(b_mean)
+    per_transition = t_summary(np.swapaxes(_log_ratios(bias[..., 1:], bias[..., :-1]), -1, -2), level)
+    endpoint = t_summary(_log_ratios(bias[..., -1], bias[..., 0]), level)
+    return AmplificationEstimate(
+        b_mean=b_mean, b_std=b_std, n_seeds=counts, a=a, a_geo=np.exp(per_transition.mean),
+        a_ci=np.exp(np.stack([per_transition.low, per_transition.high], axis=-1)), a_n=per_transition.n,
+        endpoint=np.exp(endpoint.mean), endpoint_ci=(np.exp(endpoint.low), np.exp(endpoint.high)),
+        endpoint_n=endpoint.n)

@@ -1,5 +1,6 @@
-"""The paper's section-5 conjecture, measured for one group of runs: per (classifier, bias measure), the
-amplification A_t = B_{t+1} / B_t across generations (``reporting.amplification``) and the fit of equation (6)
+"""The paper's section-5 conjecture, measured for one group of runs: per (classifier, bias measure), the trend of
+B_t over every generation and its verdict (``reporting.trend``), the amplification A_t = B_{t+1} / B_t of each
+transition and the endpoint ratio B_T / B_0 (``reporting.amplification``), and the fit of equation (6)
 (``reporting.equation6``) on the blocks' q_t and u_t; ``reporting.conjecture_summary`` writes it out.
 
 Equation (6) says B_{t+1} = (1 - gamma_M) (1 + delta_D + delta_Q (1 - q_t) + delta_U u_t) B_t, so A_t is linear in
@@ -10,21 +11,19 @@ generation-(t+1) rows).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from reporting.amplification import (
     AmplificationEstimate,
+    amplification_estimate,
     bias_value,
-    bootstrap_amplification,
     finite_or_none,
     measures_for,
-    verdict,
 )
 from reporting.equation6 import Equation6Fit, fit_equation6
+from reporting.trend import Trend, bias_trend
 
 
 @dataclass
@@ -36,19 +35,16 @@ class ClassifierConjecture:
     seeds: list[int]
     generations: list[int]
     estimate: AmplificationEstimate
-    q: list[float | None]  # per transition, mean over seeds
+    trend: Trend
+    q: list[float | None]  # per transition, B_t-weighted mean over seeds (the eq. 6 covariate)
     u: list[float | None]
     fit: Equation6Fit
-    fitted_by_t: list[float | None]  # mean fitted A over the seeds' observations of each transition
+    fitted_by_t: list[float | None]  # fitted A_t of each transition (None where it was not in the fit)
     residual_by_t: list[float | None]
 
     @property
     def verdict(self) -> str:
-        if len(self.seeds) < 2:
-            return "undetermined (needs >= 2 seeds for an interval)"
-        if not math.isfinite(self.estimate.geo):
-            return "undetermined (B_t is 0 or missing at some generation, so A_t is undefined)"
-        return verdict(*self.estimate.geo_ci)
+        return self.trend.verdict
 
 
 def _block_value(blocks: dict, rows_by_gen: dict, generation: int, key: str) -> float | None:
@@ -62,9 +58,32 @@ def _block_value(blocks: dict, rows_by_gen: dict, generation: int, key: str) -> 
     return value
 
 
-def _mean_or_none(values: Iterable[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
+def _weighted(values: list[float | None], weights: np.ndarray) -> float | None:
+    """The weighted mean of one transition's per-seed covariates; None when a seed in the fit lacks it."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.average(np.asarray(values, dtype=float), weights=weights))
+
+
+def equation6_inputs(bias: np.ndarray, covariates: dict[str, list[list[float | None]]],
+                     transitions: list[int]) -> tuple[list[float], dict[str, list[float | None]], list[int]]:
+    """(A_t, {covariate: per-transition value}, transition indices) for ``fit_equation6``: per transition k of
+    ``transitions`` (indices into bias's generation axis), the ratio of seed means over the seeds with B_t > 0 and
+    B_t+1 both present, and each covariate's B_t-weighted mean over those seeds (``covariates[name][k][s]``)."""
+    a_obs: list[float] = []
+    x_obs: dict[str, list[float | None]] = {name: [] for name in covariates}
+    kept: list[int] = []
+    for k in transitions:
+        before, after = bias[:, k], bias[:, k + 1]
+        seeds = np.flatnonzero(np.isfinite(before) & np.isfinite(after) & (before > 0))
+        if seeds.size == 0 or before[seeds].sum() <= 0:
+            continue
+        weights = before[seeds]
+        a_obs.append(float(after[seeds].sum() / weights.sum()))
+        for name, per_seed in covariates.items():
+            x_obs[name].append(_weighted([per_seed[k][s] for s in seeds], weights))
+        kept.append(k)
+    return a_obs, x_obs, kept
 
 
 def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: dict[int, dict],
@@ -82,7 +101,17 @@ def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: di
         generations = sorted({int(r["generation"]) for r in own})
         if len(generations) < 2:
             continue
-        consecutive = [g for g in generations if g + 1 in generations]
+        consecutive = [k for k, g in enumerate(generations[:-1]) if generations[k + 1] == g + 1]
+        covariates: dict[str, list[list[float | None]]] = {"1-q": [], "u": []}
+        for t in generations[:-1]:
+            per_seed_q, per_seed_u = [], []
+            for seed in seeds:
+                blocks, seed_rows = blocks_by_seed.get(seed, {}), rows_by_seed_gen.get(seed, {})
+                q = _block_value(blocks, seed_rows, t + 1, "quality_q")
+                per_seed_q.append(None if q is None else 1.0 - q)
+                per_seed_u.append(_block_value(blocks, seed_rows, t + 1, "imbalance_u"))
+            covariates["1-q"].append(per_seed_q)
+            covariates["u"].append(per_seed_u)
         for measure in measures_for(reading):
             bias = np.full((len(seeds), len(generations)), np.nan)
             for r in own:
@@ -91,39 +120,28 @@ def analyse_group(group: str, dataset: str, rows: list[dict], blocks_by_seed: di
                     bias[seeds.index(int(r["seed"])), generations.index(int(r["generation"]))] = value
             if not np.isfinite(bias).any():
                 continue
-            estimate = bootstrap_amplification(bias)
-            obs_a, obs_q, obs_u, obs_t = [], [], [], []
-            q_by_t, u_by_t = [], []
-            for t in generations[:-1]:
-                qs, us = [], []
-                for s_index, seed in enumerate(seeds):
-                    blocks = blocks_by_seed.get(seed, {})
-                    q = _block_value(blocks, rows_by_seed_gen.get(seed, {}), t + 1, "quality_q")
-                    u_value = _block_value(blocks, rows_by_seed_gen.get(seed, {}), t + 1, "imbalance_u")
-                    qs.append(q)
-                    us.append(u_value)
-                    if t not in consecutive:
-                        continue
-                    b_t, b_next = bias[s_index, generations.index(t)], bias[s_index, generations.index(t + 1)]
-                    if np.isfinite(b_t) and np.isfinite(b_next) and b_t > 0:
-                        obs_a.append(b_next / b_t)
-                        obs_q.append(None if q is None else 1.0 - q)
-                        obs_u.append(u_value)
-                        obs_t.append(t)
-                q_by_t.append(_mean_or_none(qs))
-                u_by_t.append(_mean_or_none(us))
-            fit = fit_equation6(obs_a, obs_q, obs_u)
-            skipped = len(seeds) * len(consecutive) - len(obs_a)
+            a_obs, x_obs, kept = equation6_inputs(bias, covariates, consecutive)
+            untested = (None if len(seeds) >= 2 else "1 seed: no interval and no test (one seed's transitions are "
+                        "one realisation of the run's data; run >= 2 seeds)")
+            fit = fit_equation6(a_obs, x_obs["1-q"], x_obs["u"], untested=untested)
+            skipped = len(consecutive) - len(kept)
             if skipped:
-                fit.notes.append(f"{skipped} seed transitions skipped (B_t missing or 0, so A_t is undefined)")
-            fitted_by_t, residual_by_t = [], []
-            for t in generations[:-1]:
-                mask = [k for k, tt in enumerate(obs_t) if tt == t]
-                fitted_by_t.append(float(np.mean(fit.fitted[mask])) if mask and fit.c0 is not None else None)
-                residual_by_t.append(float(np.mean(fit.residuals[mask])) if mask and fit.c0 is not None else None)
+                fit.notes.append(f"{skipped} transitions skipped (B_t missing or 0 in every seed, so A_t is "
+                                 "undefined)")
+            fitted_by_t: list[float | None] = [None] * (len(generations) - 1)
+            residual_by_t: list[float | None] = [None] * (len(generations) - 1)
+            if fit.c0 is not None:
+                for index, k in enumerate(kept):
+                    fitted_by_t[k], residual_by_t[k] = float(fit.fitted[index]), float(fit.residuals[index])
+            q_by_t = [None] * (len(generations) - 1)
+            u_by_t = [None] * (len(generations) - 1)
+            for index, k in enumerate(kept):
+                q_by_t[k] = None if x_obs["1-q"][index] is None else 1.0 - x_obs["1-q"][index]
+                u_by_t[k] = x_obs["u"][index]
             results.append(ClassifierConjecture(
                 group=group, dataset=dataset, classifier=classifier, measure=measure, seeds=seeds,
-                generations=generations, estimate=estimate, q=q_by_t, u=u_by_t, fit=fit, fitted_by_t=fitted_by_t,
-                residual_by_t=residual_by_t,
+                generations=generations, estimate=amplification_estimate(bias),
+                trend=bias_trend(bias, np.asarray(generations)), q=q_by_t, u=u_by_t, fit=fit,
+                fitted_by_t=fitted_by_t, residual_by_t=residual_by_t,
             ))
     return results

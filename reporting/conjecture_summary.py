@@ -7,14 +7,46 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
-from reporting.amplification import BOOTSTRAP_SEED, MEASURE_DESCRIPTIONS, N_RESAMPLES, distinct_resamples
+from reporting.amplification import MEASURE_DESCRIPTIONS
 from reporting.conjecture import ClassifierConjecture
+from reporting.trend import PLANNING_CHANGES, PLANNING_POWER, STABLE_BAND
 
-BOOTSTRAP_NOTE = ("Confidence intervals: percentile bootstrap over seeds only (`scipy.stats.bootstrap`, seeds "
-                  f"resampled with replacement, {N_RESAMPLES} resamples, numpy seed {BOOTSTRAP_SEED}); per-sample test "
-                  "predictions are not stored in results.jsonl, so test-set sampling noise within a seed is not "
-                  "included. One seed has no interval (n/a).")
+INTERVAL_NOTE = (
+    "Intervals are over seeds only (the seed is the unit of replication; generations within a seed are not "
+    "independent): 95% t intervals on k - 1 degrees of freedom over one number per seed (`scipy.stats.ttest_1samp`). "
+    "Per-sample test predictions are not stored in results.jsonl, so test-set sampling noise within a seed enters "
+    "only through the spread between seeds. One seed has no interval (n/a).")
+
+VERDICT_NOTE = (
+    "Verdict: each seed's least-squares slope of log B_t on the generation t over every generation it has, then a "
+    "one-sample t-test of the slopes across seeds. **bias amplified** / **bias reduced**: the mean slope differs "
+    "from 0 at the 5% level; the change per generation is exp(mean slope) - 1 with its 95% interval. **stable**: "
+    "not significant and the interval rules out a change of "
+    f"{100 * STABLE_BAND:.0f}%/generation either way. **undetermined with k seeds**: neither (too few seeds for the "
+    "spread between them). The endpoint ratio B_T / B_0 (first to last generation, geometric mean of the seeds' "
+    "ratios with its t interval) is a separate number: it reads only the two endpoint generations. "
+    f"Seeds needed: how many seeds a two-sided t-test at 5% needs for {100 * PLANNING_POWER:.0f}% power to detect "
+    + " or ".join(f"{100 * c:g}%" for c in PLANNING_CHANGES) + " change per generation, given this run's spread of "
+    "per-seed slopes over its own number of generations (`statsmodels` TTestPower).")
+
+TRANSITION_NOTE = (
+    "Per transition: A_t = B_{t+1} / B_t as the ratio of seed means (defined where a seed has B_t = 0; the "
+    "equation-(6) fit uses it), and the geometric mean of the seeds' own A_t with its 95% t interval "
+    "(t interval of log(B_{s,t+1} / B_{s,t}) over seeds, back-transformed).")
+
+EQUATION6_NOTE = (
+    "Equation (6) per classifier: A_t = c0 + c1 (1 - q_t) + c2 u_t with c0 = (1 - gamma_M)(1 + delta_D), "
+    "c1 = (1 - gamma_M) delta_Q, c2 = (1 - gamma_M) delta_U. gamma_M and delta_D enter only through c0, so they are "
+    "not separately identifiable; the identifiable combinations are c0, c1, c2 and c1/c0 = delta_Q / (1 + delta_D), "
+    "c2/c0 = delta_U / (1 + delta_D). One observation per transition: A_t as the ratio of seed means and q_t, u_t as "
+    "their B_t-weighted means over the seeds (under equation (6) this A_t's expectation is exactly linear in those "
+    "means, so the fit is unbiased; per-seed ratios would inflate c0 by about CV^2 out of pure noise). Ordinary "
+    "least squares (`statsmodels`) with 95% t intervals on n - p degrees of freedom; the F-test compares the fit "
+    "with the intercept-only model A_t = c0, and \"no evidence\" is said where it does not reject at 5%. q_t and "
+    "u_t come from the block generated for generation t+1 (the data that moves the classifier from generation t to "
+    "t+1); the u term is dropped where u_t is unavailable (e.g. Hard ImageNet).")
 
 U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 reference classifier assigns to the "
             "requested class. u_t = within each class, the total-variation distance between the block's subgroup "
@@ -23,9 +55,12 @@ U_T_NOTE = ("q_t = share of the raw generated block that the generation-0 refere
             "over-produces (+) or evens out (-) each class's majority subgroup).")
 
 CSV_COLUMNS = (
-    "record", "group", "dataset", "classifier", "measure", "t", "b_t", "b_t_std", "b_next", "a_t", "a_ci_low",
-    "a_ci_high", "n_seeds", "q_t", "u_t", "a_fitted", "residual", "geo_mean_a", "geo_ci_low", "geo_ci_high",
-    "verdict", "c0", "c1", "c2", "c1_over_c0", "c2_over_c0", "n_obs", "rank", "rmse", "terms", "note",
+    "record", "group", "dataset", "classifier", "measure", "t", "b_t", "b_t_std", "b_next", "a_t", "a_geo",
+    "a_ci_low", "a_ci_high", "n_seeds", "q_t", "u_t", "a_fitted", "residual", "verdict", "change_pct_per_generation",
+    "change_ci_low", "change_ci_high", "trend_p_value", *(f"seeds_needed_{100 * c:g}pct" for c in PLANNING_CHANGES),
+    "endpoint_ratio", "endpoint_ci_low", "endpoint_ci_high", "c0", "c0_ci_low", "c0_ci_high", "c1", "c1_ci_low",
+    "c1_ci_high", "c2", "c2_ci_low", "c2_ci_high", "c1_over_c0", "c2_over_c0", "f_pvalue", "equation6_conclusion",
+    "n_obs", "rank", "rmse", "terms", "note",
 )
 
 
@@ -46,46 +81,42 @@ def interval_text(low: float | None, high: float | None, n_seeds: int) -> str:
     return f"[{_fmt(low)}, {_fmt(high)}]"
 
 
-#: how often 95% intervals contained the true A_t on the analytic sandbox's 100 seeds (configs/sandbox/
-#: gaussian_mixture.yaml, groups of consecutive seeds; reporting/interval_coverage.py, README "Analytic sandbox")
-MEASURED_COVERAGE = ("3 seeds covered it in 71-80% of cases, from 5 seeds 81-89%, from 10 seeds 89-97% "
-                     "(README, Analytic sandbox)")
-
-
-def resample_note(n_seeds: int) -> str | None:
-    """Said where few seeds make the bootstrap coarse: its intervals can only take a handful of values."""
-    distinct = distinct_resamples(n_seeds)
+def seeds_note(n_seeds: int) -> str | None:
+    """Said where few seeds limit what the intervals can tell."""
     if n_seeds < 2:
-        return (f"{n_seeds} seed: no bootstrap interval (n/a) and no verdict; run 3 or more seeds "
-                "(`scripts/sweep.py`) before reading anything into A_t.")
-    coverage = (f" They are also too narrow: where the truth is known (the analytic sandbox), 95% intervals from "
-                f"{MEASURED_COVERAGE}." if n_seeds < 10 else "")
-    if distinct < N_RESAMPLES:
-        return (f"{n_seeds} seeds: the bootstrap can draw only {distinct} distinct resamples of the seeds (of its "
-                f"{N_RESAMPLES} draws), so its intervals are coarse; more seeds make them meaningful.{coverage}")
-    return coverage.strip() or None
+        return (f"{n_seeds} seed: no interval (n/a) and no verdict; run 3 or more seeds (`scripts/sweep.py`) before "
+                "reading anything into A_t.")
+    if n_seeds < 5:
+        return (f"{n_seeds} seeds: t intervals on {n_seeds - 1} degrees of freedom hold their 95% level but are wide "
+                "(the critical value is " + f"{_T_CRITICAL[n_seeds]:.2f} standard errors); a trend the seeds cannot "
+                "resolve is reported as undetermined, not stable. The seeds-needed line of each verdict says how many "
+                "would resolve a 5% or 10% change per generation.")
+    return None
+
+
+#: two-sided 95% t critical values on k - 1 degrees of freedom, for the few-seeds note
+_T_CRITICAL = {k: float(stats.t.ppf(0.975, k - 1)) for k in range(2, 5)}
+
+
+def _with_interval(value: float | None, interval: tuple[float, float] | None) -> str:
+    if interval is None:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+
+
+def _endpoint_text(r: ClassifierConjecture) -> str:
+    est = r.estimate
+    first, last = r.generations[0], r.generations[-1]
+    return (f"endpoint ratio B_{last}/B_{first} = {_fmt(float(est.endpoint))}, 95% CI "
+            f"{interval_text(float(est.endpoint_ci[0]), float(est.endpoint_ci[1]), int(est.endpoint_n))}")
 
 
 def conjecture_markdown(results: list[ClassifierConjecture]) -> str:
     """The "Bias amplification (section 5 conjecture)" section of summary.md."""
     lines = ["## Bias amplification (section 5 conjecture)", ""]
     lines += [
-        "Bias B_t is measured two ways: " + "; ".join(f"`{k}` = {v}" for k, v in MEASURE_DESCRIPTIONS.items())
-        + ". A_t = B_{t+1} / B_t with B averaged over seeds (ratio of seed means). The verdict reads the 95% "
-        "interval of the geometric mean of A_t over all transitions: above 1 = bias amplified, below 1 = bias "
-        "reduced, otherwise stable.",
-        "",
-        BOOTSTRAP_NOTE,
-        "",
-        "Equation (6) fit per classifier, by least squares over every (seed, transition): A_t = c0 + c1 (1 - q_t) "
-        "+ c2 u_t with c0 = (1 - gamma_M)(1 + delta_D), c1 = (1 - gamma_M) delta_Q, c2 = (1 - gamma_M) delta_U. "
-        "gamma_M and delta_D enter only through c0, so they are not separately identifiable; the identifiable "
-        "combinations are c0, c1, c2 and c1/c0 = delta_Q / (1 + delta_D), c2/c0 = delta_U / (1 + delta_D). "
-        "q_t and u_t come from the block generated for generation t+1 (the data that moves the classifier from "
-        "generation t to t+1); the u term is dropped where u_t is unavailable (e.g. Hard ImageNet).",
-        "",
-        U_T_NOTE,
-        "",
+        "Bias B_t is measured two ways: " + "; ".join(f"`{k}` = {v}" for k, v in MEASURE_DESCRIPTIONS.items()) + ".",
+        "", VERDICT_NOTE, "", INTERVAL_NOTE, "", TRANSITION_NOTE, "", EQUATION6_NOTE, "", U_T_NOTE, "",
     ]
     if not results:
         return "\n".join([*lines, "No group has two or more generations with a bias value: nothing to measure.", ""])
@@ -93,53 +124,66 @@ def conjecture_markdown(results: list[ClassifierConjecture]) -> str:
         own = [r for r in results if r.group == group]
         n_seeds = len(own[0].seeds)
         lines += [f"### {group} ({own[0].dataset})", ""]
-        note = resample_note(n_seeds)
+        note = seeds_note(n_seeds)
         if note:
             lines += [note, ""]
-        lines += ["Verdicts:", ""]
+        lines += ["Verdicts (trend of log B_t over every generation):", ""]
         for r in own:
-            lines.append(f"- **{r.classifier}** (`{r.measure}`): {r.verdict}: geometric-mean A = {_fmt(r.estimate.geo)}"
-                         f", 95% CI {interval_text(*r.estimate.geo_ci, len(r.seeds))}, over "
-                         f"{len(r.generations) - 1} transitions, {len(r.seeds)} seed{'s' if len(r.seeds) != 1 else ''}")
-        lines += ["", "| classifier | measure | t -> t+1 | B_t | B_t+1 | A_t | 95% CI | q_t | u_t | fitted A_t | "
-                      "residual |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines.append(f"- **{r.classifier}** (`{r.measure}`): {r.trend.text()}; {_endpoint_text(r)}; "
+                         f"{r.trend.needed_text()}")
+        lines += ["", "| classifier | measure | t -> t+1 | B_t | B_t+1 | A_t (ratio of seed means) | "
+                      "geometric mean of seeds' A_t | 95% t CI | q_t | u_t | fitted A_t | residual |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in own:
             est = r.estimate
             for k, t in enumerate(r.generations[:-1]):
-                interval = interval_text(est.a_ci[k, 0], est.a_ci[k, 1], int(min(est.n_seeds[k:k + 2])))
+                interval = interval_text(est.a_ci[k, 0], est.a_ci[k, 1], int(est.a_n[k]))
                 lines.append(
                     f"| {r.classifier} | {r.measure} | {t} -> {r.generations[k + 1]} | {_fmt(est.b_mean[k])} | "
-                    f"{_fmt(est.b_mean[k + 1])} | {_fmt(est.a[k])} | {interval} | {_fmt(r.q[k])} | {_fmt(r.u[k])} | "
-                    f"{_fmt(r.fitted_by_t[k])} | {_fmt(r.residual_by_t[k])} |"
+                    f"{_fmt(est.b_mean[k + 1])} | {_fmt(est.a[k])} | {_fmt(est.a_geo[k])} | {interval} | "
+                    f"{_fmt(r.q[k])} | {_fmt(r.u[k])} | {_fmt(r.fitted_by_t[k])} | {_fmt(r.residual_by_t[k])} |"
                 )
-        lines += ["", "| classifier | measure | c0 | c1 | c2 | c1/c0 | c2/c0 | observations | RMSE | notes |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "Equation (6) fit (95% t intervals in brackets):", "",
+                  "| classifier | measure | c0 | c1 | c2 | c1/c0 | c2/c0 | transitions | RMSE | F-test p vs A_t = c0 | "
+                  "conclusion | notes |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in own:
             f = r.fit
-            lines.append(f"| {r.classifier} | {r.measure} | {_fmt(f.c0)} | {_fmt(f.c1)} | {_fmt(f.c2)} | "
-                         f"{_fmt(f.c1_over_c0)} | {_fmt(f.c2_over_c0)} | {f.n_obs} | {_fmt(f.rmse)} | "
-                         f"{'; '.join(f.notes) or '-'} |")
+            lines.append(f"| {r.classifier} | {r.measure} | {_with_interval(f.c0, f.intervals.get('1'))} | "
+                         f"{_with_interval(f.c1, f.intervals.get('1-q'))} | "
+                         f"{_with_interval(f.c2, f.intervals.get('u'))} | {_fmt(f.c1_over_c0)} | "
+                         f"{_fmt(f.c2_over_c0)} | {f.n_obs} | {_fmt(f.rmse)} | {_fmt(f.f_pvalue)} | "
+                         f"{f.evidence_text()} | {'; '.join(f.notes) or '-'} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def conjecture_rows(results: list[ClassifierConjecture]) -> list[dict]:
-    """Long-format rows: one ``transition`` row per (classifier, measure, t) and one ``fit`` row per fit."""
+    """Long-format rows: one ``transition`` row per (classifier, measure, t) and one ``fit`` row per
+    (classifier, measure) with the trend verdict, the endpoint ratio and the equation-(6) fit."""
     out: list[dict] = []
     for r in results:
         base = {"group": r.group, "dataset": r.dataset, "classifier": r.classifier, "measure": r.measure}
         est = r.estimate
         for k, t in enumerate(r.generations[:-1]):
             out.append({**base, "record": "transition", "t": t, "b_t": est.b_mean[k], "b_t_std": est.b_std[k],
-                        "b_next": est.b_mean[k + 1], "a_t": est.a[k], "a_ci_low": est.a_ci[k, 0],
-                        "a_ci_high": est.a_ci[k, 1], "n_seeds": int(min(est.n_seeds[k], est.n_seeds[k + 1])),
+                        "b_next": est.b_mean[k + 1], "a_t": est.a[k], "a_geo": est.a_geo[k],
+                        "a_ci_low": est.a_ci[k, 0], "a_ci_high": est.a_ci[k, 1], "n_seeds": int(est.a_n[k]),
                         "q_t": r.q[k], "u_t": r.u[k], "a_fitted": r.fitted_by_t[k], "residual": r.residual_by_t[k]})
-        f = r.fit
-        out.append({**base, "record": "fit", "n_seeds": len(r.seeds), "geo_mean_a": est.geo,
-                    "geo_ci_low": est.geo_ci[0], "geo_ci_high": est.geo_ci[1], "verdict": r.verdict, "c0": f.c0,
-                    "c1": f.c1, "c2": f.c2, "c1_over_c0": f.c1_over_c0, "c2_over_c0": f.c2_over_c0,
-                    "n_obs": f.n_obs, "rank": f.rank, "rmse": f.rmse, "terms": " + ".join(f.terms),
-                    "note": "; ".join([*f.notes, "bootstrap over seeds only"])})
+        f, trend = r.fit, r.trend
+        change, change_low, change_high = trend.change
+        intervals = {term: f.intervals.get(term, (None, None)) for term in ("1", "1-q", "u")}
+        out.append({**base, "record": "fit", "n_seeds": trend.n_seeds, "verdict": r.verdict,
+                    "change_pct_per_generation": change, "change_ci_low": change_low, "change_ci_high": change_high,
+                    "trend_p_value": float(trend.summary.p_value),
+                    **{f"seeds_needed_{100 * c:g}pct": n for c, n in trend.needed.items()},
+                    "endpoint_ratio": float(est.endpoint), "endpoint_ci_low": float(est.endpoint_ci[0]),
+                    "endpoint_ci_high": float(est.endpoint_ci[1]), "c0": f.c0, "c0_ci_low": intervals["1"][0],
+                    "c0_ci_high": intervals["1"][1], "c1": f.c1, "c1_ci_low": intervals["1-q"][0],
+                    "c1_ci_high": intervals["1-q"][1], "c2": f.c2, "c2_ci_low": intervals["u"][0],
+                    "c2_ci_high": intervals["u"][1], "c1_over_c0": f.c1_over_c0, "c2_over_c0": f.c2_over_c0,
+                    "f_pvalue": f.f_pvalue, "equation6_conclusion": f.evidence_text(), "n_obs": f.n_obs,
+                    "rank": f.rank, "rmse": f.rmse, "terms": " + ".join(f.terms),
+                    "note": "; ".join([*f.notes, "t intervals over seeds only"])})
     return out
 
 

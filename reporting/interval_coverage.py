@@ -1,7 +1,8 @@
-"""How often the report's bootstrap intervals cover a true value, measured where the truth is known (the analytic
-sandbox): split a quantity's seeds into consecutive groups of ``group_size`` (as a 3-seed experiment would be), take
-the report's 95% interval of the amplification factor A_t = mean B_{t+1} / mean B_t of every group
-(``reporting.conjecture.bootstrap_amplification``), and count the intervals that contain the true A_t.
+"""How often percentile-bootstrap intervals over seeds cover a true value, measured where the truth is known (the
+analytic sandbox): split a quantity's seeds into consecutive groups of ``group_size`` (as a 3-seed experiment would
+be), take the 95% bootstrap interval of the amplification factor A_t = mean B_{t+1} / mean B_t of every group
+(``reporting.amplification.bootstrap_amplification``, what the report used before its t intervals), and count the
+intervals that contain the true A_t.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reporting.conjecture import bootstrap_amplification
+from reporting.amplification import bootstrap_amplification
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,17 @@ from reporting.chance import chance_note
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
 from reporting.setup import classifier_settings, filter_chain
-from reporting.statistics import Stat, fid_by_generation
+from reporting.statistics import INFINITE_SUFFIX, Stat, fid_by_generation
 from simulation.results import METRIC_LABELS, READING_METRICS
 
 
-def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4) -> str:
+def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4, infinite: Stat | None = None) -> str:
+    """``mean ± std``; ``-inf (k of n seeds)`` where ``infinite`` says k seeds were infinite."""
     if stat is None or stat[2] == 0:
         return "-"
     mean, std, n = stat
+    if infinite is not None and math.isinf(mean):
+        return f"{mean} ({int(infinite[0])} of {n} seeds)"
     text = f"{mean:.{digits}f}" if not math.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
     if row_n is not None and n != row_n:
         text += f" (n={n})"
@@ -37,7 +40,8 @@ def _metric_table(stats: dict, classifier: str, generations: list[int], metrics:
         if not ns:
             continue
         n = max(ns)
-        rows.append([str(g), *(fmt_cell(c, n) for c in cells), str(n)])
+        rows.append([str(g), *(fmt_cell(c, n, infinite=stats.get((classifier, g, m + INFINITE_SUFFIX)))
+                               for c, m in zip(cells, metrics)), str(n)])
     return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
 
 
@@ -92,8 +96,8 @@ def _group_section(group: Group, stats: dict) -> list[str]:
     lines += [f"Fairness reading for {group.dataset}: **{lead}** ({reading_title(lead)})"
               + (f": {reason}" if reason else "") + ". Its table comes first; the other two readings follow. Every "
               "reading gives MEO, DI and MD as bounded (1 = equal), and eqs. 2 and 3 as printed (ordered pairs over "
-              "C(G,2): MEO eq. 2 = 1 - 2 (1 - MEO); DI eq. 3 is unbounded below, `-` where a zero rate meets a "
-              "positive one).", ""]
+              "C(G,2): MEO eq. 2 = 1 - 2 (1 - MEO); DI eq. 3 is unbounded below: -inf where a zero rate meets a "
+              "positive one, and a seed at -inf makes the mean -inf, shown as `-inf (k of n seeds)`).", ""]
     blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *READING_METRICS[reading]])
               for reading in reading_order(group.facts)]
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)

@@ -7,7 +7,11 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
                        features, ablations, section-5 bias amplification, the runs' environments (versions, GPUs)
     results.csv        every result row of every run (group and run_dir columns; lists/dicts JSON-encoded)
     aggregate.csv      group x classifier x generation x metric: mean, std (ddof=1), n
-    conjecture.csv     A_t, bootstrap intervals, equation-(6) fits (reporting/conjecture.py, conjecture_summary.py)
+    conjecture.csv     trend verdicts, A_t and endpoint ratios with t intervals, equation-(6) fits with intervals and
+                       F-tests (reporting/trend.py, conjecture.py, conjecture_summary.py)
+    comparisons.csv    the paper's comparative claims with intervals: biased vs unbiased, pretrained vs scratch,
+                       worst vs best subgroup, Hard ImageNet's accuracy-generation correlation
+                       (reporting/comparisons.py)
     figures/*.png      metric curves (Figs. 3a/4a/5/6), pooled vs per-class overview, ranked subgroup accuracy
                        (3b/4b/7), FID, ablations (8), per-generation sample sheets stacked top to bottom (10-12)
     tensorboard/       the HParams view of the runs (reporting/hparams.py)
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from reporting.caveats import caveat_lines
+from reporting.comparisons import comparisons, comparisons_markdown, write_comparisons_csv
 from reporting.conjecture import analyse_group
 from reporting.conjecture_summary import conjecture_markdown, write_conjecture_csv
 from reporting.environment import environment_markdown, version_warning
@@ -101,8 +106,9 @@ def report_main(run_dirs: list[str], out: str) -> None:
     fids = {g.name: fid_by_generation(g) for g in groups}
     conjecture = [c for g in groups for c in analyse_group(
         g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, leading_reading(g.facts))]
+    compared = comparisons(groups)
     try:
-        written = _write(groups, stats_by_group, fids, conjecture, out_dir)
+        written = _write(groups, stats_by_group, fids, conjecture, compared, out_dir)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {out_dir} ({err.strerror or err}: {err.filename}); what was "
                           "written before the failure is incomplete") from err
@@ -111,6 +117,11 @@ def report_main(run_dirs: list[str], out: str) -> None:
         print(f"  {p}", flush=True)
     for line in caveat_lines(groups, stats_by_group, [g for g in groups if fids.get(g.name)]):
         print(f"[genbias] note: {line.removeprefix('- ').replace('**', '')}", flush=True)
+    for result in conjecture:
+        print(f"[genbias] {result.group} / {result.classifier} ({result.measure}): {result.trend.text()}", flush=True)
+    for comparison in compared:
+        if comparison.between_groups:  # the per-group ones (Figs. 7, 9) are in summary.md and comparisons.csv
+            print(f"[genbias] {comparison.text()}", flush=True)
     warning = version_warning(runs)
     if warning:
         print(f"[genbias] warning: {warning}", file=sys.stderr, flush=True)
@@ -118,14 +129,17 @@ def report_main(run_dirs: list[str], out: str) -> None:
           flush=True)
 
 
-def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: list, out_dir: Path) -> list[Path]:
+def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: list, compared: list,
+           out_dir: Path) -> list[Path]:
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     write_results_csv(groups, out_dir / "results.csv")
     write_aggregate_csv(groups, stats_by_group, out_dir / "aggregate.csv")
     write_conjecture_csv(conjecture, out_dir / "conjecture.csv")
-    written += [out_dir / "results.csv", out_dir / "aggregate.csv", out_dir / "conjecture.csv"]
+    write_comparisons_csv(compared, out_dir / "comparisons.csv")
+    written += [out_dir / "results.csv", out_dir / "aggregate.csv", out_dir / "conjecture.csv",
+                out_dir / "comparisons.csv"]
     overview: dict[str, str] = {}
     for group in groups:
         name = _figures(group, stats_by_group[group.name], figures, written)
@@ -140,7 +154,8 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
     if any(fids.values()):
         plot_fid(groups, fids, figures / "fid.png", written)
     sandbox = sandbox_section(groups, figures, written)  # known answers, for runs of the analytic sandbox
-    text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture),
+    text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture) + "\n"
+                            + comparisons_markdown(compared),
                             [p for p in written if p.parent == figures], overview) + sandbox
     text += "\n" + "\n".join(environment_markdown([run for group in groups for run in group.runs]))
     (out_dir / "summary.md").write_text(text)

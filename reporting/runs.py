@@ -1,5 +1,6 @@
 """Run directories as the report reads them, and their grouping: runs whose resolved configs differ only in the
-seed (and ``loop.run_dir``) form one group, whose numbers are averaged over its seeds.
+seed (``seed_everything``, and the data source's ``seed``, which may follow it) and ``loop.run_dir`` form one group,
+whose numbers are averaged over its seeds.
 
 Everything that can be wrong with a run directory (missing or damaged files, mixed seeds, incomparable runs) is
 found here, before the report writes anything, and reported as one ``ConfigError`` that names the file.
@@ -24,7 +25,9 @@ from datamodules.facts import DatasetFacts
 from reporting.readings import complete_row
 from simulation.run_directory import RunDirectory
 
-IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"))
+#: keys that only tell replicates of one experiment apart; the data seed is one (a run may draw its split, subsample
+#: and colours with its own seed: ``--data.source.init_args.seed`` equal to ``--seed_everything``)
+IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"), ("data", "source", "init_args", "seed"))
 REQUIRED_ROW_KEYS = ("generation", "classifier", "dataset")
 
 
@@ -77,6 +80,14 @@ class Run:
         if planned is None:
             return f"{len(self.done_generations)} generations done (planned number not recorded)"
         return f"{len(self.done_generations)}/{planned + 1} generations (0-{planned}) done"
+
+    @property
+    def data_seed(self) -> object | None:
+        """``data.source.init_args.seed`` of the config (the split, subsample and colour draw), None if absent."""
+        node: object = self.config
+        for key in ("data", "source", "init_args"):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node.get("seed") if isinstance(node, dict) else None
 
     @property
     def fid_extractors(self) -> list[str]:
@@ -294,11 +305,12 @@ def group_key(config: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def _flatten(value, prefix: str = "") -> dict[str, str]:
+def flatten_config(value, prefix: str = "") -> dict[str, str]:
+    """A config as {dotted key: JSON value} (lists are one value)."""
     if isinstance(value, dict):
         flat: dict[str, str] = {}
         for k, v in value.items():
-            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            flat.update(flatten_config(v, f"{prefix}.{k}" if prefix else str(k)))
         return flat
     return {prefix: json.dumps(value, sort_keys=True, default=str)}
 
@@ -314,7 +326,7 @@ def _base_name(group: Group) -> str:
 
 def name_groups(groups: list[Group]) -> None:
     """Short readable, unique names: the shared folder name (config stem + overrides), plus differing keys."""
-    flats = [_flatten(json.loads(g.key)) for g in groups]
+    flats = [flatten_config(json.loads(g.key)) for g in groups]
     keys = sorted(set().union(*flats)) if flats else []
     differing = [k for k in keys if len({f.get(k, "<unset>") for f in flats}) > 1]
     for group, flat in zip(groups, flats):
@@ -352,12 +364,16 @@ def group_runs(runs: list[Run]) -> list[Group]:
             listing = ", ".join(f"{run.path} ({run.dataset})" for run in group.runs)
             raise ConfigError(f"runs with identical configs report different datasets ({listing}): their numbers "
                               "are not comparable; report them separately")
-        by_seed: dict[int, Path] = {}
+        by_seed: dict[int, Run] = {}
         for run in group.runs:
             if run.seed in by_seed:
-                raise ConfigError(f"{by_seed[run.seed]} and {run.path} are the same experiment with the same seed "
-                                  f"{run.seed}: averaging them would double-count it; pass only one of them")
-            by_seed[run.seed] = run.path
+                first = by_seed[run.seed]
+                hint = (f" (their data seeds differ, {first.data_seed} and {run.data_seed}: the report treats the data "
+                        "seed as part of a replicate, so give every run its own --seed_everything)"
+                        if first.data_seed != run.data_seed else "")
+                raise ConfigError(f"{first.path} and {run.path} are the same experiment with the same seed "
+                                  f"{run.seed}: averaging them would double-count it; pass only one of them{hint}")
+            by_seed[run.seed] = run
         sizes = {len(row.get("acc_rank") or []) for row in group.rows}
         if len(sizes) > 1:
             raise ConfigError(f"runs of one group report different numbers of subgroups {sorted(sizes)} "

@@ -1,4 +1,9 @@
-"""Per-group numbers: every metric as mean, sample standard deviation (ddof=1) and n over the group's seeds."""
+"""Per-group numbers: every metric as mean, sample standard deviation (ddof=1) and n over the group's seeds.
+
+DI as printed (eq. 3) is -inf where a zero rate meets a positive one; result rows store that as null beside a finite
+bounded DI. Such a seed is counted as -inf, not dropped (dropping it would move the mean up): the mean is then -inf
+and ``(classifier, generation, "<metric>:infinite_seeds")`` holds how many seeds were.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,20 @@ from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRN
 #: (mean, std with ddof=1, number of seeds with a value)
 Stat = tuple[float, float, int]
 #: the row's data-composition and block scalars that are aggregated too (FID has its own table, per generator)
+#: printed metric that can be -inf -> the bounded metric that is finite in the same row
+INFINITE_WHEN_NULL = {"di_eq3": "di", "di_eq3_class": "di_class", "di_eq3_cells": "di_cells"}
+INFINITE_SUFFIX = ":infinite_seeds"
 EXTRA_SCALARS = ("synthetic_share", "synthetic_reuse", *(k for k in BLOCK_FIELDS if not k.startswith("fid")))
 
 
 def mean_std(values: Iterable[float | None]) -> Stat:
-    """(mean, sample std with ddof=1, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0."""
-    kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    """(mean, sample std with ddof=1, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0.
+    An infinite value makes the mean that infinity, the std NaN, and counts in n."""
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    infinite = [v for v in values if math.isinf(v)]
+    if infinite:
+        return (infinite[0] if len(set(infinite)) == 1 else math.nan), math.nan, len(values)
+    kept = values
     if not kept:
         return math.nan, math.nan, 0
     std = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
@@ -41,7 +54,14 @@ def row_metrics(row: dict) -> dict[str, float | None]:
     for k in EXTRA_SCALARS:
         if row.get(k) is not None:
             values[k] = row[k]
+    for printed, bounded in INFINITE_WHEN_NULL.items():
+        if printed in row and row[printed] is None and _finite(row.get(bounded)):
+            values[printed] = -math.inf
     return values
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def aggregate(group: Group) -> dict[tuple[str, int, str], Stat]:
@@ -50,7 +70,12 @@ def aggregate(group: Group) -> dict[tuple[str, int, str], Stat]:
     for row in group.rows:
         for metric, value in row_metrics(row).items():
             cells.setdefault((row["classifier"], int(row["generation"]), metric), []).append(value)
-    return {key: mean_std(values) for key, values in cells.items()}
+    stats = {key: mean_std(values) for key, values in cells.items()}
+    for (classifier, generation, metric), values in cells.items():
+        infinite = sum(1 for v in values if v is not None and math.isinf(float(v)))
+        if infinite:
+            stats[(classifier, generation, metric + INFINITE_SUFFIX)] = (float(infinite), math.nan, len(values))
+    return stats
 
 
 def fid_by_generation(group: Group, key: str = "fid") -> dict[int, Stat]:

@@ -28,7 +28,8 @@ def write_results_csv(groups: list[Group], path: Path) -> None:
 
 
 def write_aggregate_csv(groups: list[Group], stats_by_group: dict[str, dict], path: Path) -> None:
-    """group, dataset, classifier, generation, metric, mean, std (ddof=1), n."""
+    """group, dataset, classifier, generation, metric, mean, std (ddof=1), n; a mean of -inf (DI eq. 3 with a seed at
+    -inf) is written as ``-inf``, and the metric ``<metric>:infinite_seeds`` counts those seeds."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["group", "dataset", "classifier", "generation", "metric", "mean", "std_ddof1", "n"])
@@ -36,5 +37,5 @@ def write_aggregate_csv(groups: list[Group], stats_by_group: dict[str, dict], pa
             for (classifier, g, metric), (mean, std, n) in sorted(stats_by_group[group.name].items(),
                                                                    key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
                 writer.writerow([group.name, group.dataset, classifier, g, metric,
-                                 "" if not math.isfinite(mean) else repr(mean),
+                                 "" if math.isnan(mean) else repr(mean),
                                  "" if not math.isfinite(std) else repr(std), n])

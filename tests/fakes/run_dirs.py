@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,18 @@ def dataset_card(dataset: str, subgroups: str = "pixels", noun: str = "colour",
 
 def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: float = 0.5,
              samples: bool = True, write_results: bool = True, planned: int = 2, rows: list[dict] | None = None,
-             classifiers: tuple[str, ...] = CLASSIFIERS, card: dict | None = None) -> Path:
+             classifiers: tuple[str, ...] = CLASSIFIERS, card: dict | None = None,
+             config_edit: Callable[[dict], None] | None = None) -> Path:
     """A run directory; ``planned`` = loop.generations of its config, ``rows`` replace the known-value rows,
-    ``card`` is the dataset card its state records (default: pixel subgroups called colours)."""
+    ``card`` is the dataset card its state records (default: pixel subgroups called colours), ``config_edit``
+    changes the config before it is written (e.g. a data-source argument or a classifier's ``pretrained``)."""
     path.mkdir(parents=True)
     config = {"seed_everything": seed, "data": {"synthetic_share": share, "source": {"name": dataset}},
               "loop": {"run_dir": str(path), "generations": planned, "stack_generations": 3},
               "classifiers": [{"arch": c} for c in classifiers],
               "filters": [{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]}
+    if config_edit is not None:
+        config_edit(config)
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     if rows is None:
         rows = [make_row(seed, g, c, dataset) for g in GENERATIONS for c in classifiers]

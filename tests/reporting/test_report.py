@@ -60,7 +60,7 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert f"| mnist_biased | colored_mnist | kept | {features} | 101.0000 ± 1.0000 | 111.0000 ± 1.0000 | 3 |" \
         in summary
     assert "## Bias amplification (section 5 conjecture)" in summary
-    assert "bootstrap over seeds only" in summary
+    assert "95% t intervals on k - 1 degrees of freedom over one number per seed" in summary
 
     conj = read_csv(out / "conjecture.csv")
     transitions = {(r["classifier"], r["measure"], int(r["t"])): r for r in conj if r["record"] == "transition"}
@@ -73,8 +73,13 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert fits[("lenet", "1-meo")]["verdict"] == "bias amplified"
     assert fits[("vgg19", "1-meo")]["verdict"] == "bias reduced"
     assert fits[("lenet", "gap")]["verdict"] == "stable"
-    assert float(fits[("lenet", "1-meo")]["geo_mean_a"]) == pytest.approx(2.0)
-    assert "**lenet** (`1-meo`): bias amplified" in summary
+    assert float(fits[("lenet", "1-meo")]["change_pct_per_generation"]) == pytest.approx(100.0)  # B doubles
+    assert float(fits[("vgg19", "1-meo")]["change_pct_per_generation"]) == pytest.approx(-50.0)
+    assert float(fits[("lenet", "1-meo")]["endpoint_ratio"]) == pytest.approx(4.0)  # B_2 / B_0 = 2 * 2
+    assert fits[("lenet", "1-meo")]["seeds_needed_5pct"] == "2"  # every seed doubles exactly: no spread
+    assert ("- **lenet** (`1-meo`): bias amplified: +100.0%/generation, 95% CI [+100.0, +100.0], p < 0.001 "
+            "(3 seeds x 3 generations); endpoint ratio B_2/B_0 = 4.0000, 95% CI [4.0000, 4.0000]; seeds needed for "
+            "80% power: 5%/generation: 2, 10%/generation: 2") in summary.splitlines()
 
     rows = read_csv(out / "results.csv")
     assert len(rows) == len(SEEDS) * len(GENERATIONS) * len(CLASSIFIERS)
@@ -203,3 +208,22 @@ def test_old_rows_get_the_cells_reading_and_new_rows_keep_theirs(tmp_path):
         in summary
     assert "Fairness reading for colored_mnist: **pooled**" in summary
     assert summary.index("Fairness metrics, pooled reading") < summary.index("Fairness metrics, cells reading")
+
+
+def test_an_infinite_di_eq3_is_counted_not_dropped(tmp_path):
+    """DI eq. 3 is -inf where a zero rate meets a positive one (stored as null beside a finite DI): dropping the
+    seed would lift the mean; the report says -inf and how many seeds were."""
+    runs = []
+    for s in SEEDS:
+        rows = [{**make_row(s, g, "lenet", "colored_mnist"), "di_eq3": None if (s, g) == (1, 2) else 0.5 + 0.1 * s}
+                for g in GENERATIONS]
+        runs.append(make_run(tmp_path / "runs" / "exp" / f"seed_{s}", s, rows=rows, classifiers=("lenet",)))
+    out = tmp_path / "report"
+    report_main([str(p) for p in runs], str(out))
+    stats = {(int(r["generation"]), r["metric"]): r for r in read_csv(out / "aggregate.csv")}
+    assert stats[(2, "di_eq3")]["mean"] == "-inf" and stats[(2, "di_eq3")]["n"] == "3"
+    assert float(stats[(2, "di_eq3:infinite_seeds")]["mean"]) == 1.0
+    assert float(stats[(1, "di_eq3")]["mean"]) == pytest.approx(0.6)  # no seed infinite: the plain mean
+    assert (1, "di_eq3:infinite_seeds") not in stats
+    summary = (out / "summary.md").read_text()
+    assert "| -inf (1 of 3 seeds) | 3 |" in summary
