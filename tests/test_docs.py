@@ -143,6 +143,15 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import cli
 
     subcommand = args[0]
+    if {"-h", "--help"} & set(args[1:]) and subcommand in ("fit", "report", "sandbox"):
+        with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exited:
+            if subcommand == "fit":
+                cli.import_plugin_modules()  # as cli.main does for fit --help
+                cli.SimulationCLI(args=args)
+            else:
+                getattr(cli, subcommand)(args[1:])
+        assert exited.value.code == 0, f"{command}: exit code {exited.value.code}"
+        return
     if subcommand == "fit":
         class ParseOnlyCLI(cli.SimulationCLI):
             def parse_arguments(self, parser, args):
@@ -225,6 +234,10 @@ def test_the_readme_shows_its_two_commands_and_the_cli_ones():
     assert "python cli.py fit --config configs/quickstart.yaml" in README_COMMANDS
     assert any(c.startswith("python scripts/sweep.py") for c in README_COMMANDS)
     assert any(c.startswith("python cli.py report") for c in README_COMMANDS)
+
+
+def test_a_help_command_is_accepted(monkeypatch):
+    check_command("python cli.py report --help", monkeypatch)
 
 
 def test_commands_are_found_in_blocks_spans_and_continued_lines(tmp_path):
