@@ -228,9 +228,18 @@ def test_repeated_headings_get_numbered_anchors(tmp_path):
 README_COMMANDS = shown_commands(ROOT / "README.md")
 
 
+def test_the_readme_is_a_short_front_door():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
 def test_the_readme_shows_its_two_commands_and_the_cli_ones():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+    makefile = (ROOT / "Makefile").read_text()
+    demo = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    test = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert demo and "cli.py fit --config configs/quickstart.yaml" in demo.group(1)
+    assert test and "pytest" in test.group(1)
     assert "python cli.py fit --config configs/quickstart.yaml" in README_COMMANDS
     assert any(c.startswith("python scripts/sweep.py") for c in README_COMMANDS)
     assert any(c.startswith("python cli.py report") for c in README_COMMANDS)
