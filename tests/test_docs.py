@@ -1,5 +1,6 @@
 """The front door holds: every relative link and anchor in README.md and docs/*.md resolves, and every
-``python cli.py ...`` / ``python scripts/sweep.py ...`` command the README shows is one the CLI accepts.
+``python cli.py ...`` / ``python scripts/sweep.py ...`` command the README shows is one the CLI accepts (so is every
+one a docs page shows, templates with ``<placeholders>`` or ``...`` left out; the README shows none).
 
 Commands are checked with the real parsers and nothing runs: ``fit`` stops right after LightningCLI has parsed and
 type-checked the command line and its config files (no class is built), ``report`` and ``sandbox`` parse and read
@@ -112,6 +113,11 @@ def cli_errors() -> tuple[type[Exception], ...]:
     from common.errors import ConfigError
 
     return cli.CommandLineError, ConfigError
+
+
+def is_template(command: str) -> bool:
+    """A pattern with placeholders (``--config <config>``, ``--config ...``) rather than a command to paste."""
+    return re.search(r"<[a-z_ -]+>|(^|\s)\.\.\.", command) is not None
 
 
 class _Parsed(Exception):
@@ -265,7 +271,24 @@ def test_commands_are_found_in_blocks_spans_and_continued_lines(tmp_path):
 
 @pytest.mark.parametrize("command", README_COMMANDS)
 def test_every_command_the_readme_shows_is_accepted(command, monkeypatch):
+    assert not is_template(command), f"the README shows a template, not a command a reader can paste: {command}"
     check_command(command, monkeypatch)
+
+
+DOCS_COMMANDS = [(page.name, command) for page in DOCS[1:] for command in shown_commands(page)
+                 if not is_template(command)]
+
+
+@pytest.mark.parametrize(("page", "command"), DOCS_COMMANDS)
+def test_every_command_a_docs_page_shows_is_accepted(page, command, monkeypatch):
+    check_command(command, monkeypatch)
+
+
+def test_templates_are_told_from_commands():
+    assert is_template("python cli.py fit --config <config> --<key> <value>...")
+    assert is_template("python cli.py fit --config ...")
+    assert not is_template("python cli.py fit --config configs/quickstart.yaml --loop.loggers '[{kind: csv}]'")
+    assert not is_template("python cli.py report 'runs/x/*/seed_*' --out report/")
 
 
 @pytest.mark.parametrize(("command", "message"), [
