@@ -11,7 +11,7 @@ REPORT ?= runs/quickstart/report
 LOGDIR ?= runs/quickstart
 PORT ?= 6006
 
-# The versions the test suite passed with, written by `make constraints` (rebuild that stack: see README)
+# The versions the test suite passed with, written by `make constraints` (rebuild that stack: docs/tests.md)
 CONSTRAINTS ?= requirements/tested.txt
 
 .PHONY: install demo report tensorboard test lint clean constraints
