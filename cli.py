@@ -60,6 +60,9 @@ def report_parser() -> ReportParser:
     parser.add_argument("run_dirs", nargs="+", type=str,
                         help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
     parser.add_argument("--out", type=str, required=True, help="folder for results.csv, summary.md and figures/")
+    parser.add_argument("--formats", type=str, default="png",
+                        help="figure formats, comma-separated, of png (200 dpi), pdf and svg (vector, for papers); "
+                             "PNG is always written (summary.md links it), e.g. --formats png,pdf,svg")
     return parser
 
 
@@ -68,7 +71,7 @@ def report(args: list[str]) -> None:
     options = report_parser().parse_args(args)
     from reporting.report import report_main  # after the parse: `report --help` and a bad option need none of it
 
-    report_main(options.run_dirs, options.out)
+    report_main(options.run_dirs, options.out, options.formats)
 
 
 def sandbox(args: list[str]) -> None:
