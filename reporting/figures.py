@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.errors import ConfigError
 from common.image_grids import readable_font
 from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
 from reporting.readings import leading_reading, reading_title
@@ -77,8 +78,6 @@ def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: in
 
 def parse_formats(text: str) -> tuple[str, ...]:
     """``"png,pdf,svg"`` -> ("png", "pdf", "svg"), each once, in the order given; a ConfigError names an unknown one."""
-    from common.errors import ConfigError
-
     formats = tuple(dict.fromkeys(part.strip().lower().lstrip(".") for part in text.split(",") if part.strip()))
     unknown = [f for f in formats if f not in FIGURE_FORMATS]
     if unknown or not formats:
