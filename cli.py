@@ -19,10 +19,113 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
+
+from common.errors import ConfigError
+
+TOP_LEVEL_HELP = """usage: cli.py {fit,report,sandbox} ...
+
+Does training on generated data amplify subgroup bias, generation after generation?
+
+subcommands:
+  fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
+  report    tables, the paper's figures and the section-5 analysis of finished runs:
+            python cli.py report RUN_DIR... --out DIR   (or --config report.yaml; --print_config shows one)
+  sandbox   the analytic sandbox (Gaussian-mixture world, answers known in closed form), run directories that
+            `report` reads: python cli.py sandbox configs/sandbox/gaussian_mixture.yaml
+
+python cli.py fit --help      every option of an experiment (loop, data, model, classifiers, filters, quality, trainer)
+python cli.py report --help   the report's options
+"""
+
+
+class CommandLineError(Exception):
+    """A mistake in the command line or a config file, found by the parser (printed as one line, exit code 2)."""
+
+
+class ReportParser(ArgumentParser):
+    """``cli.py report``'s parser: jsonargparse like ``fit`` (``--config``, ``--print_config``), errors as one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None):
+        raise CommandLineError(" ".join(message.split())) from ex
+
+
+def report_parser() -> ReportParser:
+    parser = ReportParser(prog="cli.py report", description=report.__doc__)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a YAML file of these options (run_dirs: [...], out: ...); --print_config writes one")
+    parser.add_argument("run_dirs", nargs="+", type=str,
+                        help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
+    parser.add_argument("--out", type=str, required=True, help="folder for results.csv, summary.md and figures/")
+    parser.add_argument("--formats", type=str, default="png",
+                        help="figure formats, comma-separated, of png (200 dpi), pdf and svg (vector, for papers); "
+                             "PNG is always written (summary.md links it), e.g. --formats png,pdf,svg")
+    return parser
+
+
+def report(args: list[str]) -> None:
+    """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
+    options = report_parser().parse_args(args)
+    from reporting.report import report_main  # after the parse: `report --help` and a bad option need none of it
+
+    report_main(options.run_dirs, options.out, options.formats)
+
+
+def sandbox(args: list[str]) -> None:
+    """``cli.py sandbox CONFIG``: the analytic sandbox, every regime x seed of CONFIG as run directories."""
+    import argparse
+
+    from common.logs import setup_logging
+    from simulation.sandbox.sweep import load_config, run_sandbox
+
+    parser = argparse.ArgumentParser(prog="cli.py sandbox", description=sandbox.__doc__)
+    parser.add_argument("config", help="a sandbox config, e.g. configs/sandbox/gaussian_mixture.yaml")
+    parser.add_argument("--out", help="folder for the run directories (default: the config's out)")
+    parser.add_argument("--seeds", type=int, help="number of seeds 0..N-1 (default: the config's seeds)")
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier sandbox runs with another config")
+    options = parser.parse_args(args)
+    setup_logging()
+    run_sandbox(load_config(options.config, options.out, options.seeds), overwrite=options.overwrite)
+
+
+def commands_without_lightning(argv: list[str]) -> int | None:
+    """Run the top-level help, ``report`` and ``sandbox``, which need no Lightning; None for ``fit``.
+
+    ``python cli.py`` runs these before its own Lightning imports (``import lightning.pytorch`` takes 3-4 times
+    ``import torch``; benchmarks/bench_startup.py), so they start as fast as the libraries they use allow.
+    """
+    if not argv or argv[0] in ("-h", "--help"):
+        print(TOP_LEVEL_HELP)
+        return 0
+    if argv[0] not in ("report", "sandbox"):
+        return None
+    try:
+        (report if argv[0] == "report" else sandbox)(argv[1:])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except CommandLineError as err:
+        print(f"error: {err} (python cli.py {argv[0]} --help lists the options)", file=sys.stderr)
+        return 2
+    except PermissionError as err:
+        print(f"error: permission denied: {err.filename or err}: fix the permissions (or choose another folder) "
+              "and re-run the same command", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__" and (code := commands_without_lightning(sys.argv[1:])) is not None:
+    sys.exit(code)
+
+# What only `fit` needs, imported once the commands above are ruled out (hence imports below code)
+# ruff: noqa: E402
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
-from common.errors import ConfigError, RankZeroGone
+from common.errors import RankZeroGone
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
@@ -59,24 +162,6 @@ FIT_DESCRIPTION = ("Run (or resume) an experiment: the generational loop over on
 # Packages whose every module is imported for `fit --help`, so the help lists every generator and data source they
 # define (imported only for the help: some import large libraries)
 HELP_PACKAGES = ("lightning_modules", "datamodules")
-TOP_LEVEL_HELP = """usage: cli.py {fit,report,sandbox} ...
-
-Does training on generated data amplify subgroup bias, generation after generation?
-
-subcommands:
-  fit       run (or resume) an experiment: python cli.py fit --config configs/<experiment>.yaml [--key value ...]
-  report    tables, the paper's figures and the section-5 analysis of finished runs:
-            python cli.py report RUN_DIR... --out DIR   (or --config report.yaml; --print_config shows one)
-  sandbox   the analytic sandbox (Gaussian-mixture world, answers known in closed form), run directories that
-            `report` reads: python cli.py sandbox configs/sandbox/gaussian_mixture.yaml
-
-python cli.py fit --help      every option of an experiment (loop, data, model, classifiers, filters, quality, trainer)
-python cli.py report --help   the report's options
-"""
-
-
-class CommandLineError(Exception):
-    """A mistake in the command line or a config file, found by the parser (printed as one line, exit code 2)."""
 
 
 def parser_message(message: str) -> str:
@@ -335,50 +420,6 @@ def import_plugin_modules() -> None:
             importlib.import_module(f"{package_name}.{module.name}")
 
 
-class ReportParser(ArgumentParser):
-    """``cli.py report``'s parser: jsonargparse like ``fit`` (``--config``, ``--print_config``), errors as one line."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str, ex: Exception | None = None):
-        raise CommandLineError(parser_message(message)) from ex
-
-
-def report_parser() -> ReportParser:
-    parser = ReportParser(prog="cli.py report", description=report.__doc__)
-    parser.add_argument("--config", action=ActionConfigFile,
-                        help="a YAML file of these options (run_dirs: [...], out: ...); --print_config writes one")
-    parser.add_argument("run_dirs", nargs="+", type=str,
-                        help="run directories (quoted globs allowed, e.g. 'runs/x/seed_*')")
-    parser.add_argument("--out", type=str, required=True, help="folder for results.csv, summary.md and figures/")
-    return parser
-
-
-def report(args: list[str]) -> None:
-    """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
-    from reporting.report import report_main
-
-    options = report_parser().parse_args(args)
-    report_main(options.run_dirs, options.out)
-
-
-def sandbox(args: list[str]) -> None:
-    """``cli.py sandbox CONFIG``: the analytic sandbox, every regime x seed of CONFIG as run directories."""
-    import argparse
-
-    from simulation.sandbox.sweep import load_config, run_sandbox
-
-    parser = argparse.ArgumentParser(prog="cli.py sandbox", description=sandbox.__doc__)
-    parser.add_argument("config", help="a sandbox config, e.g. configs/sandbox/gaussian_mixture.yaml")
-    parser.add_argument("--out", help="folder for the run directories (default: the config's out)")
-    parser.add_argument("--seeds", type=int, help="number of seeds 0..N-1 (default: the config's seeds)")
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier sandbox runs with another config")
-    options = parser.parse_args(args)
-    run_sandbox(load_config(options.config, options.out, options.seeds), overwrite=options.overwrite)
-
-
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """Stop the run at once on SIGTERM (how SLURM stops a requeued or preempted job, SIGKILL following after
@@ -414,18 +455,12 @@ def main(args: list[str] | None = None) -> int:
                   ".*callbacks used to create the checkpoint.*", ".*custom batch sampler.*",
                   ".*exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=noise)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(TOP_LEVEL_HELP)
-        return 0
-    if argv[0] == "fit" and ("-h" in argv or "--help" in argv):
+    if argv[0:1] == ["fit"] and ("-h" in argv or "--help" in argv):
         import_plugin_modules()
     try:
-        if argv and argv[0] == "report":
-            report(argv[1:])
-            return 0
-        if argv and argv[0] == "sandbox":
-            sandbox(argv[1:])
-            return 0
+        code = commands_without_lightning(argv)
+        if code is not None:
+            return code
         with stop_on_sigterm():
             SimulationCLI(args=args)
     except ConfigError as err:
@@ -437,8 +472,7 @@ def main(args: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except CommandLineError as err:
-        command = "report" if argv[0] == "report" else "fit"
-        print(f"error: {err} (python cli.py {command} --help lists the options)", file=sys.stderr)
+        print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
     except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
         print(f"error: {err}", file=sys.stderr)

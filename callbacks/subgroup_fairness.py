@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from metrics.fairness import PAIRWISE_MEASURES, READING_SUFFIXES, SubgroupFairness
+from metrics.fairness import PAIRWISE_MEASURES, READING_SUFFIXES
+from metrics.subgroup_fairness_metric import SubgroupFairness
 
 #: accuracy, then every reading's pairwise measures (meo, di, md, meo_eq2, di_eq3; suffixes _class, _cells)
 LOGGED_METRICS = ("acc", *(f"{m}{suffix}" for suffix in READING_SUFFIXES.values() for m in PAIRWISE_MEASURES))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from common.errors import RankZeroGone
 
@@ -21,6 +20,10 @@ from common.errors import RankZeroGone
 def global_rank() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
+    # Lightning's rank (from the launcher's environment, set by its strategies), imported on first use: a command
+    # that never asks (the report) starts without Lightning
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
     return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 

@@ -14,7 +14,6 @@ import re
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import make_grid
 
 from common.errors import ConfigError
 from common.io import atomic_save_image
@@ -87,6 +86,8 @@ def make_grid_image(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     for c in range(num_classes):
         members = torch.nonzero(labels == c).flatten()[:per_class]
         cells[c * per_class : c * per_class + len(members)] = images[members].cpu()
+    from torchvision.utils import make_grid  # here: the report reads this module's fonts without torchvision
+
     grid = make_grid(cells, nrow=per_class, padding=GRID_PADDING, pad_value=GRID_PAD_VALUE)
     if class_names is None:
         return grid

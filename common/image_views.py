@@ -10,10 +10,11 @@ generated image reach a consumer through exactly the same resize and crop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+if TYPE_CHECKING:  # torchvision is imported when an image is resized: the report reads a dataset's facts without it
+    import torch
+    from torchvision.transforms import InterpolationMode
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,13 @@ class ImageView:
         """Whether images of ``height`` x ``width`` pass unchanged (no resize, no crop)."""
         return height == width == self.size and self.resized_shape(height, width) == (height, width)
 
-    def __call__(self, images: torch.Tensor,
-                 interpolation: InterpolationMode = InterpolationMode.BILINEAR) -> torch.Tensor:
-        """uint8 images (..., C, H, W) as this view sees them: (..., C, size, size); a batch or a single image."""
+    def __call__(self, images: torch.Tensor, interpolation: InterpolationMode | None = None) -> torch.Tensor:
+        """uint8 images (..., C, H, W) as this view sees them: (..., C, size, size); a batch or a single image.
+        ``interpolation`` defaults to bilinear."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        interpolation = InterpolationMode.BILINEAR if interpolation is None else interpolation
         height, width = images.shape[-2:]
         if self.is_identity_for(height, width):
             return images

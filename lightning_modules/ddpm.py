@@ -18,17 +18,19 @@ seeds per (stage seed, epoch, step, rank): they differ between DDP ranks, like e
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler
 
 from common.errors import ConfigError
 from common.seeds import per_sample_noise
 from lightning_modules.generator import GeneratorModule, to_uint8
 from lightning_modules.networks.ddpm_unet import build_unet, max_levels
 from lightning_modules.trainer_needs import TrainerNeeds
+
+if TYPE_CHECKING:  # diffusers is imported when the generator is built, not for `cli.py fit --help`
+    from diffusers import DDIMScheduler
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -198,6 +200,8 @@ class ConditionalDDPM(GeneratorModule):
             norm_num_groups,
             dropout,
         )
+        from diffusers import DDPMScheduler
+
         # the schedule is fixed by the hyper-parameters, so it is rebuilt, never checkpointed
         self.noise_scheduler = DDPMScheduler(num_train_timesteps=int(num_train_timesteps), beta_schedule=beta_schedule)
 
@@ -240,6 +244,8 @@ class ConditionalDDPM(GeneratorModule):
 
     def inference_scheduler(self) -> DDIMScheduler:
         """A new DDIM scheduler on the training schedule (new per call: ``set_timesteps`` mutates it)."""
+        from diffusers import DDIMScheduler
+
         scheduler = DDIMScheduler.from_config(self.noise_scheduler.config, timestep_spacing="trailing")
         scheduler.set_timesteps(self.num_inference_steps, device=self.device)
         return scheduler

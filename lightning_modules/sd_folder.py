@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
 
 from common.environment import note_weight_file
 from common.errors import ConfigError
+
+if TYPE_CHECKING:  # diffusers and transformers are imported when the weights are loaded
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
 
 #: what ``check_pretrained_path`` requires: a folder and, where it is a model, the file that describes it
 REQUIRED_PRETRAINED_ENTRIES = {
@@ -66,6 +68,9 @@ def load_frozen_parts(path: str | Path, weight_dtype: torch.dtype) -> FrozenPart
     """Load tokenizer, text encoder, VAE, UNet and the scheduler config from the folder at ``path`` (checked first),
     frozen; the text encoder and VAE in eval mode, the UNet in train mode (its adapter, added by the caller, trains)."""
     check_pretrained_path(path)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
     # load on the CPU whatever device context Lightning opened; the strategy moves the module afterwards
     with torch.device("cpu"):
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)

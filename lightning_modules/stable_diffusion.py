@@ -11,24 +11,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    DDPMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerDiscreteScheduler,
-    PNDMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
-from diffusers.training_utils import cast_training_params
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import CLIPTextModel, CLIPTokenizer
 
 from common.errors import ConfigError
 from common.image_views import ImageView
@@ -37,13 +23,19 @@ from lightning_modules.generator import GeneratorModule, to_uint8
 from lightning_modules.sd_folder import check_pretrained_path, load_frozen_parts
 from lightning_modules.trainer_needs import TrainerNeeds
 
-#: inference schedulers selectable by name; each is built ``from_config`` of the pretrained folder's scheduler
-SCHEDULERS: dict[str, type] = {
-    "DDIM": DDIMScheduler,
-    "DDPM": DDPMScheduler,
-    "PNDM": PNDMScheduler,
-    "EulerDiscrete": EulerDiscreteScheduler,
-    "DPMSolverMultistep": DPMSolverMultistepScheduler,
+if TYPE_CHECKING:  # diffusers, peft and transformers are imported when the model is configured, not for `fit --help`
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+#: inference schedulers selectable by name -> their diffusers class; each is built ``from_config`` of the pretrained
+#: folder's scheduler
+SCHEDULERS: dict[str, str] = {
+    "DDIM": "DDIMScheduler",
+    "DDPM": "DDPMScheduler",
+    "PNDM": "PNDMScheduler",
+    "EulerDiscrete": "EulerDiscreteScheduler",
+    "DPMSolverMultistep": "DPMSolverMultistepScheduler",
 }
 DEFAULT_LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 WEIGHT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -190,6 +182,9 @@ class StableDiffusionLoRA(GeneratorModule):
         """Load the frozen SD components from disk and add a fresh LoRA adapter (idempotent)."""
         if self.unet is not None:
             return
+        import diffusers
+        from diffusers.training_utils import cast_training_params
+
         parts = load_frozen_parts(self.pretrained_path, self.resolve_weight_dtype())
         tokenizer, text_encoder, vae, unet = parts.tokenizer, parts.text_encoder, parts.vae, parts.unet
         scheduler_config = parts.scheduler_config
@@ -200,11 +195,13 @@ class StableDiffusionLoRA(GeneratorModule):
         self.text_encoder = text_encoder
         self.vae = vae
         self.unet = unet
-        self.noise_scheduler = DDPMScheduler.from_config(scheduler_config)
-        self.inference_scheduler = SCHEDULERS[self.scheduler_name].from_config(scheduler_config)
+        self.noise_scheduler = diffusers.DDPMScheduler.from_config(scheduler_config)
+        self.inference_scheduler = getattr(diffusers, SCHEDULERS[self.scheduler_name]).from_config(scheduler_config)
         self._pipeline = None
 
     def lora_config(self) -> LoraConfig:
+        from peft import LoraConfig
+
         return LoraConfig(
             r=self.lora_rank,
             lora_alpha=self.lora_alpha,
@@ -271,6 +268,8 @@ class StableDiffusionLoRA(GeneratorModule):
         """A diffusers pipeline around this module's own components (built once; shares their weights)."""
         self.configure_model()
         if self._pipeline is None:
+            from diffusers import StableDiffusionPipeline
+
             self._pipeline = StableDiffusionPipeline(
                 vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
                 scheduler=self.inference_scheduler, safety_checker=None, feature_extractor=None,
@@ -312,6 +311,8 @@ class StableDiffusionLoRA(GeneratorModule):
         """The adapter's weights, keyed as in diffusers LoRA files (``unet.<module>.lora_A.weight``)."""
         if self.unet is None:
             return {}
+        from peft.utils import get_peft_model_state_dict
+
         return {UNET_KEY_PREFIX + k: v for k, v in get_peft_model_state_dict(self.unet).items()}
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
@@ -339,6 +340,9 @@ class StableDiffusionLoRA(GeneratorModule):
                     f"LoRA weight {key} has shape {tuple(state_dict[key].shape)} but this adapter expects "
                     f"{tuple(expected[key].shape)}: set lora_rank to the rank the weights were trained with"
                 )
+        from diffusers.training_utils import cast_training_params
+        from peft.utils import set_peft_model_state_dict
+
         peft_state = {k.removeprefix(UNET_KEY_PREFIX): v for k, v in state_dict.items() if k in expected}
         set_peft_model_state_dict(self.unet, peft_state)
         cast_training_params(self.unet, dtype=torch.float32)

@@ -1,8 +1,9 @@
 """Subgroup fairness metrics of the paper (MEO, DI, MD, ranked subgroup accuracy), paper eqs. 2-5.
 
 Everything is derived from one (class x subgroup) count matrix of correct and total predictions, so the
-functional form (``subgroup_metrics``) and the torchmetrics form (``SubgroupFairness``) share one core
-(``metrics_from_counts``) and the Metric is exact under DDP: its states are integer counts reduced by sum.
+functional form (``subgroup_metrics``) and the torchmetrics form (``SubgroupFairness``,
+metrics/subgroup_fairness_metric.py) share one core (``metrics_from_counts``) and the Metric is exact under DDP: its
+states are integer counts reduced by sum. This file needs no torchmetrics (the report reads these functions).
 
 Definitions over a set of groups with rates P_1..P_K (K present groups, C(K,2) unordered pairs):
 
@@ -33,17 +34,14 @@ only towards ``acc``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torchmetrics import Metric
 
 from common.errors import ConfigError
 
 UNKNOWN_GROUP = -1
 
 
-def _check_sizes(num_classes: int, num_groups: int) -> None:
+def check_sizes(num_classes: int, num_groups: int) -> None:
     if int(num_classes) < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}; set it to the dataset's number of classes")
     if int(num_groups) < 0:
@@ -77,7 +75,7 @@ def subgroup_counts(
     ``n_correct_all`` / ``n_all`` include subgroup -1 samples; the matrices do not. One ``bincount`` per
     matrix over the flat index ``class * G + group``: no Python loop over samples.
     """
-    _check_sizes(num_classes, num_groups)
+    check_sizes(num_classes, num_groups)
     predicted = _predicted_classes(preds, num_classes)
     if target.ndim != 1 or groups.ndim != 1 or not (predicted.shape[0] == target.shape[0] == groups.shape[0]):
         raise ConfigError(
@@ -233,46 +231,3 @@ def subgroup_metrics(
     MEO/DI/MD (and out of the per-class forms for the classes they are absent from).
     """
     return metrics_from_counts(*subgroup_counts(preds, target, groups, num_classes, num_groups))
-
-
-class SubgroupFairness(Metric):
-    """Accumulates the (class x subgroup) counts over batches; ``compute()`` equals ``subgroup_metrics`` on all
-    of the data seen. States are integer counts reduced by sum, so the result is exact under DDP.
-    """
-
-    is_differentiable = False
-    higher_is_better = None
-    full_state_update = False
-
-    correct: torch.Tensor
-    total: torch.Tensor
-    n_correct_all: torch.Tensor
-    n_all: torch.Tensor
-
-    def __init__(self, num_classes: int, num_groups: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _check_sizes(num_classes, num_groups)
-        self.num_classes = int(num_classes)
-        self.num_groups = int(num_groups)
-        shape = (self.num_classes, self.num_groups)
-        self.add_state("correct", torch.zeros(shape, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.zeros(shape, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("n_correct_all", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("n_all", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> None:
-        """Add one batch: preds (N,) indices or (N, L) logits, target (N,), groups (N,) with -1 = unknown."""
-        correct, total, n_correct_all, n_all = subgroup_counts(preds, target, groups, self.num_classes, self.num_groups)
-        self.correct += correct
-        self.total += total
-        self.n_correct_all += n_correct_all
-        self.n_all += n_all
-
-    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
-        """Add another metric's counts (torchmetrics 1.9 keeps serving a stale cached ``compute()`` otherwise)."""
-        super().merge_state(incoming_state)
-        self._computed = None
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        """The same dict as ``subgroup_metrics`` on every sample seen (across ranks once synced)."""
-        return metrics_from_counts(self.correct, self.total, self.n_correct_all, self.n_all)

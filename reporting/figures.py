@@ -2,17 +2,22 @@
 subgroup accuracy, ablations, FID, the pooled-next-to-per-class overview, and the stacked sample sheets.
 
 Every figure says how many seeds it averages (a band of ± one std over seeds; none for one seed), every axis is
-labelled, and the FID figure names its feature extractor.
+labelled, and the FID figure names its feature extractor. Paper-ready: PNG at ``PNG_DPI`` and, on request, PDF and SVG
+(vector); measures with a fixed range are drawn on it (``y_limits``: a change of 0.0004 in MEO stays small), others
+span at least ``MIN_SPAN_FRACTION`` of their magnitude; tick labels never carry an offset (``1e-8+5.11409e-2``);
+generations are integer ticks; a panel without data says "n/a" and why instead of staying empty.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.errors import ConfigError
 from common.image_grids import readable_font
 from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
 from reporting.readings import leading_reading, reading_title
@@ -40,6 +45,18 @@ SHEET_LABEL_FONT_SIZE = 18
 MAX_COLS = 3
 #: inches under the panels for the figure's legend (``legend_below``)
 LEGEND_HEIGHT = 0.7
+#: what ``cli.py report --formats`` may ask for: PNG (raster, at ``PNG_DPI``), PDF and SVG (vector, for papers)
+FIGURE_FORMATS = ("png", "pdf", "svg")
+#: PNG resolution: print quality (a 4-inch panel is 800 pixels wide)
+PNG_DPI = 200
+#: measures bounded to [0, 1]: accuracies (overall, per subgroup rank, under an ablation), the bounded MEO and DI and
+#: MD of every reading, the block's subgroup imbalance u_t and a minority share
+UNIT_RANGE_METRICS = frozenset({*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, "imbalance_u", "minority_share"})
+#: a measure without a fixed range (FID, DI eq. 3 as printed, the sandbox's variances) spans at least this fraction
+#: of its largest magnitude on the y axis (all zero: a span of 1), so noise in the last digits stays flat
+MIN_SPAN_FRACTION = 0.2
+#: up to this many generations, every one is a tick; more get integer ticks chosen by matplotlib
+MAX_GENERATION_TICKS = 12
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,6 +76,62 @@ def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: in
     return fig, axes[:n_panels]
 
 
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"png,pdf,svg"`` -> ("png", "pdf", "svg"), each once, in the order given; a ConfigError names an unknown one."""
+    formats = tuple(dict.fromkeys(part.strip().lower().lstrip(".") for part in text.split(",") if part.strip()))
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"--formats {text!r}: {'unknown format ' + ', '.join(unknown) if unknown else 'no format'}"
+                          f"; choose from {', '.join(FIGURE_FORMATS)}, comma-separated (e.g. --formats png,pdf)")
+    return formats
+
+
+def y_limits(metric: str) -> tuple[float, float] | None:
+    """The fixed y range of a measure: [0, 1] for ``UNIT_RANGE_METRICS`` and accuracies, [-1, 1] for MEO eq. 2 as
+    printed (1 - 2 x the mean gap); None for a measure without one (FID, DI eq. 3 as printed, ...)."""
+    if metric in UNIT_RANGE_METRICS or metric.startswith(("acc_rank_", "ablation_acc.")):
+        return (0.0, 1.0)
+    if metric.startswith("meo_eq2"):
+        return (-1.0, 1.0)
+    return None
+
+
+def scale_y(ax, limits: tuple[float, float] | None) -> None:
+    """Fixed ``limits`` where the measure has them; otherwise the data's range, widened about its centre to at least
+    ``MIN_SPAN_FRACTION`` of its largest magnitude. Tick labels in plain numbers: no offset, no scientific factor."""
+    from matplotlib.ticker import ScalarFormatter
+
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    ax.yaxis.set_major_formatter(formatter)
+    if limits is not None:
+        ax.set_ylim(*limits)
+        return
+    low, high = ax.get_ylim()
+    span = MIN_SPAN_FRACTION * max(abs(low), abs(high)) or 1.0
+    if high - low < span:
+        centre = (low + high) / 2
+        ax.set_ylim(centre - span / 2, centre + span / 2)
+
+
+def generation_ticks(ax, gens: Sequence[int]) -> None:
+    """Integer generation ticks: every generation up to ``MAX_GENERATION_TICKS`` of them, else integers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    if gens and len(gens) <= MAX_GENERATION_TICKS:
+        ax.set_xticks(list(gens))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def not_available(ax, why: str) -> None:
+    """A panel with nothing to draw says so ("n/a" and why) instead of standing empty; its title and labels stay."""
+    ax.text(0.5, 0.5, f"n/a\n{why}", transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35",
+            wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _curve(ax, stats: dict, classifier: str, metric: str, gens: list[int], label: str, **style) -> bool:
     points = [(g, stats[(classifier, g, metric)]) for g in gens if (classifier, g, metric) in stats]
     points = [(g, s) for g, s in points if s[2] > 0]
@@ -72,11 +145,22 @@ def _curve(ax, stats: dict, classifier: str, metric: str, gens: list[int], label
     return True
 
 
-def _finish_axes(ax, title: str, ylabel: str, gens: list[int]) -> None:
+#: why a panel of the report's runs can be empty
+NOT_RECORDED = "not recorded by these runs"
+
+
+def _finish_axes(ax, title: str, ylabel: str, gens: Sequence[int], metric: str | None = None,
+                 drawn: bool = True, why: str = NOT_RECORDED) -> None:
+    """Title and labels; then "n/a" where nothing was ``drawn``, else integer generation ticks and the y range of
+    ``metric`` (``y_limits``; None: the data's, at least ``MIN_SPAN_FRACTION`` wide)."""
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("generation")
     ax.set_ylabel(ylabel)
-    ax.set_xticks(gens)
+    if not drawn:
+        not_available(ax, why)
+        return
+    generation_ticks(ax, gens)
+    scale_y(ax, y_limits(metric) if metric else None)
     ax.grid(alpha=0.3)
 
 
@@ -95,24 +179,17 @@ def legend_below(fig, axes, fontsize: float = 8, max_cols: int = 3) -> None:
                    ncols=max(1, min(len(handles), max_cols, fitting)), frameon=False)
 
 
-def short_labels(groups: list[Group]) -> dict[str, str]:
-    """Each group's label in a comparison: the fewest settings that tell these groups apart (``stack_policy=fifo``;
-    a setting with more distinct values first), the group's name where none does."""
-    def value(group: Group, key: str) -> str:
-        return group.differing.get(key, "<unset>").strip('"')
-
-    def told_apart(keys: list[str]) -> int:
-        return len({tuple(value(g, k) for k in keys) for g in groups})
-
-    keys = sorted({k for g in groups for k in g.differing}, key=lambda k: (-told_apart([k]), k))
-    chosen: list[str] = []
-    for key in keys:
-        if told_apart(chosen) == len(groups):
-            break
-        if told_apart([*chosen, key]) > told_apart(chosen):
-            chosen.append(key)
-    labels = {g.name: ", ".join(f"{k.split('.')[-1]}={value(g, k)}" for k in chosen) for g in groups}
-    if not chosen or len(set(labels.values())) < len(groups):
+def setting_labels(groups: list[Group]) -> dict[str, str]:
+    """Each group's label in a comparison: every setting that differs between the groups (``stack_policy=fifo,
+    synthetic_share=0.25``), named by the last part of its key unless two differing keys share it; the group's name
+    where no setting tells the groups apart."""
+    keys = sorted({k for g in groups for k in g.differing})
+    keys = [k for k in keys if len({g.differing.get(k, "<unset>") for g in groups}) > 1]
+    tails = [k.split(".")[-1] for k in keys]
+    names = {k: tail if tails.count(tail) == 1 else k for k, tail in zip(keys, tails)}
+    labels = {g.name: ", ".join(f"{names[k]}={g.differing.get(k, '<unset>').strip(chr(34))}" for k in keys)
+              for g in groups}
+    if not keys or len(set(labels.values())) < len(groups):
         return {g.name: g.name for g in groups}
     return labels
 
@@ -124,27 +201,32 @@ def _suptitle(fig, group: Group, what: str = "") -> None:
     fig.suptitle(f"{group.name}{what}: {spread}{unfinished}")
 
 
-def _save(fig, path: Path, written: list[Path]) -> None:
-    fig.savefig(path, dpi=110)
-    written.append(path)
+def _save(fig, path: Path, written: list[Path], formats: Sequence[str] = ("png",)) -> None:
+    """``path`` in every one of ``formats`` (its suffix replaced): PNG at ``PNG_DPI``, PDF and SVG as vectors."""
+    for extension in formats:
+        target = path.with_suffix(f".{extension}")
+        fig.savefig(target, dpi=PNG_DPI if extension == "png" else "figure")
+        written.append(target)
 
 
 def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, written: list[Path],
-                 reading: str | None = None) -> Figure:
+                 reading: str | None = None, formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per metric, one line per classifier, shaded +- std over seeds (Figs. 3a/4a/5/6); the title names
     the fairness ``reading`` the metrics belong to."""
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics):
-        for classifier in group.classifiers:
-            _curve(ax, stats, classifier, metric, group.generations, classifier)
-        _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations)
+        drawn = [_curve(ax, stats, classifier, metric, group.generations, classifier)
+                 for classifier in group.classifiers]
+        _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations, metric,
+                     any(drawn))
     legend_below(fig, axes)
     _suptitle(fig, group, f", fairness reading {reading} ({reading_title(reading)})" if reading else "")
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 
-def plot_overview(group: Group, stats: dict, path: Path, written: list[Path]) -> Figure | None:
+def plot_overview(group: Group, stats: dict, path: Path, written: list[Path],
+                  formats: Sequence[str] = ("png",)) -> Figure | None:
     """The three fairness readings in one panel per measure, pooled (solid), per class (dashed) and over cells
     (dotted), and accuracy next to worst-subgroup accuracy, one colour per classifier: where the readings disagree,
     a figure of one alone would tell part of the story."""
@@ -163,10 +245,10 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path]) ->
                 _curve(ax, stats, classifier, metric, group.generations, f"{classifier}, {text}", color=color,
                        linestyle=style)
         _finish_axes(ax, f"{title}: " + ", ".join(f"{text} ({LINE_STYLE_NAMES[style]})" for _, text, style in drawn),
-                     ylabel, group.generations)
+                     ylabel, group.generations, lines[0][0])
     legend_below(fig, axes)
     _suptitle(fig, group, f", fairness readings (this dataset leads with {leading_reading(group.facts)})")
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 
@@ -174,46 +256,51 @@ def overview_name(group: Group) -> str:
     return f"{group.stem}__{OVERVIEW_SUFFIX}.png"
 
 
-def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: list[Path]) -> Figure:
+def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: list[Path],
+                formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per classifier, one line per subgroup rank and the mean over subgroups (dashed): worst, best and
     mean subgroup accuracy per generation (Figs. 3b/4b/7)."""
     fig, axes = _figure(len(group.classifiers))
     for ax, classifier in zip(axes, group.classifiers):
+        drawn = []
         for k in range(1, n_ranks + 1):
             label = f"rank {k}" + (" (worst)" if k == 1 else " (best)" if k == n_ranks else "")
-            _curve(ax, stats, classifier, f"acc_rank_{k}", group.generations, label)
-        _curve(ax, stats, classifier, "acc_rank_mean", group.generations, "mean over subgroups", color="black",
-               linestyle="--")
+            drawn.append(_curve(ax, stats, classifier, f"acc_rank_{k}", group.generations, label))
+        drawn.append(_curve(ax, stats, classifier, "acc_rank_mean", group.generations, "mean over subgroups",
+                            color="black", linestyle="--"))
         _finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
-                     group.generations)
+                     group.generations, "acc_rank_mean", any(drawn))
     legend_below(fig, axes, max_cols=4)
     _suptitle(fig, group)
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 
-def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, written: list[Path]) -> Figure:
+def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, written: list[Path],
+                  formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per ablation kind (plus clean accuracy), one line per classifier (Fig. 8)."""
     metrics = ["acc", *(f"ablation_acc.{k}" for k in kinds)]
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics):
-        for classifier in group.classifiers:
-            _curve(ax, stats, classifier, metric, group.generations, classifier)
+        drawn = [_curve(ax, stats, classifier, metric, group.generations, classifier)
+                 for classifier in group.classifiers]
         _finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
-                     "accuracy", group.generations)
+                     "accuracy", group.generations, metric, any(drawn))
     legend_below(fig, axes)
     _suptitle(fig, group, ", Hard ImageNet ablations")
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 
-def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, written: list[Path]) -> Figure:
+def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, written: list[Path],
+             formats: Sequence[str] = ("png",)) -> Figure:
     """Generator FID per generation, one line per group; the title names the features it was computed on."""
     fig, axes = _figure(1, width=7.0, height=4.2)
     ax = axes[0]
     gens: set[int] = set()
     shown = [g for g in groups if fids[g.name]]
     features = {fid_features_text(g.fid_extractors) for g in shown}
+    drawn: list[bool] = []
     for group in shown:
         label = f"{group.name} ({seed_phrase(len(group.runs))})"
         if len(features) > 1:
@@ -221,13 +308,13 @@ def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, 
         for samples, per_gen in (("raw block", fids[group.name]), ("kept", fid_by_generation(group, "fid_kept"))):
             stats = {("fid", g, "fid"): s for g, s in per_gen.items()}
             gens |= set(per_gen)
-            _curve(ax, stats, "fid", "fid", sorted(per_gen), f"{label}, {samples}")
+            drawn.append(_curve(ax, stats, "fid", "fid", sorted(per_gen), f"{label}, {samples}"))
     title = "generator FID, raw block and kept samples (mean ± std over seeds)"
     if len(features) == 1:
         title += "\nfeatures: " + features.pop()
-    _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens))
+    _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens), "fid", any(drawn))
     legend_below(fig, axes, fontsize=7, max_cols=2)
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 
@@ -241,7 +328,8 @@ def comparison_name(dataset: str) -> str:
     return f"{dataset}__comparison.png"
 
 
-def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: Path, written: list[Path]) -> Figure:
+def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: Path, written: list[Path],
+                    formats: Sequence[str] = ("png",)) -> Figure:
     """Groups of one dataset side by side (data regimes, with vs without a mitigation): for each classifier a panel
     per metric of ``COMPARISON_METRICS`` the runs recorded (at most ``MAX_COLS`` a row), one line per group, labelled
     by the settings that tell the groups apart."""
@@ -258,20 +346,20 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
 
     metrics = [(m, title.format(reading=lead)) for m, title in COMPARISON_METRICS
                if any(k[2] == resolved(g, m) and v[2] for g in groups for k, v in stats_by_group[g.name].items())]
-    labels = short_labels(groups)
+    labels = setting_labels(groups)
     fig, axes = _figure(len(classifiers) * len(metrics), width=3.8, height=3.0)
     for row, classifier in enumerate(classifiers):
         for col, (metric, title) in enumerate(metrics):
             ax = axes[row * len(metrics) + col]
-            for group in groups:
-                _curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
-                       f"{labels[group.name]} ({seed_phrase(len(group.runs))})")
+            drawn = [_curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
+                            f"{labels[group.name]} ({seed_phrase(len(group.runs))})") for group in groups]
             ylabel = Y_LABELS.get(resolved(groups[0], metric), title)
-            _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens)
+            _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens,
+                         resolved(groups[0], metric), any(drawn), f"{classifier}: {NOT_RECORDED}")
     legend_below(fig, axes, max_cols=4)
     dataset = groups[0].dataset
     fig.suptitle(f"{dataset}: {len(groups)} groups compared (mean ± std over each group's seeds)")
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
     return fig
 
 

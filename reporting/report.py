@@ -13,7 +13,8 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
                        worst vs best subgroup, Hard ImageNet's accuracy-generation correlation
                        (reporting/comparisons.py)
     figures/*.png      metric curves (Figs. 3a/4a/5/6), pooled vs per-class overview, ranked subgroup accuracy
-                       (3b/4b/7), FID, ablations (8), per-generation sample sheets stacked top to bottom (10-12)
+                       (3b/4b/7), FID, ablations (8), per-generation sample sheets stacked top to bottom (10-12);
+                       the plots also as .pdf and .svg (vector) when ``formats`` asks for them
     tensorboard/       the HParams view of the runs (reporting/hparams.py)
 
 Every problem with the inputs or with ``out`` is found before anything is written (one ``ConfigError``).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -34,6 +36,7 @@ from reporting.environment import environment_markdown, version_warning
 from reporting.figures import (
     comparison_name,
     overview_name,
+    parse_formats,
     plot_ablation,
     plot_comparison,
     plot_fid,
@@ -74,9 +77,10 @@ def check_out_dir(out: str, runs: list[Run]) -> Path:
     return path
 
 
-def _figures(group: Group, stats: dict, figures: Path, written: list[Path]) -> str | None:
-    """The group's figures; returns the file name of its pooled-vs-per-class overview (None without subgroups)."""
-    drawn = plot_overview(group, stats, figures / overview_name(group), written)
+def _figures(group: Group, stats: dict, figures: Path, written: list[Path], formats: Sequence[str]) -> str | None:
+    """The group's figures in every one of ``formats`` (the sample sheets, raster images, as PNG only); returns the
+    file name of its pooled-vs-per-class overview PNG (None without subgroups)."""
+    drawn = plot_overview(group, stats, figures / overview_name(group), written, formats)
     overview = overview_name(group) if drawn is not None else None
     suffixes = {"pooled": "metrics", "per_class": "metrics_per_class", "cells": "metrics_cells"}
     for reading in reading_order(group.facts):  # the dataset's leading reading first
@@ -84,19 +88,23 @@ def _figures(group: Group, stats: dict, figures: Path, written: list[Path]) -> s
         present = [m for m in metrics if any(k[2] == m and v[2] for k, v in stats.items())]
         if [m for m in present if m != "acc"] or (present and reading == "pooled"):
             plot_metrics(group, stats, present, figures / f"{group.stem}__{suffixes[reading]}.png", written,
-                         reading=reading)
+                         reading=reading, formats=formats)
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     if n_ranks:
-        plot_ranked(group, stats, n_ranks, figures / f"{group.stem}__ranked_subgroups.png", written)
+        plot_ranked(group, stats, n_ranks, figures / f"{group.stem}__ranked_subgroups.png", written, formats)
     kinds = sorted({m.split(".", 1)[1] for (_, _, m) in stats if m.startswith("ablation_acc.")})
     if kinds:
-        plot_ablation(group, stats, kinds, figures / f"{group.stem}__ablation.png", written)
+        plot_ablation(group, stats, kinds, figures / f"{group.stem}__ablation.png", written, formats)
     stack_sample_sheets(group.runs[0], figures / f"{group.stem}__samples_seed{group.runs[0].seed}.png", written)
     return overview
 
 
-def report_main(run_dirs: list[str], out: str) -> None:
-    """Read the run directories (globs allowed), group seeds, and write the report into ``out``."""
+def report_main(run_dirs: list[str], out: str, formats: str | Sequence[str] = ("png",)) -> None:
+    """Read the run directories (globs allowed), group seeds, and write the report into ``out``, its figures in
+    every one of ``formats`` (``"png,pdf,svg"`` or a sequence of those names) and always as PNG, which summary.md
+    links."""
+    asked = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    formats = ("png", *(f for f in asked if f != "png"))
     paths = expand_run_dirs(run_dirs)
     runs = [load_run(p) for p in paths]  # every error surfaces before anything is written
     groups = group_runs(runs)
@@ -108,7 +116,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
         g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, leading_reading(g.facts))]
     compared = comparisons(groups)
     try:
-        written = _write(groups, stats_by_group, fids, conjecture, compared, out_dir)
+        written = _write(groups, stats_by_group, fids, conjecture, compared, out_dir, formats)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {out_dir} ({err.strerror or err}: {err.filename}); what was "
                           "written before the failure is incomplete") from err
@@ -130,7 +138,7 @@ def report_main(run_dirs: list[str], out: str) -> None:
 
 
 def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: list, compared: list,
-           out_dir: Path) -> list[Path]:
+           out_dir: Path, formats: Sequence[str]) -> list[Path]:
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -142,7 +150,7 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
                 out_dir / "comparisons.csv"]
     overview: dict[str, str] = {}
     for group in groups:
-        name = _figures(group, stats_by_group[group.name], figures, written)
+        name = _figures(group, stats_by_group[group.name], figures, written, formats)
         if name:
             overview[group.name] = name
     by_dataset: dict[str, list[Group]] = {}
@@ -150,13 +158,14 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
         by_dataset.setdefault(group.dataset, []).append(group)
     for dataset, members in by_dataset.items():
         if len(members) > 1:  # a sweep over regimes, a mitigation on and off, any grid: the groups side by side
-            plot_comparison(members, stats_by_group, figures / comparison_name(dataset), written)
+            plot_comparison(members, stats_by_group, figures / comparison_name(dataset), written, formats)
     if any(fids.values()):
-        plot_fid(groups, fids, figures / "fid.png", written)
-    sandbox = sandbox_section(groups, figures, written)  # known answers, for runs of the analytic sandbox
+        plot_fid(groups, fids, figures / "fid.png", written, formats)
+    sandbox = sandbox_section(groups, figures, written, formats)  # known answers, for runs of the analytic sandbox
+    # the summary links the PNGs (what a Markdown viewer shows); the PDF and SVG copies lie beside them
     text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture) + "\n"
                             + comparisons_markdown(compared),
-                            [p for p in written if p.parent == figures], overview) + sandbox
+                            [p for p in written if p.parent == figures and p.suffix == ".png"], overview) + sandbox
     text += "\n" + "\n".join(environment_markdown([run for group in groups for run in group.runs]))
     (out_dir / "summary.md").write_text(text)
     written.append(out_dir / "summary.md")

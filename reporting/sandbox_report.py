@@ -11,15 +11,20 @@ seeds; theory: dashed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from datamodules.gaussian_mixture import GaussianMixtureWorld
-from reporting.figures import _figure, _save, legend_below, short_labels
+from reporting.figures import _figure, _finish_axes, _save, legend_below, setting_labels
 from reporting.interval_coverage import interval_coverage
 from reporting.runs import Group
 from simulation.sandbox.theory import known_answers
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURE = "sandbox__known_answers.png"
 COVERAGE_GROUP = 3
@@ -73,31 +78,48 @@ def measured(group: Group) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def plot_known_answers(groups: list[Group], path: Path, written: list[Path]) -> None:
+#: the generator whose runs measure a quantity: the refitted Gaussian its variance, the mixture a minority share
+MEASURED_BY = {"fitted_variance_ratio": "gaussian", "minority_share": "mixture", "minority_share_variance": "mixture"}
+
+
+def has_quantity(group: Group, key: str) -> bool:
+    """Whether the group's runs measure ``key`` (its generator is ``MEASURED_BY[key]``); the closed form may still
+    be unknown for its regime (``theory``), and then the panel shows the measurement alone."""
+    return group.runs[0].config["sandbox"]["regime"].get("generator") == MEASURED_BY[key]
+
+
+def plot_known_answers(groups: list[Group], path: Path, written: list[Path],
+                       formats: Sequence[str] = ("png",)) -> Figure:
+    """One panel per quantity of ``PANELS``, a colour per group, measured (solid, ± 2 s.e.) beside theory (dashed)."""
     fig, axes = _figure(len(PANELS), width=4.6, height=3.4)
-    labels = short_labels(groups)
+    labels = setting_labels(groups)
     for ax, (key, ylabel, title) in zip(axes, PANELS):
+        generations: list[int] = []
+        theory_drawn = False
         for index, group in enumerate(groups):  # one colour per group in every panel
             answers = theory(group)
-            if key not in answers and not (key == "fitted_variance_ratio" and group.runs[0].config["sandbox"]
-                                           ["regime"].get("generator") == "gaussian"):
+            if not has_quantity(group, key):
                 continue
             value, error = measured(group)[key]
             x = np.arange(len(value))
+            generations = sorted({*generations, *x.tolist()})
             line, = ax.plot(x, value, marker="o", markersize=3, color=f"C{index}",
                             label=f"{labels[group.name]} (measured)")
             ax.fill_between(x, value - 2 * error, value + 2 * error, alpha=0.2, color=line.get_color())
             if key in answers:
+                theory_drawn = True
                 ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{labels[group.name]} (theory)")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("generation")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
+        _finish_axes(ax, title, ylabel, generations, key, bool(generations),
+                     f"no run with the {MEASURED_BY[key]} generator among these")
+        if generations and not theory_drawn:
+            ax.text(0.98, 0.03, "no closed form for these regimes: measured only", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, color="0.35")
     legend_below(fig, axes, fontsize=7, max_cols=4)
     seeds = sorted({len(g.runs) for g in groups})
     fig.suptitle(f"analytic sandbox: measured (band ± 2 s.e. over {'/'.join(map(str, seeds))} seeds) vs theory "
                  "(dashed)")
-    _save(fig, path, written)
+    _save(fig, path, written, formats)
+    return fig
 
 
 def _true_ratios(answers: dict, key: str) -> np.ndarray | None:
@@ -135,10 +157,12 @@ def sandbox_markdown(groups: list[Group]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sandbox_section(groups: list[Group], figures: Path, written: list[Path]) -> str:
-    """Draw the figure and return the summary section; "" when no group is a sandbox run."""
+def sandbox_section(groups: list[Group], figures: Path, written: list[Path],
+                    formats: Sequence[str] = ("png",)) -> str:
+    """Draw the figure (in every one of ``formats``) and return the summary section; "" when no group is a sandbox
+    run."""
     chosen = [g for g in groups if is_sandbox(g) and len(g.runs) >= 2]
     if not chosen:
         return ""
-    plot_known_answers(chosen, figures / FIGURE, written)
+    plot_known_answers(chosen, figures / FIGURE, written, formats)
     return "\n" + sandbox_markdown(chosen)

@@ -33,7 +33,6 @@ from common.distributed import is_rank_zero
 from common.errors import ConfigError
 from common.io import atomic_write_text
 from common.logs import get_logger
-from simulation.checkpoint_io import readable_checkpoint
 
 STATE_VERSION = 2
 
@@ -111,6 +110,8 @@ class RunDirectory:
         A checkpoint that cannot be read (truncated by a full disk or a copy cut short) is reported with its path and
         set aside as ``<name>.corrupt`` (by rank 0), so the stage restarts from the previous good one, or from scratch.
         """
+        from simulation.checkpoint_io import readable_checkpoint  # Lightning's checkpoint IO: not for the report
+
         candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
         existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
         for path in existing:

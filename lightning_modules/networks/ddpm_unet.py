@@ -11,7 +11,10 @@ so an image side must be divisible by ``2 ** (levels - 1)``: 32x32 takes up to 6
 
 from __future__ import annotations
 
-from diffusers import UNet2DModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # diffusers is imported when a UNet is built: `cli.py fit --help` lists this generator without it
+    from diffusers import UNet2DModel
 
 
 def max_levels(side: int) -> int:
@@ -47,6 +50,8 @@ def build_unet(
     if any(int(c) % norm_num_groups for c in block_out_channels):
         raise ValueError(f"every block_out_channels entry must be divisible by norm_num_groups={norm_num_groups}")
     # level 1 (or level 0 of a one-level net) gets attention; the highest resolution never does (it is costly)
+    from diffusers import UNet2DModel
+
     attention_level = min(1, levels - 1) if attention else -1
     down = tuple("AttnDownBlock2D" if i == attention_level else "DownBlock2D" for i in range(levels))
     up = tuple("AttnUpBlock2D" if i == attention_level else "UpBlock2D" for i in reversed(range(levels)))

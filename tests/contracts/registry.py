@@ -36,7 +36,7 @@ from lightning_modules.dcgan import ConditionalDCGAN
 from lightning_modules.ddpm import ConditionalDDPM
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
-from metrics import ablation, block_statistics, fairness, fid
+from metrics import ablation, block_statistics, fairness, fid, subgroup_fairness_metric
 from tests.fakes.breeds import write_fake_imagenet_living17
 from tests.fakes.cifar100 import write_fake_cifar100
 from tests.fakes.hard_imagenet import write_fake_hard_imagenet
@@ -202,7 +202,7 @@ def _fairness_function():
 
 
 def _fairness_metric():
-    metric = fairness.SubgroupFairness(2, 3)
+    metric = subgroup_fairness_metric.SubgroupFairness(2, 3)
     preds, target, groups = _hand_worked_batch()
     metric.update(preds[:7], target[:7], groups[:7])  # two batches, as a test epoch feeds it
     metric.update(preds[7:], target[7:], groups[7:])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from common.errors import ConfigError
-from metrics.fairness import SubgroupFairness, metrics_from_counts, reading_metrics, subgroup_metrics
+from metrics.fairness import metrics_from_counts, reading_metrics, subgroup_metrics
+from metrics.subgroup_fairness_metric import SubgroupFairness
 
 SCALARS = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class")
 

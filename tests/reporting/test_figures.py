@@ -1,24 +1,47 @@
 """The report's figures: labelled axes, how many seeds they show, the FID's features, and the overview that puts
-pooled next to per-class fairness (values read back from the drawn lines)."""
+pooled next to per-class fairness (values read back from the drawn lines); paper-ready: fixed ranges for bounded
+measures, a minimum span for others, no offset labels, integer generation ticks, "n/a" panels, PNG at 200 dpi and
+PDF/SVG copies, legends that name every setting that differs; the sandbox figure included."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from common.errors import ConfigError
 from reporting.figures import (
     MAX_COLS,
+    MIN_SPAN_FRACTION,
+    PNG_DPI,
+    parse_formats,
     plot_ablation,
     plot_comparison,
     plot_fid,
     plot_metrics,
     plot_overview,
     plot_ranked,
-    short_labels,
+    setting_labels,
 )
 from reporting.runs import group_runs, load_run
+from reporting.sandbox_report import plot_known_answers
 from reporting.statistics import aggregate, fid_by_generation
+from simulation.sandbox.sweep import load_config, run_sandbox
 from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_SANDBOX = ROOT / "tests" / "configs" / "sandbox" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def sandbox_groups(tmp_path_factory):
+    """The tiny sandbox sweep's groups (3 seeds x 3 generations of a Gaussian and a mixture regime), as run by
+    ``cli.py sandbox``."""
+    out = tmp_path_factory.mktemp("sandbox")
+    run_sandbox(load_config(str(TINY_SANDBOX), str(out), None))
+    return group_runs([load_run(p) for p in sorted(out.glob("*/seed_*"))])
 
 
 def load_groups(paths):
@@ -145,7 +168,7 @@ def layout_problems(fig) -> list[str]:
     return problems
 
 
-def test_no_legend_covers_a_panel_and_every_figure_keeps_a_readable_shape(tmp_path):
+def test_no_legend_covers_a_panel_and_every_figure_keeps_a_readable_shape(tmp_path, sandbox_groups):
     paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
     groups, stats = load_groups(paths)
     group = groups[0]
@@ -155,7 +178,8 @@ def test_no_legend_covers_a_panel_and_every_figure_keeps_a_readable_shape(tmp_pa
                "overview": plot_overview(group, stats[group.name], tmp_path / "o.png", []),
                "comparison": plot_comparison(groups, stats, tmp_path / "c.png", []),
                "ablation": plot_ablation(group, stats[group.name], ["a", "b", "c"], tmp_path / "a.png", []),
-               "fid": plot_fid(groups, {g.name: fid_by_generation(g) for g in groups}, tmp_path / "f.png", [])}
+               "fid": plot_fid(groups, {g.name: fid_by_generation(g) for g in groups}, tmp_path / "f.png", []),
+               "sandbox": plot_known_answers(sandbox_groups, tmp_path / "s.png", [])}
     for name, fig in figures.items():
         assert layout_problems(fig) == [], name
         assert fig.legends and all(ax.get_legend() is None for ax in visible_axes(fig)), name  # one, outside
@@ -179,24 +203,51 @@ def test_the_layout_check_sees_a_legend_over_a_panel_and_a_strip_of_panels(tmp_p
 def test_group_labels_keep_only_the_settings_that_differ(tmp_path):
     paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
     groups, _ = load_groups(paths)
-    assert sorted(short_labels(groups).values()) == ["synthetic_share=0.25", "synthetic_share=0.5"]
-    assert short_labels(groups[:1]) == {groups[0].name: groups[0].name}  # nothing to tell apart: the name
+    assert sorted(setting_labels(groups).values()) == ["synthetic_share=0.25", "synthetic_share=0.5"]
+    assert setting_labels(groups[:1]) == {groups[0].name: groups[0].name}  # nothing to tell apart: the name
 
 
-def test_the_fewest_settings_that_tell_the_groups_apart_label_them():
+def test_every_setting_that_differs_labels_the_groups():
     from reporting.runs import Group
 
     def group(name, **differing):
         return Group(key=name, runs=[], name=name, differing={k: f'"{v}"' for k, v in differing.items()})
 
-    # the sandbox's regimes: a unique name beside settings that only together tell them apart
+    # the sandbox's regimes: a unique name beside the settings it stands for: all of them are named (a reader of the
+    # legend should not have to know that "mixture_real" means p = 0.5)
     groups = [group("a", **{"sandbox.name": "gaussian_replace", "regime.generator": "gaussian", "data.p": "1.0"}),
               group("b", **{"sandbox.name": "mixture_replace", "regime.generator": "mixture", "data.p": "1.0"}),
               group("c", **{"sandbox.name": "mixture_real", "regime.generator": "mixture", "data.p": "0.5"})]
-    assert short_labels(groups) == {"a": "name=gaussian_replace", "b": "name=mixture_replace", "c": "name=mixture_real"}
+    assert setting_labels(groups) == {"a": "p=1.0, generator=gaussian, name=gaussian_replace",
+                                      "b": "p=1.0, generator=mixture, name=mixture_replace",
+                                      "c": "p=0.5, generator=mixture, name=mixture_real"}
+    # compared among themselves, a and b differ in two settings only: p is not named
+    assert setting_labels(groups[:2])["a"] == "generator=gaussian, name=gaussian_replace"
     grid = [group(f"{p}{s}", **{"data.stack_policy": p, "data.synthetic_share": s})
             for p in ("fifo", "replace") for s in ("0.25", "0.5")]
-    assert short_labels(grid)["fifo0.25"] == "stack_policy=fifo, synthetic_share=0.25"  # both needed, both shown
+    assert setting_labels(grid)["fifo0.25"] == "stack_policy=fifo, synthetic_share=0.25"
+    # two differing keys that end alike keep their whole key
+    clash = [group(f"g{k}", **{"data.p": str(k), "sandbox.regime.p": str(k + 1)}) for k in (1, 2)]
+    assert setting_labels(clash)["g1"] == "data.p=1, sandbox.regime.p=2"
+
+
+def test_a_comparison_legend_names_all_four_settings_that_differ(tmp_path):
+    """The issue's case: groups differing in four settings, each labelled by all four (not by the one setting that
+    would tell them apart)."""
+    paths = []
+    for k, (policy, share, stack, epochs) in enumerate([("fifo", 0.5, 3, 1), ("replace", 0.25, 1, 2)]):
+        for seed in (0, 1):
+            path = make_run(tmp_path / f"regime{k}" / f"seed_{seed}", seed, share=share)
+            config = yaml.safe_load((path / "config.yaml").read_text())
+            config["data"]["stack_policy"] = policy
+            config["loop"].update(stack_generations=stack, generator_epochs=epochs)
+            (path / "config.yaml").write_text(yaml.safe_dump(config))
+            paths.append(path)
+    groups, stats = load_groups(paths)
+    fig = plot_comparison(groups, stats, tmp_path / "c.png", [])
+    assert sorted(text.get_text() for text in fig.legends[0].get_texts()) == [
+        "stack_policy=fifo, synthetic_share=0.5, generator_epochs=1, stack_generations=3 (2 seeds)",
+        "stack_policy=replace, synthetic_share=0.25, generator_epochs=2, stack_generations=1 (2 seeds)"]
 
 
 def test_a_long_legend_wraps_into_the_figure(tmp_path):
@@ -212,3 +263,117 @@ def test_a_long_legend_wraps_into_the_figure(tmp_path):
         ax.plot([0, 1], [0, k], label=f"generator=mixture, name=regime_{k}, stack_policy=replace, synthetic_share=1.0")
     legend_below(fig, axes, max_cols=4)
     assert layout_problems(fig) == []
+
+
+def all_figures(tmp_path, sandbox_groups) -> dict:
+    paths = [*three_seeds(tmp_path / "fifo"), *three_seeds(tmp_path / "replace", share=0.25)]
+    groups, stats = load_groups(paths)
+    group = groups[0]
+    return {"metrics": plot_metrics(group, stats[group.name], ["acc", "meo", "di", "md", "meo_eq2"],
+                                    tmp_path / "m.png", []),
+            "ranked": plot_ranked(group, stats[group.name], 3, tmp_path / "r.png", []),
+            "overview": plot_overview(group, stats[group.name], tmp_path / "o.png", []),
+            "comparison": plot_comparison(groups, stats, tmp_path / "c.png", []),
+            "ablation": plot_ablation(group, stats[group.name], ["mask", "box"], tmp_path / "a.png", []),
+            "fid": plot_fid(groups, {g.name: fid_by_generation(g) for g in groups}, tmp_path / "f.png", []),
+            "sandbox": plot_known_answers(sandbox_groups, tmp_path / "s.png", [])}
+
+
+def test_generations_are_integer_ticks_and_no_tick_label_carries_an_offset(tmp_path, sandbox_groups):
+    """Every panel of every figure (the sandbox's too): ticks at whole generations only, and the y tick labels are
+    plain numbers (no ``1e-8+5.11409e-2`` offset, no scientific factor)."""
+    for name, fig in all_figures(tmp_path, sandbox_groups).items():
+        fig.canvas.draw()
+        for ax in visible_axes(fig):
+            ticks = ax.get_xticks()
+            assert len(ticks) and np.array_equal(ticks, np.round(ticks)), (name, ax.get_title(), ticks)
+            assert ax.yaxis.get_offset_text().get_text() == "", (name, ax.get_title())
+            for label in ax.get_yticklabels():
+                float(label.get_text().replace("\N{MINUS SIGN}", "-"))  # a plain number
+
+
+def test_bounded_measures_use_their_fixed_range(tmp_path, sandbox_groups):
+    figures = all_figures(tmp_path, sandbox_groups)
+    limits = {ax.get_title(): ax.get_ylim() for ax in visible_axes(figures["metrics"])}
+    assert limits["accuracy"] == limits["MEO"] == limits["DI"] == limits["MD"] == (0.0, 1.0)
+    assert limits["MEO eq. 2 as printed"] == (-1.0, 1.0)  # 1 - 2 x the mean gap
+    (fid,) = visible_axes(figures["fid"])  # no fixed range: the data's (100-122 here), wider than a fifth of it
+    assert fid.get_ylim()[0] <= 100 and fid.get_ylim()[1] >= 122 and fid.get_ylim()[1] < 200
+    for name in ("ranked", "overview", "comparison", "ablation"):
+        for ax in visible_axes(figures[name]):
+            assert ax.get_ylim() == (0.0, 1.0), (name, ax.get_title())
+    sandbox = {ax.get_title(): ax.get_ylim() for ax in visible_axes(figures["sandbox"])}
+    assert sandbox["mixture: minority share, mean over seeds"] == (0.0, 1.0)
+
+
+def test_a_nearly_constant_measure_spans_a_fifth_of_its_magnitude_around_its_value():
+    """The issue's FID: 51.140940 and 51.140941 drawn on an auto-scaled axis fill the panel with a 1e-6 'cliff' and an
+    offset label; here they sit in the middle of 51.14 ± 5.11 with plain tick labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from reporting.figures import scale_y
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([1, 2], [51.140940, 51.140941])
+    scale_y(ax, None)
+    low, high = ax.get_ylim()
+    assert (low + high) / 2 == pytest.approx(51.1409405, abs=1e-6)
+    assert high - low == pytest.approx(MIN_SPAN_FRACTION * 51.140941, rel=1e-4)  # 0.2 x the largest magnitude
+    assert high - low == pytest.approx(10.2282, rel=1e-3)
+    fig.canvas.draw()
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    wide = Figure().subplots()
+    wide.plot([0, 1], [10.0, 60.0])
+    scale_y(wide, None)
+    assert wide.get_ylim()[0] <= 10.0 and wide.get_ylim()[1] >= 60.0  # a wide range is left as the data draw it
+    assert wide.get_ylim()[1] - wide.get_ylim()[0] < 60.0
+
+
+def test_a_panel_without_data_says_n_a_and_why(tmp_path, sandbox_groups):
+    (group,), stats = load_groups(three_seeds(tmp_path / "runs"))
+    fig = plot_ablation(group, stats[group.name], ["mask", "occlusion"], tmp_path / "a.png", [])
+    panels = {ax.get_title(): ax for ax in visible_axes(fig)}
+    empty, drawn = panels["accuracy, occlusion"], panels["accuracy, mask"]
+    assert not empty.get_lines() and [t.get_text() for t in empty.texts] == ["n/a\nnot recorded by these runs"]
+    assert empty.get_xlabel() == "generation" and empty.get_ylabel() == "accuracy"  # still labelled
+    assert drawn.get_lines() and not drawn.texts
+    gaussian_only = [g for g in sandbox_groups if g.name == "gaussian_replace"]
+    fig = plot_known_answers(gaussian_only, tmp_path / "s.png", [])
+    texts = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in visible_axes(fig)}
+    assert texts["mixture: minority share, mean over seeds"] == [
+        "n/a\nno run with the mixture generator among these"]
+    assert texts["ML Gaussian: variance collapse"] == []
+    # the mixture's variance across seeds has no closed form under fifo with 3 blocks: measured alone, and said so
+    fig = plot_known_answers(sandbox_groups, tmp_path / "s.png", [])
+    variance = next(ax for ax in visible_axes(fig) if ax.get_title().endswith("variance over seeds"))
+    assert len(variance.get_lines()) == 1
+    assert [t.get_text() for t in variance.texts] == ["no closed form for these regimes: measured only"]
+
+
+def test_figures_are_written_in_every_format_asked_png_at_200_dpi(tmp_path):
+    from PIL import Image
+
+    (group,), stats = load_groups(three_seeds(tmp_path / "runs"))
+    written = []
+    fig = plot_metrics(group, stats[group.name], ["acc", "meo"], tmp_path / "m.png", written,
+                       formats=("png", "pdf", "svg"))
+    assert written == [tmp_path / "m.png", tmp_path / "m.pdf", tmp_path / "m.svg"]
+    assert PNG_DPI >= 200
+    with Image.open(tmp_path / "m.png") as png:
+        assert png.info["dpi"] == pytest.approx((PNG_DPI, PNG_DPI), abs=0.01)
+        assert png.width == round(fig.get_figwidth() * PNG_DPI)
+    assert (tmp_path / "m.pdf").read_bytes()[:5] == b"%PDF-"
+    svg = (tmp_path / "m.svg").read_text()
+    assert "<svg" in svg and "<image" not in svg  # vector: the curves are paths, not an embedded raster
+
+
+def test_formats_are_parsed_once_each_and_an_unknown_one_is_named():
+    assert parse_formats("png, PDF,svg,pdf") == ("png", "pdf", "svg")
+    assert parse_formats(".svg") == ("svg",)
+    with pytest.raises(ConfigError, match=r"--formats 'png,tiff': unknown format tiff; choose from png, pdf, svg"):
+        parse_formats("png,tiff")
+    with pytest.raises(ConfigError, match="no format"):
+        parse_formats(" , ")

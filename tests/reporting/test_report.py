@@ -227,3 +227,32 @@ def test_an_infinite_di_eq3_is_counted_not_dropped(tmp_path):
     assert (1, "di_eq3:infinite_seeds") not in stats
     summary = (out / "summary.md").read_text()
     assert "| -inf (1 of 3 seeds) | 3 |" in summary
+
+
+def test_report_formats_writes_every_plot_as_png_pdf_and_svg_and_refuses_an_unknown_one(tmp_path):
+    """``cli.py report --formats pdf,svg`` end to end: each plot in the three formats (PNG always: summary.md links
+    it), the stacked sample sheet (a raster image) as PNG only; ``--formats png,eps`` is one line, exit 2, nothing
+    written."""
+    from tests.in_process import run_cli_here
+
+    three_seeds(tmp_path / "runs")
+    out = tmp_path / "report"
+    proc = run_cli_here("report", str(tmp_path / "runs" / "*" / "seed_*"), "--out", str(out), "--formats", "pdf,svg")
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(p.name for p in (out / "figures").iterdir())
+    plots = ["fid", "mnist_biased__ablation", "mnist_biased__metrics", "mnist_biased__metrics_cells",
+             "mnist_biased__metrics_per_class", "mnist_biased__overview", "mnist_biased__ranked_subgroups"]
+    assert files == sorted([*(f"{p}.{ext}" for p in plots for ext in ("png", "pdf", "svg")),
+                            "mnist_biased__samples_seed0.png"])
+    assert (out / "figures" / "fid.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "<svg" in (out / "figures" / "fid.svg").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "(figures/fid.png)" in summary and ".pdf)" not in summary and ".svg)" not in summary
+
+    refused = tmp_path / "refused"
+    proc = run_cli_here("report", str(tmp_path / "runs" / "*" / "seed_*"), "--out", str(refused),
+                        "--formats", "png,eps")
+    assert proc.returncode == 2 and not refused.exists()
+    assert proc.stderr.strip().splitlines() == [
+        "error: --formats 'png,eps': unknown format eps; choose from png, pdf, svg, comma-separated "
+        "(e.g. --formats png,pdf)"]
