@@ -9,7 +9,7 @@
 #   EPOCHS=3 GENERATOR_EPOCHS=2   epochs per model in the check (the projection scales to the configs' epochs)
 #   DATA=data               where MNIST/raw and cifar-100-python are; when missing, full-size stand-ins are built in
 #                           TIMING_DATA (default /tmp/genbias_timing_data): speed is real, accuracies are not
-#   PAPER_WEIGHTS=1         keep the CLIP filter and the Inception FID (needs their local weights, README); by default
+#   PAPER_WEIGHTS=1         keep the CLIP filter and the Inception FID (needs their local weights, docs/datasets.md); by default
 #                           the MC-dropout filter and the classifier FID stand in for them
 set -euo pipefail
 cd "$(dirname "$0")/.."

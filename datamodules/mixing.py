@@ -1,4 +1,4 @@
-"""Real + synthetic mixing at synthetic share p (README "How the loop is defined") as a dataset and an epoch sampler.
+"""Real + synthetic mixing at synthetic share p (docs/loop.md, Mix ratio p) as a dataset and an epoch sampler.
 
 An epoch visits every real training sample once plus ``min(round(p / (1 - p) * N_real), stack size)`` synthetic
 samples drawn uniformly from the stack without replacement: no generated image is seen twice in an epoch, and while

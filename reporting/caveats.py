@@ -20,7 +20,7 @@ OVERVIEW_SUFFIX = "overview"
 #: analytic sandbox's 100 seeds only (configs/sandbox/gaussian_mixture.yaml, groups of consecutive seeds;
 #: reporting/interval_coverage.py): printed for sandbox groups, the runs it was measured on
 MEASURED_COVERAGE = ("3 seeds covered it in 71-80% of cases, from 5 seeds 81-89%, from 10 seeds 89-97% "
-                     "(README, Analytic sandbox)")
+                     "(docs/beyond-the-paper.md#analytic-sandbox-checking-the-loop-against-theory)")
 #: the MEO metric of each fairness reading, and the reading a leading one is checked against
 READING_MEO = {"pooled": "meo", "per_class": "meo_class", "cells": "meo_cells"}
 CHECKED_AGAINST = {"pooled": "per_class", "cells": "per_class", "per_class": "pooled"}

@@ -133,9 +133,11 @@ def _true_ratios(answers: dict, key: str) -> np.ndarray | None:
 def sandbox_markdown(groups: list[Group]) -> str:
     """The summary's section: measured vs theory at the last generation, and the intervals' coverage."""
     lines = ["## Known answers (analytic sandbox)", "",
-             "Measured across seeds at the last generation beside the closed form (README, Analytic sandbox); "
-             f"the figure is `figures/{FIGURE}`. Coverage: the share of the report's 95% bootstrap intervals of A_t "
-             f"(section 5), each from a group of {COVERAGE_GROUP} seeds of these runs, that contain the true A_t.", "",
+             "Measured across seeds at the last generation beside the closed form "
+             "(docs/beyond-the-paper.md#analytic-sandbox-checking-the-loop-against-theory); "
+             f"the figure is `figures/{FIGURE}`. Coverage: the share of the 95% percentile-bootstrap intervals of A_t "
+             f"(section 5) that the report used before its t intervals, each from a group of {COVERAGE_GROUP} seeds "
+             "of these runs, that contain the true A_t.", "",
              "| group | quantity | generation | measured (± s.e.) | theory | 95% intervals from 3 seeds covering "
              "the true A_t |", "|---|---|---|---|---|---|"]
     for group in groups:

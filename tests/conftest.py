@@ -4,7 +4,7 @@ The suite runs on as many pytest-xdist workers as there are cores (at most ``MAX
 one process). Under xdist:
 - each worker and every process it starts gets its share of the cores as torch threads (two 2-thread processes on 2
   cores spin against each other, ~4x slower); a run and its resume in one test always see the same thread count, so
-  results that must be equal stay equal (they are reproducible for a given thread count, see the README);
+  results that must be equal stay equal (they are reproducible for a given thread count, see docs/loop.md, Seeds);
 - the tests of a module with a module-scoped fixture (a finished run, fake assets) run on one worker, so it is built
   once, and all SLURM tests run on one worker (the local cluster has 2 CPUs: two workers' jobs would queue); every
   other test is handed out on its own;

@@ -48,7 +48,7 @@ class Regime:
     stack_policy: str = "replace"
     synthetic_share: float = 1.0
     stack_generations: int = 3
-    samples_per_generation: int | None = None  # None: the real training set's size (the README's rule for S)
+    samples_per_generation: int | None = None  # None: the real training set's size (block_size below)
 
     def block_size(self, world: GaussianMixtureWorld) -> int:
         return int(self.samples_per_generation or world.num_classes * world.n_train_per_class)

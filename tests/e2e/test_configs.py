@@ -157,7 +157,7 @@ def test_impossible_hardware_is_reported_with_the_fix(tmp_path, capsys):
 @pytest.mark.parametrize("name, real_train", [("celeba_blond.yaml", 162_770), ("waterbirds.yaml", 4_795),
                                               ("fairface.yaml", 86_744 - round(0.1 * 86_744))])
 def test_the_table_configs_fill_the_stack_to_p_and_name_their_classes_alike(name, real_train, capsys):
-    """S by the README's rule (3 kept blocks cover the real training set, not more than needed), the generator's
+    """S by the rule of docs/loop.md (3 kept blocks cover the real training set, not more than needed), the generator's
     class names equal the source's, and u_t has the learned oracle."""
     import math
 

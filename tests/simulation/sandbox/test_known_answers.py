@@ -1,4 +1,5 @@
-"""The sandbox reproduces the closed-form answers (README "Analytic sandbox"); each test would fail under a wrong
+"""The sandbox reproduces the closed-form answers
+(docs/beyond-the-paper.md#analytic-sandbox-checking-the-loop-against-theory); each test would fail under a wrong
 sign, a constant, or a missing real-data mix."""
 
 from __future__ import annotations
