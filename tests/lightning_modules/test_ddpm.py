@@ -240,8 +240,12 @@ def test_bad_arguments_raise_config_error_naming_the_field_and_the_fix(overrides
 
 def test_a_short_fit_learns_the_class_colours_and_guidance_sharpens_them():
     """End to end through the DDIM sampler: 4 classes of flat colour squares. After 300 steps guided samples have
-    their class's colour (an untrained net: mean colour error ~97/255, nearest-colour accuracy ~0.3; measured after
-    training over seeds 0-3: guided error 53-61 and accuracy >= 0.875, unguided error 72-76)."""
+    their class's colour. Measured on 64 samples (2026-12-07, one thread, 2-core AMD EPYC; seeds 0, 1, 2, 4, 5, 9 of
+    training): an untrained net's mean colour error is 98-101/255 and its nearest-colour accuracy 0.11-0.36; after
+    training, guided error 58-75 and accuracy 0.83-0.94, unguided error 78-87 (10-22 above the guided one). 300 steps
+    of training amplify every float rounding, so another CPU or thread count lands elsewhere in that spread: the
+    bounds sit halfway between the untrained and the trained ranges, not at seed 0's value (16 samples and bounds of
+    70 / 0.75 failed on 2 of those 6 seeds)."""
     colours = torch.tensor([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30]], dtype=torch.float)
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(256) % CLASSES
@@ -256,15 +260,15 @@ def test_a_short_fit_learns_the_class_colours_and_guidance_sharpens_them():
         guidance_scale=3.0,
     )
     trainer(max_steps=300).fit(model, DataLoader(data, batch_size=32, shuffle=True))
-    wanted = torch.arange(16) % CLASSES
+    wanted = torch.arange(64) % CLASSES
 
     def colour_error_and_accuracy(guidance_scale: float) -> tuple[float, float]:
         model.guidance_scale = guidance_scale
-        means = model.generate(wanted, torch.arange(16), 0).float().mean((2, 3))
+        means = model.generate(wanted, torch.arange(64), 0).float().mean((2, 3))
         error = (means - colours[wanted]).abs().mean().item()
         return error, (torch.cdist(means, colours).argmin(1) == wanted).float().mean().item()
 
     guided_error, guided_accuracy = colour_error_and_accuracy(3.0)
     plain_error, _ = colour_error_and_accuracy(1.0)
-    assert guided_error < 70 and guided_accuracy >= 0.75, (guided_error, guided_accuracy)
+    assert guided_error < 85 and guided_accuracy >= 0.6, (guided_error, guided_accuracy)
     assert guided_error < plain_error
