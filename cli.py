@@ -461,6 +461,9 @@ def main(args: list[str] | None = None) -> int:
         code = commands_without_lightning(argv)
         if code is not None:
             return code
+        from common.environment import start_launch
+
+        start_launch()
         with stop_on_sigterm():
             SimulationCLI(args=args)
     except ConfigError as err:

@@ -35,6 +35,14 @@ _WEIGHT_FILES: dict[str, tuple[str, int, int]] = {}
 _command_line: list[str] | None = None
 
 
+def start_launch() -> None:
+    """Forget what an earlier launch in this process noted (``cli.main`` can run several times in one process, as the
+    tests do): a stage's record names the files of its own launch, not those of a launch before it."""
+    global _command_line
+    _command_line = None
+    _WEIGHT_FILES.clear()
+
+
 def note_command_line(argv: list[str]) -> None:
     """The command this process runs (``cli.main`` notes ``cli.py ARGS``; without it, ``sys.argv``)."""
     global _command_line

@@ -105,3 +105,18 @@ def test_a_weight_file_is_hashed_once_however_many_stages_record_it(tmp_path):
     note_weight_file(weights, "a test file")
     record = next(r for r in loaded_weight_files() if r["path"] == str(weights.resolve()))
     assert file_sha256.cache_info().misses == misses + 1 and record["bytes"] == 2048
+
+
+def test_a_new_launch_in_the_same_process_starts_with_no_weight_files_and_no_command(tmp_path):
+    """cli.main can run several times in one process (the tests' in-process runs): each launch's records name the
+    files it loaded, not those of a launch before it."""
+    import cli
+    from common.environment import command_line, loaded_weight_files, note_command_line, note_weight_file
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"\x00" * 16)
+    note_weight_file(weights, "an earlier launch's file")
+    note_command_line(["cli.py", "fit", "--earlier"])
+    assert cli.main(["fit", "--config", "does-not-exist.yaml"]) == 2  # a launch that stops at its config
+    assert str(weights.resolve()) not in {r["path"] for r in loaded_weight_files()}
+    assert "--earlier" not in command_line()
