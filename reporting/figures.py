@@ -41,7 +41,7 @@ OVERVIEW_PANELS = [
 ]
 LINE_STYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted"}
 SHEET_LABEL_FONT_SIZE = 18
-#: at most this many panels a row: a figure stays readable at the README's width (one row of 5 was 6:1)
+#: at most this many panels a row: a figure stays readable at a page's width (one row of 5 was 6:1)
 MAX_COLS = 3
 #: inches under the panels for the figure's legend (``legend_below``)
 LEGEND_HEIGHT = 0.7
@@ -236,7 +236,7 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path],
     panels = [p for p in OVERVIEW_PANELS if any(recorded(m) for m, _, _ in p[2])]
     if not any(recorded(m) for p in panels for m, _, _ in p[2][1:]):
         return None  # nothing per class or per subgroup (Hard ImageNet): the metrics figure says it all
-    fig, axes = _figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at README width
+    fig, axes = _figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at a page's width
     colors = [f"C{k}" for k in range(len(group.classifiers))]
     for ax, (title, ylabel, lines) in zip(axes, panels):
         drawn = [(m, text, style) for m, text, style in lines if recorded(m)]
