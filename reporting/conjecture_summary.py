@@ -183,7 +183,8 @@ def conjecture_rows(results: list[ClassifierConjecture]) -> list[dict]:
                     "c2_ci_high": intervals["u"][1], "c1_over_c0": f.c1_over_c0, "c2_over_c0": f.c2_over_c0,
                     "f_pvalue": f.f_pvalue, "equation6_conclusion": f.evidence_text(), "n_obs": f.n_obs,
                     "rank": f.rank, "rmse": f.rmse, "terms": " + ".join(f.terms),
-                    "note": "; ".join([*f.notes, "t intervals over seeds only"])})
+                    "note": "; ".join([*f.notes, "A_t and endpoint intervals: t over seeds; c0, c1, c2: OLS t over "
+                                                    "transitions, conditional on the seeds run"])})
     return out
 
 

@@ -374,6 +374,14 @@ def group_runs(runs: list[Run]) -> list[Group]:
                 raise ConfigError(f"{first.path} and {run.path} are the same experiment with the same seed "
                                   f"{run.seed}: averaging them would double-count it; pass only one of them{hint}")
             by_seed[run.seed] = run
+        data_seeds = [run.data_seed for run in group.runs]
+        fixed = len(set(map(str, data_seeds))) == 1
+        following = all(str(run.data_seed) == str(run.seed) for run in group.runs)
+        if not (fixed or following):
+            listing = ", ".join(f"{run.path} (seed {run.seed}, data seed {run.data_seed})" for run in group.runs)
+            raise ConfigError(f"runs of one experiment mix data-seed settings ({listing}): a group's runs share one "
+                              "data seed, or each run's data seed equals its --seed_everything; report each setting "
+                              "separately")
         sizes = {len(row.get("acc_rank") or []) for row in group.rows}
         if len(sizes) > 1:
             raise ConfigError(f"runs of one group report different numbers of subgroups {sorted(sizes)} "

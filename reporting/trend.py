@@ -35,16 +35,16 @@ FIRST_SEARCH = 100
 def per_seed_slopes(values: np.ndarray, generations: np.ndarray, log: bool = True) -> np.ndarray:
     """Least-squares slope of each seed's values (of log values with ``log``) on the generation index.
 
-    ``values`` is (..., seeds, generations) with NaN for a missing value; a seed with fewer than 2 values, or (with
-    ``log``) a value <= 0, has a NaN slope. Returns (..., seeds).
+    ``values`` is (..., seeds, generations) with NaN for a missing value; with ``log`` a value <= 0 (no log) counts
+    as missing too, so a seed whose bias touches 0 once keeps the slope of its other generations rather than leaving
+    the group (the seeds whose bias falls fastest are the ones that reach 0). A seed with fewer than 2 values has a
+    NaN slope. Returns (..., seeds).
     """
     values = np.asarray(values, dtype=float)
     x = np.broadcast_to(np.asarray(generations, dtype=float), values.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = np.log(np.where(values > 0, values, np.nan)) if log else values.copy()
-        if log:
-            y = np.where(np.isfinite(values) & (values <= 0), np.inf, y)  # 0 or negative: no log, poison the seed
-        present = np.isfinite(values)
+        present = np.isfinite(y)
         count = present.sum(-1)
         x_mean = np.where(present, x, 0.0).sum(-1) / np.maximum(count, 1)
         y_filled = np.where(present, y, 0.0)
@@ -108,11 +108,10 @@ GROWS, SHRINKS, STABLE, UNDETERMINED = 1, -1, 0, 2
 
 def trend_verdict(summary: TSummary, band: float = STABLE_BAND, alpha: float = ALPHA) -> np.ndarray:
     """GROWS / SHRINKS where the t-test rejects "no trend" at ``alpha``; STABLE where it does not and the interval of
-    the per-generation change lies within +-``band`` (a change that large is ruled out); UNDETERMINED otherwise
-    (too few seeds, or too much spread, to tell a real change from none)."""
-    limit = math.log1p(band)
+    the per-generation change lies within [-``band``, +``band``] (a change that large either way is ruled out);
+    UNDETERMINED otherwise (too few seeds, or too much spread, to tell a real change from none)."""
     significant = summary.p_value < alpha
-    narrow = (summary.low > -limit) & (summary.high < limit)
+    narrow = (summary.low > math.log1p(-band)) & (summary.high < math.log1p(band))
     code = np.where(significant, np.where(summary.mean > 0, GROWS, SHRINKS), np.where(narrow, STABLE, UNDETERMINED))
     return np.where(np.isfinite(summary.p_value), code, UNDETERMINED)
 
@@ -157,6 +156,7 @@ class Trend:
     summary: TSummary
     verdict_code: int
     needed: dict[float, int | None]
+    non_positive: int = 0  # values B_t <= 0 left out of their seed's slope (log B_t undefined)
 
     @property
     def change(self) -> tuple[float, float, float]:
@@ -175,7 +175,7 @@ class Trend:
         if self.verdict_code == SHRINKS:
             return "bias reduced"
         if self.verdict_code == STABLE:
-            return "stable"
+            return f"stable (a change of {100 * STABLE_BAND:.0f}%/generation either way ruled out)"
         return f"undetermined with {self.n_seeds} seeds"
 
     def text(self) -> str:
@@ -185,7 +185,9 @@ class Trend:
             detail = f"{mean:+.1f}%/generation, no interval" if math.isfinite(mean) else "no slope"
         else:
             detail = f"{mean:+.1f}%/generation, 95% CI [{low:+.1f}, {high:+.1f}], {p_text(float(self.summary.p_value))}"
-        return f"{self.verdict}: {detail} ({self.n_seeds} seeds x {self.n_generations} generations)"
+        left_out = (f"; {self.non_positive} value(s) with B_t <= 0 left out of their seed's slope"
+                    if self.non_positive else "")
+        return f"{self.verdict}: {detail} ({self.n_seeds} seeds x {self.n_generations} generations{left_out})"
 
     def needed_text(self) -> str:
         """``seeds for 80% power: 5%/generation: 14, 10%/generation: 5``."""
@@ -199,6 +201,8 @@ def bias_trend(bias: np.ndarray, generations: np.ndarray) -> Trend:
     summary = t_summary(slopes)
     kept = slopes[np.isfinite(slopes)]
     sd = float(np.std(kept, ddof=1)) if kept.size >= 2 else math.nan
+    bias = np.asarray(bias, dtype=float)
     return Trend(n_seeds=int(kept.size), n_generations=len(generations), summary=summary,
                  verdict_code=int(trend_verdict(summary)),
-                 needed={change: seeds_needed(sd, change) for change in PLANNING_CHANGES})
+                 needed={change: seeds_needed(sd, change) for change in PLANNING_CHANGES},
+                 non_positive=int((np.isfinite(bias) & (bias <= 0)).sum()))

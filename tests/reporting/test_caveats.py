@@ -144,3 +144,13 @@ def test_two_runs_of_one_training_seed_with_different_data_seeds_are_refused_wit
     with pytest.raises(ConfigError, match="their data seeds differ, 0 and 1"):
         report_main([str(first), str(second)], str(tmp_path / "report"))
     assert not (tmp_path / "report").exists()
+
+
+def test_runs_that_mix_a_fixed_and_a_following_data_seed_are_refused_not_grouped(tmp_path):
+    """Seeds 0 and 1 on data seed 0 and seed 2 on data seed 2 are neither one data draw nor a data seed that follows
+    the run seed: grouping them would make the conditional-on line false either way."""
+    runs = [make_run(tmp_path / "mixed" / f"seed_{s}", s, config_edit=_with_data_seed(d))
+            for s, d in ((0, 0), (1, 0), (2, 2))]
+    with pytest.raises(ConfigError, match="runs of one experiment mix data-seed settings"):
+        report_main([str(p) for p in runs], str(tmp_path / "report"))
+    assert not (tmp_path / "report").exists()

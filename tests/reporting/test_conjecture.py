@@ -61,7 +61,7 @@ def test_fit_recovers_equation6_constants_from_synthetic_runs():
     assert fit.rmse == pytest.approx(0.0, abs=1e-9)
     assert fit.evidence and fit.evidence_text().startswith("q_t / u_t explain A_t beyond a constant")
     assert results["gap"].estimate.a == pytest.approx([1.0] * 6)  # constant gap: A_t = 1
-    assert results["gap"].verdict == "stable"
+    assert results["gap"].verdict.startswith("stable (a change of 10%/generation either way ruled out")
 
 
 def test_noisy_fit_is_close_and_its_intervals_are_narrow():
@@ -144,9 +144,9 @@ def test_per_seed_slopes_are_least_squares_slopes_of_the_log():
     assert per_seed_slopes(2.0 + 3.0 * t[None], t, log=False) == pytest.approx([3.0])
     gaps = values.copy()
     gaps[0, 4], gaps[1, 1:] = np.nan, np.nan  # one missing generation; one seed with a single value
-    gaps[2, 2] = 0.0  # log 0: no slope
+    gaps[2, 2] = 0.0  # log 0: that generation leaves the slope, the other four keep it
     slopes = per_seed_slopes(gaps, t)
-    assert slopes[0] == pytest.approx(0.2) and np.isnan(slopes[1:]).all()
+    assert slopes[0] == pytest.approx(0.2) and np.isnan(slopes[1]) and slopes[2] == pytest.approx(0.05)
 
 
 def test_trend_verdicts_and_texts():
@@ -256,3 +256,29 @@ def test_the_verdict_reads_every_generation_the_endpoint_ratio_only_two():
     slope = np.polyfit(t, np.log(path), 1)[0]  # least squares slope of the noise-free log path
     assert float(trend.summary.mean) == pytest.approx(slope, abs=0.01) and slope > 0.05
     assert trend.verdict == "bias amplified"
+
+
+def test_a_seed_whose_bias_touches_zero_keeps_the_slope_of_its_other_generations():
+    """log B_t is undefined at B_t = 0: that generation leaves its seed's slope, not the whole seed (the seeds whose
+    bias falls fastest reach 0 first; dropping them would pull the verdict towards "amplified")."""
+    from reporting.trend import bias_trend, per_seed_slopes
+
+    generations = np.arange(6)
+    bias = 0.2 * np.array([[1.0] * 6, [0.95 ** t for t in range(6)], [0.9 ** t for t in range(5)] + [0.0]])
+    slopes = per_seed_slopes(bias, generations)
+    assert slopes == pytest.approx([0.0, math.log(0.95), math.log(0.9)])
+    trend = bias_trend(bias, generations)
+    assert trend.n_seeds == 3 and trend.non_positive == 1
+    assert "(3 seeds x 6 generations; 1 value(s) with B_t <= 0 left out of their seed's slope)" in trend.text()
+
+
+def test_stable_needs_the_interval_inside_plus_minus_the_band_on_both_sides():
+    from reporting.trend import STABLE, UNDETERMINED, TSummary, trend_verdict
+
+    def verdict(low: float, high: float) -> int:
+        return int(trend_verdict(TSummary(np.array(0.0), np.array(math.log1p(low)), np.array(math.log1p(high)),
+                                          np.array(0.5), np.array(0.1), np.array(3))))
+
+    assert verdict(-0.095, 0.095) == STABLE
+    assert verdict(-0.099, 0.05) == STABLE  # -9.9% is inside -10% (log(0.9) is -10%, not -9.1%)
+    assert verdict(-0.105, 0.05) == UNDETERMINED and verdict(-0.05, 0.105) == UNDETERMINED

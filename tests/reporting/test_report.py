@@ -72,7 +72,7 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     assert float(transitions[("lenet", "1-meo", 0)]["b_t"]) == pytest.approx(0.12)
     assert fits[("lenet", "1-meo")]["verdict"] == "bias amplified"
     assert fits[("vgg19", "1-meo")]["verdict"] == "bias reduced"
-    assert fits[("lenet", "gap")]["verdict"] == "stable"
+    assert fits[("lenet", "gap")]["verdict"].startswith("stable")
     assert float(fits[("lenet", "1-meo")]["change_pct_per_generation"]) == pytest.approx(100.0)  # B doubles
     assert float(fits[("vgg19", "1-meo")]["change_pct_per_generation"]) == pytest.approx(-50.0)
     assert float(fits[("lenet", "1-meo")]["endpoint_ratio"]) == pytest.approx(4.0)  # B_2 / B_0 = 2 * 2
