@@ -53,7 +53,7 @@ PNG_DPI = 200
 #: MD of every reading, the block's subgroup imbalance u_t and a minority share
 UNIT_RANGE_METRICS = frozenset({*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, "imbalance_u", "minority_share"})
 #: a measure without a fixed range (FID, DI eq. 3 as printed, the sandbox's variances) spans at least this fraction
-#: of its largest magnitude on the y axis (all zero: a span of 1), so noise in the last digits stays flat
+#: of its largest magnitude on the y axis, so noise in the last digits stays flat
 MIN_SPAN_FRACTION = 0.2
 #: up to this many generations, every one is a tick; more get integer ticks chosen by matplotlib
 MAX_GENERATION_TICKS = 12
@@ -132,9 +132,21 @@ def not_available(ax, why: str) -> None:
     ax.set_yticks([])
 
 
+#: what a panel says about an infinite mean (DI eq. 3 as printed is -inf where a zero rate meets a positive one)
+INFINITE_NOTE = "-inf (a zero rate beside a positive one) at generation"
+
+
 def _curve(ax, stats: dict, classifier: str, metric: str, gens: list[int], label: str, **style) -> bool:
+    """Draw the mean +- sd of ``metric`` over generations; False when no generation has a finite mean. An infinite
+    mean cannot be drawn: the panel names its generations instead of leaving a silent gap (summary.md has the
+    count of infinite seeds)."""
     points = [(g, stats[(classifier, g, metric)]) for g in gens if (classifier, g, metric) in stats]
     points = [(g, s) for g, s in points if s[2] > 0]
+    infinite = [g for g, s in points if not math.isfinite(s[0]) and not math.isnan(s[0])]
+    if infinite:
+        ax.text(0.02, 0.02, f"{label}: {INFINITE_NOTE}{'s' if len(infinite) > 1 else ''} "
+                f"{', '.join(map(str, infinite))}", transform=ax.transAxes, fontsize=7, color="0.35", va="bottom")
+    points = [(g, s) for g, s in points if math.isfinite(s[0])]
     if not points:
         return False
     x = np.array([g for g, _ in points])
@@ -157,6 +169,8 @@ def _finish_axes(ax, title: str, ylabel: str, gens: Sequence[int], metric: str |
     ax.set_xlabel("generation")
     ax.set_ylabel(ylabel)
     if not drawn:
+        if any(INFINITE_NOTE in text.get_text() for text in ax.texts):
+            why = "no finite value to draw"
         not_available(ax, why)
         return
     generation_ticks(ax, gens)

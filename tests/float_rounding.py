@@ -12,6 +12,8 @@ import torch
 #: and only where the float lay within rounding of a level boundary (a few pixels in 10,000)
 MAX_LEVELS_OFF = 1
 MAX_SHARE_OFF = 1e-3
+#: ... but at least this many pixels, so a small block (6 tiny images of 1,152 pixels) may have a few boundary cases
+MIN_PIXELS_OFF = 8
 
 
 def assert_same_uint8_images(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -20,6 +22,8 @@ def assert_same_uint8_images(actual: torch.Tensor, expected: torch.Tensor) -> No
     assert actual.dtype == expected.dtype == torch.uint8 and actual.shape == expected.shape, (actual.shape,
                                                                                               expected.shape)
     off = (actual.int() - expected.int()).abs()
-    share = float((off > 0).float().mean())
-    assert int(off.max()) <= MAX_LEVELS_OFF and share <= MAX_SHARE_OFF, (
+    changed = int((off > 0).sum())
+    share = changed / off.numel()
+    allowed = max(MAX_SHARE_OFF * off.numel(), MIN_PIXELS_OFF)
+    assert int(off.max()) <= MAX_LEVELS_OFF and changed <= allowed, (
         f"images differ by up to {int(off.max())} levels in {share:.2%} of pixels: more than float32 rounding")

@@ -168,9 +168,16 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
             ParseOnlyCLI(args=args)
     elif subcommand == "report":
         import reporting.report
+        from reporting.figures import parse_formats
 
         calls = []
-        monkeypatch.setattr(reporting.report, "report_main", lambda *a: calls.append(a))
+
+        def parse_only(run_dirs, out, formats=("png",)):  # the report's own checks of its arguments, no reading
+            if isinstance(formats, str):
+                parse_formats(formats)
+            calls.append((run_dirs, out, formats))
+
+        monkeypatch.setattr(reporting.report, "report_main", parse_only)
         cli.report(args[1:])
         assert len(calls) == 1
     elif subcommand == "sandbox":

@@ -5,6 +5,7 @@ PDF/SVG copies, legends that name every setting that differs; the sandbox figure
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +378,23 @@ def test_formats_are_parsed_once_each_and_an_unknown_one_is_named():
         parse_formats("png,tiff")
     with pytest.raises(ConfigError, match="no format"):
         parse_formats(" , ")
+
+
+def test_an_infinite_mean_is_named_on_its_panel_not_left_as_a_silent_gap():
+    """DI eq. 3 as printed is -inf where a zero rate meets a positive one: a point matplotlib cannot draw. The panel
+    names its generations; with no finite point left it says n/a, and why."""
+    from matplotlib.figure import Figure
+
+    from reporting.figures import INFINITE_NOTE, _curve, _finish_axes
+
+    stats = {("lenet", 0, "di_eq3"): (0.5, 0.1, 3), ("lenet", 1, "di_eq3"): (-math.inf, math.nan, 3),
+             ("lenet", 2, "di_eq3"): (0.4, 0.1, 3)}
+    ax = Figure().add_subplot()
+    assert _curve(ax, stats, "lenet", "di_eq3", [0, 1, 2], "lenet")
+    assert [t.get_text() for t in ax.texts] == [f"lenet: {INFINITE_NOTE} 1"]
+    assert list(ax.lines[0].get_xdata()) == [0, 2]  # the finite generations only
+    only_infinite = {key: (-math.inf, math.nan, 3) for key in stats}
+    ax = Figure().add_subplot()
+    drawn = _curve(ax, only_infinite, "lenet", "di_eq3", [0, 1, 2], "lenet")
+    _finish_axes(ax, "DI eq. 3", "DI", [0, 1, 2], "di_eq3", drawn=drawn)
+    assert not drawn and any("n/a\nno finite value to draw" == t.get_text() for t in ax.texts)
