@@ -91,32 +91,48 @@ def _siblings(place: str, valid: list[str]) -> list[str]:
     return sorted({key[len(prefix):].split(".")[0] for key in valid if key.startswith(prefix)})
 
 
+def _misplaced(places: list[str], valid: list[str]) -> list[str]:
+    """The ``places`` where the name is not valid among its siblings: jsonargparse reports only the last part of the
+    key, so a name it rejects elsewhere may be a valid field here (a filter's ``lr`` beside a classifier's)."""
+    return [place for place in places if place.rsplit(".", 1)[-1] not in _siblings(place, valid)]
+
+
+def _close_to(name: str, valid: list[str]) -> str:
+    """:func:`suggestion` among ``valid`` less ``name`` itself (a rejected name is never offered back)."""
+    return suggestion(name, [v for v in valid if v != name])
+
+
 def _unknown_key(key: str, argv: list[str], parser, source_hint: str | None) -> str:
     """An option no section accepts, located in the config files (or the command line) that give it."""
     valid = _valid_keys(parser)
     for path in config_files(argv):
-        places = find_key(_load(path), key)
+        places = _misplaced(find_key(_load(path), key), valid)
         if places:
             place = places[0]
             name = place.rsplit(".", 1)[-1]
             entry = place.rpartition(".")[0]
             what = f"{entry}: unknown field `{name}`" if entry else f"unknown key `{name}`"
-            return f"{path}: {what}{suggestion(name, _siblings(place, valid))}"
-    for index, arg in enumerate(argv[:-1]):  # a field inside a value given on the command line (--classifiers '[...]')
-        if not arg.startswith("--") or "=" in arg:
+            return f"{path}: {what}{_close_to(name, _siblings(place, valid))}"
+    for index, arg in enumerate(argv):  # a field inside a value given on the command line (--classifiers '[...]')
+        if not arg.startswith("--"):
+            continue
+        option = arg[2:].split("=", 1)[0]
+        if "." not in key and option.endswith(f".{key}") and option not in valid:  # --data.source.init_args.arch
+            return f"the command line: unknown option `--{option}`{_close_to(key, _siblings(option, valid))}"
+        if "=" in arg or index + 1 == len(argv):
             continue
         try:
             value = yaml.safe_load(argv[index + 1])
         except yaml.YAMLError:
             continue
-        places = find_key({arg[2:]: value}, key) if isinstance(value, (dict, list)) else []
+        places = _misplaced(find_key({option: value}, key), valid) if isinstance(value, (dict, list)) else []
         if places:
             place = places[0]
             name = place.rsplit(".", 1)[-1]
             return (f"the command line ({arg}): {place.rpartition('.')[0]}: unknown field `{name}`"
-                    f"{suggestion(name, _siblings(place, valid))}")
+                    f"{_close_to(name, _siblings(place, valid))}")
     where = source_hint or "the command line"
-    suggested = suggestion(key, valid) if "." in key else suggestion(key, _siblings(key, valid))
+    suggested = _close_to(key, valid) if "." in key else _close_to(key, _siblings(key, valid))
     return f"{where}: unknown option `--{key}`{suggested}"
 
 
