@@ -122,6 +122,8 @@ def _mlflow_uri_problems(uri: str) -> list[str]:
         if not folder.is_dir():
             return [f"tracking_uri {uri!r}: the folder {folder} does not exist (sqlite does not create it): "
                     "create it or choose another path"]
+        if not os.access(folder, os.W_OK | os.X_OK):  # sqlite writes a journal beside the database
+            return [f"tracking_uri {uri!r}: cannot write in {folder}: choose a folder you can write to"]
     return []
 
 

@@ -311,6 +311,18 @@ def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_p
         "dryrun, run, shared, or unset it"]
 
 
+def test_a_sqlite_store_in_a_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    uri = f"sqlite:///{tmp_path / 'locked' / 'mlflow.db'}"
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == []
+    real_access = os.access  # as root os.access is always true: the folder is made unwritable through it
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != tmp_path / "locked" and
+                        real_access(path, mode, **kw))
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == [
+        f"loop.loggers[0] (mlflow): tracking_uri {uri!r}: cannot write in {tmp_path / 'locked'}: choose a folder "
+        "you can write to"]
+
+
 def test_a_bad_tracking_uri_is_refused_before_the_run_directory_exists(tmp_path):
     run_dir = tmp_path / "quick" / "seed_0"
     proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir),
