@@ -129,7 +129,11 @@ def _mlflow_uri_problems(uri: str) -> list[str]:
 
 def _server_problems(uri: str, timeout_s: float = 5.0) -> list[str]:
     """Whether the MLflow server answers at all (its ``/health``; any HTTP answer counts: an older server without
-    that route, or a proxy): a server that is down is found before the first stage, not after it. Reads only."""
+    that route, or a proxy): a server that is down is found before the first stage, not after it. Reads only.
+
+    A TLS failure counts as an answer: urllib trusts only the system store, while MLflow's client also reads
+    REQUESTS_CA_BUNDLE, MLFLOW_TRACKING_SERVER_CERT_PATH and MLFLOW_TRACKING_INSECURE_TLS and decides for itself."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -138,7 +142,11 @@ def _server_problems(uri: str, timeout_s: float = 5.0) -> list[str]:
             return []
     except urllib.error.HTTPError:
         return []
+    except ssl.SSLError:  # raised during the handshake without a URLError around it
+        return []
     except (urllib.error.URLError, OSError) as err:
+        if isinstance(getattr(err, "reason", None), (ssl.SSLError, ssl.CertificateError)):
+            return []
         return [f"cannot reach the MLflow server at {uri} ({getattr(err, 'reason', err)}): start it, fix "
                 "tracking_uri, or drop this logger"]
 

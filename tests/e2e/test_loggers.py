@@ -323,6 +323,26 @@ def test_a_sqlite_store_in_a_folder_that_cannot_be_written_is_refused(tmp_path, 
         "you can write to"]
 
 
+def test_a_server_whose_certificate_the_system_store_does_not_trust_counts_as_answering(monkeypatch):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    def refuse(error):
+        def urlopen(url, timeout):
+            raise error
+        return urlopen
+
+    uri = "https://mlflow.lab.internal:5000"
+    untrusted = urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(untrusted))  # MLflow's client reads the lab's CA bundle
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == []
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(urllib.error.URLError(ConnectionRefusedError(111, "no"))))
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == [
+        f"loop.loggers[0] (mlflow): cannot reach the MLflow server at {uri} ([Errno 111] no): start it, fix "
+        "tracking_uri, or drop this logger"]
+
+
 def test_a_bad_tracking_uri_is_refused_before_the_run_directory_exists(tmp_path):
     run_dir = tmp_path / "quick" / "seed_0"
     proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir),
