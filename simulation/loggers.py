@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from common.distributed import is_rank_zero
+from common.environment import mask_url_credentials
 from common.io import atomic_write_text
 from common.logs import get_logger
 from simulation.config import LoggerConfig
@@ -368,8 +369,8 @@ class StageLoggers:
 
     def _mlflow_key(self, spec: LoggerConfig) -> str:
         """The parent's key in ``tracker_runs``: the default store travels with the run directory (a moved run still
-        finds its parent in its own mlflow.db)."""
-        return f"mlflow {spec.tracking_uri or 'default'} {self._experiment(spec)}"
+        finds its parent in its own mlflow.db). A URI's credentials are masked: state.json is readable by everyone."""
+        return f"mlflow {mask_url_credentials(spec.tracking_uri or 'default')} {self._experiment(spec)}"
 
     def _tracking_uri_of_key(self, key: str) -> str:
         spec = next(s for s in self.specs if s.kind == "mlflow" and self._mlflow_key(s) == key)
@@ -386,6 +387,7 @@ class StageLoggers:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(self._tracking_uri(spec))
+        store = mask_url_credentials(self._tracking_uri(spec))  # as the progress lines name it
         run_id = self._tracker_runs().get(key)
         if run_id is not None:
             try:
@@ -393,11 +395,11 @@ class StageLoggers:
                     client.update_run(run_id, status="RUNNING")
                     self._mlflow_parents[key] = run_id
                     log.info(f"MLflow: resuming the run {self.run_name} ({run_id}) of experiment "
-                             f"{self._experiment(spec)} in {self._tracking_uri(spec)}")
+                             f"{self._experiment(spec)} in {store}")
                     return run_id
             except MlflowException:
                 pass
-            log.warning(f"the MLflow run {run_id} of {self.run_name} is no longer in {self._tracking_uri(spec)}: "
+            log.warning(f"the MLflow run {run_id} of {self.run_name} is no longer in {store}: "
                         "a new one holds the generations logged from now on")
         experiment = client.get_experiment_by_name(self._experiment(spec))
         experiment_id = experiment.experiment_id if experiment is not None and \
@@ -411,7 +413,7 @@ class StageLoggers:
         self._mlflow_parents[key] = run.info.run_id
         self._remember(key, run.info.run_id)
         log.info(f"MLflow: the run {self.run_name} ({run.info.run_id}) of experiment {self._experiment(spec)} in "
-                 f"{self._tracking_uri(spec)} holds the summary, its stages nested under it")
+                 f"{store} holds the summary, its stages nested under it")
         return run.info.run_id
 
     def _mlflow_summary(self, spec: LoggerConfig, series: dict[int, dict[str, float]]) -> None:

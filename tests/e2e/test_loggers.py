@@ -343,6 +343,14 @@ def test_a_server_whose_certificate_the_system_store_does_not_trust_counts_as_an
         "tracking_uri, or drop this logger"]
 
 
+def test_a_tracking_uri_s_credentials_are_masked_in_the_state_key(tmp_path):
+    uri = "https://alice:s3cr3t@mlflow.lab:5000"
+    loggers = StageLoggers([LoggerConfig(kind="mlflow", tracking_uri=uri)], RunDirectory(tmp_path), "q/seed_0", {})
+    key = loggers._mlflow_key(loggers.specs[0])
+    assert key == "mlflow https://***@mlflow.lab:5000 genbias" and "s3cr3t" not in key
+    assert loggers._tracking_uri_of_key(key) == uri  # the run is still closed in the store it was opened in
+
+
 def test_a_bad_tracking_uri_is_refused_before_the_run_directory_exists(tmp_path):
     run_dir = tmp_path / "quick" / "seed_0"
     proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir),
