@@ -151,6 +151,14 @@ WHERE_CASES = {
     "data source field on the command line": (["--data.source.init_args.arch", "x"],
                                               "the command line: unknown option `--data.source.init_args.arch` "
                                               "(python"),
+    # a trainer key the loop owns is never suggested: a name close to one is told why it is refused
+    "loop-owned trainer key": (["--trainer.max_epoch", "1"],
+                               "the command line: unknown option `--trainer.max_epoch`: `trainer.max_epochs` is not "
+                               "used either: each stage sets its own: classifiers[].max_epochs for a classifier, "
+                               "loop.generator_epochs for the generator (python"),
+    "trainer key nearer a valid one": (["--trainer.min_epoch", "1"],
+                                       "the command line: unknown option `--trainer.min_epoch`: did you mean "
+                                       "`trainer.min_epochs` or `trainer.min_steps` or `trainer.max_steps`? (python"),
     "command-line key": (["--loop.generatons", "3"],
                          "the command line: unknown option `--loop.generatons`: did you mean `loop.generations`"),
 }
