@@ -341,8 +341,8 @@ class SimulationCLI(LightningCLI):
         smoke = smoke_settings(dict(trainer_cfg))
         if smoke:
             get_logger().warning(
-                f"smoke settings ({', '.join(smoke)}): this run is a smoke test, and `cli.py report` and "
-                "scripts/sweep.py refuse to aggregate it")
+                f"smoke settings ({', '.join(smoke)}): this run is a smoke test: `cli.py report` refuses to "
+                "aggregate it, and scripts/sweep.py refuses to start one")
         simulation = SimulationLoop(
             loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,

@@ -210,7 +210,7 @@ def test_fast_dev_run_is_refused_and_other_smoke_settings_are_warned(tmp_path):
                           "--trainer.limit_train_batches", "0.1")
     assert warned.returncode == 0
     assert "smoke settings (trainer.limit_train_batches=0.1)" in warned.stdout
-    assert "refuse to aggregate it" in warned.stdout
+    assert "`cli.py report` refuses to aggregate it, and scripts/sweep.py refuses to start one" in warned.stdout
 
 
 def test_the_row_and_the_log_flag_a_classifier_near_chance(generation_zero_run):
