@@ -236,7 +236,8 @@ class SimulationCLI(LightningCLI):
         except CommandLineError as err:
             argv = sys.argv[1:] if args is None else list(args)
             fit_parser = self._subcommand_parsers.get("fit") if argv[:1] == ["fit"] else None
-            raise CommandLineError(located_message(str(err), argv, fit_parser)) from err
+            refused = {f"trainer.{key}": why for key, why in LOOP_OWNED_TRAINER_KEYS.items()}  # never suggested
+            raise CommandLineError(located_message(str(err), argv, fit_parser, refused)) from err
 
     def before_instantiate_classes(self) -> None:
         """A saved ``<run_dir>/config.yaml`` holds ``null`` for the settings that are not part of the run's identity
@@ -340,8 +341,8 @@ class SimulationCLI(LightningCLI):
         smoke = smoke_settings(dict(trainer_cfg))
         if smoke:
             get_logger().warning(
-                f"smoke settings ({', '.join(smoke)}): this run is a smoke test, and `cli.py report` and "
-                "scripts/sweep.py refuse to aggregate it")
+                f"smoke settings ({', '.join(smoke)}): this run is a smoke test: `cli.py report` refuses to "
+                "aggregate it, and scripts/sweep.py refuses to start one")
         simulation = SimulationLoop(
             loop=loop_cfg, classifiers=classifiers, generator=model, datamodule=datamodule,
             trainer_kwargs=trainer_kwargs, trainer_callbacks=callbacks, seed=cfg.seed_everything,

@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import shlex
 import socket
 import subprocess
@@ -33,6 +34,8 @@ PRODUCT_PATHS = ("cli.py", "common", "metrics", "filters", "datamodules", "light
 #: path -> (what, size, mtime) of every external weight file this process loaded, in load order
 _WEIGHT_FILES: dict[str, tuple[str, int, int]] = {}
 _command_line: list[str] | None = None
+#: the user:password@ of a URL (``scheme://user:pass@host``)
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
 
 
 def start_launch() -> None:
@@ -49,8 +52,15 @@ def note_command_line(argv: list[str]) -> None:
     _command_line = list(argv)
 
 
+def mask_url_credentials(text: str) -> str:
+    """``scheme://user:pass@host`` -> ``scheme://***@host``: state.json and summary.md are readable by everyone
+    (umask 022), so a tracking URI's password never reaches them."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
 def command_line() -> str:
-    return shlex.join(_command_line if _command_line is not None else sys.argv)
+    """The command this process runs, with any URL's credentials masked."""
+    return mask_url_credentials(shlex.join(_command_line if _command_line is not None else sys.argv))
 
 
 def note_weight_file(path: str | os.PathLike, what: str) -> None:

@@ -92,7 +92,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
         raise
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), shared_file_mode())  # mkstemp makes the file 0o600 whatever the umask
+            try:
+                os.fchmod(handle.fileno(), shared_file_mode())  # mkstemp makes the file 0o600 whatever the umask
+            except OSError:  # best effort: vfat, SMB and FUSE mounts refuse chmod (EPERM); the file keeps their mode
+                pass
             writer = _HashingWriter(handle)
             write(writer)
             handle.flush()

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from common.distributed import is_rank_zero
+from common.environment import mask_url_credentials
 from common.io import atomic_write_text
 from common.logs import get_logger
 from simulation.config import LoggerConfig
@@ -122,12 +123,18 @@ def _mlflow_uri_problems(uri: str) -> list[str]:
         if not folder.is_dir():
             return [f"tracking_uri {uri!r}: the folder {folder} does not exist (sqlite does not create it): "
                     "create it or choose another path"]
+        if not os.access(folder, os.W_OK | os.X_OK):  # sqlite writes a journal beside the database
+            return [f"tracking_uri {uri!r}: cannot write in {folder}: choose a folder you can write to"]
     return []
 
 
 def _server_problems(uri: str, timeout_s: float = 5.0) -> list[str]:
     """Whether the MLflow server answers at all (its ``/health``; any HTTP answer counts: an older server without
-    that route, or a proxy): a server that is down is found before the first stage, not after it. Reads only."""
+    that route, or a proxy): a server that is down is found before the first stage, not after it. Reads only.
+
+    A TLS failure counts as an answer: urllib trusts only the system store, while MLflow's client also reads
+    REQUESTS_CA_BUNDLE, MLFLOW_TRACKING_SERVER_CERT_PATH and MLFLOW_TRACKING_INSECURE_TLS and decides for itself."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -136,7 +143,11 @@ def _server_problems(uri: str, timeout_s: float = 5.0) -> list[str]:
             return []
     except urllib.error.HTTPError:
         return []
+    except ssl.SSLError:  # raised during the handshake without a URLError around it
+        return []
     except (urllib.error.URLError, OSError) as err:
+        if isinstance(getattr(err, "reason", None), (ssl.SSLError, ssl.CertificateError)):
+            return []
         return [f"cannot reach the MLflow server at {uri} ({getattr(err, 'reason', err)}): start it, fix "
                 "tracking_uri, or drop this logger"]
 
@@ -358,8 +369,8 @@ class StageLoggers:
 
     def _mlflow_key(self, spec: LoggerConfig) -> str:
         """The parent's key in ``tracker_runs``: the default store travels with the run directory (a moved run still
-        finds its parent in its own mlflow.db)."""
-        return f"mlflow {spec.tracking_uri or 'default'} {self._experiment(spec)}"
+        finds its parent in its own mlflow.db). A URI's credentials are masked: state.json is readable by everyone."""
+        return f"mlflow {mask_url_credentials(spec.tracking_uri or 'default')} {self._experiment(spec)}"
 
     def _tracking_uri_of_key(self, key: str) -> str:
         spec = next(s for s in self.specs if s.kind == "mlflow" and self._mlflow_key(s) == key)
@@ -376,6 +387,7 @@ class StageLoggers:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(self._tracking_uri(spec))
+        store = mask_url_credentials(self._tracking_uri(spec))  # as the progress lines name it
         run_id = self._tracker_runs().get(key)
         if run_id is not None:
             try:
@@ -383,11 +395,11 @@ class StageLoggers:
                     client.update_run(run_id, status="RUNNING")
                     self._mlflow_parents[key] = run_id
                     log.info(f"MLflow: resuming the run {self.run_name} ({run_id}) of experiment "
-                             f"{self._experiment(spec)} in {self._tracking_uri(spec)}")
+                             f"{self._experiment(spec)} in {store}")
                     return run_id
             except MlflowException:
                 pass
-            log.warning(f"the MLflow run {run_id} of {self.run_name} is no longer in {self._tracking_uri(spec)}: "
+            log.warning(f"the MLflow run {run_id} of {self.run_name} is no longer in {store}: "
                         "a new one holds the generations logged from now on")
         experiment = client.get_experiment_by_name(self._experiment(spec))
         experiment_id = experiment.experiment_id if experiment is not None and \
@@ -401,7 +413,7 @@ class StageLoggers:
         self._mlflow_parents[key] = run.info.run_id
         self._remember(key, run.info.run_id)
         log.info(f"MLflow: the run {self.run_name} ({run.info.run_id}) of experiment {self._experiment(spec)} in "
-                 f"{self._tracking_uri(spec)} holds the summary, its stages nested under it")
+                 f"{store} holds the summary, its stages nested under it")
         return run.info.run_id
 
     def _mlflow_summary(self, spec: LoggerConfig, series: dict[int, dict[str, float]]) -> None:

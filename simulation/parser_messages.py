@@ -12,6 +12,7 @@ import difflib
 import importlib
 import inspect
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -74,11 +75,14 @@ def find_key(tree: object, key: str, where: str = "") -> list[str]:
     return sorted(set(found), key=found.index)
 
 
-def _valid_keys(parser) -> list[str]:
+def _valid_keys(parser, refused: Mapping[str, str] | None = None) -> list[str]:
+    """The parser's keys less the ``refused`` ones (the trainer keys the loop owns: suggesting one would only lead to
+    the next refusal; a name close to one is told why it is refused instead)."""
     try:
-        return list(parser.get_defaults().keys()) if parser is not None else []
+        keys = list(parser.get_defaults().keys()) if parser is not None else []
     except Exception:  # a parser whose defaults cannot be built (a plug-in refusing its defaults) suggests nothing
         return []
+    return [key for key in keys if not any(key == r or key.startswith(f"{r}.") for r in refused or {})]
 
 
 def _siblings(place: str, valid: list[str]) -> list[str]:
@@ -91,32 +95,60 @@ def _siblings(place: str, valid: list[str]) -> list[str]:
     return sorted({key[len(prefix):].split(".")[0] for key in valid if key.startswith(prefix)})
 
 
-def _unknown_key(key: str, argv: list[str], parser, source_hint: str | None) -> str:
+def _misplaced(places: list[str], valid: list[str]) -> list[str]:
+    """The ``places`` where the name is not valid among its siblings: jsonargparse reports only the last part of the
+    key, so a name it rejects elsewhere may be a valid field here (a filter's ``lr`` beside a classifier's)."""
+    return [place for place in places if place.rsplit(".", 1)[-1] not in _siblings(place, valid)]
+
+
+def _close_to(name: str, valid: list[str]) -> str:
+    """:func:`suggestion` among ``valid`` less ``name`` itself (a rejected name is never offered back)."""
+    return suggestion(name, [v for v in valid if v != name])
+
+
+def _refused_hint(key: str, refused: Mapping[str, str] | None, valid: list[str]) -> str:
+    """For a misspelt refused key (``trainer.max_epoch``): the key it is closest to is not used either, and why
+    (nothing when a valid key is closer: ``trainer.min_epoch`` is told about ``trainer.min_epochs``)."""
+    parent = key.rpartition(".")[0]
+    beside = [k for k in [*valid, *(refused or {})] if k.rpartition(".")[0] == parent]  # in the same section
+    close = difflib.get_close_matches(key, beside, n=1, cutoff=0.6)
+    return f": `{close[0]}` is not used either: {refused[close[0]]}" if close and close[0] in (refused or {}) else ""
+
+
+def _unknown_key(key: str, argv: list[str], parser, source_hint: str | None,
+                 refused: Mapping[str, str] | None = None) -> str:
     """An option no section accepts, located in the config files (or the command line) that give it."""
-    valid = _valid_keys(parser)
+    valid = _valid_keys(parser, refused)
     for path in config_files(argv):
-        places = find_key(_load(path), key)
+        places = _misplaced(find_key(_load(path), key), valid)
         if places:
             place = places[0]
             name = place.rsplit(".", 1)[-1]
             entry = place.rpartition(".")[0]
             what = f"{entry}: unknown field `{name}`" if entry else f"unknown key `{name}`"
-            return f"{path}: {what}{suggestion(name, _siblings(place, valid))}"
-    for index, arg in enumerate(argv[:-1]):  # a field inside a value given on the command line (--classifiers '[...]')
-        if not arg.startswith("--") or "=" in arg:
+            return f"{path}: {what}{_refused_hint(place, refused, valid) or _close_to(name, _siblings(place, valid))}"
+    for index, arg in enumerate(argv):  # a field inside a value given on the command line (--classifiers '[...]')
+        if not arg.startswith("--"):
+            continue
+        option = arg[2:].split("=", 1)[0]
+        if "." not in key and option.endswith(f".{key}") and option not in valid:  # --data.source.init_args.arch
+            return (f"the command line: unknown option `--{option}`"
+                    f"{_refused_hint(option, refused, valid) or _close_to(key, _siblings(option, valid))}")
+        if "=" in arg or index + 1 == len(argv):
             continue
         try:
             value = yaml.safe_load(argv[index + 1])
         except yaml.YAMLError:
             continue
-        places = find_key({arg[2:]: value}, key) if isinstance(value, (dict, list)) else []
+        places = _misplaced(find_key({option: value}, key), valid) if isinstance(value, (dict, list)) else []
         if places:
             place = places[0]
             name = place.rsplit(".", 1)[-1]
             return (f"the command line ({arg}): {place.rpartition('.')[0]}: unknown field `{name}`"
-                    f"{suggestion(name, _siblings(place, valid))}")
+                    f"{_close_to(name, _siblings(place, valid))}")
     where = source_hint or "the command line"
-    suggested = suggestion(key, valid) if "." in key else suggestion(key, _siblings(key, valid))
+    suggested = _refused_hint(key, refused, valid) or (_close_to(key, valid) if "." in key else
+                                                _close_to(key, _siblings(key, valid)))
     return f"{where}: unknown option `--{key}`{suggested}"
 
 
@@ -163,8 +195,9 @@ def _yaml_problem(argv: list[str]) -> str | None:
     return None
 
 
-def located_message(message: str, argv: list[str], parser=None) -> str:
-    """The parser's one-line ``message`` with where the mistake is and the nearest valid names."""
+def located_message(message: str, argv: list[str], parser=None, refused: Mapping[str, str] | None = None) -> str:
+    """The parser's one-line ``message`` with where the mistake is and the nearest valid names, never one of the
+    ``refused`` keys (key -> why, e.g. ``trainer.max_epochs``, which the loop sets itself)."""
     if argv[:1] == ["fit"] and not config_files(argv) and "are required" in message:
         return (f"fit needs an experiment config: python cli.py fit --config {EXAMPLE_CONFIG} (a small run on a "
                 "laptop CPU; configs/ holds one file per experiment of the paper)")
@@ -181,8 +214,8 @@ def located_message(message: str, argv: list[str], parser=None) -> str:
     unknown = re.search(r"does not accept option '([^']+)'", message) or re.search(r"Option '([^']+)' is not accepted",
                                                                                   message)
     if unknown:
-        return _unknown_key(unknown[1], argv, parser, None)
+        return _unknown_key(unknown[1], argv, parser, None, refused)
     unrecognized = re.search(r"unrecognized arguments: --([\w.]+)", message)
     if unrecognized:
-        return _unknown_key(unrecognized[1], argv, parser, "the command line")
+        return _unknown_key(unrecognized[1], argv, parser, "the command line", refused)
     return message

@@ -120,3 +120,20 @@ def test_a_new_launch_in_the_same_process_starts_with_no_weight_files_and_no_com
     assert cli.main(["fit", "--config", "does-not-exist.yaml"]) == 2  # a launch that stops at its config
     assert str(weights.resolve()) not in {r["path"] for r in loaded_weight_files()}
     assert "--earlier" not in command_line()
+
+
+def test_url_credentials_are_masked_in_the_recorded_command_line():
+    """state.json and summary.md are readable by everyone: a tracking URI's password is not written there."""
+    from common.environment import command_line, mask_url_credentials, note_command_line, start_launch
+
+    assert mask_url_credentials("https://alice:s3cr3t@mlflow.lab:5000/x") == "https://***@mlflow.lab:5000/x"
+    assert mask_url_credentials("postgresql+psycopg2://u:p@db/mlflow") == "postgresql+psycopg2://***@db/mlflow"
+    assert mask_url_credentials("http://host:5000/a@b sqlite:///x.db") == "http://host:5000/a@b sqlite:///x.db"
+    note_command_line(["cli.py", "fit", "--loop.loggers",
+                       "[{kind: mlflow, tracking_uri: 'https://alice:s3cr3t@mlflow.lab:5000'}]"])
+    try:
+        recorded = command_line()
+    finally:
+        start_launch()
+    assert "s3cr3t" not in recorded and "alice" not in recorded
+    assert "https://***@mlflow.lab:5000" in recorded

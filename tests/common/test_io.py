@@ -61,3 +61,17 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_content(tmp_path, u
         atomic_write(tmp_path / "results.jsonl", fail)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
     assert (tmp_path / "results.jsonl").read_text() == "old\n"
+
+
+def test_a_mount_that_refuses_chmod_still_gets_the_file_written(tmp_path, monkeypatch):
+    """vfat, SMB and FUSE mounts answer chmod with EPERM: the write goes on, the mode is best effort."""
+    import errno
+
+    def refuse(fd, mode):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    (tmp_path / "a.txt").write_text("old")
+    atomic_write_text(tmp_path / "a.txt", "new")
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temp file left behind

@@ -311,6 +311,46 @@ def test_the_probe_names_each_bad_logger_setting_without_creating_anything(tmp_p
         "dryrun, run, shared, or unset it"]
 
 
+def test_a_sqlite_store_in_a_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    uri = f"sqlite:///{tmp_path / 'locked' / 'mlflow.db'}"
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == []
+    real_access = os.access  # as root os.access is always true: the folder is made unwritable through it
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != tmp_path / "locked" and
+                        real_access(path, mode, **kw))
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == [
+        f"loop.loggers[0] (mlflow): tracking_uri {uri!r}: cannot write in {tmp_path / 'locked'}: choose a folder "
+        "you can write to"]
+
+
+def test_a_server_whose_certificate_the_system_store_does_not_trust_counts_as_answering(monkeypatch):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    def refuse(error):
+        def urlopen(url, timeout):
+            raise error
+        return urlopen
+
+    uri = "https://mlflow.lab.internal:5000"
+    untrusted = urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(untrusted))  # MLflow's client reads the lab's CA bundle
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == []
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(urllib.error.URLError(ConnectionRefusedError(111, "no"))))
+    assert probe_logger_settings([LoggerConfig(kind="mlflow", tracking_uri=uri)]) == [
+        f"loop.loggers[0] (mlflow): cannot reach the MLflow server at {uri} ([Errno 111] no): start it, fix "
+        "tracking_uri, or drop this logger"]
+
+
+def test_a_tracking_uri_s_credentials_are_masked_in_the_state_key(tmp_path):
+    uri = "https://alice:s3cr3t@mlflow.lab:5000"
+    loggers = StageLoggers([LoggerConfig(kind="mlflow", tracking_uri=uri)], RunDirectory(tmp_path), "q/seed_0", {})
+    key = loggers._mlflow_key(loggers.specs[0])
+    assert key == "mlflow https://***@mlflow.lab:5000 genbias" and "s3cr3t" not in key
+    assert loggers._tracking_uri_of_key(key) == uri  # the run is still closed in the store it was opened in
+
+
 def test_a_bad_tracking_uri_is_refused_before_the_run_directory_exists(tmp_path):
     run_dir = tmp_path / "quick" / "seed_0"
     proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir),

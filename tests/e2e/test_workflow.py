@@ -113,7 +113,9 @@ def test_logger_settings_are_probed_before_anything_is_written(tmp_path, monkeyp
 def config_files(tmp_path) -> dict[str, Path]:
     texts = {"typo.yaml": "loop:\n  generatons: 3\n",
              "indent.yaml": "loop:\n  generations: 3\n   samples_per_generation: 10\n",
-             "classifier.yaml": "classifiers:\n  - arch: tiny_cnn\n    max_epoch: 2\n"}
+             "classifier.yaml": "classifiers:\n  - arch: tiny_cnn\n    max_epoch: 2\n",
+             "source_field.yaml": "data:\n  source:\n    class_path: datamodules.colored_mnist.ColoredMNIST\n"
+                                  "    init_args:\n      arch: x\n"}
     for name, text in texts.items():
         (tmp_path / name).write_text(text)
     return {name: tmp_path / name for name in texts}
@@ -138,6 +140,25 @@ WHERE_CASES = {
     "classifier field on the command line": (["--classifiers", "[{arch: tiny_cnn, max_epoch: 2}]"],
                                              "the command line (--classifiers): classifiers[0]: unknown field "
                                              "`max_epoch`: did you mean `max_epochs`?"),
+    # a name that is a valid field elsewhere (the classifier's `lr`, `arch` in TINY) is located where it is wrong
+    "filter field on the command line": (["--filters", "[{class_path: filters.UncertaintyFilter, init_args: "
+                                          "{ratio: 0.1, lr: 0.5}}]"],
+                                         "the command line (--filters): filters[0].init_args: unknown field `lr` "
+                                         "(python"),
+    "data source field in a second config file": (["--config", "{source_field.yaml}"],
+                                                  "{source_field.yaml}: data.source.init_args: unknown field `arch` "
+                                                  "(python"),
+    "data source field on the command line": (["--data.source.init_args.arch", "x"],
+                                              "the command line: unknown option `--data.source.init_args.arch` "
+                                              "(python"),
+    # a trainer key the loop owns is never suggested: a name close to one is told why it is refused
+    "loop-owned trainer key": (["--trainer.max_epoch", "1"],
+                               "the command line: unknown option `--trainer.max_epoch`: `trainer.max_epochs` is not "
+                               "used either: each stage sets its own: classifiers[].max_epochs for a classifier, "
+                               "loop.generator_epochs for the generator (python"),
+    "trainer key nearer a valid one": (["--trainer.min_epoch", "1"],
+                                       "the command line: unknown option `--trainer.min_epoch`: did you mean "
+                                       "`trainer.min_epochs` or `trainer.min_steps` or `trainer.max_steps`? (python"),
     "command-line key": (["--loop.generatons", "3"],
                          "the command line: unknown option `--loop.generatons`: did you mean `loop.generations`"),
 }
@@ -189,7 +210,7 @@ def test_fast_dev_run_is_refused_and_other_smoke_settings_are_warned(tmp_path):
                           "--trainer.limit_train_batches", "0.1")
     assert warned.returncode == 0
     assert "smoke settings (trainer.limit_train_batches=0.1)" in warned.stdout
-    assert "refuse to aggregate it" in warned.stdout
+    assert "`cli.py report` refuses to aggregate it, and scripts/sweep.py refuses to start one" in warned.stdout
 
 
 def test_the_row_and_the_log_flag_a_classifier_near_chance(generation_zero_run):
