@@ -1,8 +1,8 @@
 """Trainer settings that make a run a smoke test rather than a result: each stage sees only part of its data or
 stops after a number of steps or seconds, so its numbers are not those of the configured experiment.
 
-``cli.py fit`` refuses ``trainer.fast_dev_run`` and warns about the others; the report and the sweep read them back
-from a run's ``config.yaml`` and refuse to aggregate such a run.
+``cli.py fit`` refuses ``trainer.fast_dev_run`` and warns about the others; the report reads them back from a run's
+``config.yaml`` and refuses to aggregate such a run, and the sweep refuses to start one.
 """
 
 from __future__ import annotations
