@@ -32,7 +32,7 @@ from reporting.amplification import bias_value, finite_or_none, measures_for
 from reporting.readings import leading_reading
 from reporting.runs import Group, flatten_config
 from reporting.setup import classifier_settings
-from reporting.trend import CI_LEVEL, p_text, per_seed_slopes, percent, t_summary
+from reporting.trend import CI_LEVEL, TSummary, p_text, per_seed_slopes, percent, t_summary
 
 #: groups whose configs differ in more keys than this are not compared (not a one-factor comparison)
 MAX_DIFFERING_KEYS = 2
@@ -91,6 +91,35 @@ def _rank(index: int) -> Callable[[dict], float | None]:
 
 def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
+
+
+def per_seed_correlations(values: np.ndarray, generations: np.ndarray) -> np.ndarray:
+    """Pearson r of each seed's values with the generation, over the generations it has (NaN = missing): (...,
+    seeds, generations) -> (..., seeds); NaN with fewer than 3 values or values that do not vary."""
+    values = np.asarray(values, dtype=float)
+    x = np.broadcast_to(np.asarray(generations, dtype=float), values.shape)
+    present = np.isfinite(values)
+    count = present.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = np.where(present, x - np.where(present, x, 0.0).sum(-1, keepdims=True) / np.maximum(count, 1)[..., None],
+                      0.0)
+        y = np.where(present, values, 0.0)
+        dy = np.where(present, y - y.sum(-1, keepdims=True) / np.maximum(count, 1)[..., None], 0.0)
+        r = (dx * dy).sum(-1) / np.sqrt((dx ** 2).sum(-1) * (dy ** 2).sum(-1))
+    varies = np.where(present, values, -np.inf).max(-1) > np.where(present, values, np.inf).min(-1)
+    return np.where((count >= 3) & varies & np.isfinite(r), np.clip(r, -1.0, 1.0), np.nan)
+
+
+def correlation_summary(accuracy: np.ndarray, generations: np.ndarray) -> TSummary:
+    """Fig. 9's statistic: per-seed r, Fisher's z (|r| capped at ``MAX_ABS_R``), t summary across seeds (on the z
+    scale; ``math.tanh`` turns it back into r)."""
+    r = per_seed_correlations(accuracy, generations)
+    return t_summary(np.arctanh(np.clip(r, -MAX_ABS_R, MAX_ABS_R)))
+
+
+def slope_difference(worst: np.ndarray, best: np.ndarray, generations: np.ndarray) -> np.ndarray:
+    """Fig. 7's per-seed number: the slope of the worst subgroup's accuracy minus the best's (..., seeds)."""
+    return per_seed_slopes(worst, generations, log=False) - per_seed_slopes(best, generations, log=False)
 
 
 def welch(first: np.ndarray, second: np.ndarray) -> tuple:
@@ -207,9 +236,11 @@ def worst_vs_best(group: Group) -> list[Comparison]:
     """Fig. 7: per classifier, the worst subgroup's accuracy slope minus the best's, per seed."""
     out = []
     for classifier in group.classifiers:
-        worst = per_seed_slopes(*seed_table(group, classifier, _rank(0)), log=False)
-        best = per_seed_slopes(*seed_table(group, classifier, _rank(-1)), log=False)
-        difference = _finite(worst - best)
+        (worst_table, generations), (best_table, _) = (seed_table(group, classifier, _rank(0)),
+                                                       seed_table(group, classifier, _rank(-1)))
+        worst = per_seed_slopes(worst_table, generations, log=False)
+        best = per_seed_slopes(best_table, generations, log=False)
+        difference = _finite(slope_difference(worst_table, best_table, generations))
         if difference.size == 0:
             continue
         summary = t_summary(difference)
@@ -230,23 +261,17 @@ def accuracy_correlation(group: Group) -> list[Comparison]:
     """Fig. 9: the correlation of accuracy with the generation, per classifier (Fisher z over seeds)."""
     out = []
     for classifier in group.classifiers:
-        table, generations = seed_table(group, classifier, _accuracy)
-        r_values = []
-        for row in table:
-            kept = np.isfinite(row)
-            if kept.sum() >= 3 and np.ptp(row[kept]) > 0:
-                r_values.append(float(stats.pearsonr(generations[kept], row[kept]).statistic))
-        if not r_values:
+        summary = correlation_summary(*seed_table(group, classifier, _accuracy))
+        n_seeds = int(summary.n)
+        if not n_seeds:
             continue
-        z = np.arctanh(np.clip(r_values, -MAX_ABS_R, MAX_ABS_R))
-        summary = t_summary(z)
         mean, low, high = (math.tanh(float(v)) if math.isfinite(float(v)) else math.nan
                            for v in (summary.mean, summary.low, summary.high))
         reading = _direction(low, high, "accuracy rises with the generation", "a negative correlation: accuracy "
-                             "falls with the generation", f"no evidence of a correlation with {len(r_values)} seeds")
+                             "falls with the generation", f"no evidence of a correlation with {n_seeds} seeds")
         out.append(Comparison("Fig. 9, accuracy vs generation", f"{group.name} / {classifier}",
                               "Pearson r of accuracy with the generation", "", mean, low, high,
-                              float(summary.p_value), f"{len(r_values)} seeds",
+                              float(summary.p_value), f"{n_seeds} seeds",
                               "per-seed r, Fisher z, t interval", reading))
     return out
 

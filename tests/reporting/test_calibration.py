@@ -7,6 +7,12 @@ Simulated experiments go through the report's own analysis (``reporting.trend``,
   0.3, noise with CV 0.2 (sd sqrt(log 1.04) on the log scale); change 0 (null) or 15% per generation;
 * two groups compared (Welch's t-test on per-seed slopes): the trend simulation twice, with equal trends or the
   second 15% per generation steeper;
+* Fig. 7 (worst vs best subgroup): accuracies a_{s,t} = level + seed effect (sd 0.02) + slope t + noise (sd 0.02),
+  11 generations, the worst subgroup's slope equal to the best's (-0.5 points/generation) or 1 point/generation
+  steeper;
+* Fig. 9 (accuracy vs generation): accuracy 0.9 + seed effect + slope t + noise (sd 0.02), slope 0 (no correlation)
+  or -0.5 points/generation; its estimand (the mean Fisher z of per-seed correlations) depends on the noise, so only
+  its level and power are checked, not coverage;
 * equation (6) on noise: 10 transitions, B i.i.d. with CV 0.3, q_t and u_t drawn independently of A_t;
 * equation (6) with known constants: B_{s,t+1} = B_{s,t} (c0 + c1 (1 - q) + c2 u) x noise (mean 1, CV 0.1).
 
@@ -26,7 +32,7 @@ import numpy as np
 import pytest
 
 from reporting.amplification import amplification_estimate
-from reporting.comparisons import welch
+from reporting.comparisons import correlation_summary, per_seed_correlations, slope_difference, welch
 from reporting.conjecture import analyse_group, equation6_inputs
 from reporting.equation6 import fit_equation6
 from reporting.trend import GROWS, SHRINKS, STABLE, per_seed_slopes, t_summary, trend_verdict
@@ -211,3 +217,54 @@ def calibration_table() -> str:
 
 if __name__ == "__main__":
     print(calibration_table())
+
+
+ACCURACY_NOISE = 0.02
+
+
+def simulate_accuracy(n_seeds: int, slope: float, level: float, seed: int) -> np.ndarray:
+    """(TREND_REPLICATES, n_seeds, generations) accuracies with a true per-generation slope."""
+    rng = np.random.default_rng(seed)
+    shape = (TREND_REPLICATES, n_seeds, GENERATIONS.size)
+    return (level + ACCURACY_NOISE * rng.standard_normal(shape[:2])[..., None] + slope * GENERATIONS
+            + ACCURACY_NOISE * rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("n_seeds", SEED_COUNTS)
+def test_the_worst_vs_best_slope_holds_its_level_coverage_and_power(n_seeds):
+    """Fig. 7's statistic (``reporting.comparisons.slope_difference`` then ``t_summary``, as ``worst_vs_best``)."""
+    best = simulate_accuracy(n_seeds, -0.005, 0.95, seed=300 + n_seeds)
+    for extra, seed in ((0.0, 400), (-0.01, 500)):
+        worst = simulate_accuracy(n_seeds, -0.005 + extra, 0.8, seed=seed + n_seeds)
+        summary = t_summary(slope_difference(worst, best, GENERATIONS))
+        covered = float(np.mean((summary.low <= extra) & (extra <= summary.high)))
+        rejected = float(np.mean(summary.p_value < 0.05))
+        assert COVERAGE_BAND[0] <= covered <= COVERAGE_BAND[1], (extra, covered)
+        if extra == 0.0:
+            assert rejected <= 0.05 + 3 * mc_error(0.05, TREND_REPLICATES), rejected
+        elif n_seeds >= 5:
+            assert rejected >= 0.8, rejected
+
+
+@pytest.mark.parametrize("n_seeds", SEED_COUNTS)
+def test_the_accuracy_generation_correlation_holds_its_level_and_finds_a_decline(n_seeds):
+    """Fig. 9's statistic (``reporting.comparisons.correlation_summary``, as ``accuracy_correlation``)."""
+    null = correlation_summary(simulate_accuracy(n_seeds, 0.0, 0.9, seed=600 + n_seeds), GENERATIONS)
+    assert float(np.mean(null.p_value < 0.05)) <= 0.05 + 3 * mc_error(0.05, TREND_REPLICATES)
+    falling = correlation_summary(simulate_accuracy(n_seeds, -0.005, 0.9, seed=700 + n_seeds), GENERATIONS)
+    found = float(np.mean((falling.p_value < 0.05) & (falling.mean < 0)))
+    if n_seeds >= 5:
+        assert found >= 0.8, found
+
+
+def test_per_seed_correlations_are_pearson_r_over_the_generations_a_seed_has():
+    from scipy import stats
+
+    t = np.arange(6)
+    values = np.array([[0.9, 0.88, 0.87, 0.85, 0.86, 0.8], [0.5, 0.6, np.nan, 0.55, 0.7, 0.75],
+                       [0.7, 0.7, 0.7, 0.7, 0.7, 0.7], [0.1, np.nan, np.nan, np.nan, np.nan, 0.2]])
+    r = per_seed_correlations(values, t)
+    kept = np.isfinite(values[1])
+    assert r[0] == pytest.approx(stats.pearsonr(t, values[0]).statistic)
+    assert r[1] == pytest.approx(stats.pearsonr(t[kept], values[1][kept]).statistic)
+    assert np.isnan(r[2]) and np.isnan(r[3])  # no variation; fewer than 3 generations
