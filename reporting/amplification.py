@@ -66,18 +66,6 @@ def bias_value(row: dict, measure: str) -> float | None:
     raise ValueError(f"unknown bias measure {measure!r}: one of {sorted(MEASURE_DESCRIPTIONS)}")
 
 
-def verdict(ci_low: float | None, ci_high: float | None) -> str:
-    """Plain-language reading of a ratio's interval (a single transition or the endpoint ratio): above 1 amplified,
-    below 1 reduced, else "interval contains 1" (not "stable": a wide interval rules nothing out)."""
-    if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
-        return "undetermined"
-    if ci_low > 1.0:
-        return "bias amplified"
-    if ci_high < 1.0:
-        return "bias reduced"
-    return "interval contains 1"
-
-
 def _amplification(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(A_t per transition, geometric mean of A_t) from mean bias per generation; last axis = generation."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -10,7 +10,6 @@ import pytest
 from scipy import stats
 
 from reporting.amplification import amplification_estimate, bias_value, bootstrap_amplification, distinct_resamples
-from reporting.amplification import verdict as ratio_verdict
 from reporting.conjecture import analyse_group
 from reporting.conjecture_summary import conjecture_markdown, interval_text
 from reporting.equation6 import fit_equation6
@@ -115,14 +114,6 @@ def test_direct_fit_handles_constant_and_missing_covariates():
     assert fit.rmse == pytest.approx(0.0, abs=1e-12) and any("no residual degrees of freedom" in n for n in fit.notes)
     assert fit.f_pvalue is None and fit.evidence_text().startswith("cannot test whether q_t / u_t explain A_t")
     assert not any("degrees of freedom" in n for n in fit_equation6(a, [0.1, 0.2, 0.4], None).notes)  # 3 obs, 2 terms
-
-
-@pytest.mark.parametrize(("low", "high", "expected"), [
-    (1.01, 1.3, "bias amplified"), (0.5, 0.99, "bias reduced"), (0.9, 1.1, "interval contains 1"),
-    (1.0, 1.2, "interval contains 1"), (None, 1.2, "undetermined"), (math.nan, math.nan, "undetermined"),
-])
-def test_ratio_verdict(low, high, expected):
-    assert ratio_verdict(low, high) == expected
 
 
 def test_t_summary_is_the_textbook_t_interval():
