@@ -7,6 +7,12 @@ stages, and an overwrite can never delete a live run. A lock left by a process t
 its pid is gone (same host), it belongs to an earlier incarnation of the same SLURM job (a requeue), or it has not
 been refreshed for ``STALE_AFTER_S`` (a dead host).
 
+The lock file is never missing while a launch takes it over: the launch that wins the takeover of one stale lock (the
+first to create ``.lock.takeover-<inode>``, O_EXCL) renames its own record over it, after checking that the file is
+still that stale lock. A second launch that judged the same lock stale loses the O_EXCL race or finds another
+file in its place, and is refused like any launch that meets a live lock. (Unlinking the stale lock and then
+creating one would let that second launch unlink the winner's fresh lock and take the run as well.)
+
 The same heartbeat tells the other ranks of the launch that rank 0 is alive (``RankZeroWatch``): they wait for its
 rank-0-only work (creating or resuming the run directory, a stack rebuild, a push) for as long as the heartbeat
 goes on, and stop with one line ``WAITER_STALE_S`` after it stopped.
@@ -19,6 +25,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -30,6 +37,8 @@ STALE_AFTER_S = 600.0
 WAITER_STALE_S = 120.0
 # ... or when rank 0 has not taken the lock of this launch this long after the waiter started (it never started)
 WAITER_START_S = 600.0
+# a takeover marker older than this belongs to a launch that died while taking over (a takeover takes milliseconds)
+TAKEOVER_STALE_S = 60.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -40,6 +49,20 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by someone else
         return True
     return True
+
+
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return default
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _slurm_job(launch: str) -> str | None:
@@ -76,35 +99,79 @@ class RunLock:
     def acquire(self) -> str | None:
         """Take the lock; returns why a stale lock was taken over (None if there was none). ConfigError when live."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        taken_over = None
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # as the umask allows
-            except FileExistsError:
-                holder, age = self._read_holder()
+        for _ in range(3):
+            if not self._create():
+                holder, age, inode = self._read_holder()
                 reason = self.stale_reason(holder, age)
                 if reason is None:
-                    raise ConfigError(
-                        f"run directory {self.path.parent} is in use by another launch (pid {holder.get('pid')} on "
-                        f"host {holder.get('host')}, started {holder.get('started')}): wait for it to finish or stop "
-                        f"it; if that process no longer exists, delete {self.path} and re-run"
-                    ) from None
-                taken_over = reason
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self._record(), handle)
+                    raise self._in_use(holder) from None
+                if inode is None:  # it vanished meanwhile: try to create it again
+                    continue
+                if self._take_over(inode):
+                    self._start_heartbeat()
+                    return reason
+                continue  # another launch took it over first: its fresh lock is read on the next pass
             self._start_heartbeat()
-            return taken_over
-        raise ConfigError(f"could not take the lock {self.path}: another launch took it at the same time; re-run")
+            return None
+        holder, _, _ = self._read_holder()
+        raise self._in_use(holder)
 
-    def _read_holder(self) -> tuple[dict, float]:
+    def _own_record(self) -> Path:
+        """This launch's record, written whole to a private file first, so a lock file is never seen half-written."""
+        mine = self.path.with_name(f"{self.path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        mine.write_text(json.dumps(self._record()))  # the mode a plain open() gives: as the umask allows
+        return mine
+
+    def _create(self) -> bool:
+        """Create the lock if there is none (a hard link fails when the name exists): False when one exists."""
+        mine = self._own_record()
         try:
+            os.link(mine, self.path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            mine.unlink(missing_ok=True)
+
+    def _in_use(self, holder: dict) -> ConfigError:
+        return ConfigError(
+            f"run directory {self.path.parent} is in use by another launch (pid {holder.get('pid')} on "
+            f"host {holder.get('host')}, started {holder.get('started')}): wait for it to finish or stop "
+            f"it; if that process no longer exists, delete {self.path} and re-run")
+
+    def _take_over(self, stale_inode: int) -> bool:
+        """Replace the stale lock whose inode is ``stale_inode`` by this launch's record, atomically; False when another
+        launch won the takeover of that lock (or replaced it before this one looked again)."""
+        marker = self.path.with_name(f"{self.path.name}.takeover-{stale_inode}")
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            if time.time() - _mtime(marker, default=time.time()) > TAKEOVER_STALE_S:
+                marker.unlink(missing_ok=True)  # a launch died while taking over; the next pass tries again
+            return False
+        try:
+            try:
+                if os.stat(self.path).st_ino != stale_inode:
+                    return False  # not the lock judged stale any more
+            except FileNotFoundError:
+                return False
+            os.replace(self._own_record(), self.path)
+            return True
+        finally:
+            marker.unlink(missing_ok=True)
+
+    def _read_holder(self) -> tuple[dict, float, int | None]:
+        """The lock's record, its age (s since its heartbeat) and inode (None: it vanished)."""
+        try:
+            inode = os.stat(self.path).st_ino
             holder = json.loads(self.path.read_text())
             age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return {}, STALE_AFTER_S + 1, None
         except (OSError, json.JSONDecodeError):
-            return {}, STALE_AFTER_S + 1  # an unreadable or vanished lock: nobody can be refreshing it
-        return holder, age
+            # unreadable or half-written: nobody can be refreshing it
+            return {}, STALE_AFTER_S + 1, _inode(self.path)
+        return holder, age, inode
 
     def _start_heartbeat(self) -> None:
         def beat() -> None:
