@@ -130,6 +130,14 @@ class RunLock:
             return True
         except FileExistsError:
             return False
+        except OSError:  # a file system without hard links: an exclusive create, then the record
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self._record(), handle)
+            return True
         finally:
             mine.unlink(missing_ok=True)
 

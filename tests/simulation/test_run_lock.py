@@ -116,3 +116,19 @@ def test_of_launches_racing_for_one_stale_lock_exactly_one_takes_it(tmp_path, ro
     assert len(winners) == 1, outcomes
     assert json.loads(path.read_text())["launch_id"] == winners[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+
+
+def test_on_a_file_system_without_hard_links_the_lock_is_still_exclusive(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / ".lock"
+    first = as_live_launch(RunLock(path, "launch-a", heartbeat_s=60))
+    try:
+        assert first.acquire() is None
+        assert json.loads(path.read_text())["launch_id"] == "launch-a"
+        with pytest.raises(ConfigError, match="is in use by another launch"):
+            RunLock(path, "launch-b", heartbeat_s=60).acquire()
+    finally:
+        first._stop.set()
