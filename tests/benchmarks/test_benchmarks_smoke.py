@@ -19,6 +19,7 @@ if str(BENCH_DIR) not in sys.path:
 
 EXPECTED_RATIOS = {
     "classifier": {"lenet_bs64_epoch", "tiny_cnn_bs64_epoch"},
+    "dcgan": {"dcgan_bs64_epoch"},
     "loader": {"loader_ratio", "data_wait_share", "device_resident_ratio"},
     "generation": {"predict_ratio"},
     "evaluation": {"fairness_eval_ratio"},
