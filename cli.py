@@ -125,7 +125,7 @@ if __name__ == "__main__" and (code := commands_without_lightning(sys.argv[1:]))
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
-from common.errors import RankZeroGone
+from common.errors import RankLost, RankZeroGone
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import SampleFilter
@@ -480,6 +480,12 @@ def main(args: list[str] | None = None) -> int:
         return 2
     except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except RankLost as err:  # another rank died mid-stage: rank 0 says which, the others stop quietly
+        from common.distributed import is_rank_zero
+
+        if is_rank_zero():
+            print(f"error: {err}", file=sys.stderr)
         return 1
     except ReviewPause:
         return 0

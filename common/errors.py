@@ -33,3 +33,11 @@ class RankZeroGone(RuntimeError):
     Not a configuration mistake (the CLI prints it as one line with exit code 1): re-running the same command
     resumes after the last completed stage.
     """
+
+
+class RankLost(RuntimeError):
+    """Another rank of this launch stopped in the middle of a stage (killed, out of memory, its node lost).
+
+    Not a configuration mistake (the CLI prints it as one line with exit code 1, on rank 0): every completed stage is
+    recorded, and re-running the same command resumes the interrupted stage from its last checkpoint.
+    """

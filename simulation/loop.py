@@ -17,6 +17,7 @@ from typing import Any
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
 from common.environment import collect_environment, version_changes
 from common.logs import get_logger
+from common.rank_roster import rank_lost
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
@@ -132,7 +133,13 @@ class SimulationLoop:
             self._open_stack()
             for generation in range(context.loop.generations + 1):
                 for stage in self.stages(generation):
-                    stage.run(context)
+                    try:
+                        stage.run(context)
+                    except Exception as error:  # another rank died mid-stage: one line naming it (rank 0)
+                        lost = rank_lost(error, stage.key)
+                        if lost is None:
+                            raise
+                        raise lost from error
                     if isinstance(stage, PushBlock) and not context.loop.keep_raw_shards and is_rank_zero():
                         run_dir.delete_raw_shards(generation)  # once the push is recorded (loop.keep_raw_shards)
                 if is_rank_zero():

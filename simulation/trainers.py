@@ -16,6 +16,7 @@ import lightning as L
 import torch
 
 from callbacks.progress import LineProgress
+from callbacks.rank_roster import RankRoster
 from common.distributed import barrier, is_rank_zero
 from simulation.checkpoint_io import AtomicCheckpointIO
 from simulation.loggers import StageLoggers, tensorboard_logger
@@ -60,7 +61,7 @@ class StageTrainers:
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
         show_bar = bool(kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
         kwargs["enable_progress_bar"] = show_bar
-        callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label, shown_metrics)])]
+        callbacks = [*(callbacks or []), *([] if show_bar else [LineProgress(label, shown_metrics)]), RankRoster()]
         logger = [tensorboard_logger(self.tensorboard_dir, name, version)]
         if self.loggers is not None and extra.get("logger", True) is not False:
             logger += self.loggers.for_stage(name, stage or version)

@@ -44,15 +44,29 @@ def test_ddp_evaluation_counts_every_test_sample_once_and_equals_one_process(tmp
         assert ddp[key] == pytest.approx(single[key], abs=1e-7, nan_ok=True), key
 
 
-def test_two_process_ddp_loop_through_the_cli(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "fit", "--config", str(ROOT / "tests" / "configs" / "tiny_mnist.yaml"),
-         "--loop.run_dir", str(run_dir), "--trainer.devices", "2", "--trainer.strategy", "ddp"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+def ddp_command(run_dir: Path) -> list[str]:
+    config = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
+    return [sys.executable, str(ROOT / "cli.py"), "fit", "--config", config, "--loop.run_dir", str(run_dir),
+            "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The tiny loop as 2 DDP processes through the CLI, uninterrupted."""
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    proc = subprocess.run(ddp_command(run_dir), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir, proc
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_two_process_ddp_loop_through_the_cli(ddp_run):
+    run_dir, proc = ddp_run
     assert "MEMBER: 2/2" in proc.stdout + proc.stderr
-    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    rows = read_rows(run_dir)
     assert [r["generation"] for r in rows] == [0, 1, 2]  # written once, by rank 0
     assert [(r["filter_kept"], r["stack_generations"]) for r in rows[1:]] == [(90, [1]), (90, [2])]
     shards = sorted(p.name for p in (run_dir / "gen_01" / "shards").iterdir())
@@ -61,6 +75,40 @@ def test_two_process_ddp_loop_through_the_cli(tmp_path):
     assert proc.stdout.count("[genbias] done") == 1
     info = json.loads((run_dir / "state.json").read_text())["stage_info"]  # data.batch_size is per device here
     assert (info["g1/generator"]["batch_per_device"], info["g1/generator"]["batch_global"]) == (64, 128)
+
+
+def test_a_rank_killed_mid_stage_ends_the_launch_with_one_line_and_a_relaunch_resumes_identically(ddp_run, tmp_path):
+    """Kill rank 1 (a child of rank 0 under Lightning's launcher) while generation 1's generator trains: rank 0's
+    next collective fails, and the launch ends with one line naming rank 1 and the stage, exit code 1, lock released;
+    the stages done before are kept and the same command resumes to the uninterrupted run's rows."""
+    import signal
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(ddp_command(run_dir), cwd=ROOT, env={**env(), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "generation 1/2 - training generator" in line:
+            break
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children  # Lightning's launcher started rank 1
+    os.kill(int(children[0]), signal.SIGKILL)
+    stderr = proc.stdout.read()  # what it printed after the kill (stdout and stderr)
+    assert proc.wait(timeout=120) == 1, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: rank 1 (pid {children[0]}) has stopped during stage g1/generator (this rank's "
+                      "collective failed: Connection reset by peer); every completed stage is kept: re-run the same "
+                      "command to resume"], stderr[-3000:]
+    assert "Traceback" not in stderr and "Child process with PID" not in stderr, stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert "g0/evaluate/tiny_cnn" in state["completed"] and "g1/generator" not in state["completed"]
+    assert not (run_dir / ".lock").exists()  # released: the relaunch takes no stale lock over
+
+    resumed = subprocess.run(ddp_command(run_dir), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    reference = read_rows(ddp_run[0])
+    for got, expected in zip(read_rows(run_dir), reference, strict=True):
+        for key in ("generation", "acc", "meo", "md", "acc_rank", "fid", "filter_kept", "quality_q"):
+            assert got[key] == pytest.approx(expected[key], abs=1e-6), (got["generation"], key)
 
 
 def test_ranks_started_together_resume_a_run_whose_next_stage_is_rank_zero_only(tmp_path):
