@@ -41,7 +41,8 @@ def test_every_run_has_its_hyperparameters_and_final_and_mean_metrics(tmp_path):
     assert final["lenet/mean_acc"] == pytest.approx(sum(acc_value(1, g, "lenet") for g in GENERATIONS) / 3)
     assert final["vgg19/final_meo"] == pytest.approx(make_row(1, 2, "vgg19", "x")["meo"])
     assert final["lenet/final_worst_subgroup_acc"] == pytest.approx(0.51)
-    assert [final[f"data/realised_synthetic_share_gen{g:02d}"] for g in GENERATIONS] == [0.5, 0.5, 0.5]  # the rows' share
+    shares = [final[f"data/realised_synthetic_share_gen{g:02d}"] for g in GENERATIONS]
+    assert shares == [0.5, 0.5, 0.5]  # the rows' realised share
     assert final["generator/final_fid"] == pytest.approx(121.0) and final["generator/mean_fid"] == pytest.approx(116)
 
     root = events(tensorboard)
