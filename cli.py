@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser, get_loader, set_loader
 
 from common.errors import ConfigError
 
@@ -122,6 +122,7 @@ if __name__ == "__main__" and (code := commands_without_lightning(sys.argv[1:]))
 
 # What only `fit` needs, imported once the commands above are ruled out (hence imports below code)
 # ruff: noqa: E402
+import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
@@ -180,12 +181,29 @@ def innermost(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
+def load_config_value(value: str, path: str | os.PathLike = ""):
+    """YAML as jsonargparse loads it; a run's saved ``config.yaml`` that the previous release wrote (the data regime's
+    keys in ``data`` and ``loop``) is migrated to ``data.regime`` on read, so the saved run resumes."""
+    loaded = get_loader("yaml")(value)
+    if path and isinstance(loaded, dict) and saved_run_directory(path) is not None:
+        from datamodules.regime_migration import to_current_layout
+
+        return to_current_layout(loaded)
+    return loaded
+
+
+#: the parser mode of ``fit``: YAML, with a saved run's config migrated on read (``load_config_value``)
+CONFIG_MODE = "yaml_saved_runs_migrated"
+set_loader(CONFIG_MODE, load_config_value, exceptions=(yaml.YAMLError,))
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Reports a parser error as one line (the usage only with --help) instead of ~70 lines of usage text, and takes
     no abbreviated option (``--loop.generation`` is an error, not ``--loop.generations``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("parser_mode", CONFIG_MODE)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):

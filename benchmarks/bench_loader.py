@@ -33,6 +33,7 @@ from datamodules.base import ImageSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec
+from datamodules.regime import DataRegime
 from lightning_modules.classifier import ClassifierModule
 
 IMAGE_SHAPE = (3, 28, 28)
@@ -61,9 +62,10 @@ class InMemorySource(RealDataSource):
 
 
 def build_datamodule(stack_dir: str, n_real: int, block: int, batch_size: int) -> GenerationalDataModule:
-    dm = GenerationalDataModule(InMemorySource(n_real, 1000), synthetic_share=0.5, batch_size=batch_size)
+    dm = GenerationalDataModule(InMemorySource(n_real, 1000), DataRegime(window=3, synthetic_share=0.5),
+                                batch_size=batch_size)
     dm.prepare()
-    dm.open_stack(stack_dir, window=3)
+    dm.open_stack(stack_dir)
     for generation in (1, 2, 3):
         g = torch.Generator().manual_seed(100 + generation)
         dm.push_block(torch.randint(0, 256, (block, *IMAGE_SHAPE), dtype=torch.uint8, generator=g),

@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 from harness import REPO_ROOT, run_child
 
-from datamodules.stack_policy import StackPolicy
+from datamodules.regime import DataRegime
+from datamodules.regime_migration import to_current_layout
 
 STAGE_DONE = re.compile(r"\[genbias\] generation (\d+)/\d+ - stage (\S+) done in")
 TRAIN = re.compile(r"\[genbias\] generation (\d+)/\d+ - training (generator )?(\S+) on (\d+) real \+ (\d+) synthetic")
@@ -109,21 +110,20 @@ def summarize_timing(records: list[dict]) -> dict | None:
 def project(stages: list[dict], config: dict, rows: list[dict], generations: int = PAPER_GENERATIONS,
             n_classifiers: int = PAPER_CLASSIFIERS, seeds: int = PAPER_SEEDS) -> float | None:
     """Seconds of the whole protocol from one measured generation: training time per sample-epoch x the samples
-    an epoch holds at generation g (the stack grows to ``stack_generations`` blocks) x the config's epochs."""
+    an epoch holds at generation g (the stack grows to ``data.regime.window`` blocks) x the config's epochs."""
     by_key = {(s["generation"], s["stage"]): s for s in stages}
     first = {r["classifier"]: r for r in rows if r["generation"] == 1}
     if not first or (1, "generator") not in by_key:
         return None
-    data, loop = config.get("data", {}), config.get("loop", {})
-    policy = StackPolicy(data.get("stack_policy", "fifo"))
-    window = policy.kept_generations(int(loop.get("stack_generations", 3)))
+    loop = config.get("loop", {})
+    regime = DataRegime(**(to_current_layout(config).get("data", {}).get("regime") or {}))
+    window = regime.kept_generations
     row = next(iter(first.values()))
     n_real, kept_per_block = row["n_real"], row["stack_size"]
 
     def samples_per_epoch(g: int) -> int:
         stack = 0 if g == 0 else kept_per_block * (g if window is None else min(g, window))
-        return n_real + policy.synthetic_per_epoch(n_real, float(data.get("synthetic_share", 0.5)), stack,
-                                                   bool(data.get("oversample", False)))
+        return n_real + regime.synthetic_per_epoch(n_real, stack)
 
     def per_sample_epoch(stage: dict) -> float:
         return stage["seconds"] / (stage["samples_per_epoch"] * stage["epochs"])

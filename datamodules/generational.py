@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 import lightning as L
 import torch
@@ -36,9 +35,9 @@ from datamodules.mixing import (
     realised_share,
     synthetic_reuse,
 )
+from datamodules.regime import PAPER_REGIME, DataRegime
 from datamodules.samplers import AlignedBatchSampler, unpadded_sampler
 from datamodules.stack import SyntheticStack
-from datamodules.stack_policy import StackPolicy
 
 
 class _BatchedView(Dataset):
@@ -74,17 +73,8 @@ class GenerationalDataModule(L.LightningDataModule):
 
     Args:
         source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet, BREEDS Living-17).
-        synthetic_share: p in [0, 1): the target synthetic share of every training epoch. An epoch uses
-            min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
-            stack is large enough and until then the whole stack is used.
-        oversample: always use round(p / (1 - p) * N_real) synthetic samples per epoch, drawing with replacement
-            while the stack is smaller (a fixed share from generation 1, at the cost of repeated images).
-        stack_policy: how past synthetic data is kept and drawn: "fifo" (the paper's: the last
-            ``loop.stack_generations`` generations), "replace" (the newest only), "accumulate" (every generation,
-            each sample once per epoch whatever p), "subsample" (every generation, an epoch draws the p budget
-            uniformly from all of them).
-        stack_capacity: an optional sample budget of the fifo/replace stack on top of the generations it keeps: the
-            oldest whole generations are evicted while the stack would hold more samples (None: no budget).
+        regime: the data regime: how past synthetic data is kept (policy, window, capacity) and mixed (the target
+            share p, oversampling), e.g. ``{policy: fifo, window: 3, synthetic_share: 0.5}`` (datamodules/regime.py).
         batch_size: training batch size (per device, unless ``batch_size_is_global``).
         batch_size_is_global: every training batch size (this one, ``classifiers[].batch_size``,
             ``loop.generator_batch_size``, ``quality.oracle.batch_size``) is the global batch of one optimizer step,
@@ -103,10 +93,7 @@ class GenerationalDataModule(L.LightningDataModule):
     def __init__(
         self,
         source: RealDataSource,
-        synthetic_share: float = 0.5,
-        oversample: bool = False,
-        stack_policy: Literal["fifo", "replace", "accumulate", "subsample"] = "fifo",
-        stack_capacity: int | None = None,
+        regime: DataRegime = PAPER_REGIME,
         batch_size: int = 128,
         batch_size_is_global: bool = False,
         eval_batch_size: int = 512,
@@ -117,10 +104,7 @@ class GenerationalDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.source = source
-        self.synthetic_share = float(synthetic_share)
-        self.oversample = bool(oversample)
-        self.stack_policy = stack_policy
-        self.stack_capacity = stack_capacity
+        self.regime = regime
         self.batch_size = batch_size
         self.batch_size_is_global = bool(batch_size_is_global)
         self.eval_batch_size = eval_batch_size
@@ -129,16 +113,14 @@ class GenerationalDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.stratify_predict = stratify_predict
         self.stack: SyntheticStack | None = None
-        self._stack_args: tuple | None = None
+        self._stack_root: str | os.PathLike | None = None
         self.splits: dict[str, LabelledSplit] | None = None
         self._viewed: dict[tuple[str, ImageView], LabelledSplit] = {}
 
     # ----------------------------------------------------------------------------------------------- checks
     def validate(self) -> None:
         """ConfigError for user mistakes, before any work."""
-        if not 0.0 <= self.synthetic_share < 1.0:
-            raise ConfigError(f"data.synthetic_share (p) must be in [0, 1), got {self.synthetic_share}: p is the "
-                              "synthetic share of every epoch, e.g. 0.5 for half real, half generated")
+        self.regime.validate()
         if self.batch_size <= 0 or self.eval_batch_size <= 0:
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
         if self.num_workers < 0:
@@ -146,12 +128,6 @@ class GenerationalDataModule(L.LightningDataModule):
         if not self.device_memory_gb >= 0:
             raise ConfigError(f"data.device_memory_gb must be >= 0 (0 disables device-resident data), got "
                               f"{self.device_memory_gb}")
-        if self.stack_capacity is not None and self.stack_capacity < 1:
-            raise ConfigError(f"data.stack_capacity must be a positive number of samples or null, got "
-                              f"{self.stack_capacity}")
-        if self.policy.keeps_every_generation and self.stack_capacity is not None:
-            raise ConfigError(f"data.stack_capacity evicts old generations, but data.stack_policy "
-                              f"{self.stack_policy!r} keeps every generation: unset data.stack_capacity")
         self.source.validate()
 
     # ----------------------------------------------------------------------------------------------- real data
@@ -189,15 +165,15 @@ class GenerationalDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------------------------- the stack
     @property
-    def policy(self) -> StackPolicy:
-        return StackPolicy(self.stack_policy)
+    def target_share(self) -> float:
+        """p, the synthetic share the regime aims every epoch at (``data.regime.synthetic_share``)."""
+        return float(self.regime.synthetic_share)
 
-    def open_stack(self, root: str | os.PathLike, window: int | None, verify: bool = True) -> SyntheticStack:
-        """Open (or create) the stack at ``root``, keeping what the stack policy keeps of a ``window`` of generations
-        (``loop.stack_generations``) within the sample budget ``stack_capacity`` when set. ``verify`` checks every
-        block's checksum (rank 0 at start)."""
-        self._stack_args = (root, window)
-        self.stack = SyntheticStack(root, self.policy.kept_generations(window), self.stack_capacity, verify=verify)
+    def open_stack(self, root: str | os.PathLike, verify: bool = True) -> SyntheticStack:
+        """Open (or create) the stack at ``root``, keeping the generations the data regime keeps within its sample
+        budget (``data.regime.capacity``) when set. ``verify`` checks every block's checksum (rank 0 at start)."""
+        self._stack_root = root
+        self.stack = SyntheticStack(root, self.regime.kept_generations, self.regime.capacity, verify=verify)
         return self.stack
 
     def push_block(self, images: torch.Tensor, labels: torch.Tensor, generation: int) -> None:
@@ -211,18 +187,17 @@ class GenerationalDataModule(L.LightningDataModule):
 
     def reopen_stack(self) -> SyntheticStack:
         """Re-read the manifest after a push by rank 0 (the block's checksums were computed as it was written)."""
-        root, window = self._require_stack_args()
-        return self.open_stack(root, window, verify=False)
+        return self.open_stack(self._require_stack_root(), verify=False)
 
     def _require_stack(self) -> SyntheticStack:
         if self.stack is None:
             raise RuntimeError("open_stack() must be called before the stack is used")
         return self.stack
 
-    def _require_stack_args(self) -> tuple:
-        if self._stack_args is None:
+    def _require_stack_root(self) -> str | os.PathLike:
+        if self._stack_root is None:
             raise RuntimeError("open_stack() must be called before reopen_stack()")
-        return self._stack_args
+        return self._stack_root
 
     @property
     def stack_size(self) -> int:
@@ -234,16 +209,16 @@ class GenerationalDataModule(L.LightningDataModule):
 
     @property
     def n_synthetic(self) -> int:
-        return self.policy.synthetic_per_epoch(self.n_real, self.synthetic_share, self.stack_size, self.oversample)
+        return self.regime.synthetic_per_epoch(self.n_real, self.stack_size)
 
     @property
-    def realised_share(self) -> float:
+    def realised_synthetic_share(self) -> float:
         """The synthetic share of an epoch as it is (below p while the stack is smaller than the target)."""
         return realised_share(self.n_real, self.n_synthetic)
 
     @property
     def synthetic_reuse(self) -> float:
-        """Draws per stack sample per epoch (<= 1 unless ``oversample``)."""
+        """Draws per stack sample per epoch (<= 1 unless ``data.regime.oversample``)."""
         return synthetic_reuse(self.n_synthetic, self.stack_size)
 
     # ----------------------------------------------------------------------------------------------- loaders

@@ -163,7 +163,7 @@ class SyntheticStack(Dataset):
         if self.max_samples is not None and count > self.max_samples:
             raise ConfigError(
                 f"generation {generation} has {count} samples, more than the stack's sample budget {self.max_samples}: "
-                f"raise data.stack_capacity to at least {count}, unset it (keep whole generations only) "
+                f"raise data.regime.capacity to at least {count}, unset it (keep whole generations only) "
                 "or generate fewer samples per generation"
             )
 

@@ -194,7 +194,7 @@ def legend_below(fig, axes, fontsize: float = 8, max_cols: int = 3) -> None:
 
 
 def setting_labels(groups: list[Group]) -> dict[str, str]:
-    """Each group's label in a comparison: every setting that differs between the groups (``stack_policy=fifo,
+    """Each group's label in a comparison: every setting that differs between the groups (``policy=fifo,
     synthetic_share=0.25``), named by the last part of its key unless two differing keys share it; the group's name
     where no setting tells the groups apart."""
     keys = sorted({k for g in groups for k in g.differing})

@@ -40,8 +40,10 @@ def run_hparams(run: Run, group: Group) -> dict[str, float | str]:
     config = run.config
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     loop = config.get("loop") if isinstance(config.get("loop"), dict) else {}
+    regime = data.get("regime") if isinstance(data.get("regime"), dict) else {}
     values: dict[str, object] = {"group": group.name, "dataset": run.dataset, "seed": run.seed,
-                                 "p": data.get("synthetic_share"), "stack_generations": loop.get("stack_generations"),
+                                 "p": regime.get("synthetic_share"), "policy": regime.get("policy"),
+                                 "window": regime.get("window"),
                                  "generations": loop.get("generations"),
                                  "samples_per_generation": loop.get("samples_per_generation")}
     ratios = {}
@@ -74,7 +76,7 @@ def run_metrics(run: Run) -> dict[str, float]:
                 metrics[f"{classifier}/final_{name}"] = values[-1]
                 metrics[f"{classifier}/mean_{name}"] = float(np.mean(values))
     for generation, share in realised_shares(run).items():
-        metrics[f"data/synthetic_share_gen{generation:02d}"] = share
+        metrics[f"data/realised_synthetic_share_gen{generation:02d}"] = share
     fids = [float(b["fid"]) for _, b in sorted(run.blocks.items()) if b.get("fid") is not None]
     if fids:
         metrics["generator/final_fid"], metrics["generator/mean_fid"] = fids[-1], float(np.mean(fids))

@@ -61,7 +61,7 @@ def _setup_lines(group: Group, stats: dict) -> list[str]:
                                                "epochs trained (mean)", "weights"], rows), "",
              f"Filter chain: `{filter_chain(run)}`.", ""]
     first = group.classifiers[0] if group.classifiers else None
-    shares = [(g, stats.get((first, g, "synthetic_share"))) for g in group.generations]
+    shares = [(g, stats.get((first, g, "realised_synthetic_share"))) for g in group.generations]
     shares = [(g, s) for g, s in shares if s is not None and s[2]]
     if shares:
         lines += ["Realised synthetic share of an epoch per generation (mean over seeds): "

@@ -22,7 +22,9 @@ import yaml
 from common.errors import ConfigError
 from common.smoke_settings import smoke_settings
 from datamodules.facts import DatasetFacts
+from datamodules.regime_migration import to_current_layout
 from reporting.readings import complete_row
+from simulation.results import migrated_row
 from simulation.run_directory import RunDirectory
 
 #: keys that only tell replicates of one experiment apart; the data seed is one (a run may draw its split, subsample
@@ -218,7 +220,7 @@ def _read_rows(results_path: Path) -> list[dict]:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{results_path} line {number}: {key} = {value!r} is not an integer: {damaged}")
-        rows.append(complete_row(row))
+        rows.append(complete_row(migrated_row(row)))
     if not rows:
         raise ConfigError(f"{results_path} is empty: the run has no finished classifier yet; "
                           "wait for it or leave it out of the report")
@@ -275,6 +277,7 @@ def load_run(path: Path) -> Run:
         raise ConfigError(f"{config_path} is not valid YAML ({' '.join(str(err).split())})") from err
     if not isinstance(config, dict):
         raise ConfigError(f"{config_path} is not a config of this tool (a YAML mapping): the file is damaged")
+    config = to_current_layout(config)  # a run of the previous release groups with the same experiment's new runs
     smoke = smoke_settings(config.get("trainer") if isinstance(config.get("trainer"), dict) else None)
     if smoke:
         raise ConfigError(f"run directory {path} is a smoke run ({', '.join(smoke)} in {config_path}): its numbers "

@@ -57,7 +57,7 @@ def realised_shares(run: Run) -> dict[int, float]:
     """The realised synthetic share of every generation (the same in each classifier's row of a generation)."""
     shares: dict[int, float] = {}
     for row in sorted(run.rows, key=lambda r: int(r["generation"])):
-        value = row.get("synthetic_share")
+        value = row.get("realised_synthetic_share")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             shares.setdefault(int(row["generation"]), float(value))
     return shares

@@ -21,7 +21,7 @@ Stat = tuple[float, float, int]
 #: printed metric that can be -inf -> the bounded metric that is finite in the same row
 INFINITE_WHEN_NULL = {"di_eq3": "di", "di_eq3_class": "di_class", "di_eq3_cells": "di_cells"}
 INFINITE_SUFFIX = ":infinite_seeds"
-EXTRA_SCALARS = ("synthetic_share", "synthetic_reuse", *(k for k in BLOCK_FIELDS if not k.startswith("fid")))
+EXTRA_SCALARS = ("realised_synthetic_share", "synthetic_reuse", *(k for k in BLOCK_FIELDS if not k.startswith("fid")))
 
 
 def mean_std(values: Iterable[float | None]) -> Stat:

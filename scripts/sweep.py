@@ -9,7 +9,7 @@ Sweep file (YAML)::
     seeds: [0, 1, 2]
     overrides:                       # optional: a list of variants, each a dict of dotted CLI overrides
       - {}
-      - {data.synthetic_share: 0.0}
+      - {data.regime.synthetic_share: 0.0}
     grid:                            # optional: dotted key -> list of values, cartesian product
       loop.generations: [5, 10]
     out: runs/sweeps/<name>
@@ -144,11 +144,11 @@ def _variants(spec: dict, path: Path) -> list[tuple[tuple[str, object], ...]]:
     overrides = spec.get("overrides") or [{}]
     if not isinstance(overrides, list) or not all(isinstance(o, dict) or o is None for o in overrides):
         raise ConfigError(f"{path}: 'overrides' must be a list of dicts of dotted CLI keys, "
-                          "e.g. overrides: [{data.synthetic_share: 0.0}, {data.synthetic_share: 0.5}]")
+                          "e.g. overrides: [{data.regime.synthetic_share: 0.0}, {data.regime.synthetic_share: 0.5}]")
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: 'grid' must map dotted CLI keys to non-empty lists of values, "
-                          "e.g. grid: {data.synthetic_share: [0.0, 0.5]}")
+                          "e.g. grid: {data.regime.synthetic_share: [0.0, 0.5]}")
     for key in [k for o in overrides for k in (o or {})] + list(grid):
         if not isinstance(key, str) or key.startswith("-") or key in ("seed_everything", "loop.run_dir", "config"):
             raise ConfigError(f"{path}: override key {key!r} is not allowed: write dotted keys without dashes "

@@ -81,8 +81,6 @@ class LoopConfig:
         run_dir: where everything of this run lands (default: runs/<config file stem>/seed_<seed>).
         generations: number of generations after generation 0 (paper: 10 for MNIST/CIFAR, 4-5 for Hard ImageNet).
         samples_per_generation: S, samples generated per generation before filtering.
-        stack_generations: K, the generations the FIFO stack keeps (the paper's queue capacity D/S = 3): exactly
-            the last K pushed blocks, whatever the filters kept of each (data.stack_capacity adds a sample budget).
         generator_epochs: epochs the generator trains each generation.
         generator_start: ``fresh`` (the default): each generation's generator starts from new weights (seeded), the
             base model plus a new LoRA adapter for Stable Diffusion; ``continue``: from the previous generation's
@@ -107,7 +105,6 @@ class LoopConfig:
     run_dir: str | None = None
     generations: int = 10
     samples_per_generation: int = 1000
-    stack_generations: int = 3
     generator_epochs: int = 10
     generator_start: Literal["fresh", "continue"] = "fresh"
     generator_batch_size: int | None = None

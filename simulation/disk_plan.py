@@ -12,7 +12,7 @@ C x H x W of the generator's output, uint8):
   ``last.ckpt`` (parameters counted on torch's meta device: nothing is allocated or loaded).
 
 Per-sample scores, sheets and TensorBoard files are small beside these and not counted. The stack evicts old blocks
-(their files are deleted) once it holds ``loop.stack_generations``; raw shards stay unless
+(their files are deleted) once it holds ``data.regime.window``; raw shards stay unless
 ``loop.keep_raw_shards: false`` deletes each generation's after its push is recorded.
 """
 

@@ -55,8 +55,8 @@ def run_hparams(loop: LoopConfig, classifiers: list[ClassifierConfig], generator
                 seed: int) -> dict:
     """The run's hyperparameters as every stage's logger run carries them (p, r, stack, seed, ...)."""
     return {"seed": int(seed), "generations": loop.generations, "samples_per_generation": loop.samples_per_generation,
-            "stack_generations": loop.stack_generations, "generator_epochs": loop.generator_epochs,
-            "synthetic_share": float(datamodule.synthetic_share), "stack_policy": str(datamodule.stack_policy),
+            "window": datamodule.regime.window, "generator_epochs": loop.generator_epochs,
+            "synthetic_share": datamodule.target_share, "policy": datamodule.regime.policy,
             "generator": type(generator).__name__ if generator is not None else "none",
             "classifiers": ",".join(c.label for c in classifiers),
             "filters": ",".join(type(f).__name__ for f in filters)}
@@ -218,7 +218,7 @@ class SimulationLoop:
         per_generation = estimate_generation_disk(
             loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
             [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers])
-        kept = context.data.policy.kept_generations(loop.stack_generations) or len(left)
+        kept = context.data.regime.kept_generations or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
         return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable)
 
@@ -230,5 +230,5 @@ class SimulationLoop:
     def _open_stack(self) -> None:
         """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""
         context, run_dir = self.context, self.context.run_dir
-        stack = context.data.open_stack(run_dir.stack_dir, context.loop.stack_generations, verify=is_rank_zero())
+        stack = context.data.open_stack(run_dir.stack_dir, verify=is_rank_zero())
         check_stack_matches_state(context, stack)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from datamodules.regime_migration import PREVIOUS_KEYS
 from simulation.config import ClassifierConfig
 
 EXAMPLE_CONFIG = "configs/quickstart.yaml"
@@ -195,6 +196,41 @@ def _yaml_problem(argv: list[str]) -> str | None:
     return None
 
 
+def _is_saved_run_config(path: str) -> bool:
+    """``<run_dir>/config.yaml`` beside the run's state.json: migrated on read, never refused for its layout."""
+    return Path(path).name == "config.yaml" and (Path(path).parent / "state.json").is_file()
+
+
+def _has_dotted(tree: object, key: str) -> bool:
+    """Whether ``tree`` holds the dotted ``key`` exactly (``data.stack_policy``: a ``stack_policy`` in ``data``)."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def previous_layout_message(argv: list[str]) -> str | None:
+    """One line for a config file or command line that uses the data regime's previous keys (``data.stack_policy``,
+    ``loop.stack_generations``, ...), naming each one's new key; None when neither does."""
+    for path in config_files(argv):
+        if _is_saved_run_config(path):
+            continue
+        tree = _load(path)
+        old = [key for key in PREVIOUS_KEYS if _has_dotted(tree, key)]
+        if old:
+            return _previous_layout_line(path, old)
+    given = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    old = [key for key in PREVIOUS_KEYS if key in given]
+    return _previous_layout_line("the command line", old) if old else None
+
+
+def _previous_layout_line(where: str, old: list[str]) -> str:
+    moves = ", ".join(f"{key} -> {PREVIOUS_KEYS[key]}" for key in old)
+    return (f"{where}: the data regime is one section now, data.regime: {moves} (e.g. data: {{regime: {{policy: fifo, "
+            "window: 3, synthetic_share: 0.5}}; docs/configuration.md, Data regime)")
+
+
 def located_message(message: str, argv: list[str], parser=None, refused: Mapping[str, str] | None = None) -> str:
     """The parser's one-line ``message`` with where the mistake is and the nearest valid names, never one of the
     ``refused`` keys (key -> why, e.g. ``trainer.max_epochs``, which the loop sets itself)."""
@@ -214,8 +250,8 @@ def located_message(message: str, argv: list[str], parser=None, refused: Mapping
     unknown = re.search(r"does not accept option '([^']+)'", message) or re.search(r"Option '([^']+)' is not accepted",
                                                                                   message)
     if unknown:
-        return _unknown_key(unknown[1], argv, parser, None, refused)
+        return previous_layout_message(argv) or _unknown_key(unknown[1], argv, parser, None, refused)
     unrecognized = re.search(r"unrecognized arguments: --([\w.]+)", message)
     if unrecognized:
-        return _unknown_key(unrecognized[1], argv, parser, "the command line", refused)
+        return previous_layout_message(argv) or _unknown_key(unrecognized[1], argv, parser, "the command line", refused)
     return message

@@ -1,8 +1,9 @@
 """The result row: one per (generation, classifier, seed), the single list of fields that the loop writes, the
-TensorBoard summary plots and the report aggregates."""
+TensorBoard summary plots and the report aggregates; and the migrations that bring rows of earlier releases to it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 #: pooled fairness metrics (subgroups pooled over classes) and accuracy
@@ -22,22 +23,23 @@ READING_TITLES = {"pooled": "pooled: subgroup index pooled over classes",
                   "per_class": "per class: within each class, averaged over classes",
                   "cells": "cells: every (class, subgroup) cell a group"}
 #: how the epoch's data were composed
-DATA_FIELDS = ("target_share", "synthetic_share", "synthetic_reuse", "n_real", "n_synthetic", "stack_size")
+DATA_FIELDS = ("target_share", "realised_synthetic_share", "synthetic_reuse", "n_real", "n_synthetic", "stack_size")
 #: the generation's block (the same in every row of the generation; null at generation 0)
 BLOCK_FIELDS = ("fid", "fid_kept", "filter_kept", "filter_dropped", "quality_q", "quality_q_kept", "imbalance_u",
                 "imbalance_u_kept", "majority_gain", "majority_gain_kept")
 #: every scalar of a row that is plotted against the generation
-SCALAR_FIELDS = (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS, "synthetic_share",
-                 "synthetic_reuse", *BLOCK_FIELDS)
+SCALAR_FIELDS = (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS,
+                 "realised_synthetic_share", "synthetic_reuse", *BLOCK_FIELDS)
 METRIC_LABELS = {"acc": "accuracy", "meo": "MEO", "di": "DI", "md": "MD", "meo_class": "MEO (per class)",
                  "di_class": "DI (per class)", "md_class": "MD (per class)", "meo_cells": "MEO (cells)",
                  "di_cells": "DI (cells)", "md_cells": "MD (cells)", "meo_eq2": "MEO eq. 2 as printed",
                  "di_eq3": "DI eq. 3 as printed", "meo_eq2_class": "MEO eq. 2 as printed (per class)",
                  "di_eq3_class": "DI eq. 3 as printed (per class)", "meo_eq2_cells": "MEO eq. 2 as printed (cells)",
                  "di_eq3_cells": "DI eq. 3 as printed (cells)", "fid": "FID", "fid_kept": "FID (kept)",
-                 "synthetic_share": "synthetic share", "synthetic_reuse": "stack reuse", "quality_q": "q_t",
-                 "quality_q_kept": "q_t (kept)", "imbalance_u": "u_t", "imbalance_u_kept": "u_t (kept)",
-                 "majority_gain": "majority gain", "majority_gain_kept": "majority gain (kept)"}
+                 "realised_synthetic_share": "realised synthetic share", "synthetic_reuse": "stack reuse",
+                 "quality_q": "q_t", "quality_q_kept": "q_t (kept)", "imbalance_u": "u_t",
+                 "imbalance_u_kept": "u_t (kept)", "majority_gain": "majority gain",
+                 "majority_gain_kept": "majority gain (kept)"}
 
 
 @dataclass
@@ -54,9 +56,10 @@ class ResultRow:
     arch: str
     seed: int
     dataset: str
-    # the epoch's composition
+    # the epoch's composition: p (data.regime.synthetic_share) and the share the epoch had (below p while the stack
+    # is smaller than the target)
     target_share: float
-    synthetic_share: float
+    realised_synthetic_share: float
     synthetic_reuse: float
     n_real: int
     n_synthetic: int
@@ -107,3 +110,23 @@ class ResultRow:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def realised_share_renamed(row: dict) -> dict:
+    """Rows before the data regime section called the realised share ``synthetic_share`` (the config's name for the
+    target p): the same number under its own name."""
+    if "synthetic_share" in row and "realised_synthetic_share" not in row:
+        row = {("realised_synthetic_share" if key == "synthetic_share" else key): value for key, value in row.items()}
+    return row
+
+
+#: every change of the row's fields since the first release, oldest first: each step takes a row as a release wrote it
+#: (or as the step before left it) and returns it in the next release's fields, leaving a current row as it is
+ROW_MIGRATIONS: tuple[Callable[[dict], dict], ...] = (realised_share_renamed,)
+
+
+def migrated_row(row: dict) -> dict:
+    """A result row read from disk in the current fields, whichever release wrote it."""
+    for migration in ROW_MIGRATIONS:
+        row = migration(row)
+    return row

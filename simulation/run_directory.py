@@ -33,6 +33,8 @@ from common.distributed import is_rank_zero
 from common.errors import ConfigError
 from common.io import atomic_write_text
 from common.logs import get_logger
+from datamodules.regime_migration import identity_text
+from simulation.results import migrated_row
 
 STATE_VERSION = 2
 
@@ -40,7 +42,9 @@ log = get_logger()
 
 
 def config_fingerprint(config_text: str) -> str:
-    return hashlib.sha256(config_text.encode()).hexdigest()[:16]
+    """The run's identity: a hash of its config, the data regime written in the layout the first runs recorded
+    (``identity_text``), so that a run of the previous release resumes under the same identity."""
+    return hashlib.sha256(identity_text(config_text).encode()).hexdigest()[:16]
 
 
 class RunDirectory:
@@ -262,7 +266,10 @@ class RunDirectory:
         log.warning(f"loop.overwrite: removed the previous run in {self.path} ({what})")
 
     def load(self) -> None:
+        """Read the state; result rows an earlier release wrote are brought to the current fields (a resumed run's
+        results.jsonl then holds one kind of row)."""
         self.state = self.read_state()
+        self.state["results"] = [migrated_row(row) for row in self.state.get("results", [])]
 
     def save(self) -> None:
         atomic_write_text(self.state_path, json.dumps(self.state, indent=1))

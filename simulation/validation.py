@@ -35,15 +35,12 @@ def _loop_problems(context: RunContext) -> None:
         raise ConfigError(f"loop.samples_per_generation must be > 0, got {loop.samples_per_generation}")
     if loop.generator_epochs <= 0:
         raise ConfigError(f"loop.generator_epochs must be > 0, got {loop.generator_epochs}")
-    if loop.stack_generations < 1:
-        raise ConfigError(f"loop.stack_generations must be >= 1 (the number of generations the FIFO stack keeps; "
-                          f"the paper keeps 3), got {loop.stack_generations}")
-    budget = context.data.stack_capacity
+    budget = context.data.regime.capacity
     if budget is not None and budget < loop.samples_per_generation:
         raise ConfigError(
-            f"data.stack_capacity {budget} is smaller than one generation's block "
-            f"({loop.samples_per_generation} samples): raise data.stack_capacity, unset it (the stack then keeps "
-            "loop.stack_generations whole generations) or lower loop.samples_per_generation"
+            f"data.regime.capacity {budget} is smaller than one generation's block "
+            f"({loop.samples_per_generation} samples): raise data.regime.capacity, unset it (the stack then keeps "
+            "data.regime.window whole generations) or lower loop.samples_per_generation"
         )
     if context.generator is None:
         raise ConfigError("loop.generations > 0 needs a generator: set model.class_path "

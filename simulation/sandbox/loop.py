@@ -137,7 +137,7 @@ def run_seed(world: GaussianMixtureWorld, regime: Regime, seed: int, generations
     real, test = splits["train"], splits["test"]
     real_counts = torch.from_numpy(world.train_counts())
     true_trace = np.array([np.trace(world.class_covariance(c)) for c in range(world.num_classes)])
-    stack = Stack(StackPolicy(regime.stack_policy), regime.stack_generations)
+    stack = Stack(StackPolicy.named(regime.stack_policy), regime.stack_generations)
     rows, blocks = [], {}
     reference = None
     for t in range(generations + 1):
@@ -170,7 +170,7 @@ def run_seed(world: GaussianMixtureWorld, regime: Regime, seed: int, generations
             reference = weights
         row = ResultRow(
             generation=t, classifier=CLASSIFIER, arch=CLASSIFIER, seed=seed, dataset=world.name,
-            target_share=regime.synthetic_share, synthetic_share=realised_share(n_real, n_syn),
+            target_share=regime.synthetic_share, realised_synthetic_share=realised_share(n_real, n_syn),
             synthetic_reuse=synthetic_reuse(n_syn, len(stack)), n_real=n_real, n_synthetic=n_syn,
             stack_size=len(stack), stack_generations=stack.generations, acc=_float(metrics["acc"]),
             meo=_float(metrics["meo"]), di=_float(metrics["di"]), md=_float(metrics["md"]),

@@ -18,7 +18,7 @@ import yaml
 from common.errors import ConfigError
 from common.logs import get_logger
 from datamodules.gaussian_mixture import GaussianMixtureWorld
-from datamodules.stack_policy import STACK_POLICIES
+from datamodules.stack_policy import policy_names
 from simulation.run_directory import RunDirectory
 from simulation.sandbox.generators import GENERATORS
 from simulation.sandbox.loop import CLASSIFIER, Regime, run_seed
@@ -65,8 +65,8 @@ def _regime(entry, base_world: dict, index: int) -> tuple[Regime, dict]:
     regime = Regime(**{k: v for k, v in entry.items() if k != "world"})
     if regime.generator not in GENERATORS:
         raise ConfigError(f"{where}.generator must be one of {GENERATORS}, got {regime.generator!r}")
-    if regime.stack_policy not in STACK_POLICIES:
-        raise ConfigError(f"{where}.stack_policy must be one of {STACK_POLICIES}, got {regime.stack_policy!r}")
+    if regime.stack_policy not in policy_names():
+        raise ConfigError(f"{where}.stack_policy must be one of {policy_names()}, got {regime.stack_policy!r}")
     share = regime.synthetic_share
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise ConfigError(f"{where}.synthetic_share must be in [0, 1] (1: no real data once the stack holds a block), "

@@ -98,11 +98,11 @@ class RunContext:
 
     def epoch_composition(self) -> str:
         """What a training epoch is made of now, e.g. '3500 real + 1170 synthetic samples/epoch (share 0.25 of the
-        target 0.50, each stack sample drawn 1.00x; stack: [1])'."""
+        target 0.50, each stack sample drawn 1.00x; stack: [1])': the share is the realised one."""
         data = self.data
-        return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share {data.realised_share:.2f} "
-                f"of the target {data.synthetic_share:.2f}, each stack sample drawn {data.synthetic_reuse:.2f}x; "
-                f"stack: {data.stack_generations})")
+        return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share "
+                f"{data.realised_synthetic_share:.2f} of the target {data.target_share:.2f}, each stack sample drawn "
+                f"{data.synthetic_reuse:.2f}x; stack: {data.stack_generations})")
 
     def training_batch(self, batch_size: int, lr: float | None) -> TrainingBatch:
         """The batch (and learning rate) a training stage configured with ``batch_size`` trains with."""

@@ -117,7 +117,7 @@ class EvaluateClassifier(Stage):
         trained = context.run_dir.stage_info(f"g{n}/classifier/{clf.label}")
         row = ResultRow(
             generation=n, classifier=clf.label, arch=clf.arch, seed=context.seed, dataset=source.name,
-            target_share=data.synthetic_share, synthetic_share=data.realised_share,
+            target_share=data.target_share, realised_synthetic_share=data.realised_synthetic_share,
             synthetic_reuse=data.synthetic_reuse, n_real=data.n_real, n_synthetic=data.n_synthetic,
             stack_size=data.stack_size, stack_generations=data.stack_generations,
             acc=_scalar(metrics["acc"]),

@@ -128,7 +128,7 @@ def rebuild_stack(context: RunContext) -> None:
         aside = run_dir.stack_dir.with_name(f"stack.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.stack_dir.rename(aside)
         log.info(f"rebuild_stack: the previous stack folder is kept as {aside}")
-    data.open_stack(run_dir.stack_dir, context.loop.stack_generations)
+    data.open_stack(run_dir.stack_dir)
     for generation in recorded:
         block, keep, _ = PushBlock(generation).select(context)
         data.push_block_batches(block.kept(keep), int(keep.sum()), block.image_shape, generation)

@@ -7,12 +7,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from callbacks.epoch_seeder import EpochSeeder
 from datamodules.colored_mnist import ColoredMNIST
 from datamodules.generational import GenerationalDataModule, TrainingSpec
+from datamodules.regime import DataRegime
 from lightning_modules.classifier import ClassifierModule
 
 
 def fit(max_epochs: int, ckpt_dir, resume: str | None = None, seeder: bool = True) -> ClassifierModule:
     L.seed_everything(5, verbose=False)
-    dm = GenerationalDataModule(ColoredMNIST(max_train_samples=300), synthetic_share=0.0, batch_size=64)
+    dm = GenerationalDataModule(ColoredMNIST(max_train_samples=300), regime=DataRegime(synthetic_share=0.0),
+                                batch_size=64)
     model = ClassifierModule("tiny_cnn", 10, 3, (3, 28, 28), lr=0.01, dropout=0.3)  # dropout draws random numbers
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, monitor="val/loss")]
     if seeder:

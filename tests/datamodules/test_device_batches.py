@@ -6,6 +6,7 @@ import torch
 from callbacks.epoch_seeder import EpochSeeder
 from datamodules.device_batches import DeviceResidentBatches
 from datamodules.generational import GenerationalDataModule, TrainingSpec
+from datamodules.regime import DataRegime
 from lightning_modules.classifier import ClassifierModule
 from tests.datamodules.test_mixing import FakeSource, push_blocks
 
@@ -21,7 +22,7 @@ def epochs(loader, count: int = 2) -> list[tuple[torch.Tensor, ...]]:
 
 
 def test_the_device_path_serves_the_loader_paths_batches_in_the_same_order(tmp_path):
-    data = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16)
+    data = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=16)
     push_blocks(data, tmp_path, [30, 50])
     loaded = epochs(data.train_loader(SPEC))
     resident = data.train_loader(SPEC, device=torch.device("cpu"))
@@ -33,7 +34,8 @@ def test_the_device_path_serves_the_loader_paths_batches_in_the_same_order(tmp_p
 
 
 def test_data_beyond_the_budget_or_seen_through_a_view_keeps_the_loader(tmp_path):
-    data = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16, device_memory_gb=1e-6)
+    data = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=16,
+                                  device_memory_gb=1e-6)
     push_blocks(data, tmp_path, [30])
     assert not isinstance(data.train_loader(SPEC, device=torch.device("cpu")), DeviceResidentBatches)
     off = GenerationalDataModule(FakeSource(100), device_memory_gb=0)
@@ -42,7 +44,8 @@ def test_data_beyond_the_budget_or_seen_through_a_view_keeps_the_loader(tmp_path
 
 def train(budget_gb: float, tmp_path) -> ClassifierModule:
     L.seed_everything(7, verbose=False)
-    data = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16, device_memory_gb=budget_gb)
+    data = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=16,
+                                  device_memory_gb=budget_gb)
     push_blocks(data, tmp_path / str(budget_gb), [40])
     model = ClassifierModule("tiny_cnn", num_classes=4, num_groups=2, image_shape=(1, 8, 8), lr=0.01, dropout=0.2)
     trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,

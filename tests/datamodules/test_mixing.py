@@ -1,5 +1,7 @@
 """Mixing real data with the stack at synthetic share p."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from datamodules.base import ImageSplit, RealDataSource
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from datamodules.mixing import MixedEpochSampler, synthetic_per_epoch
+from datamodules.regime import DataRegime
 
 
 class FakeSource(RealDataSource):
@@ -28,7 +31,8 @@ class FakeSource(RealDataSource):
 
 def push_blocks(dm: GenerationalDataModule, tmp_path, sizes, max_generations: int | None = None) -> None:
     """Open the data module's stack in ``tmp_path`` and push blocks of synthetic images (value 200) into it."""
-    dm.open_stack(tmp_path / "stack", max_generations or max(len(sizes), 1))
+    dm.regime = dataclasses.replace(dm.regime, window=max_generations or max(len(sizes), 1))
+    dm.open_stack(tmp_path / "stack")
     for g, n in enumerate(sizes, start=1):
         dm.push_block(torch.full((n, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(n) % 4, g)
 
@@ -48,7 +52,7 @@ def epoch_counts(dm: GenerationalDataModule) -> tuple[int, int, torch.Tensor]:
 
 @pytest.mark.parametrize("p, expected_synthetic", [(0.0, 0), (0.25, 33), (0.5, 100), (0.75, 300)])
 def test_epoch_holds_every_real_sample_and_round_p_over_1_minus_p_synthetic(tmp_path, p, expected_synthetic):
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=p, batch_size=16)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=p), batch_size=16)
     push_blocks(dm, tmp_path, [150, 150])
     real, synthetic, _ = epoch_counts(dm)
     assert real == 100
@@ -56,7 +60,7 @@ def test_epoch_holds_every_real_sample_and_round_p_over_1_minus_p_synthetic(tmp_
 
 
 def test_empty_stack_means_real_data_only(tmp_path):
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=32)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=32)
     push_blocks(dm, tmp_path, [])
     assert epoch_counts(dm)[:2] == (100, 0)
 
@@ -91,34 +95,34 @@ def test_synthetic_per_epoch_formula():
 
 def test_a_small_stack_is_used_whole_once_per_epoch_and_the_share_grows_with_it(tmp_path):
     """Generation 1 of a p = 0.5 run: the stack (60) is smaller than the target (100)."""
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=16)
     push_blocks(dm, tmp_path, [60], max_generations=3)
     real, synthetic, _ = epoch_counts(dm)
     assert (real, synthetic) == (100, 60)
     order = dm.train_loader(TrainingSpec(16, 0)).batch_sampler.sampler.indices_for_epoch(0)
     drawn = order[order >= 100]
     assert len(drawn.unique()) == len(drawn) == 60  # no synthetic sample twice in an epoch
-    assert dm.realised_share == pytest.approx(60 / 160) and dm.synthetic_reuse == 1.0
+    assert dm.realised_synthetic_share == pytest.approx(60 / 160) and dm.synthetic_reuse == 1.0
     dm.push_block(torch.full((80, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(80) % 4, 2)
-    assert (dm.n_synthetic, dm.realised_share, dm.synthetic_reuse) == (100, 0.5, pytest.approx(100 / 140))
+    assert (dm.n_synthetic, dm.realised_synthetic_share, dm.synthetic_reuse) == (100, 0.5, pytest.approx(100 / 140))
 
 
 def test_oversample_forces_the_share_with_repeats(tmp_path):
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, oversample=True, batch_size=16)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5, oversample=True), batch_size=16)
     push_blocks(dm, tmp_path, [60])
     real, synthetic, _ = epoch_counts(dm)
     assert (real, synthetic) == (100, 100)
-    assert dm.realised_share == 0.5 and dm.synthetic_reuse == pytest.approx(100 / 60)
+    assert dm.realised_synthetic_share == 0.5 and dm.synthetic_reuse == pytest.approx(100 / 60)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_p_outside_unit_interval_is_rejected(p):
-    with pytest.raises(ConfigError, match=r"synthetic_share \(p\) must be in \[0, 1\)"):
-        GenerationalDataModule(FakeSource(), synthetic_share=p).validate()
+    with pytest.raises(ConfigError, match=r"data.regime.synthetic_share \(p\) must be in \[0, 1\)"):
+        GenerationalDataModule(FakeSource(), regime=DataRegime(synthetic_share=p)).validate()
 
 
 def test_generated_labels_follow_the_real_label_distribution():
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5))
     labels = dm.generation_labels(40, seed=3)
     assert torch.bincount(labels, minlength=4).tolist() == [10, 10, 10, 10]
     batches = list(dm.generation_loader(labels, seed=5, batch_size=16))
@@ -148,7 +152,7 @@ def test_large_stacks_mix_through_disk_reads_with_the_same_counts(tmp_path, monk
     import datamodules.stack as stack_module
 
     monkeypatch.setattr(stack_module, "IN_MEMORY_LIMIT_BYTES", 0)  # as if the stack held millions of images
-    dm = GenerationalDataModule(FakeSource(100), synthetic_share=0.5, batch_size=16)
+    dm = GenerationalDataModule(FakeSource(100), regime=DataRegime(synthetic_share=0.5), batch_size=16)
     push_blocks(dm, tmp_path, [150, 150])
     real, synthetic, _ = epoch_counts(dm)
     assert (real, synthetic) == (100, 100)

@@ -14,6 +14,7 @@ from datamodules.base import ImageSplit, ViewedSplit
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from datamodules.hard_imagenet import HardImageNet
 from datamodules.mixing import MixedTrainSet
+from datamodules.regime import DataRegime
 from tests.datamodules.test_mixing import FakeSource
 from tests.fakes.hard_imagenet import add_striped_image, write_fake_hard_imagenet
 
@@ -62,8 +63,8 @@ def real_and_synthetic(dm: GenerationalDataModule, spec: TrainingSpec) -> tuple[
 
 
 def test_stored_images_reach_each_consumer_at_its_view(landscape_roots, tmp_path):
-    dm = GenerationalDataModule(hard_imagenet(landscape_roots), synthetic_share=0.5, batch_size=16)
-    dm.open_stack(tmp_path / "stack", 3)
+    dm = GenerationalDataModule(hard_imagenet(landscape_roots), regime=DataRegime(synthetic_share=0.5), batch_size=16)
+    dm.open_stack(tmp_path / "stack")
     dm.push_block(stored_block(12, 48), torch.arange(12) % 15, 1)  # stored at 48 x 48
     for spec, side in ((TrainingSpec(16, 0), 16), (TrainingSpec(16, 0, image_size=20), 20)):
         real, synthetic = real_and_synthetic(dm, spec)
@@ -76,8 +77,8 @@ def test_stored_images_reach_each_consumer_at_its_view(landscape_roots, tmp_path
 
 
 def test_in_memory_datasets_keep_the_identity_view_and_the_joined_fast_path(tmp_path):
-    dm = GenerationalDataModule(FakeSource(40), synthetic_share=0.5, batch_size=8)
-    dm.open_stack(tmp_path / "stack", 3)
+    dm = GenerationalDataModule(FakeSource(40), regime=DataRegime(synthetic_share=0.5), batch_size=8)
+    dm.open_stack(tmp_path / "stack")
     dm.push_block(torch.full((10, 1, 8, 8), 200, dtype=torch.uint8), torch.arange(10) % 4, 1)
     view = dm.view(None)
     train = dm.viewed_split("train", view)

@@ -52,13 +52,13 @@ def test_every_generation_has_a_complete_result_row(tiny_run):
         assert row["n_real"] == 400 and row["wall_s"] > 0
     # generation 0 is real data only
     assert (rows[0]["n_synthetic"], rows[0]["stack_size"], rows[0]["stack_generations"]) == (0, 0, [])
-    assert (rows[0]["synthetic_share"], rows[0]["synthetic_reuse"], rows[0]["target_share"]) == (0.0, 0.0, 0.5)
+    assert (rows[0]["realised_synthetic_share"], rows[0]["synthetic_reuse"], rows[0]["target_share"]) == (0.0, 0.0, 0.5)
     # the stack keeps 1 generation: 90 samples after the 10% filter, smaller than p = 0.5's target of 400 per
     # epoch, so every epoch uses the whole stack once (realised share 90 / 490, each stack sample drawn once)
     assert [(r["n_synthetic"], r["stack_size"], r["stack_generations"]) for r in rows[1:]] == [
         (90, 90, [1]), (90, 90, [2])]
     for row in rows[1:]:
-        assert row["synthetic_share"] == pytest.approx(90 / 490) and row["synthetic_reuse"] == 1.0
+        assert row["realised_synthetic_share"] == pytest.approx(90 / 490) and row["synthetic_reuse"] == 1.0
         assert (row["filter_kept"], row["filter_dropped"]) == (90, 10)
         assert row["fid"] > 0 and row["fid_kept"] > 0 and row["fid_kept"] != row["fid"]
         assert 0 <= row["quality_q"] <= 1 and 0 <= row["imbalance_u"] <= 1
@@ -137,7 +137,8 @@ def test_rerunning_the_same_command_resumes_without_duplicating(tiny_reference_r
 def test_a_different_config_on_an_existing_run_is_refused_untouched(tiny_reference_run, tmp_path, capsys):
     run_dir = tiny_reference_run.copy_to(tmp_path / "run")
     before = (run_dir / "state.json").read_text()
-    code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--data.synthetic_share", "0.25"])
+    code = cli.main(["fit", "--config", TINY, "--loop.run_dir", str(run_dir),
+                     "--data.regime.synthetic_share", "0.25"])
     err = capsys.readouterr().err
     assert code == 2
     assert "holds a run with a different config" in err and "synthetic_share: 0.25" in err  # the difference
@@ -151,9 +152,11 @@ BAD_INPUTS = [
     (["--data.source.init_args.source", "torchvision", "--data.source.init_args.root", "/nonexistent/mnist"],
      "/nonexistent/mnist"),
     (["--classifiers", '[{"arch": "tiny_cnn", "max_epochs": 0}]'], "max_epochs must be > 0"),
-    (["--data.synthetic_share", "1.0"], "synthetic_share (p) must be in [0, 1)"),
-    (["--data.stack_capacity", "50"], "smaller than one generation's block"),
-    (["--loop.stack_generations", "0"], "loop.stack_generations must be >= 1"),
+    (["--data.regime.synthetic_share", "1.0"], "data.regime.synthetic_share (p) must be in [0, 1)"),
+    (["--data.regime.capacity", "50"], "data.regime.capacity 50 is smaller than one generation's block"),
+    (["--data.regime.window", "0"], "data.regime.window must be >= 1"),
+    (["--data.regime.policy", "lifo"], "data.regime.policy must be one of ('fifo', 'replace', 'accumulate', "
+                                       "'subsample'), got 'lifo'"),
     (["--loop.generations", "-1"], "loop.generations must be >= 0"),
     (["--model.init_args.image_shape", "[1, 28, 28]"], "stores generated images at its own shape [3, 28, 28]"),
     (["--trainer.strategy", "ddp_spawn"], "use strategy: ddp"),

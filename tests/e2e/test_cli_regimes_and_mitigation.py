@@ -33,7 +33,7 @@ def regimes(tmp_path_factory, tiny_reference_run) -> dict[str, Path]:
     lays them out."""
     root = tmp_path_factory.mktemp("regimes")
     tiny_reference_run.copy_to(root / "fifo" / "seed_0")
-    fit(root / "accumulate" / "seed_0", "--data.stack_policy", "accumulate")
+    fit(root / "accumulate" / "seed_0", "--data.regime.policy", "accumulate")
     return {"fifo": root / "fifo" / "seed_0", "accumulate": root / "accumulate" / "seed_0"}
 
 
@@ -52,7 +52,7 @@ def test_the_report_compares_the_regimes_side_by_side(regimes, tmp_path):
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "[colored_mnist__comparison.png](figures/colored_mnist__comparison.png) (the groups of this dataset side " \
            "by side" in summary
-    assert "`data.stack_policy=\"accumulate\"`" in summary  # the summary names what differs between the groups
+    assert "`data.regime.policy=\"accumulate\"`" in summary  # the summary names what differs between the groups
 
 
 def test_the_subgroup_balance_filter_pushes_exactly_the_balanced_subset(tmp_path):

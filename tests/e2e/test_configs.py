@@ -101,8 +101,9 @@ def test_the_living17_config_follows_appendix_a_and_fills_the_stack_to_p(capsys)
     assert {c["arch"] for c in config["classifiers"]} == {"alexnet", "mobilenet_v3", "vgg19", "resnet50", "deit_small"}
     assert all(c["pretrained"] for c in config["classifiers"])
     assert config["quality"]["oracle"]["arch"]  # u_t needs the learned subclass oracle
-    loop, p = config["loop"], config["data"]["synthetic_share"]
-    assert (loop["generations"], loop["stack_generations"], p) == (5, 3, 0.5)
+    loop, regime = config["loop"], config["data"]["regime"]
+    window, p = regime["window"], regime["synthetic_share"]
+    assert (loop["generations"], regime["policy"], window, p) == (5, "fifo", 3, 0.5)
     # the project's rule for S: 3 kept blocks (after the CLIP filter's r, per class) cover the real training set
     # (68 ImageNet classes of at most 1,300 train images, minus the validation share of each)
     ratio, val_fraction = config["filters"][0]["init_args"]["ratio"], source["init_args"]["val_fraction"]
@@ -110,8 +111,8 @@ def test_the_living17_config_follows_appendix_a_and_fills_the_stack_to_p(capsys)
     per_class = loop["samples_per_generation"] // 17
     assert per_class * 17 == loop["samples_per_generation"]
     kept = 17 * math.ceil((1 - ratio) * per_class)
-    assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
-    assert (loop["stack_generations"] - 1) * kept < n_real  # and not more than needed: p is reached at the 3rd block
+    assert window * kept >= round(p / (1 - p) * n_real)
+    assert (window - 1) * kept < n_real  # and not more than needed: p is reached at the 3rd block
 
 
 def test_the_quickstart_keeps_the_offline_uncertainty_filter_and_classifier_fid(capsys):
@@ -171,7 +172,8 @@ def test_the_table_configs_fill_the_stack_to_p_and_name_their_classes_alike(name
     assert config["model"]["init_args"]["train_resolution"] == 512 and config["quality"]["oracle"]["arch"]
     loop, ratio = config["loop"], config["filters"][0]["init_args"]["ratio"]
     kept = math.floor((1 - ratio) * loop["samples_per_generation"])
-    assert loop["stack_generations"] * kept >= real_train > (loop["stack_generations"] - 1) * kept
+    window = config["data"]["regime"]["window"]
+    assert window * kept >= real_train > (window - 1) * kept
 
 
 @pytest.mark.parametrize("name", sorted(CLIP_FILTER))
@@ -254,12 +256,13 @@ def test_the_zhang_configs_use_the_cited_split_and_fill_the_stack_to_p(name, bia
     assert source["split"] == "zhang2024" and source["biased"] is biased and source["bottom_fraction"] == 0.25
     # CIFAR-100 has 500 training images per fine class: 200 train (a bottom class keeps int(200 * 0.25) = 50)
     n_real = 60 * 200 + 40 * 50 if biased else 100 * 200
-    loop, p, ratio = config["loop"], config["data"]["synthetic_share"], config["filters"][0]["init_args"]["ratio"]
+    loop, ratio = config["loop"], config["filters"][0]["init_args"]["ratio"]
+    window, p = config["data"]["regime"]["window"], config["data"]["regime"]["synthetic_share"]
     per_class = loop["samples_per_generation"] // 20
     assert per_class * 20 == loop["samples_per_generation"]
     kept = 20 * math.ceil((1 - ratio) * per_class)
-    assert loop["stack_generations"] * kept >= round(p / (1 - p) * n_real)
-    assert (loop["stack_generations"] - 1) * kept < n_real
+    assert window * kept >= round(p / (1 - p) * n_real)
+    assert (window - 1) * kept < n_real
 
 
 def test_a_filter_ratio_the_block_cannot_fill_is_refused_before_any_work(tmp_path, capsys):

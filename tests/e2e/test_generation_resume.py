@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 #: one generation of 3,000 samples in chunks of 20: 150 chunks, so a kill lands mid-way
 OPTIONS = ["--loop.generations", "1", "--loop.samples_per_generation", "3000", "--data.eval_batch_size", "20",
-           "--loop.stack_generations", "1"]
+           "--data.regime.window", "1"]
 CHUNKS = 150
 
 

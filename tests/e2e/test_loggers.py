@@ -116,7 +116,7 @@ def test_every_hparams_yaml_loads_with_safe_load(logged_run):
         assert isinstance(yaml.safe_load(path.read_text()), dict), path
     generator = yaml.safe_load((run_dir / "csv" / "gen_01" / "generator" / "hparams.yaml").read_text())
     assert generator["image_shape"] == [3, 28, 28] and generator["betas"] == [0.5, 0.999]  # tuples, as lists
-    assert generator["synthetic_share"] == 0.5 and generator["seed"] == 0 and generator["stack_generations"] == 1
+    assert generator["synthetic_share"] == 0.5 and generator["seed"] == 0 and generator["window"] == 1
 
 
 def test_yaml_safe_turns_what_safe_load_refuses_into_what_it_reads():

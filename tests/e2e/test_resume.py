@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_mnist.yaml")
 COMPARED = ("acc", "meo", "di", "md", "meo_class", "di_class", "md_class", "acc_rank", "n_real", "n_synthetic",
             "stack_size", "stack_generations", "fid", "filter_kept", "filter_dropped", "quality_q", "imbalance_u",
-            "quality_q_kept", "imbalance_u_kept", "majority_gain", "majority_gain_kept", "synthetic_share",
+            "quality_q_kept", "imbalance_u_kept", "majority_gain", "majority_gain_kept", "realised_synthetic_share",
             "synthetic_reuse")
 # a stage in flight (generation), the end of generation before it was recorded (the gates have scored the block),
 # the push stage after the stack was written but before it was recorded, and the moment after a classifier was

@@ -91,8 +91,8 @@ def test_the_p_sweep_brackets_p_with_and_without_a_constant_share(tmp_path, caps
     monkeypatch.chdir(ROOT)
     tasks = load_sweep(ROOT / "configs" / "sweeps" / "p_sweep.yaml")
     variants = {t.overrides for t in tasks}
-    assert {dict(v)["data.synthetic_share"] for v in variants} == {0.25, 0.5, 0.75}
-    assert {dict(v).get("data.oversample", False) for v in variants} == {False, True}
+    assert {dict(v)["data.regime.synthetic_share"] for v in variants} == {0.25, 0.5, 0.75}
+    assert {dict(v).get("data.regime.oversample", False) for v in variants} == {False, True}
     assert len(tasks) == 3 * 5 * 3
     for task in {(t.config, t.overrides): t for t in tasks if t.seed == 0}.values():
         args = task.command()[2:]  # fit --config ... --overrides --seed_everything --loop.run_dir

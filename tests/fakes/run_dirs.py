@@ -30,7 +30,8 @@ def make_row(seed: int, generation: int, classifier: str, dataset: str) -> dict:
     ranks = [0.5 + 0.01 * seed, 0.7 + 0.01 * seed, 0.9 + 0.01 * seed]  # gap 0.4 at every generation: A_t = 1
     return {
         "generation": generation, "classifier": classifier, "arch": classifier, "seed": seed, "dataset": dataset,
-        "synthetic_share": 0.5, "acc": acc_value(seed, generation, classifier), "meo": 1.0 - bias,
+        "target_share": 0.5, "realised_synthetic_share": 0.5, "acc": acc_value(seed, generation, classifier),
+        "meo": 1.0 - bias,
         "di": 0.9, "md": 0.05 * (seed + 1), "meo_class": 0.95 - 0.01 * seed, "di_class": 0.8, "md_class": 0.1,
         "acc_rank": ranks, "group_acc": [[0.5, 0.7, 0.9]], "n_real": 100, "n_synthetic": 50 * (generation > 0),
         "stack_size": 0, "stack_generations": [], "epochs": 1, "wall_s": 1.0, "fid": None,
@@ -55,8 +56,9 @@ def make_run(path: Path, seed: int, *, dataset: str = "colored_mnist", share: fl
     ``card`` is the dataset card its state records (default: pixel subgroups called colours), ``config_edit``
     changes the config before it is written (e.g. a data-source argument or a classifier's ``pretrained``)."""
     path.mkdir(parents=True)
-    config = {"seed_everything": seed, "data": {"synthetic_share": share, "source": {"name": dataset}},
-              "loop": {"run_dir": str(path), "generations": planned, "stack_generations": 3},
+    config = {"seed_everything": seed, "data": {"source": {"name": dataset},
+                                                "regime": {"policy": "fifo", "window": 3, "synthetic_share": share}},
+              "loop": {"run_dir": str(path), "generations": planned},
               "classifiers": [{"arch": c} for c in classifiers],
               "filters": [{"class_path": "filters.UncertaintyFilter", "init_args": {"ratio": 0.1}}]}
     if config_edit is not None:

@@ -17,6 +17,7 @@ from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource  # noqa: E402
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule, TrainingSpec  # noqa: E402
+from datamodules.regime import DataRegime
 from lightning_modules.classifier import ClassifierModule  # noqa: E402
 
 
@@ -39,7 +40,7 @@ class OddSizedSource(RealDataSource):
 def main(devices: int, checkpoint: str) -> None:
     model = ClassifierModule("tiny_cnn", num_classes=4, num_groups=3, image_shape=(3, 16, 16))
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
-    dm = GenerationalDataModule(OddSizedSource(), synthetic_share=0.0, eval_batch_size=16)
+    dm = GenerationalDataModule(OddSizedSource(), regime=DataRegime(synthetic_share=0.0), eval_batch_size=16)
     fairness = SubgroupFairnessEvaluation(num_classes=4, num_groups=3)
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,

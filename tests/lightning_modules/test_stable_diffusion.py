@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from common.errors import ConfigError
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from datamodules.hard_imagenet import HardImageNet
+from datamodules.regime import DataRegime
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
 from tests.fakes.hard_imagenet import add_striped_image, write_fake_hard_imagenet
 from tests.fakes.tiny_sd import build_tiny_sd
@@ -97,7 +98,7 @@ def test_the_unet_trains_on_landscape_photos_at_its_resolution_without_aspect_di
                                      unmasked_per_class=0)
     add_striped_image(roots)
     source = HardImageNet(*roots, image_size=16, resize=20, val_fraction=0.0)
-    data = GenerationalDataModule(source, synthetic_share=0.5, batch_size=16)
+    data = GenerationalDataModule(source, regime=DataRegime(synthetic_share=0.5), batch_size=16)
     torch.manual_seed(0)
     module = make_module(tiny_sd_path, class_names=source.class_names, train_resolution=16)
     module.configure_model()

@@ -240,15 +240,15 @@ def test_a_comparison_legend_names_all_four_settings_that_differ(tmp_path):
         for seed in (0, 1):
             path = make_run(tmp_path / f"regime{k}" / f"seed_{seed}", seed, share=share)
             config = yaml.safe_load((path / "config.yaml").read_text())
-            config["data"]["stack_policy"] = policy
-            config["loop"].update(stack_generations=stack, generator_epochs=epochs)
+            config["data"]["regime"].update(policy=policy, window=stack)
+            config["loop"].update(generator_epochs=epochs)
             (path / "config.yaml").write_text(yaml.safe_dump(config))
             paths.append(path)
     groups, stats = load_groups(paths)
     fig = plot_comparison(groups, stats, tmp_path / "c.png", [])
     assert sorted(text.get_text() for text in fig.legends[0].get_texts()) == [
-        "stack_policy=fifo, synthetic_share=0.5, generator_epochs=1, stack_generations=3 (2 seeds)",
-        "stack_policy=replace, synthetic_share=0.25, generator_epochs=2, stack_generations=1 (2 seeds)"]
+        "policy=fifo, synthetic_share=0.5, window=3, generator_epochs=1 (2 seeds)",
+        "policy=replace, synthetic_share=0.25, window=1, generator_epochs=2 (2 seeds)"]
 
 
 def test_a_long_legend_wraps_into_the_figure(tmp_path):

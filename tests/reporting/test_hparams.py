@@ -33,7 +33,7 @@ def test_every_run_has_its_hyperparameters_and_final_and_mean_metrics(tmp_path):
     hparams = {k: v.number_value if v.HasField("number_value") else v.string_value for k, v in start.hparams.items()}
     # each classifier's lr and epochs (the fake configs set neither, so the defaults; nor a batch size) and the chain
     assert hparams == {"group": "biased_p0", "dataset": "colored_mnist", "seed": 1.0, "p": 0.0,
-                       "stack_generations": 3.0, "generations": 2.0, "r": 0.1,
+                       "policy": "fifo", "window": 3.0, "generations": 2.0, "r": 0.1,
                        "filters": "UncertaintyFilter(r=0.1, quantile, on lenet)", "lenet/lr": 0.001,
                        "lenet/max_epochs": 50.0, "vgg19/lr": 0.001, "vgg19/max_epochs": 50.0}
     final = {tag: run.Scalars(tag)[0].value for tag in run.Tags()["scalars"]}
@@ -41,7 +41,8 @@ def test_every_run_has_its_hyperparameters_and_final_and_mean_metrics(tmp_path):
     assert final["lenet/mean_acc"] == pytest.approx(sum(acc_value(1, g, "lenet") for g in GENERATIONS) / 3)
     assert final["vgg19/final_meo"] == pytest.approx(make_row(1, 2, "vgg19", "x")["meo"])
     assert final["lenet/final_worst_subgroup_acc"] == pytest.approx(0.51)
-    assert [final[f"data/synthetic_share_gen{g:02d}"] for g in GENERATIONS] == [0.5, 0.5, 0.5]  # the rows' share
+    shares = [final[f"data/realised_synthetic_share_gen{g:02d}"] for g in GENERATIONS]
+    assert shares == [0.5, 0.5, 0.5]  # the rows' realised share
     assert final["generator/final_fid"] == pytest.approx(121.0) and final["generator/mean_fid"] == pytest.approx(116)
 
     root = events(tensorboard)

@@ -124,7 +124,7 @@ def test_glob_expansion_and_seed_grouping_across_groups(tmp_path):
     assert {r["group"] for r in rows} == {"unbiased", "unbiased_p0"}
     assert len(rows) == 2 * len(SEEDS) * len(GENERATIONS) * len(CLASSIFIERS)  # the repeated path counted once
     summary = (out / "summary.md").read_text()
-    assert "Differs from the other groups in: `data.synthetic_share=0.0`" in summary
+    assert "Differs from the other groups in: `data.regime.synthetic_share=0.0`" in summary
     with pytest.raises(ConfigError, match="matches no directory"):
         report_main([str(tmp_path / "nothing" / "seed_*")], str(out))
 

@@ -110,9 +110,9 @@ def test_a_listing_piped_into_head_ends_quietly(tmp_path):
 def test_data_regimes_sweep_runs_past_the_stack_window():
     """With a stack of 3, fifo, accumulate and subsample hold the same blocks up to generation 3."""
     tasks = sweep.load_sweep(ROOT / "configs" / "sweeps" / "data_regimes.yaml", check_configs=False)
-    policies = {dict(task.overrides)["data.stack_policy"] for task in tasks}
+    policies = {dict(task.overrides)["data.regime.policy"] for task in tasks}
     assert policies == {"fifo", "replace", "accumulate", "subsample"}
-    window = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())["loop"]["stack_generations"]
+    window = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())["data"]["regime"]["window"]
     assert all(dict(task.overrides)["loop.generations"] > window for task in tasks)
 
 

@@ -9,6 +9,7 @@ from common.image_views import ImageView
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule
+from datamodules.regime import DataRegime
 from filters import ManualRejectFilter, SampleFilter
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
@@ -40,9 +41,9 @@ class Brightness(SampleFilter):
 def context(tmp_path, filters, **quality) -> RunContext:
     run_dir = RunDirectory(tmp_path / "run")
     run_dir.create("config", "new", "launch")
-    data = GenerationalDataModule(TwoClasses(), synthetic_share=0.5)
-    data.open_stack(run_dir.stack_dir, window=2)
-    loop = LoopConfig(run_dir=str(run_dir.path), generations=1, samples_per_generation=SIZE, stack_generations=2)
+    data = GenerationalDataModule(TwoClasses(), regime=DataRegime(window=2, synthetic_share=0.5))
+    data.open_stack(run_dir.stack_dir)
+    loop = LoopConfig(run_dir=str(run_dir.path), generations=1, samples_per_generation=SIZE)
     return RunContext(run_dir=run_dir, data=data, trainers=StageTrainers({}, None, run_dir.tensorboard_dir), loop=loop,
                       quality=QualityConfig(sheet_per_class=3, **quality), classifiers=[ClassifierConfig("tiny_cnn")],
                       filters=filters, generator=None, seed=0)

@@ -8,7 +8,7 @@ from simulation.sandbox.loop import Block, Regime, Stack, block_labels, mix, run
 
 
 def _stack(policy: str, blocks: int, size: int = 40) -> Stack:
-    stack = Stack(StackPolicy(policy), window=3)
+    stack = Stack(StackPolicy.named(policy), window=3)
     for g in range(1, blocks + 1):
         stack.push(Block(g, np.full((size, 2), float(g)), np.arange(size) % 2))
     return stack
