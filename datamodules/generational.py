@@ -28,6 +28,7 @@ from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
+from datamodules.latent_cache import LatentCache
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -61,12 +62,15 @@ class TrainingSpec:
     ``cells`` trains on the real data only with (class, subgroup) cell labels (the learned subgroup oracle).
     ``image_size``: the square side a generator trains at (real images: shorter side resized to it, centre crop;
     stacked images resized to it); None: the classifiers' view.
+    ``latents``: the generator trains on the latent moments of those images, read from this cache (built when its
+    fit starts, ``callbacks.latent_cache_builder``), with the same indices and batches as the images would have.
     """
 
     batch_size: int
     epoch_seed: int
     cells: bool = False
     image_size: int | None = None
+    latents: LatentCache | None = None
 
 
 class GenerationalDataModule(L.LightningDataModule):
@@ -257,6 +261,10 @@ class GenerationalDataModule(L.LightningDataModule):
         if spec.cells:
             mixed = MixedTrainSet(CellSplit(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
+        elif spec.latents is not None:
+            if spec.latents.training_set is None:
+                raise RuntimeError("the latent cache is not built yet: LatentCacheBuilder builds it when fit starts")
+            mixed, n_synthetic = spec.latents.training_set, self.n_synthetic
         else:
             view = self.view(spec.image_size)
             mixed = MixedTrainSet(self.viewed_split("train", view), self.stack if self.stack_size else None,
