@@ -1,12 +1,15 @@
-"""Stable Diffusion's latent distributions of the training images, encoded once per run and read like the stack.
+"""A latent diffusion generator's latent distributions of the training images, encoded once per run, read like the
+stack.
 
-LoRA fine-tuning trains only the UNet's adapter; the VAE is frozen, so encoding every image at every step of every
-epoch of every generation recomputes the same distribution again and again. As diffusers' ``cache_latents`` does,
-each image's diagonal Gaussian (its mean and std) is encoded once instead: every real training image once per run
-(before the first generator trains) and every stack block once (before the first generator that trains on it; the
-last generation's block, which no generator trains on, is never encoded). A training step then draws its latents
-from the stored distribution with the same random numbers the encoding path draws (``StableDiffusionLoRA``), so a
-cached run trains on the same latents as an uncached one.
+Stable Diffusion's LoRA fine-tuning trains only the UNet's adapter; the VAE is frozen, so encoding every image at
+every step of every epoch of every generation recomputes the same distribution again and again. As diffusers'
+``cache_latents`` does, each image's diagonal Gaussian (its mean and std) is encoded once instead: every real training
+image once per run (before the first generator trains) and every stack block once (before the first generator that
+trains on it; the last generation's block, which no generator trains on, is never encoded). A training step then
+draws its latents from the stored distribution with the same random numbers the encoding path draws (the generator's
+``sample_latents``), so a cached run trains on the same latents as an uncached one. A generator opts in with
+``cache_latents = True`` and provides ``latent_moments`` (uint8 images -> float32 moments), ``latent_identity`` (what
+they depend on besides the image) and ``cached_latent_bytes`` (per image, for the disk plan).
 
 Layout, under ``<run_dir>/latent_cache/``: one part per encoded set, ``real-<key>`` and ``gen_<g>-<key>``, split into
 chunks of ``chunk_size`` images (``<part>-c<i>.safetensors``: float32 rows (n, 2C, h, w), the C mean channels then the
@@ -249,7 +252,3 @@ class LatentCache:
         latent_stack = LatentStack([self.open(part) for part, _ in blocks], stack.labels) if blocks else None
         self.training_set = MixedTrainSet(latent_real, latent_stack)
         return encoded
-
-    def part_bytes(self, count: int, moments_shape: tuple[int, ...]) -> int:
-        """Bytes a part of ``count`` images takes (float32 rows of ``moments_shape``)."""
-        return count * 4 * int(np.prod(moments_shape))

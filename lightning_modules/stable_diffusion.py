@@ -269,6 +269,18 @@ class StableDiffusionLoRA(GeneratorModule):
             noise = randn_tensor(mean.shape, device=mean.device, dtype=mean.dtype)
             return (mean + std * noise).float() * self.vae.config.scaling_factor
 
+    @property
+    def cached_latent_bytes(self) -> int:
+        """Bytes the latent cache holds per image (0 with ``cache_latents: false``): float32 mean and std of the
+        latent, read from the VAE's config without loading it (SD 1.5 at 512: 2 x 4 x 64 x 64 x 4 = 128 KiB)."""
+        if not self.cache_latents:
+            return 0
+        import json
+
+        config = json.loads((Path(self.pretrained_path) / "vae" / "config.json").read_text())
+        side = self.train_resolution // 2 ** (len(config["block_out_channels"]) - 1)
+        return 2 * int(config["latent_channels"]) * side * side * 4
+
     def latent_identity(self) -> dict[str, Any]:
         """What the latent moments depend on besides the image (the latent cache's key)."""
         vae_files = sorted((Path(self.pretrained_path) / "vae").glob("*.*"))

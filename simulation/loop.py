@@ -208,12 +208,15 @@ class SimulationLoop:
         if not left:
             return None
         source = context.source
+        latent_bytes = getattr(generator, "cached_latent_bytes", 0)  # Stable Diffusion's latent cache, per image
         per_generation = estimate_generation_disk(
             loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
-            [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers])
+            [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers],
+            latent_bytes)
         kept = context.data.policy.kept_generations(loop.stack_generations) or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
-        return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable)
+        once = latent_bytes * context.data.n_real if latent_bytes and "g1/generator" not in completed else 0
+        return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable, once)
 
     @staticmethod
     def _log_disk(line: str | None) -> None:
