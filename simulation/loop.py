@@ -43,6 +43,9 @@ from simulation.validation import validate_run
 
 log = get_logger()
 
+#: the view store's folder beside the run directory, unless ``data.view_store_dir`` names one
+VIEW_STORE_FOLDER = ".genbias_views"
+
 
 def run_name(path) -> str:
     """How the other loggers name a run: its folder and the one above, e.g. ``quickstart/seed_0``."""
@@ -88,6 +91,7 @@ class SimulationLoop:
         world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
+        datamodule.default_view_store_dir(run_dir.path.parent / VIEW_STORE_FOLDER)  # shared by the runs beside it
         loggers = StageLoggers(loop.loggers, run_dir, run_name(run_dir.path),
                                run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
             if loop.loggers else None
