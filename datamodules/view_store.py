@@ -40,14 +40,28 @@ class StoredSplit(LabelledSplit):
     samples ``(image, label, subgroup[, mask bool (1, S, S)])`` like the files' split. Other views (a generator at
     its resolution, Inception's FID) read the files again through ``viewed``."""
 
-    def __init__(self, files_split, images: np.ndarray, masks: np.ndarray | None) -> None:
+    def __init__(self, files_split, images_path: Path, masks_path: Path | None) -> None:
         self.files_split = files_split
         self.view = files_split.view
         self.image_paths, self.mask_paths = files_split.image_paths, files_split.mask_paths
         self.labels, self.groups = files_split.labels, files_split.groups
-        self.images = torch.from_numpy(images)  # shares the (copy-on-write) memory map: nothing is read until indexed
-        self.mask_rows = None if masks is None else torch.from_numpy(masks)
-        self.masks = masks is not None
+        self.images_path, self.masks_path = images_path, masks_path
+        self.masks = masks_path is not None
+        self._map()
+
+    def _map(self) -> None:
+        """Tensors sharing the files' (copy-on-write) memory maps: nothing is read until indexed."""
+        self.images = torch.from_numpy(np.load(self.images_path, mmap_mode="c", allow_pickle=False))
+        self.mask_rows = None if self.masks_path is None else torch.from_numpy(
+            np.load(self.masks_path, mmap_mode="c", allow_pickle=False))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its rows (a spawned loader worker maps the files itself)."""
+        return {**self.__dict__, "images": None, "mask_rows": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._map()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -96,9 +110,7 @@ class ViewStore:
                     self._build(split, paths)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        images = np.load(paths["images"], mmap_mode="c", allow_pickle=False)
-        masks = np.load(paths["masks"], mmap_mode="c", allow_pickle=False) if split.masks else None
-        return StoredSplit(split, images, masks)
+        return StoredSplit(split, paths["images"], paths["masks"] if split.masks else None)
 
     def _problem(self, paths: dict[str, Path], count: int, masks: bool) -> str | None:
         """None when the store is complete and matches its checksums; else what is wrong ('missing' when unbuilt)."""

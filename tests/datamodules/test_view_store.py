@@ -99,3 +99,34 @@ def test_the_data_module_reads_every_file_split_from_the_store_and_can_turn_it_o
 def test_store_bytes_known_answers():
     assert store_bytes(1000, 224, masks=False) == 1000 * 150_528
     assert store_bytes(1000, 224, masks=True) == 1000 * 200_704
+
+
+def test_processes_opening_a_missing_store_at_once_build_it_once(roots, tmp_path):
+    """One builder under the lock file; the others wait and then read its store (two threads: flock excludes each
+    open of the lock file, as it excludes DDP ranks and parallel runs)."""
+    import threading
+
+    files = splits(roots)["train"]
+    stores = [ViewStore(tmp_path), ViewStore(tmp_path)]
+    results = [None, None]
+
+    def open_store(i: int) -> None:
+        results[i] = stores[i].stored(files)
+
+    threads = [threading.Thread(target=open_store, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(store.decoded for store in stores) == [0, 30]
+    assert all(torch.equal(result.images[5], files[5][0]) for result in results)
+
+
+def test_a_stored_split_pickles_without_its_rows(roots, tmp_path):
+    import pickle
+
+    stored = ViewStore(tmp_path).stored(splits(roots)["train"])
+    payload = pickle.dumps(stored)
+    assert len(payload) < stored.images.numel() // 4  # a spawned loader worker gets paths, not pixels
+    again = pickle.loads(payload)
+    assert torch.equal(again.images, stored.images) and torch.equal(again[4][3], stored[4][3])
