@@ -40,6 +40,9 @@ class StoredSplit(LabelledSplit):
     samples ``(image, label, subgroup[, mask bool (1, S, S)])`` like the files' split. Other views (a generator at
     its resolution, Inception's FID) read the files again through ``viewed``."""
 
+    #: its rows stay on disk: the mixer gathers batches from them instead of joining them with the stack in RAM
+    memory_mapped = True
+
     def __init__(self, files_split, images_path: Path, masks_path: Path | None) -> None:
         self.files_split = files_split
         self.view = files_split.view

@@ -130,3 +130,20 @@ def test_a_stored_split_pickles_without_its_rows(roots, tmp_path):
     assert len(payload) < stored.images.numel() // 4  # a spawned loader worker gets paths, not pixels
     again = pickle.loads(payload)
     assert torch.equal(again.images, stored.images) and torch.equal(again[4][3], stored[4][3])
+
+
+def test_the_mixer_and_the_cells_read_a_stored_split_in_place(roots, tmp_path):
+    """Neither joins nor gathers the memory-mapped rows into RAM (Living-17's store is ~13 GiB)."""
+    from datamodules.base import CellSplit
+    from datamodules.mixing import MixedTrainSet
+    from datamodules.stack import SyntheticStack
+
+    stored = ViewStore(tmp_path / "views").stored(splits(roots)["train"])
+    stack = SyntheticStack(tmp_path / "stack", max_generations=3)
+    stack.push(torch.zeros((4, 3, 24, 24), dtype=torch.uint8), torch.tensor([0, 1, 2, 3]), 1)
+    mixed = MixedTrainSet(stored, stack, stack_view=ImageView(24))  # the stack already in the classifiers' view
+    assert mixed.joined is None
+    images, labels, _ = mixed.__getitems__([31, 2, 30])
+    assert torch.equal(images[0], stored.images[2]) and labels.tolist() == [stored.labels[2].item(), 1, 0]
+    stored.groups = torch.zeros_like(stored.groups)  # every subgroup known: every sample is a cell
+    assert CellSplit(stored, num_groups=1).images is stored.images
