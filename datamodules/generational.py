@@ -194,6 +194,10 @@ class GenerationalDataModule(L.LightningDataModule):
     def n_real(self) -> int:
         return len(self.prepare()["train"])
 
+    def planned_size(self, split: str) -> int:
+        """The size of a real split without preparing the data (no view store is built): for plans and checks."""
+        return len(self.splits[split]) if self.splits is not None else len(self.source.load()[split])
+
     def subset_ids(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
         """Sorted indices of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side): the same
         subset for the same seed, whatever the view."""

@@ -219,7 +219,9 @@ class SimulationLoop:
             latent_bytes)
         kept = context.data.policy.kept_generations(loop.stack_generations) or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
-        once = latent_bytes * context.data.n_real if latent_bytes and "g1/generator" not in completed else 0
+        once = 0  # the real images' latent cache, written once (when generation 1's generator starts)
+        if latent_bytes and "g1/generator" not in completed:
+            once = latent_bytes * context.data.planned_size("train")
         return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable, once)
 
     @staticmethod

@@ -76,3 +76,15 @@ def test_a_cached_run_gives_the_uncached_rows_and_encodes_each_image_once(tmp_pa
         assert comparable(with_cache) == comparable(without)
     parts = sorted(path.name.split("-")[0] for path in (tmp_path / "cached" / "latent_cache").glob("*.safetensors"))
     assert parts == ["gen_0001", "real"]
+
+
+def test_the_plan_counts_the_latent_cache_and_builds_no_store(tmp_path, assets):
+    """``fit --check`` prints the disk with the latent cache (per block and the real images once) and writes nothing:
+    neither the run directory nor the view store beside it."""
+    proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(tmp_path / "run"), "--check", *assets)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # tiny SD: 2 x 4 x 16 x 16 float32 = 8 KiB a latent; 30 samples a block, 45 real training images
+    per_image = 2 * 4 * 16 * 16 * 4
+    assert f"latent cache <= {30 * per_image / 2**30:.2f}" in proc.stdout
+    assert f"latent cache of the real images {45 * per_image / 2**30:.2f} GiB once" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
