@@ -98,7 +98,10 @@ class CellSplit(LabelledSplit):
         self.split, self.indices, self.num_groups = split, keep, int(num_groups)
         self.labels = split.labels[keep] * self.num_groups + split.groups[keep]
         self.groups = split.groups[keep]
-        self.images = None if split.images is None else split.images[keep]
+        if split.images is None or len(keep) == len(split.labels):  # all kept: no copy (a memory map stays one)
+            self.images = split.images
+        else:
+            self.images = split.images[keep]
 
     def __getitem__(self, index: int):
         if self.images is not None:

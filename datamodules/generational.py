@@ -27,6 +27,8 @@ from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
+from datamodules.imagenet_folders import ImageFolderSplit
+from datamodules.latent_cache import LatentCache
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -38,6 +40,7 @@ from datamodules.mixing import (
 from datamodules.regime import PAPER_REGIME, DataRegime
 from datamodules.samplers import AlignedBatchSampler, unpadded_sampler
 from datamodules.stack import SyntheticStack
+from datamodules.view_store import ViewStore
 
 
 class _BatchedView(Dataset):
@@ -60,12 +63,15 @@ class TrainingSpec:
     ``cells`` trains on the real data only with (class, subgroup) cell labels (the learned subgroup oracle).
     ``image_size``: the square side a generator trains at (real images: shorter side resized to it, centre crop;
     stacked images resized to it); None: the classifiers' view.
+    ``latents``: the generator trains on the latent moments of those images, read from this cache (built when its
+    fit starts, ``callbacks.latent_cache_builder``), with the same indices and batches as the images would have.
     """
 
     batch_size: int
     epoch_seed: int
     cells: bool = False
     image_size: int | None = None
+    latents: LatentCache | None = None
 
 
 class GenerationalDataModule(L.LightningDataModule):
@@ -88,6 +94,11 @@ class GenerationalDataModule(L.LightningDataModule):
             device tensors (no per-batch copy, no DataLoader); 0 always uses the DataLoader.
         pin_memory: pin host memory when training on a GPU.
         stratify_predict: draw generated labels exactly in the real label proportions (else i.i.d. from them).
+        view_store: decode every real image read from files (Hard ImageNet, Living-17) once into a uint8 memory-mapped
+            store of the classifiers' view, instead of at every epoch (``datamodules.view_store``); false decodes on
+            every read.
+        view_store_dir: the store's folder, shared by the runs with the same data settings (default: ``.genbias_views``
+            beside the run directory).
     """
 
     def __init__(
@@ -101,6 +112,8 @@ class GenerationalDataModule(L.LightningDataModule):
         device_memory_gb: float = 2.0,
         pin_memory: bool = False,
         stratify_predict: bool = True,
+        view_store: bool = True,
+        view_store_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -112,6 +125,8 @@ class GenerationalDataModule(L.LightningDataModule):
         self.device_memory_gb = float(device_memory_gb)
         self.pin_memory = pin_memory
         self.stratify_predict = stratify_predict
+        self.view_store = bool(view_store)
+        self.view_store_dir = view_store_dir
         self.stack: SyntheticStack | None = None
         self._stack_root: str | os.PathLike | None = None
         self.splits: dict[str, LabelledSplit] | None = None
@@ -132,10 +147,21 @@ class GenerationalDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------------------------- real data
     def prepare(self) -> dict[str, LabelledSplit]:
-        """Load the real splits once per process (Trainers reuse the result)."""
+        """Load the real splits once per process (Trainers reuse the result); splits decoded from files are read
+        from the view store (built on first use) when ``view_store`` is on and its folder is known."""
         if self.splits is None:
-            self.splits = self.source.load()
+            splits = self.source.load()
+            if self.view_store and self.view_store_dir is not None:
+                store = ViewStore(self.view_store_dir, num_workers=self.num_workers, batch_size=self.eval_batch_size)
+                splits = {name: store.stored(split) if isinstance(split, ImageFolderSplit) and len(split) else split
+                          for name, split in splits.items()}
+            self.splits = splits
         return self.splits
+
+    def default_view_store_dir(self, folder: str | os.PathLike) -> None:
+        """Where the view store lives unless ``view_store_dir`` names a folder (the loop: beside the run)."""
+        if self.view_store_dir is None:
+            self.view_store_dir = str(folder)
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
@@ -143,6 +169,10 @@ class GenerationalDataModule(L.LightningDataModule):
     @property
     def n_real(self) -> int:
         return len(self.prepare()["train"])
+
+    def planned_size(self, split: str) -> int:
+        """The size of a real split without preparing the data (no view store is built): for plans and checks."""
+        return len(self.splits[split]) if self.splits is not None else len(self.source.load()[split])
 
     def subset_ids(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
         """Sorted indices of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side): the same
@@ -232,6 +262,10 @@ class GenerationalDataModule(L.LightningDataModule):
         if spec.cells:
             mixed = MixedTrainSet(CellSplit(self.prepare()["train"], self.source.num_groups))
             n_synthetic = 0
+        elif spec.latents is not None:
+            if spec.latents.training_set is None:
+                raise RuntimeError("the latent cache is not built yet: LatentCacheBuilder builds it when fit starts")
+            mixed, n_synthetic = spec.latents.training_set, self.n_synthetic
         else:
             view = self.view(spec.image_size)
             mixed = MixedTrainSet(self.viewed_split("train", view), self.stack if self.stack_size else None,
@@ -259,7 +293,7 @@ class GenerationalDataModule(L.LightningDataModule):
             dataset = CellSplit(dataset, self.source.num_groups)
         workers = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
-        if dataset.images is None:  # decoded lazily (ImageNet folders): keep masks, decode in workers
+        if dataset.images is None or getattr(dataset, "masks", False):  # decoded lazily or with masks: keep them
             return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=unpadded_sampler(dataset),
                               **workers)
         view = _BatchedView(dataset)

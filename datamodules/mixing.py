@@ -69,7 +69,7 @@ class MixedTrainSet(Dataset):
         # that every batch is a single gather per field, exactly what indexing in-memory tensors costs.
         self.joined = None
         stack_images = stack.images_in_memory() if self.n_stack and self.stack_view is None else None
-        if stack_images is not None and real.images is not None:
+        if stack_images is not None and real.images is not None and not getattr(real, "memory_mapped", False):
             self.joined = (torch.cat([real.images, stack_images]), torch.cat([real.labels, stack.labels.long()]),
                            torch.cat([real.groups, torch.full((self.n_stack,), -1, dtype=torch.long)]))
 

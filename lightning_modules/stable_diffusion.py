@@ -61,6 +61,8 @@ class StableDiffusionLoRA(GeneratorModule):
         generation_resolution: square size SD generates at, before resizing to ``stack_resolution``.
         weight_dtype: dtype of the frozen weights; "auto" follows the trainer precision (bf16* -> bfloat16,
             16* -> float16, else float32). LoRA parameters always stay float32.
+        cache_latents: in the loop, encode every training image's latent distribution once per run instead of at
+            every step (``datamodules.latent_cache``); the latents drawn are the same, so results are too.
     """
 
     trainer_needs = TrainerNeeds(shown_metrics=("train/loss",))
@@ -82,6 +84,7 @@ class StableDiffusionLoRA(GeneratorModule):
         scheduler: str = "DDIM",
         generation_resolution: int = 512,
         weight_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+        cache_latents: bool = True,
     ) -> None:
         num_classes = len(class_names) if num_classes is None else int(num_classes)
         self._check_arguments(
@@ -104,6 +107,7 @@ class StableDiffusionLoRA(GeneratorModule):
         self.scheduler_name = scheduler
         self.generation_resolution = int(generation_resolution)
         self.weight_dtype_option = weight_dtype
+        self.cache_latents = bool(cache_latents)
         # built in configure_model, so fresh() stays cheap and DDP ranks load on their own
         self.unet: UNet2DConditionModel | None = None
         self.vae: AutoencoderKL | None = None
@@ -239,12 +243,58 @@ class StableDiffusionLoRA(GeneratorModule):
         images = ImageView.shorter_side(self.train_resolution)(images)
         return (images.float() / 127.5 - 1.0).clamp(-1, 1)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch[0], batch[1]  # groups (and masks) are not used by the generator
-        frozen_dtype = self.vae.dtype
-        pixels = self.to_model_pixels(images).to(frozen_dtype)
+    def latent_moments(self, images: torch.Tensor) -> torch.Tensor:
+        """The VAE's latent distribution of uint8 images: float32 (B, 2C, h, w), the C mean channels then the C std
+        channels (what the latent cache stores; ``sample_latents`` draws from it)."""
+        self.configure_model()
+        pixels = self.to_model_pixels(images.to(self.vae.device)).to(self.vae.dtype)
         with torch.no_grad():
-            latents = self.vae.encode(pixels).latent_dist.sample().float() * self.vae.config.scaling_factor
+            distribution = self.vae.encode(pixels).latent_dist
+        return torch.cat([distribution.mean, distribution.std], dim=1).float()
+
+    def sample_latents(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Scaled latents drawn from each input's VAE distribution: uint8 images are encoded now, float inputs are
+        cached moments (``latent_moments``). Both draw ``mean + std * noise`` in the VAE's dtype with the same
+        global-RNG call as diffusers' ``latent_dist.sample()``, so a cached run draws the latents an uncached one
+        does."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        frozen_dtype = self.vae.dtype
+        with torch.no_grad():
+            if inputs.is_floating_point():
+                mean, std = inputs.to(self.vae.device, frozen_dtype).chunk(2, dim=1)
+            else:
+                distribution = self.vae.encode(self.to_model_pixels(inputs).to(frozen_dtype)).latent_dist
+                mean, std = distribution.mean, distribution.std
+            noise = randn_tensor(mean.shape, device=mean.device, dtype=mean.dtype)
+            return (mean + std * noise).float() * self.vae.config.scaling_factor
+
+    @property
+    def cached_latent_bytes(self) -> int:
+        """Bytes the latent cache holds per image (0 with ``cache_latents: false``): float32 mean and std of the
+        latent, read from the VAE's config without loading it (SD 1.5 at 512: 2 x 4 x 64 x 64 x 4 = 128 KiB)."""
+        if not self.cache_latents:
+            return 0
+        import json
+
+        config = json.loads((Path(self.pretrained_path) / "vae" / "config.json").read_text())
+        side = self.train_resolution // 2 ** (len(config["block_out_channels"]) - 1)
+        return 2 * int(config["latent_channels"]) * side * side * 4
+
+    def latent_identity(self) -> dict[str, Any]:
+        """What the latent moments depend on besides the image (the latent cache's key)."""
+        vae_files = sorted((Path(self.pretrained_path) / "vae").glob("*.*"))
+        return {"pretrained_path": str(Path(self.pretrained_path).resolve()), "dtype": str(self.vae.dtype),
+                "train_resolution": self.train_resolution,
+                "vae_files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in vae_files]}
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        # batch: (images uint8 or cached latent moments float, labels, groups[, masks]); the generator uses neither
+        # groups nor masks
+        images_or_moments, labels = batch[0], batch[1]
+        frozen_dtype = self.vae.dtype
+        latents = self.sample_latents(images_or_moments)
+        with torch.no_grad():
             prompt_embeds = self.encode_prompts(labels).to(frozen_dtype)
         # noise, timesteps (and the VAE's latent sample) come from the global RNG, which EpochSeeder seeds per
         # (stage seed, epoch, step, rank): every DDP rank draws its own, and a resumed stage the same again

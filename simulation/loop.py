@@ -44,6 +44,9 @@ from simulation.validation import validate_run
 
 log = get_logger()
 
+#: the view store's folder beside the run directory, unless ``data.view_store_dir`` names one
+VIEW_STORE_FOLDER = ".genbias_views"
+
 
 def run_name(path) -> str:
     """How the other loggers name a run: its folder and the one above, e.g. ``quickstart/seed_0``."""
@@ -89,6 +92,7 @@ class SimulationLoop:
         world_size: int = 1,
     ) -> None:
         run_dir = RunDirectory(loop.run_dir)
+        datamodule.default_view_store_dir(run_dir.path.parent / VIEW_STORE_FOLDER)  # shared by the runs beside it
         loggers = StageLoggers(loop.loggers, run_dir, run_name(run_dir.path),
                                run_hparams(loop, classifiers, generator, datamodule, filters or [], seed)) \
             if loop.loggers else None
@@ -215,12 +219,17 @@ class SimulationLoop:
         if not left:
             return None
         source = context.source
+        latent_bytes = getattr(generator, "cached_latent_bytes", 0)  # Stable Diffusion's latent cache, per image
         per_generation = estimate_generation_disk(
             loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
-            [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers])
+            [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers],
+            latent_bytes)
         kept = context.data.regime.kept_generations or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
-        return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable)
+        once = 0  # the real images' latent cache, written once (when generation 1's generator starts)
+        if latent_bytes and "g1/generator" not in completed:
+            once = latent_bytes * context.data.planned_size("train")
+        return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable, once)
 
     @staticmethod
     def _log_disk(line: str | None) -> None:

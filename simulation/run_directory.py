@@ -61,6 +61,11 @@ class RunDirectory:
         return self.path / "stack"
 
     @property
+    def latent_cache_dir(self) -> Path:
+        """Stable Diffusion's latents of the real images and stack blocks (``datamodules.latent_cache``)."""
+        return self.path / "latent_cache"
+
+    @property
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 

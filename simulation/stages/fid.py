@@ -5,7 +5,8 @@ The classifier-feature FID compares images as the classifiers see them (``source
 classifier was trained on that view. Inception compares them at the resolution the generated images are stored at,
 the real images prepared like the generator's training images (shorter side resized, centre crop), so that neither
 side is distorted in a way the other is not. The real side is the same seeded subset of the real training images
-every generation; its statistics are saved next to the block so the kept samples are measured against them.
+every generation; its statistics are saved next to the block so the kept samples are measured against them, and are
+computed once per run: a later generation reads the statistics an earlier one saved with the same extractor.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def fid_extractor(context: RunContext, name: str | None = None) -> FIDExtractor:
     return FIDExtractor(f"classifier:{context.reference_classifier}", classifier, context.source.classifier_view)
 
 
-def fid_gate(context: RunContext) -> tuple[GeneratorFID, FIDExtractor] | None:
-    """The generation stage's FID gate against the real training images, and its extractor (None when FID is off)."""
+def fid_gate(context: RunContext, generation: int) -> tuple[GeneratorFID, FIDExtractor] | None:
+    """The generation stage's FID gate against the real training images, and its extractor (None when FID is off).
+    The real side's statistics come from an earlier generation of the run where one saved them with this extractor."""
     fid = context.fid
     if not fid.enabled:
         return None
@@ -77,8 +79,19 @@ def fid_gate(context: RunContext) -> tuple[GeneratorFID, FIDExtractor] | None:
     real = context.data.viewed_split("train", extractor.view)
     real_ids = context.data.subset_ids("train", fid.num_samples, seed=context.seed)
     gate = GeneratorFID(extractor.features, real, real_ids, extractor.view, context.loop.samples_per_generation,
-                        fid.num_samples, context.seed, batch_size=fid.batch_size)
+                        fid.num_samples, context.seed, batch_size=fid.batch_size,
+                        saved_real_statistics=saved_real_statistics(context, generation, extractor.name))
     return gate, extractor
+
+
+def saved_real_statistics(context: RunContext, generation: int, extractor: str) -> dict[str, torch.Tensor] | None:
+    """The real side's statistics the latest earlier generation saved with ``extractor``; None if none did."""
+    run_dir = context.run_dir
+    for earlier in range(generation - 1, 0, -1):
+        path = run_dir.fid_real_statistics_path(earlier)
+        if run_dir.block_report(earlier).get("fid_extractor") == extractor and path.is_file():
+            return load_file(str(path))
+    return None
 
 
 def kept_fid(context: RunContext, generation: int, block: GeneratedBlock, kept_ids: torch.Tensor) -> float | None:

@@ -58,7 +58,7 @@ class GenerateBlock(Stage):
         statistics = BlockStatistics(str(run_dir.classifier_checkpoint(0, context.reference_classifier)),
                                      context.real_subgroup_counts, subgroup_oracle(context), view)
         gates = [scores, statistics]
-        fid = fid_gate(context)
+        fid = fid_gate(context, n)
         if fid is not None:
             gates.append(fid[0])
         writer = ShardWriter(shard_dir, size, context.data.eval_batch_size, gates=gates)

@@ -13,10 +13,12 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.epoch_seeder import EpochSeeder
+from callbacks.latent_cache_builder import LatentCacheBuilder
 from callbacks.mid_epoch_resume import MidEpochResume
 from common.errors import ConfigError
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
+from datamodules.latent_cache import LatentCache
 from lightning_modules.generator import GeneratorModule
 from simulation.stages.base import RunContext, Stage
 
@@ -56,6 +58,11 @@ class TrainGenerator(Stage):
         context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}; "
                             f"{batch.describe()}")
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution)
+        stage_callbacks = [EpochSeeder(seed), MidEpochResume()]
+        if getattr(generator, "cache_latents", False):  # Stable Diffusion: encode each image once per run
+            cache = LatentCache(run_dir.latent_cache_dir, num_workers=data.num_workers)
+            spec = TrainingSpec(batch_size=spec.batch_size, epoch_seed=seed, image_size=spec.image_size, latents=cache)
+            stage_callbacks.append(LatentCacheBuilder(cache, data, data.view(spec.image_size), spec.batch_size))
         # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
         checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
@@ -63,7 +70,7 @@ class TrainGenerator(Stage):
         trainer = context.trainers.build(
             stage_dir, name=f"gen_{n:02d}", version="generator", label=context.stage_label(n, "generator"),
             max_epochs=context.loop.generator_epochs,
-            callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()], num_sanity_val_steps=0, limit_val_batches=0,
+            callbacks=[checkpoint, *stage_callbacks], num_sanity_val_steps=0, limit_val_batches=0,
             find_unused_parameters=generator.trainer_needs.find_unused_parameters,
             shown_metrics=generator.trainer_needs.shown_metrics,
         )

@@ -28,6 +28,8 @@ EXPECTED_RATIOS = {
     "classifier_options": {"tiny_cnn_32-true_channels_last_speedup"},
     "concurrency": {"divided_over_default_makespan"},
     "startup": {"cli_help_over_import_torch", "report_help_over_import_torch", "fit_help_over_import_lightning"},
+    "latent_cache": {"latent_cache_epoch"},
+    "view_store": {"view_store_epoch"},
     "scale": {f"{stage}_{what}_large_over_small" for stage in ("generate", "push", "sheets")
               for what in ("peak_rss", "time_per_sample")},
 }

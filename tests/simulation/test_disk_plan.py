@@ -45,3 +45,33 @@ def test_a_filesystem_that_cannot_hold_the_next_generation_is_refused(tmp_path, 
     # what an overwrite frees counts; the line says what the generations to go add
     line = check_disk(disk, 5, 3, tmp_path / "run", keep_raw_shards=False, reclaimable=2 * GIB)
     assert line.startswith("disk: about 21.81 GiB per generation (raw shards 10.62") and "22.00 GiB free" in line
+
+
+def test_the_latent_cache_is_counted_per_block_and_once_for_the_real_images(tmp_path, monkeypatch):
+    per_image = 2 * 4 * 64 * 64 * 4  # SD 1.5 at 512: float32 mean and std of a 4 x 64 x 64 latent
+    disk = estimate_generation_disk(100, (3, 28, 28), 1000, [10, 20], latent_bytes_per_image=per_image)
+    assert disk.latent_block == 100 * 131_072
+    assert disk.total == 236_800 + 236_000 + 100 * 131_072 + 12_000 + 720
+    real = 7 * per_image
+    # the block latents are evicted with their blocks (3 kept); the real images' once
+    assert run_total(disk, 5, 3, keep_raw_shards=True, once=real) == (
+        5 * 236_800 + 3 * (236_000 + 100 * 131_072) + 5 * 12_720 + 7 * 131_072)
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda path: Usage(GIB, 0, disk.total + real - 1))
+    with pytest.raises(ConfigError, match="the real images' latent cache 0.00 GiB"):
+        check_disk(disk, 5, 3, tmp_path, keep_raw_shards=True, once=real)
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda path: Usage(GIB, 0, disk.total + real))
+    assert "latent cache <= 0.01" in check_disk(disk, 5, 3, tmp_path, keep_raw_shards=True, once=real)
+
+
+def test_stable_diffusion_reports_its_cached_latent_bytes_from_the_vae_config(tmp_path):
+    import json
+
+    from lightning_modules.stable_diffusion import StableDiffusionLoRA
+
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text(json.dumps({"latent_channels": 4,
+                                                              "block_out_channels": [128, 256, 512, 512]}))
+    sd = StableDiffusionLoRA(pretrained_path=str(tmp_path), class_names=["a"], train_resolution=512)
+    assert sd.cached_latent_bytes == 131_072  # 8x downsampling: 2 x 4 x 64 x 64 float32
+    off = StableDiffusionLoRA(pretrained_path=str(tmp_path), class_names=["a"], cache_latents=False)
+    assert off.cached_latent_bytes == 0
