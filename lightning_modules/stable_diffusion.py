@@ -240,7 +240,7 @@ class StableDiffusionLoRA(GeneratorModule):
         return (images.float() / 127.5 - 1.0).clamp(-1, 1)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch[0], batch[1]  # groups (and masks) are not used by the generator
+        images, labels = batch["image"], batch["label"]  # subgroups (and masks) are not used by the generator
         frozen_dtype = self.vae.dtype
         pixels = self.to_model_pixels(images).to(frozen_dtype)
         with torch.no_grad():
