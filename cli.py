@@ -129,7 +129,7 @@ from common.cuda_probe import probe_cuda_once_without_gpu
 from common.errors import RankLost, RankZeroGone
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
-from filters import SampleFilter
+from filters import FilterStep
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
@@ -142,7 +142,7 @@ RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelera
                        "loop.keep_raw_shards")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
-                     for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter", "SampleFilter")}
+                     for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter")}
 # Trainer settings the loop sets itself for every stage; a value given for one is refused, naming what to set instead
 LOOP_OWNED_TRAINER_KEYS = {
     "max_epochs": "each stage sets its own: classifiers[].max_epochs for a classifier, loop.generator_epochs for the "
@@ -234,7 +234,7 @@ class SimulationCLI(LightningCLI):
         parser.add_class_arguments(LoopConfig, "loop")
         parser.add_argument("--classifiers", type=list[ClassifierConfig], default=[],
                             help="downstream classifiers trained at every generation")
-        parser.add_argument("--filters", type=list[SampleFilter], default=[],
+        parser.add_argument("--filters", type=list[FilterStep], default=[],
                             help="quality filters applied to every generated block, in order")
         parser.add_class_arguments(QualityConfig, "quality")
         parser.add_argument("--check", action="store_true",

@@ -82,9 +82,9 @@ def plain_epoch(arch: str, split: ImageSplit, batch_size: int, lr: float) -> flo
     scale, shift = torch.full((1, 3, 1, 1), 2.0 / 255.0), torch.full((1, 3, 1, 1), -1.0)
     start = time.perf_counter()
     net.train()
-    for images, labels, _ in loader:
-        x = torch.addcmul(shift, images.float(), scale)  # [0, 255] -> [-1, 1] in one op, as ClassifierModule does
-        loss = F.cross_entropy(net(x), labels)
+    for batch in loader:
+        x = torch.addcmul(shift, batch["image"].float(), scale)  # [0, 255] -> [-1, 1] in one op, as ClassifierModule
+        loss = F.cross_entropy(net(x), batch["label"])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

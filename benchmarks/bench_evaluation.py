@@ -36,7 +36,7 @@ class AccuracyOnly(L.Callback):
         self.metric.reset()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.metric.update(outputs, batch[1])
+        self.metric.update(outputs, batch["label"])
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         self.results = {"acc": self.metric.compute().detach().cpu()}
@@ -56,9 +56,9 @@ def hand_accuracy(model: ClassifierModule, dm: GenerationalDataModule) -> float:
     model.eval()
     correct = total = 0
     with torch.no_grad():
-        for images, labels, _ in dm.eval_loader("test"):
-            correct += int((model(images).argmax(1) == labels).sum())
-            total += len(labels)
+        for batch in dm.eval_loader("test"):
+            correct += int((model(batch["image"]).argmax(1) == batch["label"]).sum())
+            total += len(batch["label"])
     return time.perf_counter() - start
 
 

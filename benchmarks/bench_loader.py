@@ -29,6 +29,7 @@ import torch
 from harness import alternate, apply_threads, base_parser, machine_facts, median, paired_ratio, ratio_entry, report
 
 from common.image_views import ImageView
+from common.samples import make_batch
 from datamodules.base import ImageSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches
 from datamodules.facts import DatasetFacts
@@ -86,7 +87,7 @@ def mixed_epoch(dm: GenerationalDataModule, counted: list[int]) -> float:
     start = time.perf_counter()
     n = 0
     for batch in loader:
-        n += len(batch[1])
+        n += len(batch["label"])
     seconds = time.perf_counter() - start
     counted.append(n)
     return seconds
@@ -107,8 +108,8 @@ def plain_epoch(images: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
     n = 0
     for first in range(0, len(order), batch_size):
         idx = order[first:first + batch_size]
-        batch = images[idx], labels[idx], groups[idx]
-        n += len(batch[1])
+        batch = make_batch(images[idx], labels[idx], groups[idx])  # what the loader paths yield
+        n += len(batch["label"])
     return time.perf_counter() - start
 
 

@@ -69,9 +69,9 @@ def stand_in(side: int):
 
 
 def brightness_filter():
-    from filters.base import SampleFilter
+    from filters import Scorer
 
-    class Brightness(SampleFilter):
+    class Brightness(Scorer):
         name = "brightness"
 
         def score(self, images, labels, context):
@@ -123,7 +123,7 @@ def push_stage(folder: Path, size: int) -> None:
 
     from common.generated import GeneratedBlock
     from datamodules.stack import SyntheticStack
-    from filters.base import FilterContext, select_block
+    from filters import FilterContext, select_block
 
     start = time.perf_counter()
     block = GeneratedBlock(folder / "chunks", size, folder / "scores.safetensors")

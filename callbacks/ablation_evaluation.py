@@ -26,9 +26,10 @@ class AblationEvaluation(Callback):
         self._fallbacks = 0
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if len(batch) < 4:
-            raise RuntimeError("AblationEvaluation needs test batches (image, label, subgroup, mask)")
-        images, labels, masks = batch[0], batch[1], batch[3]
+        if "mask" not in batch:
+            raise RuntimeError("AblationEvaluation needs test batches with object masks (a \"mask\" key): a dataset "
+                               "whose card has masks")
+        images, labels, masks = batch["image"], batch["label"], batch["mask"]
         with torch.no_grad():
             correct, total, fallbacks = ablation_counts(lambda x: pl_module(x).float(), images, labels, masks,
                                                         self.num_classes)

@@ -57,7 +57,7 @@ class GeneratorFID(BlockGate):
             return
         share = self.real_ids[rank::world_size]
         for start in range(0, len(share), self.batch_size):
-            images = fetch_batch(self.real, share[start : start + self.batch_size])[0]
+            images = fetch_batch(self.real, share[start : start + self.batch_size])["image"]
             self.metric.update(images.to(device), real=True)
 
     def consume(self, batch: GeneratedBatch, pl_module) -> None:

@@ -56,7 +56,7 @@ class StepTiming(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.enabled:
             self._mark = self._now(pl_module)
-            self.samples += len(batch[0])
+            self.samples += len(batch["image"])
 
     def _forward_start(self, pl_module) -> None:
         if pl_module.training:

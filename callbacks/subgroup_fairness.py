@@ -28,7 +28,7 @@ class SubgroupFairnessEvaluation(Callback):
         self.metric.reset()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.metric.update(outputs.detach(), batch[1], batch[2])
+        self.metric.update(outputs.detach(), batch["label"], batch["subgroup"])
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         results = self.metric.compute()

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from common.errors import ConfigError
 from common.image_views import ImageView
+from common.samples import Sample, make_sample
 from datamodules.facts import DatasetFacts
 
 
@@ -18,7 +19,8 @@ class LabelledSplit(Dataset):
 
     ``images`` is the uint8 (N, C, H, W) tensor of an in-memory split (batches are one gather) and None for a split
     decoded lazily from files (Hard ImageNet, Living-17); ``labels`` and ``groups`` are int64 (N,), subgroup -1 =
-    unknown.
+    unknown. A sample is a ``common.samples.Sample`` dict (``"image"``, ``"label"``, ``"subgroup"``, and ``"mask"``
+    only for a split with masks).
     """
 
     images: torch.Tensor | None
@@ -37,7 +39,7 @@ class LabelledSplit(Dataset):
 class ImageSplit(LabelledSplit):
     """A split held in memory as uint8 tensors; normalisation happens later, on the batch.
 
-    Samples are ``(image uint8 (C, H, W), label, subgroup)``; subgroup is -1 where unknown.
+    Samples are ``common.samples.Sample`` dicts (image uint8 (C, H, W), label, subgroup; -1 where unknown).
     """
 
     images: torch.Tensor  # uint8 (N, C, H, W)
@@ -56,8 +58,8 @@ class ImageSplit(LabelledSplit):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, index: int):
-        return self.images[index], self.labels[index], self.groups[index]
+    def __getitem__(self, index: int) -> Sample:
+        return make_sample(self.images[index], self.labels[index], self.groups[index])
 
     def viewed(self, view: ImageView) -> LabelledSplit:
         """Itself when ``view`` leaves its images unchanged (the in-memory fast path), else resized on access."""
@@ -75,8 +77,8 @@ class ViewedSplit(LabelledSplit):
         self.images = None  # resized per sample, never materialised
         self.labels, self.groups = split.labels, split.groups
 
-    def __getitem__(self, index: int):
-        return self.view(self.split.images[index]), self.labels[index], self.groups[index]
+    def __getitem__(self, index: int) -> Sample:
+        return make_sample(self.view(self.split.images[index]), self.labels[index], self.groups[index])
 
     def viewed(self, view: ImageView) -> LabelledSplit:
         return self.split.viewed(view)
@@ -85,7 +87,7 @@ class ViewedSplit(LabelledSplit):
 class CellSplit(LabelledSplit):
     """The samples of a split whose subgroup is known, labelled by their (class, subgroup) cell: class * G + subgroup
     (what the learned subgroup oracle trains on); samples of subgroup -1 are dropped. Samples are
-    ``(image, cell, subgroup)``, without masks.
+    ``Sample`` dicts whose label is the cell, without masks.
 
     Works on any ``LabelledSplit``: an in-memory split's images are gathered once (batches stay one tensor gather), a
     lazily decoded split's are decoded by that split when a sample is read.
@@ -103,10 +105,9 @@ class CellSplit(LabelledSplit):
         else:
             self.images = split.images[keep]
 
-    def __getitem__(self, index: int):
-        if self.images is not None:
-            return self.images[index], self.labels[index], self.groups[index]
-        return self.split[int(self.indices[index])][0], self.labels[index], self.groups[index]
+    def __getitem__(self, index: int) -> Sample:
+        image = self.images[index] if self.images is not None else self.split[int(self.indices[index])]["image"]
+        return make_sample(image, self.labels[index], self.groups[index])
 
     def viewed(self, view: ImageView) -> LabelledSplit:
         """The cells of the underlying split as ``view`` sees it."""

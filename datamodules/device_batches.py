@@ -1,20 +1,23 @@
 """Device-resident training data: for in-memory datasets whose real split and stack fit a device-memory budget.
 
 Colorized MNIST and CIFAR-20 are tens to hundreds of MB as uint8: held on the GPU once per stage, every batch is one
-gather there (images, labels, subgroups), with no per-batch host-to-device copy and no DataLoader in between; the
-classifier normalises the uint8 batch on the device as always. The batches are those of the loader path (the same
-``MixedBatchSampler`` indices, in the same order), so results do not depend on which path ran.
+gather there (a ``common.samples.Batch``: image, label, subgroup), with no per-batch host-to-device copy and no
+DataLoader in between; the classifier normalises the uint8 batch on the device as always. The batches are those of the
+loader path (the same ``MixedBatchSampler`` indices, in the same order), so results do not depend on which path ran.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
+from common.samples import Batch, make_batch
 from datamodules.mixing import MixedBatchSampler
 
 
 class DeviceResidentBatches:
-    """An iterable of ``(images uint8, labels, subgroups)`` batches gathered from tensors held on ``device``.
+    """An iterable of ``Batch`` dicts (images uint8, labels, subgroups) gathered from tensors held on ``device``.
 
     It exposes ``batch_sampler`` (and its epoch sampler as ``sampler``) like a DataLoader, so Lightning sets the epoch
     before every epoch and a stage resumed mid-epoch can skip the batches already trained on.
@@ -32,10 +35,10 @@ class DeviceResidentBatches:
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Batch]:
         for indices in self.batch_sampler:
             on_device = indices.to(self.device, non_blocking=True)
-            yield self.images[on_device], self.labels[on_device], self.groups[on_device]
+            yield make_batch(self.images[on_device], self.labels[on_device], self.groups[on_device])
 
 
 def resident_bytes(real_images: torch.Tensor, stack) -> int:

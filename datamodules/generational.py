@@ -25,6 +25,7 @@ from common.distributed import rank_and_world_size
 from common.errors import ConfigError
 from common.generated import GeneratedBatch
 from common.image_views import ImageView
+from common.samples import Batch
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
 from datamodules.imagenet_folders import ImageFolderSplit
@@ -52,7 +53,7 @@ class _BatchedView(Dataset):
     def __len__(self) -> int:
         return len(self.mixed)
 
-    def __getitems__(self, indices: list[int]):
+    def __getitems__(self, indices: list[int]) -> Batch:
         return self.mixed.__getitems__(indices)
 
 
@@ -275,7 +276,8 @@ class GenerationalDataModule(L.LightningDataModule):
         rank, world_size = rank_and_world_size()
         batches = MixedBatchSampler(epoch_sampler, spec.batch_size, rank=rank, world_size=world_size)
         if device is not None and self._fits_device(mixed):
-            images, labels, groups = mixed.all_samples()
+            every = mixed.all_samples()
+            images, labels, groups = every["image"], every["label"], every["subgroup"]
             return DeviceResidentBatches(images, labels, groups, batches, torch.device(device))
         return DataLoader(mixed, batch_sampler=batches, collate_fn=collate_batch, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)

@@ -28,6 +28,7 @@ from torchvision.transforms import InterpolationMode
 
 from common.errors import ConfigError
 from common.image_views import ImageView
+from common.samples import Sample, make_sample
 from datamodules.base import LabelledSplit, RealDataSource
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,14 @@ class ImageFolderSplit(LabelledSplit):
         """The same files decoded through ``view`` (without masks); itself for its own view."""
         return self if view == self.view else ImageFolderSplit(self.files, view, masks=False)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> Sample:
+        """The decoded sample; ``"mask"`` (bool (1, H, W)) only when the split has masks."""
         image = self.view(decode_image(self.image_paths[index], mode=ImageReadMode.RGB), InterpolationMode.BILINEAR)
         if not self.masks:
-            return image, self.labels[index], self.groups[index]
+            return make_sample(image, self.labels[index], self.groups[index])
         mask = decode_image(self.mask_paths[index], mode=ImageReadMode.GRAY)
         mask = self.view(mask, InterpolationMode.NEAREST) > 0
-        return image, self.labels[index], self.groups[index], mask
+        return make_sample(image, self.labels[index], self.groups[index], mask)
 
 
 class ImageFolderSource(RealDataSource):

@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.image_views import ImageView
+from common.samples import make_sample
 from common.tensor_chunks import chunk_state, map_chunk, remove_chunk, write_chunk
 from datamodules.base import LabelledSplit
 from datamodules.mixing import MixedTrainSet
@@ -115,14 +116,14 @@ class ChunkedRows:
 
 
 class LatentSplit(LabelledSplit):
-    """A real split whose samples are ``(latent moments float32 (2C, h, w), label, subgroup)``."""
+    """A real split whose samples' ``image`` is the image's latent moments, float32 (2C, h, w)."""
 
     def __init__(self, rows: ChunkedRows, labels: torch.Tensor, groups: torch.Tensor) -> None:
         self.rows, self.images = rows, None
         self.labels, self.groups = labels, groups
 
     def __getitem__(self, index: int):
-        return self.rows.gather(torch.tensor([int(index)]))[0], self.labels[index], self.groups[index]
+        return make_sample(self.rows.gather(torch.tensor([int(index)]))[0], self.labels[index], self.groups[index])
 
 
 class LatentStack:
@@ -162,7 +163,7 @@ class _ImagesOf(Dataset):
         return self.stop - self.start
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.as_tensor(self.split[self.start + index][0])
+        return torch.as_tensor(self.split[self.start + index]["image"])
 
 
 class LatentCache:

@@ -5,7 +5,8 @@ samples drawn uniformly from the stack without replacement: no generated image i
 the stack is smaller than the target the whole stack is used (the training set grows with the stack until the share
 p is reached: the paper's "data explosion", bounded by the FIFO). With ``oversample`` the target is always met,
 every stack sample once and the rest drawn with replacement.
-Batches are fetched whole through ``__getitems__`` (one tensor gather per batch, no per-sample Python work).
+Batches are fetched whole through ``__getitems__`` (one tensor gather per batch, no per-sample Python work) as
+``common.samples.Batch`` dicts, without masks.
 Stacked images are stored at the generator's resolution and brought to the consumer's view (``stack_view``) per
 batch; where that view is the identity (the in-memory datasets) nothing is resized.
 """
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from common.image_views import ImageView
+from common.samples import Batch, Sample, make_batch
 from datamodules.base import LabelledSplit
 
 
@@ -41,14 +43,15 @@ def synthetic_reuse(n_synthetic: int, stack_size: int) -> float:
     return n_synthetic / stack_size if stack_size else 0.0
 
 
-def fetch_batch(dataset: LabelledSplit, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, labels, groups) for ``indices``, gathered with one tensor index when the split is in memory."""
+def fetch_batch(dataset: LabelledSplit, indices: torch.Tensor) -> Batch:
+    """The batch of ``indices`` (images, labels, subgroups; no masks), gathered with one tensor index when the split
+    is in memory."""
     if dataset.images is not None:
-        return dataset.images[indices], dataset.labels[indices], dataset.groups[indices]
+        return make_batch(dataset.images[indices], dataset.labels[indices], dataset.groups[indices])
     samples = [dataset[i] for i in indices.tolist()]
-    return (torch.stack([torch.as_tensor(s[0]) for s in samples]),
-            torch.as_tensor([int(s[1]) for s in samples]),
-            torch.as_tensor([int(s[2]) for s in samples]))
+    return make_batch(torch.stack([torch.as_tensor(s["image"]) for s in samples]),
+                      torch.as_tensor([int(s["label"]) for s in samples]),
+                      torch.as_tensor([int(s["subgroup"]) for s in samples]))
 
 
 class MixedTrainSet(Dataset):
@@ -76,20 +79,20 @@ class MixedTrainSet(Dataset):
     def __len__(self) -> int:
         return self.n_real + self.n_stack
 
-    def all_samples(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every sample, in index order (real, then the stack), as three tensors (an in-memory real split)."""
+    def all_samples(self) -> Batch:
+        """Every sample, in index order (real, then the stack), as one batch (an in-memory real split)."""
         if self.joined is not None:
-            return self.joined
+            return make_batch(*self.joined)
         return self.__getitems__(list(range(len(self))))
 
-    def __getitem__(self, index: int):
-        images, labels, groups = self.__getitems__([index])
-        return images[0], labels[0], groups[0]
+    def __getitem__(self, index: int) -> Sample:
+        batch = self.__getitems__([index])
+        return Sample(image=batch["image"][0], label=batch["label"][0], subgroup=batch["subgroup"][0])
 
-    def __getitems__(self, indices: list[int]):
+    def __getitems__(self, indices: list[int]) -> Batch:
         idx = torch.as_tensor(indices, dtype=torch.long)
         if self.joined is not None:
-            return tuple(field[idx] for field in self.joined)
+            return make_batch(*(field[idx] for field in self.joined))
         is_real = idx < self.n_real
         if bool(is_real.all()):
             return fetch_batch(self.real, idx)
@@ -100,12 +103,12 @@ class MixedTrainSet(Dataset):
             syn_images = self.stack_view(syn_images)
         syn_groups = torch.full((len(syn_pos),), -1, dtype=torch.long)
         if len(real_pos) == 0:
-            return syn_images, syn_labels.long(), syn_groups
-        real_images, real_labels, real_groups = fetch_batch(self.real, idx[real_pos])
+            return make_batch(syn_images, syn_labels.long(), syn_groups)
+        real = fetch_batch(self.real, idx[real_pos])
         # real samples first, then synthetic: the batch's members are the sampler's, only their order within the
         # batch differs (irrelevant to a gradient step), which saves a permutation of every batch
-        return (torch.cat([real_images, syn_images]), torch.cat([real_labels, syn_labels.long()]),
-                torch.cat([real_groups, syn_groups]))
+        return make_batch(torch.cat([real["image"], syn_images]), torch.cat([real["label"], syn_labels.long()]),
+                          torch.cat([real["subgroup"], syn_groups]))
 
 
 def collate_batch(batch):

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from common.image_views import ImageView
 from common.io import atomic_write, atomic_write_text, sha256_of_file
+from common.samples import make_sample
 from datamodules.base import LabelledSplit
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,8 @@ class StoredSplit(LabelledSplit):
         return len(self.labels)
 
     def __getitem__(self, index: int):
-        image = self.images[index].clone()
-        if not self.masks:
-            return image, self.labels[index], self.groups[index]
-        return image, self.labels[index], self.groups[index], self.mask_rows[index].bool()
+        mask = self.mask_rows[index].bool() if self.masks else None
+        return make_sample(self.images[index].clone(), self.labels[index], self.groups[index], mask)
 
     def viewed(self, view: ImageView) -> LabelledSplit:
         return self if view == self.view else self.files_split.viewed(view)
@@ -144,10 +143,10 @@ class ViewStore:
                       "shape": (count, 3, side, side)}
             np.lib.format.write_array_header_1_0(handle, header)
             for batch in loader:
-                handle.write(np.ascontiguousarray(batch[0].numpy()).tobytes())
+                handle.write(np.ascontiguousarray(batch["image"].numpy()).tobytes())
                 if split.masks:
-                    mask_parts.append(batch[3].numpy().astype(np.uint8))
-                self.decoded += len(batch[0])
+                    mask_parts.append(batch["mask"].numpy().astype(np.uint8))
+                self.decoded += len(batch["image"])
 
         files = {"images": atomic_write(paths["images"], write_images)}
         if split.masks:

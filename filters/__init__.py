@@ -1,6 +1,8 @@
-"""Filters of generated samples: CLIP score, previous-classifier uncertainty, manual review, subgroup balance."""
+"""Filter steps of generated samples: scorers (CLIP score, previous-classifier uncertainty) and selectors (manual
+review, subgroup balance), and the chain that applies them to a block."""
 
-from .base import FilterContext, SampleFilter, filter_names, select_block, select_keep
+from .base import FilterContext, FilterStep, Needs, Scorer, Selector
+from .chain import filter_names, select_block, select_keep
 from .clip_score import ClipScoreFilter
 from .manual import ManualRejectFilter
 from .subgroup_balance import SubgroupBalanceFilter
@@ -9,8 +11,11 @@ from .uncertainty import UncertaintyFilter
 __all__ = [
     "ClipScoreFilter",
     "FilterContext",
+    "FilterStep",
     "ManualRejectFilter",
-    "SampleFilter",
+    "Needs",
+    "Scorer",
+    "Selector",
     "SubgroupBalanceFilter",
     "UncertaintyFilter",
     "filter_names",

@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 from common.environment import note_weight_file
 from common.errors import ConfigError
 
-from .base import FilterContext, SampleFilter
+from .base import FilterContext, Scorer
 
 _INTERPOLATION = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
 _HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -70,7 +70,7 @@ def _cached_pretrained_file(pretrained_cfg: dict[str, Any]) -> tuple[str | None,
     return (target if url and os.path.isfile(target) else None), url
 
 
-class ClipScoreFilter(SampleFilter):
+class ClipScoreFilter(Scorer):
     """Drops the generated images least similar to their class prompt."""
 
     name = "clip"

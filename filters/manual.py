@@ -1,4 +1,4 @@
-"""Manual review filter: drop exactly the sample ids a human listed (paper app. C, first step).
+"""Manual review, a selector: keep every sample except the ids a human listed (paper app. C, first step).
 
 The reviewer looks at the contact sheets (``common/image_grids.py``, every image captioned ``<id> · <class>``,
 e.g. ``10 · 9`` for sample 10 of class 9) and writes the ids to reject in a text file per generation: one id per
@@ -15,7 +15,7 @@ import torch
 
 from common.errors import ConfigError
 
-from .base import FilterContext, SampleFilter
+from .base import FilterContext, Selector
 
 
 def read_id_list(path: str) -> set[int]:
@@ -36,14 +36,12 @@ def read_id_list(path: str) -> set[int]:
     return ids
 
 
-class ManualRejectFilter(SampleFilter):
-    """Drops the listed sample ids; ``ratio`` does not apply (it drops exactly what the reviewer listed)."""
+class ManualRejectFilter(Selector):
+    """Keeps every sample but the ids the reviewer listed for the generation (no list yet: every sample)."""
 
     name = "manual"
-    scored_at_selection = True
 
     def __init__(self, reject_lists: dict[int, str] | None = None, reject_dir: str | None = None) -> None:
-        super().__init__(ratio=0.0, per_class=False)
         self.reject_lists: dict[int, str] = {}
         for generation, path in (reject_lists or {}).items():
             try:
@@ -106,14 +104,10 @@ class ManualRejectFilter(SampleFilter):
                 f"{context.generation}'s samples: {shown}; use the ids shown on that generation's contact sheets"
             )
 
-    def score(self, images: torch.Tensor | None, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
-        """0 for kept samples, -inf for rejected ones (from ``context.sample_ids``; the images are not needed)."""
+    def select(self, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        """Keep mask: False exactly for the listed ids among ``context.sample_ids`` (the images are not needed)."""
         rejected = torch.tensor(sorted(self.rejected_ids(context.generation)), dtype=torch.long)
-        is_rejected = torch.isin(context.sample_ids.long().cpu(), rejected)
-        return torch.where(is_rejected, float("-inf"), 0.0).double()
-
-    def select(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.isfinite(scores)
+        return ~torch.isin(context.sample_ids.long().cpu(), rejected)
 
     def __repr__(self) -> str:
         return f"ManualRejectFilter(reject_lists={self.reject_lists}, reject_dir={self.reject_dir!r})"

@@ -1,4 +1,5 @@
-"""A bias mitigation inside the loop: keep, within each class, a subset of the block with a target subgroup mix.
+"""A bias mitigation inside the loop, a selector: keep, within each class, a subset of the block with a target
+subgroup mix.
 
 The paper's conclusion asks for sampling that increases q_t and reduces u_t. This filter uses the subgroup oracle
 the loop already runs for u_t (the stroke colour for Colorized MNIST, the learned fine-class oracle for CIFAR-20,
@@ -18,7 +19,7 @@ import torch
 
 from common.errors import ConfigError
 
-from .base import FilterContext, SampleFilter
+from .base import FilterContext, Needs, Selector
 
 TARGETS = ("real", "uniform")
 
@@ -53,32 +54,26 @@ def balanced_subset(labels: torch.Tensor, subgroups: torch.Tensor, targets: torc
     return keep
 
 
-class SubgroupBalanceFilter(SampleFilter):
+class SubgroupBalanceFilter(Selector):
     """Keeps, per class, the largest subset whose subgroup mix matches the target (``real`` or ``uniform``)."""
 
     name = "subgroup_balance"
-    scored_at_selection = True
-    needs_subgroups = True
+    needs = Needs(subgroups=True)
 
     def __init__(self, target: Literal["real", "uniform"] = "real") -> None:
-        super().__init__(ratio=0.0)
         if target not in TARGETS:
             raise ConfigError(f"SubgroupBalanceFilter.target must be one of {TARGETS}, got {target!r}: 'real' keeps "
                               "each class's real subgroup mix, 'uniform' equal shares")
         self.target = target
 
-    def score(self, images: torch.Tensor | None, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
-        """1 for a kept sample, -inf for a dropped one (a selection, not a quality score)."""
+    def select(self, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        """Keep mask of ``balanced_subset`` for the target, from the oracle's subgroup of every sample."""
         if context.subgroups is None or context.real_subgroup_counts is None:
             raise ConfigError("SubgroupBalanceFilter needs the subgroup of every generated sample and the real "
                               "subgroup counts: use it on a dataset with subgroups and a subgroup oracle")
         counts = context.real_subgroup_counts.double()
         targets = counts if self.target == "real" else torch.ones_like(counts)
-        keep = balanced_subset(labels, context.subgroups, targets)
-        return torch.where(keep, 1.0, float("-inf")).double()
-
-    def select(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.isfinite(scores)
+        return balanced_subset(labels, context.subgroups, targets)
 
     def __repr__(self) -> str:
         return f"SubgroupBalanceFilter(target={self.target!r})"

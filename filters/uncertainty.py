@@ -23,7 +23,7 @@ from torch import nn
 from common.errors import ConfigError
 from common.seeds import index_seed
 
-from .base import FilterContext, SampleFilter
+from .base import FilterContext, Needs, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,11 @@ def label_probability(mean_probabilities: torch.Tensor, labels: torch.Tensor) ->
     return mean_probabilities.gather(1, labels.long().view(-1, 1).to(mean_probabilities.device)).squeeze(1)
 
 
-class UncertaintyFilter(SampleFilter):
+class UncertaintyFilter(Scorer):
     """Keeps the generated samples on which the previous classifier is most certain."""
 
     name = "uncertainty"
-    needs_previous_classifier = True
-    needs_mc_dropout = True
+    needs = Needs(previous_classifier=True, mc_dropout=True)
 
     def __init__(
         self,

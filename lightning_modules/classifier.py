@@ -113,7 +113,7 @@ class ClassifierModule(LightningModule):
         return captured[0].flatten(1).float()
 
     def _shared_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, labels = batch[0], batch[1]
+        images, labels = batch["image"], batch["label"]
         logits = self._step_net(self.preprocess(images)).float()
         return F.cross_entropy(logits, labels), logits, labels
 

@@ -104,7 +104,7 @@ class ConditionalDCGAN(GeneratorModule):
             return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
     def training_step(self, batch, batch_idx: int) -> None:
-        images, labels = batch[0], batch[1].long()
+        images, labels = batch["image"], batch["label"].long()
         real = images.float() / 127.5 - 1
         opt_g, opt_d = self.optimizers()
         # from the global RNG, which EpochSeeder seeds per (stage seed, epoch, step, rank): each DDP rank its own z

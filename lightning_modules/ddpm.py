@@ -231,7 +231,7 @@ class ConditionalDDPM(GeneratorModule):
         return noise, timesteps, torch.where(dropped, torch.full_like(labels, self.null_class), labels)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch[0], batch[1].long()  # groups are not used by the generator
+        images, labels = batch["image"], batch["label"].long()  # subgroups are not used by the generator
         clean = images.float() / 127.5 - 1
         noise, timesteps, class_labels = self.training_randomness(clean, labels)
         noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)

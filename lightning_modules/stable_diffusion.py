@@ -289,9 +289,8 @@ class StableDiffusionLoRA(GeneratorModule):
                 "vae_files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in vae_files]}
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        # batch: (images uint8 or cached latent moments float, labels, groups[, masks]); the generator uses neither
-        # groups nor masks
-        images_or_moments, labels = batch[0], batch[1]
+        # batch["image"]: uint8 images, or their cached latent moments (float); subgroups and masks are not used
+        images_or_moments, labels = batch["image"], batch["label"]
         frozen_dtype = self.vae.dtype
         latents = self.sample_latents(images_or_moments)
         with torch.no_grad():

@@ -19,7 +19,7 @@ from common.environment import collect_environment, version_changes
 from common.logs import get_logger
 from common.rank_roster import rank_lost
 from datamodules.generational import GenerationalDataModule
-from filters.base import SampleFilter
+from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
@@ -87,7 +87,7 @@ class SimulationLoop:
         seed: int = 0,
         config_text: str = "",
         quality: QualityConfig | None = None,
-        filters: list[SampleFilter] | None = None,
+        filters: list[FilterStep] | None = None,
         extra_problems: list[str] | None = None,
         world_size: int = 1,
     ) -> None:

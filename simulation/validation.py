@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from common.errors import ConfigError
+from filters import Scorer
 from filters.uncertainty import dropout_modules
 from lightning_modules.networks.registry import get_arch, pretrained_weights_file
 from metrics.fid import check_inception_weights
@@ -150,7 +151,7 @@ def _unfillable_ratio_problems(context: RunContext) -> list[str]:
     per_class = context.loop.samples_per_generation / num_classes
     problems = []
     for index, filt in enumerate(context.filters):
-        if filt.scored_at_selection or not filt.per_class or filt.mode != "quantile" or filt.ratio == 0:
+        if not isinstance(filt, Scorer) or not filt.per_class or filt.mode != "quantile" or filt.ratio == 0:
             continue
         n = math.ceil(per_class)
         kept = min(n, math.ceil(round((1.0 - filt.ratio) * n, 9)))
@@ -176,13 +177,13 @@ def _filter_problems(context: RunContext) -> None:
             filt.check_dataset(context.source.class_names)
         except ConfigError as err:
             problems.append(str(err))
-        if filt.needs_mc_dropout and context.classifiers:
+        if filt.needs.mc_dropout and context.classifiers:
             problem = _mc_dropout_problem(context, type(filt).__name__)
             if problem is not None and problem not in problems:
                 problems.append(problem)
-        if filt.needs_subgroups and context.source.num_groups == 0:
+        if filt.needs.subgroups and context.source.num_groups == 0:
             problems.append(f"{type(filt).__name__} needs subgroups, and {context.source.name} has none: remove it")
-        elif filt.needs_subgroups and context.source.facts.oracle == "learned" and context.quality.oracle is None:
+        elif filt.needs.subgroups and context.source.facts.oracle == "learned" and context.quality.oracle is None:
             problems.append(f"{type(filt).__name__} needs the subgroup of every generated image, and "
                             f"{context.source.name}'s cannot be read from the pixels: set quality.oracle (a learned "
                             "subgroup oracle, e.g. {arch: resnet18})")

@@ -42,7 +42,7 @@ class ClassMeanGenerator(GeneratorModule):
         return torch.optim.Adam([self.means], lr=self.hparams.lr)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch[0].float() / 127.5 - 1, batch[1].long()
+        images, labels = batch["image"].float() / 127.5 - 1, batch["label"].long()
         loss = ((self.means[labels] - images) ** 2).mean()
         self.log("train/mean_loss", loss.detach(), prog_bar=True, batch_size=len(labels))
         return loss

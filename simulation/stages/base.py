@@ -13,7 +13,7 @@ from common.distributed import barrier, is_rank_zero, process_group_ready, wait_
 from common.environment import collect_environment
 from common.logs import format_duration, get_logger
 from datamodules.generational import GenerationalDataModule
-from filters.base import SampleFilter
+from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
 from metrics.block_statistics import subgroup_counts
 from simulation.config import ClassifierConfig, FIDConfig, LoopConfig, QualityConfig
@@ -58,7 +58,7 @@ class RunContext:
     loop: LoopConfig
     quality: QualityConfig
     classifiers: list[ClassifierConfig]
-    filters: list[SampleFilter]
+    filters: list[FilterStep]
     generator: GeneratorModule | None
     seed: int
     # on a non-zero rank: None while rank 0 shows it is alive, else why not (run_lock.RankZeroWatch)

@@ -1,11 +1,11 @@
 """Stage: select the kept samples of the generated block once, and push them into the FIFO stack.
 
-The filter chain is applied to the scores the generation stage gathered (and to a reviewer's list of rejected ids,
-read now: with ``quality.pause_for_review`` the run stops here until that list exists). Rank 0 measures the kept
-samples (q_t, u_t and the FID against the real statistics the generation stage saved), pushes them and draws the
-sample sheet (as the classifiers see them); every rank then reopens the stack the state records. The kept samples
-stream from the generated block's chunks into the stack's block file, a chunk at a time: the raw block is never
-read into memory.
+The filter chain is applied to the scores the generation stage gathered (its scorers), and its selectors select now
+(a reviewer's list of rejected ids is read now: with ``quality.pause_for_review`` the run stops here until that list
+exists). Rank 0 measures the kept samples (q_t, u_t and the FID against the real statistics the generation stage
+saved), pushes them and draws the sample sheet (as the classifiers see them); every rank then reopens the stack the
+state records. The kept samples stream from the generated block's chunks into the stack's block file, a chunk at a
+time: the raw block is never read into memory.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from common.distributed import is_rank_zero
 from common.errors import ConfigError
 from common.generated import GeneratedBlock
 from common.image_grids import make_grid_image, save_grid_png
-from filters.base import FilterContext, select_block
+from filters import FilterContext, select_block
 from metrics.block_statistics import block_statistics
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import kept_fid

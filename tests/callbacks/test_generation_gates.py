@@ -14,7 +14,7 @@ from callbacks.shard_writer import ShardWriter
 from common.generated import GeneratedBatch, GeneratedBlock, chunk_is_complete, write_chunk
 from common.image_grids import save_contact_sheets
 from datamodules.colored_mnist import color_oracle
-from filters import ManualRejectFilter, SampleFilter
+from filters import ManualRejectFilter, Scorer
 from lightning_modules.classifier import ClassifierModule
 from metrics.block_statistics import block_statistics, subgroup_counts
 
@@ -43,7 +43,7 @@ def feed(callbacks, outputs: dict[str, torch.Tensor], batches: list[list[int]]) 
         callback.on_predict_epoch_end(TRAINER, MODULE)
 
 
-class IdFilter(SampleFilter):
+class IdFilter(Scorer):
     name = "id"
 
     def __init__(self) -> None:

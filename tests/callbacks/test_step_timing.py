@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import callbacks.step_timing as step_timing
 from callbacks.step_timing import StepTiming
+from common.samples import make_sample
 from lightning_modules.classifier import ClassifierModule
 
 CLOCK = SimpleNamespace(now=0.0)
@@ -44,7 +45,7 @@ class SlowData(Dataset):
 
     def __getitem__(self, index):
         CLOCK.now += LOAD_PER_BATCH / BATCH
-        return torch.ones(2), index % 2
+        return make_sample(torch.ones(2), index % 2, -1)  # a named sample, as every split gives
 
 
 class Module(L.LightningModule):
@@ -55,8 +56,7 @@ class Module(L.LightningModule):
         self.body = SlowNet()
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        return torch.nn.functional.cross_entropy(self.body(x), y)
+        return torch.nn.functional.cross_entropy(self.body(batch["image"]), batch["label"])
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -70,8 +70,7 @@ class Classifier(ClassifierModule):
         self.net = SlowNet()
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        return torch.nn.functional.cross_entropy(self.net(x), y)
+        return torch.nn.functional.cross_entropy(self.net(batch["image"]), batch["label"])
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -27,8 +27,8 @@ from datamodules.table import TableImageSource
 from filters import (
     ClipScoreFilter,
     FilterContext,
+    FilterStep,
     ManualRejectFilter,
-    SampleFilter,
     SubgroupBalanceFilter,
     UncertaintyFilter,
 )
@@ -101,13 +101,13 @@ GENERATORS = [
 # -------------------------------------------------------------------------------------------------------- filters
 @dataclass(frozen=True)
 class FilterCase:
-    """``score`` of ``build(tmp)`` on ``inputs()`` (images uint8, labels, context) must pass
-    ``check(filter, scores)``."""
+    """What ``build(tmp)`` gives for ``inputs()`` (images uint8, labels, context) must pass ``check(step, output)``:
+    the output is a scorer's scores (N,) float, or a selector's keep mask (N,) bool."""
 
-    cls: type[SampleFilter]
-    build: Callable[[Path], SampleFilter]
+    cls: type[FilterStep]
+    build: Callable[[Path], FilterStep]
     inputs: Callable[[], tuple[torch.Tensor, torch.Tensor, FilterContext]]
-    check: Callable[[SampleFilter, torch.Tensor], None]
+    check: Callable[[FilterStep, torch.Tensor], None]
 
 
 def context(n: int, **extra) -> FilterContext:
@@ -121,9 +121,15 @@ class FixedLogits(nn.Module):
         return torch.tensor([0.0, math.log(3.0)]).expand(len(images), 2)
 
 
-def equals(expected: list[float]) -> Callable[[SampleFilter, torch.Tensor], None]:
-    def check(filt: SampleFilter, scores: torch.Tensor) -> None:
+def equals(expected: list[float]) -> Callable[[FilterStep, torch.Tensor], None]:
+    def check(filt: FilterStep, scores: torch.Tensor) -> None:
         assert torch.allclose(scores.double(), torch.tensor(expected, dtype=torch.double), atol=1e-5), scores
+    return check
+
+
+def keeps(expected: list[bool]) -> Callable[[FilterStep, torch.Tensor], None]:
+    def check(filt: FilterStep, keep: torch.Tensor) -> None:
+        assert keep.tolist() == expected, keep
     return check
 
 
@@ -152,11 +158,10 @@ def clip_case_inputs():
     return images, labels, context(4)
 
 
-def balance_check(filt: SampleFilter, scores: torch.Tensor) -> None:
-    """Real subgroups uniform, the block 3 : 2 : 1 in one class: one sample of each subgroup is kept."""
-    kept = torch.isfinite(scores)
-    assert set(scores[kept].tolist()) == {1.0}
-    assert torch.bincount(BALANCE_GROUPS[kept], minlength=3).tolist() == [1, 1, 1]
+def balance_check(filt: FilterStep, keep: torch.Tensor) -> None:
+    """Real subgroups uniform, the block 3 : 2 : 1 in one class: the first sample of each subgroup is kept."""
+    assert keep.tolist() == [True, False, False, True, False, True]
+    assert torch.bincount(BALANCE_GROUPS[keep], minlength=3).tolist() == [1, 1, 1]
 
 
 BALANCE_GROUPS = torch.tensor([0, 0, 0, 1, 1, 2])
@@ -168,7 +173,7 @@ FILTERS = [
                equals([0.25, 0.75, 0.75, 0.25])),  # the probability of the requested label
     FilterCase(ManualRejectFilter, manual_filter,
                lambda: (torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), context(4)),
-               equals([0.0, -math.inf, 0.0, -math.inf])),  # ids 101 and 103 rejected
+               keeps([True, False, True, False])),  # ids 101 and 103 rejected
     FilterCase(SubgroupBalanceFilter, lambda tmp: SubgroupBalanceFilter(),
                lambda: (torch.zeros(6, 3, 8, 8, dtype=torch.uint8), torch.zeros(6, dtype=torch.long),
                         context(6, subgroups=BALANCE_GROUPS, real_subgroup_counts=torch.tensor([[5, 5, 5]]))),

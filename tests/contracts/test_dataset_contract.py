@@ -40,12 +40,13 @@ def test_the_splits_agree_with_the_card(loaded):
             assert (split.groups == -1).all(), f"{name}: a dataset without subgroups labels none"
         for index in range(min(len(split), SAMPLES_CHECKED)):
             sample = split[index]
-            assert len(sample) == (4 if facts.has_masks else 3), name
-            image, label, group = sample[:3]
+            assert set(sample) == ({"image", "label", "subgroup"} | ({"mask"} if facts.has_masks else set())), name
+            image, label, group = sample["image"], sample["label"], sample["subgroup"]
             assert image.dtype == torch.uint8 and tuple(image.shape) == facts.image_shape, (name, image.shape)
             assert int(label) == int(split.labels[index]) and int(group) == int(split.groups[index])
             if facts.has_masks:
-                assert sample[3].dtype == torch.bool and tuple(sample[3].shape[-2:]) == facts.image_shape[-2:]
+                mask = sample["mask"]
+                assert mask.dtype == torch.bool and tuple(mask.shape[-2:]) == facts.image_shape[-2:]
     assert torch.unique(splits["train"].labels).tolist() == list(range(facts.num_classes))  # every class is there
 
 
@@ -54,12 +55,12 @@ def test_pixel_subgroups_are_read_back_from_the_test_images(loaded):
     if source.facts.oracle != "pixels":
         pytest.skip("subgroups are not read from the pixels")
     test = splits["test"]
-    images = torch.stack([test[i][0] for i in range(len(test))])
+    images = torch.stack([test[i]["image"] for i in range(len(test))])
     assert torch.equal(source.subgroups_from_pixels(images), test.groups)
 
 
 def test_the_classifier_view_keeps_the_cards_shape(loaded):
     _, source, splits = loaded
-    image = splits["train"][0][0]
+    image = splits["train"][0]["image"]
     assert tuple(source.classifier_view(image).shape) == source.facts.image_shape
     source.check_stack_shape(source.facts.image_shape)  # generated images of the card's shape can be stored

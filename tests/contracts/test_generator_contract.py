@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_modules.trainer_needs import TrainerNeeds
 from tests.contracts.registry import GENERATORS, quiet
+from tests.fakes.samples import labelled_loader
 from tests.float_rounding import assert_same_uint8_images
 
 IDS = [case.cls.__name__ for case in GENERATORS]
@@ -81,5 +82,5 @@ def test_the_declared_trainer_needs_hold_in_one_training_step(case, workdir):
     images = torch.randint(0, 256, (4, module.image_shape[0], side, side), dtype=torch.uint8, generator=generator)
     labels = torch.arange(4) % case.num_classes
     fit = trainer(max_steps=1, num_sanity_val_steps=0, limit_val_batches=0)
-    fit.fit(module, DataLoader(TensorDataset(images, labels, torch.zeros(4, dtype=torch.long)), batch_size=4))
+    fit.fit(module, labelled_loader(images, labels, torch.zeros(4, dtype=torch.long), 4))
     assert needs.shown_metrics and all(name in fit.callback_metrics for name in needs.shown_metrics)

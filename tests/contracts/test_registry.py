@@ -8,7 +8,7 @@ import inspect
 import pkgutil
 
 from datamodules.base import RealDataSource
-from filters import SampleFilter
+from filters import FilterStep
 from lightning_modules.generator import GeneratorModule
 from metrics.ablation import ABLATION_KINDS
 from tests.contracts.registry import DATASETS, FILTERS, GENERATORS, METRICS, PLUGINS
@@ -42,7 +42,7 @@ def test_every_generator_has_a_fake():
 
 
 def test_every_filter_has_a_known_answer_case():
-    assert concrete_subclasses(SampleFilter, ("filters",)) == {case.cls for case in FILTERS}
+    assert concrete_subclasses(FilterStep, ("filters",)) == {case.cls for case in FILTERS}
 
 
 def test_every_ablation_kind_has_a_known_answer_case():

@@ -154,12 +154,13 @@ def test_labels_subgroups_and_shapes(imagenet_root):
     # the pixels say which (label, subgroup) folder an image came from
     for split in splits.values():
         for index in range(0, len(split), 9):
-            image, label, group = split[index]
+            image, label, group = split[index]["image"], split[index]["label"], split[index]["subgroup"]
             assert image.dtype == torch.uint8 and image.shape == (3, 24, 24)
             red, green = colour_of(int(label), int(group))
             assert abs(image[0].float().mean() - red) < 6 and abs(image[1].float().mean() - green) < 6
-    images, labels, groups = next(iter(DataLoader(splits["test"], batch_size=5)))
-    assert images.shape == (5, 3, 24, 24) and labels.shape == (5,) and groups.shape == (5,)
+    batch = next(iter(DataLoader(splits["test"], batch_size=5)))
+    assert set(batch) == {"image", "label", "subgroup"}  # no masks in BREEDS: no mask key
+    assert batch["image"].shape == (5, 3, 24, 24) and batch["label"].shape == batch["subgroup"].shape == (5,)
 
 
 @pytest.fixture(scope="module")
@@ -178,19 +179,19 @@ def test_a_generator_sees_the_files_undistorted_and_the_classifiers_as_configure
     assert (int(train.labels[striped]), int(train.groups[striped])) == (2, 1)
     # Stable Diffusion's view: shorter side 40 -> 20, width 120 -> 60, centre 20 columns = original 40..79: green
     generator = train.viewed(ImageView.shorter_side(20))
-    image, label, group = generator[striped]
+    image, label, group = generator[striped]["image"], generator[striped]["label"], generator[striped]["subgroup"]
     assert image.shape == (3, 20, 20) and (int(label), int(group)) == (2, 1)
     assert (image[1] == 255).all() and (image[0] == 0).all() and (image[2] == 0).all()
-    assert all(generator[i][0].shape == (3, 20, 20) for i in range(0, len(generator), 17))  # landscapes: square
+    assert all(generator[i]["image"].shape == (3, 20, 20) for i in range(0, len(generator), 17))  # landscapes: square
     # the classifiers' view by default (ImageNet's evaluation preprocessing): shorter side 20, centre crop 16
     assert source.classifier_view == ImageView(size=16, resize=20)
-    classifier_image = train[striped][0]
+    classifier_image = train[striped]["image"]
     assert classifier_image.shape == (3, 16, 16)
     assert (classifier_image[1] == 255).all() and (classifier_image[0] == 0).all()
     assert train.viewed(source.classifier_view) is train
     # squash: both sides resized (Hard ImageNet's preprocessing), so the red and blue stripes reach the borders
     squashed = Living17(landscape_root, image_size=16, resize=20, squash=True, val_fraction=0.0).load()["train"]
-    squashed_image = squashed[striped][0]
+    squashed_image = squashed[striped]["image"]
     assert squashed_image.shape == (3, 16, 16)
     assert (squashed_image[0, :, 0] > 200).all() and (squashed_image[2, :, -1] > 200).all()
 
@@ -211,14 +212,14 @@ def test_the_oracle_cells_of_a_lazy_split(imagenet_root):
     assert torch.equal(cells.labels, train.labels * 4 + train.groups)
     assert Counter(cells.labels.tolist()) == dict.fromkeys(range(68), 3)
     for index in range(0, len(cells), 23):
-        image, cell, group = cells[index]
+        image, cell, group = cells[index]["image"], cells[index]["label"], cells[index]["subgroup"]
         label = int(cell) // 4
         assert int(group) == int(cell) % 4 == int(train.groups[index]) and label == int(train.labels[index])
-        assert torch.equal(image, train[index][0])  # decoded by the underlying split, through its view
+        assert torch.equal(image, train[index]["image"])  # decoded by the underlying split, through its view
         red, green = colour_of(label, int(group))
         assert abs(image[0].float().mean() - red) < 6 and abs(image[1].float().mean() - green) < 6
     generator_cells = cells.viewed(ImageView.shorter_side(20))
-    assert generator_cells[0][0].shape == (3, 20, 20) and torch.equal(generator_cells.labels, cells.labels)
+    assert generator_cells[0]["image"].shape == (3, 20, 20) and torch.equal(generator_cells.labels, cells.labels)
 
 
 def test_validation_carve_is_seeded_and_stratified_by_subclass(imagenet_root):
@@ -316,4 +317,4 @@ def test_no_file_is_unpickled(imagenet_root, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "Unpickler", RefusingUnpickler)
     source = _source(imagenet_root, info_dir=write_living17_info(tmp_path))
     splits = source.load()
-    assert splits["test"][0][0].shape == (3, 24, 24)
+    assert splits["test"][0]["image"].shape == (3, 24, 24)

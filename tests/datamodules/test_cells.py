@@ -19,7 +19,7 @@ def test_an_in_memory_split_keeps_its_known_subgroups_relabelled_and_stays_one_g
     keep = split.groups >= 0
     assert torch.equal(cells.images, split.images[keep])
     assert cells.labels.tolist() == [1, 6, 2, 4] and cells.groups.tolist() == [1, 0, 2, 1]
-    assert len(cells) == 4 and [int(cells[i][0][0, 0, 0]) for i in range(4)] == [0, 2, 3, 4]
+    assert len(cells) == 4 and [int(cells[i]["image"][0, 0, 0]) for i in range(4)] == [0, 2, 3, 4]
     with pytest.raises(ValueError, match="num_groups"):
         CellSplit(split, num_groups=0)
 
@@ -28,8 +28,9 @@ def test_a_lazy_split_trains_and_validates_the_oracle_on_cells(tmp_path):
     root = write_fake_imagenet_living17(tmp_path, n_train_per_class=2, n_val_per_class=1, size=16)
     dm = GenerationalDataModule(Living17(root, image_size=12, resize=16, val_fraction=0.5), batch_size=32,
                                 eval_batch_size=50)
-    images, labels, groups = next(iter(dm.train_loader(TrainingSpec(32, epoch_seed=0, cells=True))))
+    batch = next(iter(dm.train_loader(TrainingSpec(32, epoch_seed=0, cells=True))))
+    images, labels, groups = batch["image"], batch["label"], batch["subgroup"]
     assert images.shape == (32, 3, 12, 12) and images.dtype == torch.uint8
     assert torch.equal(labels % 4, groups) and int(labels.max()) < 68
-    seen = torch.cat([batch[1] for batch in dm.eval_loader("val", cells=True)])
+    seen = torch.cat([batch["label"] for batch in dm.eval_loader("val", cells=True)])
     assert sorted(seen.tolist()) == list(range(68))  # every (superclass, subclass) cell once

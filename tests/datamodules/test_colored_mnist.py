@@ -75,7 +75,9 @@ def test_facts_and_shapes(unbiased):
         assert split.labels.dtype == torch.int64 and split.groups.dtype == torch.int64
         assert set(split.groups.unique().tolist()) == {0, 1, 2}
         assert int(split.images.max()) > 200  # strokes keep their full intensity
-    image, label, group = unbiased["train"][0]
+    sample = unbiased["train"][0]
+    assert set(sample) == {"image", "label", "subgroup"}  # no mask key: the dataset has no masks
+    image, label, group = sample["image"], sample["label"], sample["subgroup"]
     assert image.shape == (3, 28, 28) and 0 <= int(label) < 10 and 0 <= int(group) < 3
 
 

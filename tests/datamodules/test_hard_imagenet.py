@@ -84,15 +84,18 @@ def test_counts_labels_and_wnid_mapping(fake_roots):
 
 def test_samples_and_dataloader(fake_roots):
     split = _source(fake_roots).load()["train"]
-    image, label, group, mask = split[0]
+    sample = split[0]
+    assert set(sample) == {"image", "label", "subgroup", "mask"}
+    image, label, group, mask = sample["image"], sample["label"], sample["subgroup"], sample["mask"]
     assert image.dtype == torch.uint8 and image.shape == (3, 24, 24)
     assert mask.dtype == torch.bool and mask.shape == (1, 24, 24)
     assert int(group) == -1 and 0 <= int(label) < 15
     assert 0 < int(mask.sum()) < mask.numel()
     # the fake object is brighter than its background
     assert image[:, mask[0]].float().mean() > image[:, ~mask[0]].float().mean() + 50
-    images, labels, groups, masks = next(iter(DataLoader(split, batch_size=5)))
-    assert images.shape == (5, 3, 24, 24) and masks.shape == (5, 1, 24, 24) and labels.shape == (5,)
+    batch = next(iter(DataLoader(split, batch_size=5)))  # the default collate keeps the names
+    assert batch["image"].shape == (5, 3, 24, 24) and batch["mask"].shape == (5, 1, 24, 24)
+    assert batch["label"].shape == batch["subgroup"].shape == (5,) and batch["mask"].dtype == torch.bool
 
 
 def test_image_and_mask_share_geometry(tmp_path):
@@ -106,7 +109,8 @@ def test_image_and_mask_share_geometry(tmp_path):
     Image.fromarray(pixels).save(Path(roots[1]) / "val" / f"{wnid}_{stem}.png")
     test = _source(roots, resize=32, image_size=24).load()["test"]
     index = [Path(p).stem for p in test.image_paths].index(stem)
-    image, label, _, mask = test[index]
+    sample = test[index]
+    image, label, mask = sample["image"], sample["label"], sample["mask"]
     assert int(label) == 4
     # resize 64x128 -> 32x32 (rows /2, cols /4), then centre crop 24 (offset 4): object rows/cols [4, 20)
     expected = torch.zeros(1, 24, 24, dtype=torch.bool)
@@ -127,10 +131,10 @@ def test_masks_are_binarised_and_jpeg_masks_accepted(tmp_path):
     train = source.load()["train"]
     assert source.counts["train"]["masked"] == 30
     index = train.mask_paths.index(str(png.with_suffix(".JPEG")))
-    mask = train[index][3]
+    mask = train[index]["mask"]
     assert mask.dtype == torch.bool and mask.any() and not mask.all()
     for i in range(0, len(train), 7):
-        assert set(torch.unique(train[i][3].to(torch.uint8)).tolist()) <= {0, 1}
+        assert set(torch.unique(train[i]["mask"].to(torch.uint8)).tolist()) <= {0, 1}
 
 
 def test_validation_split_is_seeded_and_stratified(fake_roots):

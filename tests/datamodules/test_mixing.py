@@ -40,7 +40,8 @@ def push_blocks(dm: GenerationalDataModule, tmp_path, sizes, max_generations: in
 def epoch_counts(dm: GenerationalDataModule) -> tuple[int, int, torch.Tensor]:
     real = synthetic = 0
     labels = []
-    for images, batch_labels, groups in dm.train_loader(TrainingSpec(dm.batch_size, epoch_seed=0)):
+    for batch in dm.train_loader(TrainingSpec(dm.batch_size, epoch_seed=0)):
+        images, batch_labels, groups = batch["image"], batch["label"], batch["subgroup"]
         is_syn = groups == -1
         synthetic += int(is_syn.sum())
         real += int((~is_syn).sum())

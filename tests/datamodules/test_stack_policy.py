@@ -28,8 +28,8 @@ def drawn_generations(data: GenerationalDataModule, epochs: int = 40) -> dict[in
     loader = data.train_loader(TrainingSpec(batch_size=16, epoch_seed=0))
     for epoch in range(epochs):
         loader.batch_sampler.set_epoch(epoch)
-        for images, _, groups in loader:
-            for generation in images[groups == -1][:, 0, 0, 0].tolist():
+        for batch in loader:
+            for generation in batch["image"][batch["subgroup"] == -1][:, 0, 0, 0].tolist():
                 counts[generation] = counts.get(generation, 0) + 1
     total = sum(counts.values())
     return {g: counts[g] / total for g in sorted(counts)}

@@ -40,7 +40,7 @@ def test_celeba_through_the_conversion_script_and_the_official_split(tmp_path):
     splits = source.load()
     assert {k: len(v) for k, v in splits.items()} == {"train": 12, "val": 12, "test": 12}
     assert cell_counts(splits["test"]) == {(0, 0): 3, (0, 1): 3, (1, 0): 3, (1, 1): 3}
-    image, label, group = splits["train"][0]
+    image, label, group = splits["train"][0]["image"], splits["train"][0]["label"], splits["train"][0]["subgroup"]
     assert image.shape == (3, 224, 224) and image.dtype == torch.uint8 and (int(label), int(group)) == (0, 0)
 
 

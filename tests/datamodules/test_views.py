@@ -37,16 +37,18 @@ def test_a_generator_sees_the_real_files_undistorted_and_the_classifiers_as_the_
     train = source.load()["train"]
     striped = [Path(p).stem for p in train.image_paths].index("n_striped")
     generator = train.viewed(ImageView.shorter_side(20))
-    image, label, group = generator[striped]  # no mask: the generator never ablates
+    sample = generator[striped]
+    assert "mask" not in sample  # no mask: the generator never ablates
+    image, label, group = sample["image"], sample["label"], sample["subgroup"]
     # shorter side 40 -> 20, width 120 -> 60, centre 20 columns = original columns 40..79: only green
     assert image.shape == (3, 20, 20) and int(label) == 0 and int(group) == -1
     assert (image[1] == 255).all() and (image[0] == 0).all() and (image[2] == 0).all()
     # the classifiers' view squashes 40 x 120 to 20 x 20 and crops 16: red and blue stripes at the borders
-    classifier_image = train[striped][0]
+    classifier_image = train[striped]["image"]
     assert classifier_image.shape == (3, 16, 16)
     assert (classifier_image[0, :, 0] > 200).all() and (classifier_image[2, :, -1] > 200).all()
     assert train.viewed(source.classifier_view) is train
-    assert generator[0][0].shape == (3, 20, 20)  # every landscape photo comes out square
+    assert generator[0]["image"].shape == (3, 20, 20)  # every landscape photo comes out square
 
 
 def stored_block(n: int, side: int) -> torch.Tensor:
@@ -57,8 +59,8 @@ def stored_block(n: int, side: int) -> torch.Tensor:
 def real_and_synthetic(dm: GenerationalDataModule, spec: TrainingSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Every real and every stacked image of the training set the loader of ``spec`` draws from."""
     mixed = dm.train_loader(spec).dataset
-    real = mixed.__getitems__(list(range(mixed.n_real)))[0]
-    synthetic = mixed.__getitems__(list(range(mixed.n_real, len(mixed))))[0]
+    real = mixed.__getitems__(list(range(mixed.n_real)))["image"]
+    synthetic = mixed.__getitems__(list(range(mixed.n_real, len(mixed))))["image"]
     return real, synthetic
 
 
@@ -72,7 +74,7 @@ def test_stored_images_reach_each_consumer_at_its_view(landscape_roots, tmp_path
         values = synthetic.flatten(1)
         assert (values == values[:, :1]).all()  # each stored image arrives whole, resized
         assert values[:, 0].tolist() == list(range(100, 112))
-        images, _, _ = next(iter(dm.train_loader(spec)))  # and the loader's batches mix them
+        images = next(iter(dm.train_loader(spec)))["image"]  # and the loader's batches mix them
         assert images.shape[1:] == (3, side, side)
 
 
@@ -87,7 +89,7 @@ def test_in_memory_datasets_keep_the_identity_view_and_the_joined_fast_path(tmp_
     assert mixed.stack_view is None and mixed.joined is not None  # one gather per batch, as before
     # a generator at another resolution gets the in-memory images resized on access
     upsampled = dm.viewed_split("train", dm.view(16))
-    assert isinstance(upsampled, ViewedSplit) and upsampled[0][0].shape == (1, 16, 16)
+    assert isinstance(upsampled, ViewedSplit) and upsampled[0]["image"].shape == (1, 16, 16)
     real, synthetic = real_and_synthetic(dm, TrainingSpec(8, 0, image_size=16))
     assert real.shape[1:] == synthetic.shape[1:] == (1, 16, 16)
     assert (real == 7).all() and (synthetic == 200).all()

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from datamodules.colored_mnist import color_oracle
 from datamodules.stack import SyntheticStack
-from filters.base import select_keep
+from filters import select_keep
 from filters.subgroup_balance import balanced_counts
 from metrics.block_statistics import subgroup_counts
 from tests.in_process import run_cli_here

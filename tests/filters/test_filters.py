@@ -1,4 +1,5 @@
-"""Sample filters: the keep rule, chaining and its report, CLIP score, MC-dropout uncertainty, manual rejects."""
+"""Filter steps: the keep rule, chaining scorers and selectors and its report, CLIP score, MC-dropout uncertainty,
+manual rejects."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from common.errors import ConfigError
 from filters import (
     ClipScoreFilter,
     FilterContext,
+    FilterStep,
     ManualRejectFilter,
-    SampleFilter,
+    Needs,
+    Scorer,
+    Selector,
+    SubgroupBalanceFilter,
     UncertaintyFilter,
     filter_names,
     select_block,
@@ -103,8 +108,8 @@ def test_ratio_outside_unit_interval_names_filter_and_field(ratio):
 # ---------------------------------------------------------------- chaining
 
 
-class PixelMeanFilter(SampleFilter):
-    """Stand-in filter: brighter = better; records what it was given."""
+class PixelMeanFilter(Scorer):
+    """Stand-in scorer: brighter = better; records what it was given."""
 
     name = "brightness"
 
@@ -132,10 +137,10 @@ def context_for(n: int, generation: int = 1, classifier: nn.Module | None = None
 
 
 def apply_filters(filters, images, labels, context):
-    """What a run does: every automatic filter scores every sample (the generation stage, batch by batch), then the
-    chain selects once on the whole block (the push stage)."""
+    """What a run does: every scorer scores every sample (the generation stage, batch by batch), then the chain
+    selects once on the whole block (the push stage)."""
     scores = {name: filt.score(images, labels, context)
-              for name, filt in zip(filter_names(filters), filters) if not filt.scored_at_selection}
+              for name, filt in zip(filter_names(filters), filters) if isinstance(filt, Scorer)}
     return select_block(filters, scores, labels, context)
 
 
@@ -171,6 +176,65 @@ def test_no_filters_keeps_everything_and_same_names_stay_apart():
     _, report = apply_filters([PixelMeanFilter(0.5), PixelMeanFilter(0.5)], images, torch.zeros(4), context_for(4))
     assert list(report["filters"]) == ["brightness", "brightness_2"]
     assert report["filter_kept"] == 1
+
+
+class EvenIdSelector(Selector):
+    """Stand-in selector: keeps the even ids it is given; records them."""
+
+    name = "even_id"
+
+    def select(self, labels, context):
+        self.seen_ids = context.sample_ids.clone()
+        return context.sample_ids % 2 == 0
+
+
+def test_a_selector_keeps_exactly_what_it_selects_among_the_survivors():
+    n = 20
+    images = (torch.arange(n, dtype=torch.uint8) * 10).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    labels = torch.arange(n) // 10  # ids 100-109 class 0, 110-119 class 1
+    scorer, selector = PixelMeanFilter(ratio=0.5), EvenIdSelector()
+    keep, report = apply_filters([scorer, selector], images, labels, context_for(n))
+    # the scorer keeps the brighter half of each class (ids 105-109, 115-119); the selector sees only those
+    assert selector.seen_ids.tolist() == [105, 106, 107, 108, 109, 115, 116, 117, 118, 119]
+    assert (torch.nonzero(keep).flatten() + 100).tolist() == [106, 108, 116, 118]
+    assert report["filters"]["even_id"] == {"input": 10, "kept": 4, "dropped": 6, "kept_per_class": [2, 2],
+                                            "dropped_per_class": [3, 3]}  # counts only: a selector has no score
+    assert set(report["filters"]["brightness"]) >= {"ratio", "per_class", "mode", "score_mean", "score_histogram"}
+
+
+def test_a_selector_first_in_the_chain_and_a_scorer_after_it():
+    n = 8
+    images = (torch.arange(n, dtype=torch.uint8) * 10).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    keep, report = apply_filters([EvenIdSelector(), PixelMeanFilter(ratio=0.5, per_class=False)], images,
+                                 torch.zeros(n), context_for(n))
+    # even ids 100, 102, 104, 106 survive; the scorer keeps the brighter half of them: 104 and 106
+    assert (torch.nonzero(keep).flatten() + 100).tolist() == [104, 106]
+    assert report["filters"]["brightness"]["input"] == 4
+
+
+class WrongMaskSelector(Selector):
+    def select(self, labels, context):
+        return torch.ones(len(labels))  # floats, not a bool mask
+
+
+class NeitherKind(FilterStep):  # neither a scorer nor a selector
+    name = "neither"
+
+
+def test_the_chain_refuses_a_selection_that_is_not_a_bool_mask_and_a_step_of_no_kind():
+    labels = torch.zeros(4)
+    with pytest.raises(RuntimeError, match=r"must return a bool mask of shape \(4,\).*torch.float32"):
+        select_block([WrongMaskSelector()], {}, labels, context_for(4))
+    with pytest.raises(TypeError, match="subclasses filters.Scorer or filters.Selector"):
+        select_block([NeitherKind()], {}, labels, context_for(4))
+
+
+def test_what_each_step_needs_is_declared_once_as_needs():
+    assert UncertaintyFilter.needs == Needs(previous_classifier=True, mc_dropout=True)
+    assert SubgroupBalanceFilter.needs == Needs(subgroups=True)
+    assert ClipScoreFilter.needs == ManualRejectFilter.needs == Needs()
+    with pytest.raises(ValueError, match="previous_classifier=True"):
+        Needs(mc_dropout=True)
 
 
 # ---------------------------------------------------------------- CLIP
@@ -456,3 +520,32 @@ def test_a_clip_checkpoint_loaded_is_recorded_with_its_sha256(tmp_path):
     record = next(r for r in loaded_weight_files() if r["path"] == str(path.resolve()))
     assert record["what"] == f"CLIP {TINY_CLIP} (ClipScoreFilter)"
     assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- the examples of docs/extending.md
+
+
+def extending_doc_examples() -> dict:
+    """The names the Python blocks of docs/extending.md's "A filter" section define, run as a user would paste them."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    section = text[text.index("## A filter\n"):text.index("## A metric\n")]
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL):
+        exec(compile(block, "docs/extending.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_scorer_and_the_selector_of_docs_extending_run_through_the_chain():
+    examples = extending_doc_examples()
+    scorer, selector = examples["Brightness"](ratio=0.5), examples["FirstHundredPerClass"]()
+    assert isinstance(scorer, Scorer) and isinstance(selector, Selector)
+    n = 240
+    labels = torch.arange(n) % 2  # 120 samples per class
+    images = (torch.arange(n) % 256).to(torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    keep, report = apply_filters([selector, scorer], images, labels, context_for(n))
+    assert report["filters"]["first_100"]["kept_per_class"] == [100, 100]  # the first 100 of each class: ids < 200
+    # the brighter half of each class among those: brightness = index, so indices 100-199
+    assert torch.nonzero(keep).flatten().tolist() == list(range(100, 200))

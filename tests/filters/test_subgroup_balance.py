@@ -73,4 +73,4 @@ def test_bad_target_and_missing_subgroups_are_config_errors():
     labels = torch.zeros(4, dtype=torch.long)
     context = FilterContext(generation=1, class_names=["a"], sample_ids=torch.arange(4))
     with pytest.raises(ConfigError, match="needs the subgroup"):
-        SubgroupBalanceFilter().score(None, labels, context)
+        SubgroupBalanceFilter().select(labels, context)

@@ -12,13 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 from callbacks.epoch_seeder import EpochSeeder  # noqa: E402
 from lightning_modules.classifier import ClassifierModule  # noqa: E402
 from lightning_modules.dcgan import ConditionalDCGAN  # noqa: E402
 from lightning_modules.ddpm import ConditionalDDPM  # noqa: E402
 from lightning_modules.stable_diffusion import StableDiffusionLoRA  # noqa: E402
+from tests.fakes.samples import labelled_loader  # noqa: E402
 
 BATCH = 4
 
@@ -27,8 +28,7 @@ def loader(shape: tuple[int, int, int], classes: int) -> DataLoader:
     """The same batches on every rank (no distributed sampler), so any difference between ranks is the RNG's."""
     g = torch.Generator().manual_seed(1)
     images = torch.randint(0, 256, (16, *shape), dtype=torch.uint8, generator=g)
-    return DataLoader(TensorDataset(images, torch.arange(16) % classes, torch.zeros(16, dtype=torch.long)),
-                      batch_size=BATCH)
+    return labelled_loader(images, torch.arange(16) % classes, torch.zeros(16, dtype=torch.long), BATCH)
 
 
 def fit(model: L.LightningModule, devices: int, data: DataLoader) -> int:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from common.errors import ConfigError
 from lightning_modules.dcgan import ConditionalDCGAN
 from lightning_modules.networks.dcgan import DCGANDiscriminator, DCGANGenerator, doubling_plan
+from tests.fakes.samples import labelled_loader
 from tests.float_rounding import assert_same_uint8_images
 
 TINY = {"latent_dim": 16, "base_channels": 8}
@@ -26,7 +27,7 @@ def fake_batches(image_shape, num_classes: int = 4, n: int = 32, batch_size: int
     images = torch.randint(0, 256, (n, *image_shape), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, num_classes, (n,), generator=g)
     groups = torch.randint(0, 3, (n,), generator=g)
-    return DataLoader(TensorDataset(images, labels, groups), batch_size=batch_size)
+    return labelled_loader(images, labels, groups, batch_size)
 
 
 def trainer(**kwargs) -> L.Trainer:
@@ -167,7 +168,7 @@ def test_fp16_mixed_precision_gan_step_under_manual_optimisation_updates_both_ne
     before = {k: v.clone() for k, v in gan.state_dict().items() if v.is_floating_point()}
     trainer = L.Trainer(accelerator="cpu", precision="16-mixed", max_steps=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(gan, DataLoader(TensorDataset(images, labels, labels % 3), batch_size=16))
+    trainer.fit(gan, labelled_loader(images, labels, labels % 3, 16))
     changed = {k.split(".")[0] for k, v in gan.state_dict().items() if k in before and not torch.equal(v, before[k])}
     assert {"generator", "discriminator"} <= changed
     metrics = trainer.callback_metrics

@@ -14,6 +14,7 @@ from common.seeds import step_seed
 from lightning_modules.ddpm import ConditionalDDPM
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.networks.ddpm_unet import build_unet, max_levels
+from tests.fakes.samples import NamedSamples, labelled_loader
 from tests.float_rounding import assert_same_uint8_images
 
 SHAPE = (3, 8, 8)
@@ -39,7 +40,7 @@ def fake_batches(n: int = 16, batch_size: int = 4) -> DataLoader:
     images = torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=g)
     labels = torch.arange(n) % CLASSES
     groups = torch.randint(0, 3, (n,), generator=g)
-    return DataLoader(TensorDataset(images, labels, groups), batch_size=batch_size)
+    return labelled_loader(images, labels, groups, batch_size)
 
 
 def trainer(**kwargs) -> L.Trainer:
@@ -100,8 +101,7 @@ def test_training_noise_follows_the_global_rng_which_the_seeder_seeds_per_rank()
 @pytest.mark.parametrize("attention", [True, False])
 def test_one_training_step_reaches_every_parameter_so_ddp_needs_no_unused_parameter_search(attention):
     model = tiny_ddpm(attention=attention)
-    images, labels, groups = next(iter(fake_batches()))
-    model.training_step((images, labels, groups), 0).backward()
+    model.training_step(next(iter(fake_batches())), 0).backward()
     assert [name for name, p in model.named_parameters() if p.grad is None] == []
 
 
@@ -251,7 +251,7 @@ def test_a_short_fit_learns_the_class_colours_and_guidance_sharpens_them():
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(256) % CLASSES
     images = colours[labels][:, :, None, None] + 10 * torch.randn(256, 3, 8, 8, generator=g)
-    data = TensorDataset(images.clamp(0, 255).round().to(torch.uint8), labels, torch.zeros(256))
+    data = NamedSamples(images.clamp(0, 255).round().to(torch.uint8), labels, torch.zeros(256))
     L.seed_everything(0, verbose=False)
     model = ConditionalDDPM(
         **{**TINY, "block_out_channels": (16, 32), "num_train_timesteps": 100, "num_inference_steps": 10},

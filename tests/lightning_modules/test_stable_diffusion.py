@@ -14,6 +14,7 @@ from datamodules.hard_imagenet import HardImageNet
 from datamodules.regime import DataRegime
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
 from tests.fakes.hard_imagenet import add_striped_image, write_fake_hard_imagenet
+from tests.fakes.samples import labelled_loader
 from tests.fakes.tiny_sd import build_tiny_sd
 from tests.float_rounding import assert_same_uint8_images
 
@@ -40,7 +41,7 @@ def training_loader(num_images: int = 4, size: int = 28) -> DataLoader:
     images = torch.randint(0, 256, (num_images, 3, size, size), generator=g, dtype=torch.uint8)
     labels = torch.arange(num_images) % len(CLASS_NAMES)
     groups = torch.full((num_images,), -1)
-    return DataLoader(TensorDataset(images, labels, groups), batch_size=2)
+    return labelled_loader(images, labels, groups, 2)
 
 
 def make_trainer(tmp_path, **overrides) -> L.Trainer:

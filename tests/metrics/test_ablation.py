@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from common.samples import make_batch
 from metrics.ablation import (
     ABLATION_KINDS,
     ablate,
@@ -169,8 +170,8 @@ def ablation_accuracy(model_fn, batches, num_classes: int) -> dict:
     total = torch.zeros(num_classes, dtype=torch.long)
     fallbacks = 0
     for batch in batches:
-        batch_correct, batch_total, batch_fallbacks = ablation_counts(model_fn, batch[0], batch[1], batch[-1],
-                                                                      num_classes)
+        batch_correct, batch_total, batch_fallbacks = ablation_counts(model_fn, batch["image"], batch["label"],
+                                                                      batch["mask"], num_classes)
         correct, total, fallbacks = correct + batch_correct, total + batch_total, fallbacks + batch_fallbacks
     return ablation_summary(correct, total, fallbacks)
 
@@ -185,8 +186,9 @@ def test_ablation_accuracy_on_a_hand_made_model():
     d[:, mask_d[0]] = 0.3
     d[:, 5, 6] = 1.0
     batches = [
-        (torch.stack([a, b]), torch.tensor([1, 0]), torch.tensor([-1, -1]), torch.stack([mask_a, mask_b])),
-        ((torch.stack([c, d]) * 255).round().to(torch.uint8), torch.tensor([1, 0]), torch.stack([mask_c, mask_d])),
+        make_batch(torch.stack([a, b]), torch.tensor([1, 0]), torch.tensor([-1, -1]), torch.stack([mask_a, mask_b])),
+        make_batch((torch.stack([c, d]) * 255).round().to(torch.uint8), torch.tensor([1, 0]), torch.tensor([-1, -1]),
+                   torch.stack([mask_c, mask_d])),
     ]
     result = ablation_accuracy(_bright_pixel_model, batches, num_classes=3)
     assert result["ablation_acc"] == pytest.approx(

@@ -10,7 +10,7 @@ from datamodules.base import ImageSplit, RealDataSource
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule
 from datamodules.regime import DataRegime
-from filters import ManualRejectFilter, SampleFilter
+from filters import ManualRejectFilter, Scorer
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
 from simulation.run_directory import RunDirectory
@@ -31,7 +31,7 @@ class TwoClasses(RealDataSource):
         return {"train": split(8), "val": split(4), "test": split(4)}
 
 
-class Brightness(SampleFilter):
+class Brightness(Scorer):
     name = "brightness"
 
     def score(self, images, labels, context):
