@@ -55,7 +55,8 @@ def test_the_training_set_reads_each_sample_s_moments_by_its_index(tmp_path):
     mixed = cache.training_set
     assert (mixed.n_real, mixed.n_stack) == (11, 9)
     order = [14, 3, 19, 0, 10, 11]  # real and synthetic, across chunks and blocks, in any order
-    moments, labels, groups = mixed.__getitems__(order)
+    batch = mixed.__getitems__(order)
+    moments, labels, groups = batch["image"], batch["label"], batch["subgroup"]
     real_ids, stack_ids = [3, 0, 10], [14 - 11, 19 - 11, 11 - 11]
     stack_images, stack_labels = stack.get_batch(torch.tensor(stack_ids))
     expected = torch.cat([fake_moments(real.images[real_ids]), fake_moments(stack_images)])  # real first, as images
@@ -107,7 +108,7 @@ def test_a_corrupted_chunk_is_detected_by_its_checksum_and_rebuilt_with_one_log_
         assert prepare(cache, real) == 3  # the last chunk holds images 8-10
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [f"latent cache chunk {corrupted} does not match its checksum: encoding it again"]
-    assert torch.equal(cache.training_set.__getitems__([8, 9, 10])[0], fake_moments(real.images[8:]))
+    assert torch.equal(cache.training_set.__getitems__([8, 9, 10])["image"], fake_moments(real.images[8:]))
 
 
 def test_other_settings_get_their_own_part_and_stale_parts_are_removed(tmp_path):

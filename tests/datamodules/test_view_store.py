@@ -34,12 +34,14 @@ def test_a_stored_split_reads_exactly_what_decoding_the_files_gives(roots, tmp_p
     assert stored.images.dtype == torch.uint8 and tuple(stored.images.shape) == (30, 3, 24, 24)
     for index in (0, 7, 29):
         expected, got = files[index], stored[index]
-        assert torch.equal(got[0], expected[0]) and got[1] == expected[1] and got[2] == expected[2]
-        assert got[3].dtype == torch.bool and torch.equal(got[3], expected[3])
+        assert torch.equal(got["image"], expected["image"]) and got["label"] == expected["label"]
+        assert got["subgroup"] == expected["subgroup"] and got["mask"].dtype == torch.bool
+        assert torch.equal(got["mask"], expected["mask"])
     assert torch.equal(stored.labels, files.labels) and stored.image_paths == files.image_paths
     # other views (a generator's, Inception's) read the files again
     assert stored.viewed(stored.view) is stored
-    assert torch.equal(stored.viewed(ImageView.shorter_side(16))[3][0], files.viewed(ImageView.shorter_side(16))[3][0])
+    other = ImageView.shorter_side(16)
+    assert torch.equal(stored.viewed(other)[3]["image"], files.viewed(other)[3]["image"])
 
 
 def test_a_second_open_decodes_nothing(roots, tmp_path):
@@ -47,7 +49,7 @@ def test_a_second_open_decodes_nothing(roots, tmp_path):
     ViewStore(tmp_path).stored(files)
     again = ViewStore(tmp_path)
     stored = again.stored(files)
-    assert again.decoded == 0 and torch.equal(stored.images[3], files[3][0])
+    assert again.decoded == 0 and torch.equal(stored.images[3], files[3]["image"])
 
 
 def test_a_corrupted_store_is_detected_by_its_checksum_and_rebuilt_with_one_log_line(roots, tmp_path, caplog):
@@ -63,7 +65,7 @@ def test_a_corrupted_store_is_detected_by_its_checksum_and_rebuilt_with_one_log_
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [f"view store {images_file} does not match its checksum (images): decoding its 30 images "
                         "again"]
-    assert store.decoded == 30 and torch.equal(stored.images[29], files[29][0])
+    assert store.decoded == 30 and torch.equal(stored.images[29], files[29]["image"])
 
 
 def test_an_unfinished_store_is_built_again(roots, tmp_path):
@@ -88,7 +90,7 @@ def test_the_data_module_reads_every_file_split_from_the_store_and_can_turn_it_o
     data.validate()
     assert all(isinstance(split, StoredSplit) for split in data.prepare().values())
     batch = next(iter(data.eval_loader("test")))
-    assert len(batch) == 4 and batch[3].dtype == torch.bool  # the test set keeps its masks (the ablations)
+    assert set(batch) == {"image", "label", "subgroup", "mask"} and batch["mask"].dtype == torch.bool  # ablations
     off = GenerationalDataModule(source, view_store=False, view_store_dir=str(tmp_path / "off"))
     assert not any(isinstance(split, StoredSplit) for split in off.prepare().values())
     assert not (tmp_path / "off").exists()
@@ -119,7 +121,7 @@ def test_processes_opening_a_missing_store_at_once_build_it_once(roots, tmp_path
     for thread in threads:
         thread.join()
     assert sorted(store.decoded for store in stores) == [0, 30]
-    assert all(torch.equal(result.images[5], files[5][0]) for result in results)
+    assert all(torch.equal(result.images[5], files[5]["image"]) for result in results)
 
 
 def test_a_stored_split_pickles_without_its_rows(roots, tmp_path):
@@ -129,7 +131,7 @@ def test_a_stored_split_pickles_without_its_rows(roots, tmp_path):
     payload = pickle.dumps(stored)
     assert len(payload) < stored.images.numel() // 4  # a spawned loader worker gets paths, not pixels
     again = pickle.loads(payload)
-    assert torch.equal(again.images, stored.images) and torch.equal(again[4][3], stored[4][3])
+    assert torch.equal(again.images, stored.images) and torch.equal(again[4]["mask"], stored[4]["mask"])
 
 
 def test_the_mixer_and_the_cells_read_a_stored_split_in_place(roots, tmp_path):
@@ -143,7 +145,8 @@ def test_the_mixer_and_the_cells_read_a_stored_split_in_place(roots, tmp_path):
     stack.push(torch.zeros((4, 3, 24, 24), dtype=torch.uint8), torch.tensor([0, 1, 2, 3]), 1)
     mixed = MixedTrainSet(stored, stack, stack_view=ImageView(24))  # the stack already in the classifiers' view
     assert mixed.joined is None
-    images, labels, _ = mixed.__getitems__([31, 2, 30])
+    batch = mixed.__getitems__([31, 2, 30])
+    images, labels = batch["image"], batch["label"]
     assert torch.equal(images[0], stored.images[2]) and labels.tolist() == [stored.labels[2].item(), 1, 0]
     stored.groups = torch.zeros_like(stored.groups)  # every subgroup known: every sample is a cell
     assert CellSplit(stored, num_groups=1).images is stored.images

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.samples import make_batch
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
 from tests.fakes.tiny_sd import build_tiny_sd
 
@@ -49,7 +50,7 @@ def test_cached_moments_draw_the_latents_encoding_draws_and_the_same_loss(module
     losses = []
     for inputs in (batch, moments):
         torch.manual_seed(5)
-        losses.append(module.training_step((inputs, labels, torch.full((5,), -1)), 0))
+        losses.append(module.training_step(make_batch(inputs, labels, torch.full((5,), -1)), 0))
     assert torch.equal(losses[0], losses[1])
 
 
