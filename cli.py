@@ -79,7 +79,7 @@ def sandbox(args: list[str]) -> None:
     import argparse
 
     from common.logs import setup_logging
-    from simulation.sandbox.sweep import load_config, run_sandbox
+    from sandbox.sweep import load_config, run_sandbox
 
     parser = argparse.ArgumentParser(prog="cli.py sandbox", description=sandbox.__doc__)
     parser.add_argument("config", help="a sandbox config, e.g. configs/sandbox/gaussian_mixture.yaml")

@@ -49,7 +49,7 @@ from reporting.hparams import check_tensorboard_dir, write_hparams
 from reporting.markdown import summary_markdown
 from reporting.readings import leading_reading, reading_order
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
-from reporting.sandbox_report import sandbox_section
+from sandbox.report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
 from simulation.results import READING_METRICS

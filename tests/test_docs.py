@@ -181,10 +181,10 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
         cli.report(args[1:])
         assert len(calls) == 1
     elif subcommand == "sandbox":
-        import simulation.sandbox.sweep
+        import sandbox.sweep
 
         calls = []
-        monkeypatch.setattr(simulation.sandbox.sweep, "run_sandbox", lambda *a, **k: calls.append(a))
+        monkeypatch.setattr(sandbox.sweep, "run_sandbox", lambda *a, **k: calls.append(a))
         cli.sandbox(args[1:])
         assert len(calls) == 1
     else:

@@ -27,9 +27,9 @@ from reporting.figures import (
     setting_labels,
 )
 from reporting.runs import group_runs, load_run
-from reporting.sandbox_report import plot_known_answers
+from sandbox.report import plot_known_answers
 from reporting.statistics import aggregate, fid_by_generation
-from simulation.sandbox.sweep import load_config, run_sandbox
+from sandbox.sweep import load_config, run_sandbox
 from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from simulation.sandbox import theory
+from sandbox import theory
 
 
 def test_share_variance_is_wright_fisher_without_real_data_and_binomial_with_real_data_only():

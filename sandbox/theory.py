@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.gaussian_mixture import GaussianMixtureWorld
+from sandbox.world import GaussianMixtureWorld
 from datamodules.mixing import synthetic_per_epoch
 
 

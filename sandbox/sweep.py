@@ -17,11 +17,11 @@ import yaml
 
 from common.errors import ConfigError
 from common.logs import get_logger
-from datamodules.gaussian_mixture import GaussianMixtureWorld
+from sandbox.world import GaussianMixtureWorld
 from datamodules.stack_policy import STACK_POLICIES
 from simulation.run_directory import RunDirectory
-from simulation.sandbox.generators import GENERATORS
-from simulation.sandbox.loop import CLASSIFIER, Regime, run_seed
+from sandbox.generators import GENERATORS
+from sandbox.loop import CLASSIFIER, Regime, run_seed
 
 log = get_logger()
 DONE = "sandbox"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.gaussian_mixture import GaussianMixtureWorld
-from reporting.interval_coverage import interval_coverage
-from simulation.sandbox import theory
-from simulation.sandbox.loop import Regime, run_seed
+from sandbox.world import GaussianMixtureWorld
+from sandbox.interval_coverage import interval_coverage
+from sandbox import theory
+from sandbox.loop import Regime, run_seed
 
 
 def _blocks(world: GaussianMixtureWorld, regime: Regime, seeds: int, generations: int, key: str) -> np.ndarray:

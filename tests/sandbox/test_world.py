@@ -3,7 +3,7 @@ import pytest
 
 from common.errors import ConfigError
 from datamodules.base import RealDataSource
-from datamodules.gaussian_mixture import GaussianMixtureWorld
+from sandbox.world import GaussianMixtureWorld
 
 
 def test_the_world_states_its_facts_and_draws_exact_subgroup_counts():

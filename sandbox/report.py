@@ -1,5 +1,5 @@
 """The report's check of the analytic sandbox against theory: for every group of sandbox runs (a ``sandbox`` section
-in its config), the measured curves across seeds beside the closed-form ones (``simulation.sandbox.theory``), a
+in its config), the measured curves across seeds beside the closed-form ones (``sandbox.theory``), a
 table of both at the last generation, and how often the report's own 95% bootstrap intervals from 3-seed groups
 cover the known true A_t.
 
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from datamodules.gaussian_mixture import GaussianMixtureWorld
+from sandbox.world import GaussianMixtureWorld
 from reporting.figures import _figure, _finish_axes, _save, legend_below, setting_labels
-from reporting.interval_coverage import interval_coverage
+from sandbox.interval_coverage import interval_coverage
 from reporting.runs import Group
-from simulation.sandbox.theory import known_answers
+from sandbox.theory import known_answers
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
