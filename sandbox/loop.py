@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from common.seeds import stage_seed
-from sandbox.world import GaussianMixtureWorld, PointSplit
 from datamodules.mixing import realised_share, synthetic_reuse
 from datamodules.stack_policy import StackPolicy
 from metrics.block_statistics import imbalance_u, majority_gain, quality_q, subgroup_counts
 from metrics.fairness import subgroup_metrics
-from simulation.results import ResultRow
 from sandbox.classifier import fit_logistic, predict
 from sandbox.generators import FittedModel, fit_gaussian, fit_mixture
+from sandbox.world import GaussianMixtureWorld, PointSplit
+from simulation.results import ResultRow
 
 CLASSIFIER = "logistic"
 #: what a sandbox row and block add to the image loop's: the fitted generator's class variance over the true one

@@ -17,11 +17,11 @@ import yaml
 
 from common.errors import ConfigError
 from common.logs import get_logger
-from sandbox.world import GaussianMixtureWorld
 from datamodules.stack_policy import STACK_POLICIES
-from simulation.run_directory import RunDirectory
 from sandbox.generators import GENERATORS
 from sandbox.loop import CLASSIFIER, Regime, run_seed
+from sandbox.world import GaussianMixtureWorld
+from simulation.run_directory import RunDirectory
 
 log = get_logger()
 DONE = "sandbox"
@@ -112,6 +112,7 @@ def load_config(path: str | Path, out: str | None = None, seeds: int | None = No
 def run_config_text(regime: Regime, world: dict, seed: int, generations: int) -> str:
     """config.yaml of one run: what the report groups by (everything but the seed) and reads back."""
     config = {"seed_everything": seed, "loop": {"generations": generations},
+              "data": {"source": {"init_args": {"seed": seed}}},  # the world's splits are drawn from the run's seed
               "sandbox": {"regime": dataclasses.asdict(regime), "world": world},
               "classifiers": [{"name": CLASSIFIER, "arch": CLASSIFIER}]}
     return yaml.safe_dump(config, sort_keys=True)

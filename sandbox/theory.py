@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sandbox.world import GaussianMixtureWorld
 from datamodules.mixing import synthetic_per_epoch
+from sandbox.world import GaussianMixtureWorld
 
 
 def variance_ratio(n: int, generations: int, first: float) -> np.ndarray:

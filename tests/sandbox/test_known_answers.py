@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sandbox.world import GaussianMixtureWorld
-from sandbox.interval_coverage import interval_coverage
 from sandbox import theory
+from sandbox.interval_coverage import interval_coverage
 from sandbox.loop import Regime, run_seed
+from sandbox.world import GaussianMixtureWorld
 
 
 def _blocks(world: GaussianMixtureWorld, regime: Regime, seeds: int, generations: int, key: str) -> np.ndarray:

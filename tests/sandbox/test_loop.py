@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from sandbox.world import GaussianMixtureWorld
 from datamodules.stack_policy import StackPolicy
 from sandbox.generators import fit_gaussian, fit_mixture
 from sandbox.loop import Block, Regime, Stack, block_labels, mix, run_seed
+from sandbox.world import GaussianMixtureWorld
 
 
 def _stack(policy: str, blocks: int, size: int = 40) -> Stack:
