@@ -1,6 +1,10 @@
 """Generators of the sandbox, fitted by maximum likelihood each generation: per class, one Gaussian (which cannot
 represent a minority mode) or a K-component Gaussian mixture (fitted by EM), and their sampling.
 
+A regime's ``generator`` names one of ``GENERATORS`` (``gaussian``, or ``{name: mixture, components: 3}`` with
+arguments); ``build_generator`` turns that into the object whose ``fit`` the loop calls. A new generator is a class
+registered with ``@register``: nothing else in the sandbox lists them.
+
 A fitted model is per class: weights (L, K), means (L, K, d), covariances (L, K, d, d); the single Gaussian is K = 1.
 Sampling draws each sample's component from the fitted weights (so a class's minority count is binomial around its
 fitted share: the Wright-Fisher step), then a point from that component.
@@ -8,11 +12,15 @@ fitted share: the Wright-Fisher step), then a point from that component.
 
 from __future__ import annotations
 
+import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-GENERATORS = ("gaussian", "mixture")
+from common.errors import ConfigError
+
 #: added to every fitted covariance's diagonal (as scikit-learn's ``reg_covar``): a component left with one point
 #: keeps a positive-definite covariance
 REG_COVAR = 1e-6
@@ -26,40 +34,41 @@ class FittedModel:
     means: np.ndarray  # (L, K, d)
     covariances: np.ndarray  # (L, K, d, d)
 
+    def total_covariances(self) -> np.ndarray:
+        """(L, d, d): the covariance of each class's samples (of the whole mixture for K > 1)."""
+        w, mu, cov = self.weights, self.means, self.covariances
+        centred = mu - np.einsum("lk,lkd->ld", w, mu)[:, None, :]
+        return np.einsum("lk,lkij->lij", w, cov + centred[..., :, None] * centred[..., None, :])
+
     def total_covariance(self, label: int) -> np.ndarray:
-        """The covariance of class ``label``'s samples (of the whole mixture for K > 1)."""
-        w, mu, cov = self.weights[label], self.means[label], self.covariances[label]
-        mean = w @ mu
-        centred = mu - mean
-        return (w[:, None, None] * (cov + centred[:, :, None] * centred[:, None, :])).sum(0)
+        """The covariance of class ``label``'s samples."""
+        return self.total_covariances()[label]
 
     def sample(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One point per entry of ``labels``: its component drawn from the class's weights, then the point."""
+        """One point per entry of ``labels``: its component drawn from the class's weights, then the point (all
+        classes at once: a world of many classes costs one draw, not one per class)."""
         labels = np.asarray(labels)
-        points = np.empty((len(labels), self.means.shape[2]))
-        for c in np.unique(labels):
-            where = np.flatnonzero(labels == c)
-            components = rng.choice(self.weights.shape[1], size=len(where), p=self.weights[c])
-            noise = rng.standard_normal((len(where), self.means.shape[2]))
-            chol = np.linalg.cholesky(self.covariances[c])  # (K, d, d)
-            points[where] = self.means[c, components] + np.einsum("nij,nj->ni", chol[components], noise)
-        return points
-
-
-def _ml_gaussian(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample mean and maximum-likelihood covariance (divided by n, not n - 1)."""
-    mean = points.mean(0)
-    centred = points - mean
-    return mean, centred.T @ centred / len(points) + REG_COVAR * np.eye(points.shape[1])
+        cumulative = np.cumsum(self.weights[labels], axis=1)  # (N, K)
+        components = (rng.random(len(labels))[:, None] * cumulative[:, -1:] >= cumulative[:, :-1]).sum(1)
+        noise = rng.standard_normal((len(labels), self.means.shape[2]))
+        chol = np.linalg.cholesky(self.covariances)  # (L, K, d, d)
+        return self.means[labels, components] + np.einsum("nij,nj->ni", chol[labels, components], noise)
 
 
 def fit_gaussian(points: np.ndarray, labels: np.ndarray, num_classes: int) -> FittedModel:
-    """Per class, the ML Gaussian: E[fitted variance] = (n - 1) / n x the data's (Shumailov et al.'s collapse)."""
+    """Per class, the ML Gaussian (mean, covariance divided by n, not n - 1): E[fitted variance] = (n - 1) / n x the
+    data's (Shumailov et al.'s collapse). Every class at once, from per-class sums."""
     d = points.shape[1]
-    weights, means, covs = np.ones((num_classes, 1)), np.zeros((num_classes, 1, d)), np.zeros((num_classes, 1, d, d))
-    for c in range(num_classes):
-        means[c, 0], covs[c, 0] = _ml_gaussian(points[labels == c])
-    return FittedModel(weights, means, covs)
+
+    def per_class_sum(values: np.ndarray) -> np.ndarray:
+        return np.bincount(labels, weights=values, minlength=num_classes)
+
+    counts = per_class_sum(np.ones(len(labels)))
+    means = np.stack([per_class_sum(points[:, i]) for i in range(d)], 1) / counts[:, None]
+    centred = points - means[labels]
+    covs = np.stack([np.stack([per_class_sum(centred[:, i] * centred[:, j]) for j in range(d)], 1)
+                     for i in range(d)], 1) / counts[:, None, None] + REG_COVAR * np.eye(d)
+    return FittedModel(np.ones((num_classes, 1)), means[:, None], covs[:, None])
 
 
 def _log_gauss(points: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
@@ -112,3 +121,77 @@ def fit_mixture(points: np.ndarray, labels: np.ndarray, num_classes: int, compon
         w, mu, cov = _em(points[labels == c], components, rng)
         weights[c, :len(w)], means[c, :len(w)], covs[c, :len(w)] = w, mu, cov
     return FittedModel(weights, means, covs)
+
+
+class SandboxGenerator(ABC):
+    """A generator refitted from scratch on each generation's training data, then sampled for the next block.
+
+    ``measures`` names the block quantities whose closed forms its runs check (``sandbox.theory.known_answers``)."""
+
+    name: ClassVar[str]
+    measures: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def fit(self, points: np.ndarray, labels: np.ndarray, num_classes: int, rng: np.random.Generator) -> FittedModel:
+        """The per-class model fitted to ``points``."""
+
+    def to_config(self) -> dict:
+        """What a run's config.yaml records: the name and the arguments (``build_generator`` reads it back)."""
+        arguments = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {"name": self.name, **arguments}
+
+
+#: name -> generator class, filled by ``@register``
+GENERATORS: dict[str, type[SandboxGenerator]] = {}
+
+
+def register(cls: type[SandboxGenerator]) -> type[SandboxGenerator]:
+    GENERATORS[cls.name] = cls
+    return cls
+
+
+@register
+@dataclass(frozen=True)
+class RefittedGaussian(SandboxGenerator):
+    """Per class one ML Gaussian: its variance collapses under replace (Shumailov et al. 2024)."""
+
+    name: ClassVar[str] = "gaussian"
+    measures: ClassVar[tuple[str, ...]] = ("fitted_variance_ratio",)
+
+    def fit(self, points, labels, num_classes, rng) -> FittedModel:
+        return fit_gaussian(points, labels, num_classes)
+
+
+@register
+@dataclass(frozen=True)
+class RefittedMixture(SandboxGenerator):
+    """Per class a ``components``-component Gaussian mixture by EM: it recovers the minority's share, which then drifts
+    like Wright-Fisher."""
+
+    name: ClassVar[str] = "mixture"
+    measures: ClassVar[tuple[str, ...]] = ("minority_share", "minority_share_variance")
+    components: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.components, bool) or not isinstance(self.components, int) or self.components < 1:
+            raise ConfigError(f"generator.components must be an integer >= 1, got {self.components!r}")
+
+    def fit(self, points, labels, num_classes, rng) -> FittedModel:
+        return fit_mixture(points, labels, num_classes, self.components, rng)
+
+
+def build_generator(spec: str | dict | SandboxGenerator) -> SandboxGenerator:
+    """``gaussian`` or ``{name: mixture, components: 3}`` -> the generator; one ConfigError that lists the choices."""
+    if isinstance(spec, SandboxGenerator):
+        return spec
+    arguments = dict(spec) if isinstance(spec, dict) else {"name": spec}
+    name = arguments.pop("name", None)
+    if name not in GENERATORS:
+        raise ConfigError(f"generator must be one of {sorted(GENERATORS)} (or a mapping {{name: ..., <arguments>}}), "
+                          f"got {spec!r}")
+    cls = GENERATORS[name]
+    fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    unknown = sorted(set(arguments) - set(fields))
+    if unknown:
+        raise ConfigError(f"generator {name} has no arguments {unknown}: it takes {fields}")
+    return cls(**arguments)

@@ -20,7 +20,9 @@ import numpy as np
 
 from reporting.figures import finish_axes, legend_below, panel_figure, save_figure, setting_labels
 from reporting.runs import Group
+from sandbox.generators import GENERATORS
 from sandbox.interval_coverage import interval_coverage
+from sandbox.loop import Regime
 from sandbox.theory import known_answers
 from sandbox.world import GaussianMixtureWorld
 
@@ -47,17 +49,23 @@ def _generations(group: Group) -> int:
     return int(group.runs[0].planned_generations or max(group.generations))
 
 
-def theory(group: Group) -> dict[str, np.ndarray]:
+def setting(group: Group) -> tuple[Regime, GaussianMixtureWorld]:
+    """The regime and world the group's runs recorded in their config.yaml."""
     section = group.runs[0].config["sandbox"]
-    return known_answers(section.get("regime") or {}, section.get("world") or {}, _generations(group))
+    return Regime.from_config(section.get("regime") or {"name": group.name}), GaussianMixtureWorld(
+        **(section.get("world") or {}))
+
+
+def theory(group: Group) -> dict[str, np.ndarray]:
+    regime, world = setting(group)
+    return known_answers(regime, world, _generations(group))
 
 
 def per_seed(group: Group, key: str) -> np.ndarray:
     """(seeds, generations + 1, classes) of a per-class block value (``fitted_variance_class`` or
     ``minority_share_class``); generation 0 is the real data (variance ratio 1, the real minority share)."""
     generations = _generations(group)
-    section = group.runs[0].config["sandbox"]
-    world = GaussianMixtureWorld(**(section.get("world") or {}))
+    world = setting(group)[1]
     start = 1.0 if key == "fitted_variance_class" else world.real_minority_share()
     values = np.full((len(group.runs), generations + 1, world.num_classes), np.nan)
     values[:, 0] = start
@@ -84,14 +92,15 @@ def measured(group: Group) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-#: the generator whose runs measure a quantity: the refitted Gaussian its variance, the mixture a minority share
-MEASURED_BY = {"fitted_variance_ratio": "gaussian", "minority_share": "mixture", "minority_share_variance": "mixture"}
+def measured_by(key: str) -> str:
+    """The generators whose runs measure ``key``, for the panel that no run of these measures."""
+    return " or ".join(name for name, cls in GENERATORS.items() if key in cls.measures)
 
 
 def has_quantity(group: Group, key: str) -> bool:
-    """Whether the group's runs measure ``key`` (its generator is ``MEASURED_BY[key]``); the closed form may still
-    be unknown for its regime (``theory``), and then the panel shows the measurement alone."""
-    return group.runs[0].config["sandbox"]["regime"].get("generator") == MEASURED_BY[key]
+    """Whether the group's runs measure ``key`` (its generator ``measures`` it); the closed form may still be unknown
+    for its regime (``theory``), and then the panel shows the measurement alone."""
+    return key in setting(group)[0].generator.measures
 
 
 def plot_known_answers(groups: list[Group], path: Path, written: list[Path],
@@ -116,7 +125,7 @@ def plot_known_answers(groups: list[Group], path: Path, written: list[Path],
                 theory_drawn = True
                 ax.plot(x, answers[key], linestyle="--", color=line.get_color(), label=f"{labels[group.name]} (theory)")
         finish_axes(ax, title, ylabel, generations, key, bool(generations),
-                     f"no run with the {MEASURED_BY[key]} generator among these")
+                     f"no run with the {measured_by(key)} generator among these")
         if generations and not theory_drawn:
             ax.text(0.98, 0.03, "no closed form for these regimes: measured only", transform=ax.transAxes,
                     ha="right", va="bottom", fontsize=7, color="0.35")

@@ -53,6 +53,7 @@ def test_sandbox_then_report(tmp_path, capsys):
     (lambda c: c["world"].update(spread=-1), "world: world.spread must be > 0"),
     (lambda c: c.update(seed=3), "unknown keys ['seed']"),
     (lambda c: c["regimes"][1].update(name="gaussian_replace"), "regime names must be unique"),
+    (lambda c: c["regimes"][0].update(generator="gan"), "regimes[0]: generator must be one of ['gaussian', 'mixture']"),
 ])
 def test_a_bad_sandbox_config_is_one_line_and_writes_nothing(tmp_path, capsys, edit, message):
     config = yaml.safe_load(TINY.read_text())
