@@ -172,7 +172,7 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
         calls = []
 
-        def parse_only(run_dirs, out, formats=("png",)):  # the report's own checks of its arguments, no reading
+        def parse_only(run_dirs, out, formats=("png",), sections=()):  # the report's own checks of its arguments
             if isinstance(formats, str):
                 parse_formats(formats)
             calls.append((run_dirs, out, formats))
