@@ -43,6 +43,8 @@ def test_sandbox_then_report(tmp_path, capsys):
     assert theory == pytest.approx(first * (29 / 30) ** 2, abs=1e-4)  # then two refits on 30 points a class
     assert "| mixture_fifo | minority_share | 3 |" in summary
     assert "3 seeds covered it in 71-80% of cases" in summary  # the few-seeds caveat
+    assert summary.index("## Known answers (analytic sandbox)") < summary.index("## Environment")  # before it
+    assert "varies over the runs (0, 1, 2)" in summary  # the generic data-seed caveat: each run draws its own world
     assert (report / "figures" / "sandbox__known_answers.png").stat().st_size > 10_000
     assert (report / "figures" / "gaussian_replace__overview.png").is_file()
 
