@@ -103,11 +103,18 @@ def has_quantity(group: Group, key: str) -> bool:
     return key in setting(group)[0].generator.measures
 
 
+def legend_labels(groups: list[Group]) -> dict[str, str]:
+    """Each group's regime name where the names tell the groups apart (one sweep: its config made them unique),
+    else every setting that differs (``setting_labels``)."""
+    names = {group.name: setting(group)[0].name for group in groups}
+    return names if len(set(names.values())) == len(names) else setting_labels(groups)
+
+
 def plot_known_answers(groups: list[Group], path: Path, written: list[Path],
                        formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per quantity of ``PANELS``, a colour per group, measured (solid, ± 2 s.e.) beside theory (dashed)."""
     fig, axes = panel_figure(len(PANELS), width=4.6, height=3.4)
-    labels = setting_labels(groups)
+    labels = legend_labels(groups)
     for ax, (key, ylabel, title) in zip(axes, PANELS):
         generations: list[int] = []
         theory_drawn = False
