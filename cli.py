@@ -70,8 +70,9 @@ def report(args: list[str]) -> None:
     """``cli.py report RUN_DIR... --out DIR``: multi-seed tables, the paper's figures and the section-5 analysis."""
     options = report_parser().parse_args(args)
     from reporting.report import report_main  # after the parse: `report --help` and a bad option need none of it
+    from sandbox.report import sandbox_section  # known answers beside measured, for runs of the analytic sandbox
 
-    report_main(options.run_dirs, options.out, options.formats)
+    report_main(options.run_dirs, options.out, options.formats, sections=[sandbox_section])
 
 
 def sandbox(args: list[str]) -> None:
@@ -79,7 +80,7 @@ def sandbox(args: list[str]) -> None:
     import argparse
 
     from common.logs import setup_logging
-    from simulation.sandbox.sweep import load_config, run_sandbox
+    from sandbox.sweep import load_config, run_sandbox
 
     parser = argparse.ArgumentParser(prog="cli.py sandbox", description=sandbox.__doc__)
     parser.add_argument("config", help="a sandbox config, e.g. configs/sandbox/gaussian_mixture.yaml")

@@ -7,8 +7,8 @@ log(B_{s,t+1} / B_{s,t}), back-transformed: an interval for the geometric mean o
 level at 3 seeds (``tests/reporting/test_calibration.py``). The point A_t of the tables is the ratio of seed means
 (defined even where one seed's B_t is 0); the endpoint ratio B_T / B_0 is reported the same way as A_t.
 
-``bootstrap_amplification`` (percentile bootstrap over seeds) is kept only for the analytic sandbox's coverage
-column, which measures how badly it covers at few seeds: n seeds allow only C(2n - 1, n) distinct resamples (3: 10).
+``bootstrap_amplification`` (percentile bootstrap over seeds) is kept only to measure, on runs whose true A_t is
+known, how badly it covers at few seeds: n seeds allow only C(2n - 1, n) distinct resamples (3: 10).
 """
 
 from __future__ import annotations

@@ -16,11 +16,6 @@ from reporting.statistics import Stat
 #: a change smaller than this is "unchanged" (invisible at the 3 decimals the line prints)
 MOVE_TOLERANCE = 5e-4
 OVERVIEW_SUFFIX = "overview"
-#: how often the percentile bootstrap the report used before its t intervals covered the true A_t, measured on the
-#: analytic sandbox's 100 seeds only (configs/sandbox/gaussian_mixture.yaml, groups of consecutive seeds;
-#: reporting/interval_coverage.py): printed for sandbox groups, the runs it was measured on
-MEASURED_COVERAGE = ("3 seeds covered it in 71-80% of cases, from 5 seeds 81-89%, from 10 seeds 89-97% "
-                     "(docs/beyond-the-paper.md#analytic-sandbox-checking-the-loop-against-theory)")
 #: the MEO metric of each fairness reading, and the reading a leading one is checked against
 READING_MEO = {"pooled": "meo", "per_class": "meo_class", "cells": "meo_cells"}
 CHECKED_AGAINST = {"pooled": "per_class", "cells": "per_class", "per_class": "pooled"}
@@ -152,14 +147,8 @@ def caveat_lines(groups: list[Group], stats_by_group: dict[str, dict], fid_group
         note = seeds_note(len(group.runs))
         if note:
             lines.append(f"- **{group.name}**: {note}")
-        if isinstance(group.runs[0].config.get("sandbox"), dict) and len(group.runs) < 10:
-            lines.append(f"- **{group.name}**: on this analytic sandbox, where the truth is known, the percentile "
-                         f"bootstrap over seeds that the report used before its t intervals was too narrow: its 95% "
-                         f"intervals from {MEASURED_COVERAGE}. The report's t intervals are calibrated in the test "
-                         "suite instead (docs/reporting.md, Calibration).")
     for group in groups:
-        if not isinstance(group.runs[0].config.get("sandbox"), dict):
-            lines.append(conditional_line(group))
+        lines.append(conditional_line(group))
     for group in fid_groups:
         lines.append(f"- **{group.name}** FID: {fid_features_text(group.fid_extractors)}.")
     return lines

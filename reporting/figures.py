@@ -52,7 +52,7 @@ PNG_DPI = 200
 #: measures bounded to [0, 1]: accuracies (overall, per subgroup rank, under an ablation), the bounded MEO and DI and
 #: MD of every reading, the block's subgroup imbalance u_t and a minority share
 UNIT_RANGE_METRICS = frozenset({*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, "imbalance_u", "minority_share"})
-#: a measure without a fixed range (FID, DI eq. 3 as printed, the sandbox's variances) spans at least this fraction
+#: a measure without a fixed range (FID, DI eq. 3 as printed, a fitted variance) spans at least this fraction
 #: of its largest magnitude on the y axis, so noise in the last digits stays flat
 MIN_SPAN_FRACTION = 0.2
 #: up to this many generations, every one is a tick; more get integer ticks chosen by matplotlib
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: int = MAX_COLS):
+def panel_figure(n_panels: int, width: float = 4.0, height: float = 3.2, max_cols: int = MAX_COLS):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -161,7 +161,7 @@ def _curve(ax, stats: dict, classifier: str, metric: str, gens: list[int], label
 NOT_RECORDED = "not recorded by these runs"
 
 
-def _finish_axes(ax, title: str, ylabel: str, gens: Sequence[int], metric: str | None = None,
+def finish_axes(ax, title: str, ylabel: str, gens: Sequence[int], metric: str | None = None,
                  drawn: bool = True, why: str = NOT_RECORDED) -> None:
     """Title and labels; then "n/a" where nothing was ``drawn``, else integer generation ticks and the y range of
     ``metric`` (``y_limits``; None: the data's, at least ``MIN_SPAN_FRACTION`` wide)."""
@@ -215,7 +215,7 @@ def _suptitle(fig, group: Group, what: str = "") -> None:
     fig.suptitle(f"{group.name}{what}: {spread}{unfinished}")
 
 
-def _save(fig, path: Path, written: list[Path], formats: Sequence[str] = ("png",)) -> None:
+def save_figure(fig, path: Path, written: list[Path], formats: Sequence[str] = ("png",)) -> None:
     """``path`` in every one of ``formats`` (its suffix replaced): PNG at ``PNG_DPI``, PDF and SVG as vectors."""
     for extension in formats:
         target = path.with_suffix(f".{extension}")
@@ -227,15 +227,15 @@ def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, writ
                  reading: str | None = None, formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per metric, one line per classifier, shaded +- std over seeds (Figs. 3a/4a/5/6); the title names
     the fairness ``reading`` the metrics belong to."""
-    fig, axes = _figure(len(metrics))
+    fig, axes = panel_figure(len(metrics))
     for ax, metric in zip(axes, metrics):
         drawn = [_curve(ax, stats, classifier, metric, group.generations, classifier)
                  for classifier in group.classifiers]
-        _finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations, metric,
+        finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations, metric,
                      any(drawn))
     legend_below(fig, axes)
     _suptitle(fig, group, f", fairness reading {reading} ({reading_title(reading)})" if reading else "")
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 
@@ -250,7 +250,7 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path],
     panels = [p for p in OVERVIEW_PANELS if any(recorded(m) for m, _, _ in p[2])]
     if not any(recorded(m) for p in panels for m, _, _ in p[2][1:]):
         return None  # nothing per class or per subgroup (Hard ImageNet): the metrics figure says it all
-    fig, axes = _figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at a page's width
+    fig, axes = panel_figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at a page's width
     colors = [f"C{k}" for k in range(len(group.classifiers))]
     for ax, (title, ylabel, lines) in zip(axes, panels):
         drawn = [(m, text, style) for m, text, style in lines if recorded(m)]
@@ -258,11 +258,11 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path],
             for metric, text, style in drawn:
                 _curve(ax, stats, classifier, metric, group.generations, f"{classifier}, {text}", color=color,
                        linestyle=style)
-        _finish_axes(ax, f"{title}: " + ", ".join(f"{text} ({LINE_STYLE_NAMES[style]})" for _, text, style in drawn),
+        finish_axes(ax, f"{title}: " + ", ".join(f"{text} ({LINE_STYLE_NAMES[style]})" for _, text, style in drawn),
                      ylabel, group.generations, lines[0][0])
     legend_below(fig, axes)
     _suptitle(fig, group, f", fairness readings (this dataset leads with {leading_reading(group.facts)})")
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 
@@ -274,7 +274,7 @@ def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: li
                 formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per classifier, one line per subgroup rank and the mean over subgroups (dashed): worst, best and
     mean subgroup accuracy per generation (Figs. 3b/4b/7)."""
-    fig, axes = _figure(len(group.classifiers))
+    fig, axes = panel_figure(len(group.classifiers))
     for ax, classifier in zip(axes, group.classifiers):
         drawn = []
         for k in range(1, n_ranks + 1):
@@ -282,11 +282,11 @@ def plot_ranked(group: Group, stats: dict, n_ranks: int, path: Path, written: li
             drawn.append(_curve(ax, stats, classifier, f"acc_rank_{k}", group.generations, label))
         drawn.append(_curve(ax, stats, classifier, "acc_rank_mean", group.generations, "mean over subgroups",
                             color="black", linestyle="--"))
-        _finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
+        finish_axes(ax, f"{classifier}: ranked subgroup accuracy", "subgroup accuracy (mean over classes)",
                      group.generations, "acc_rank_mean", any(drawn))
     legend_below(fig, axes, max_cols=4)
     _suptitle(fig, group)
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 
@@ -294,22 +294,22 @@ def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, writt
                   formats: Sequence[str] = ("png",)) -> Figure:
     """One panel per ablation kind (plus clean accuracy), one line per classifier (Fig. 8)."""
     metrics = ["acc", *(f"ablation_acc.{k}" for k in kinds)]
-    fig, axes = _figure(len(metrics))
+    fig, axes = panel_figure(len(metrics))
     for ax, metric in zip(axes, metrics):
         drawn = [_curve(ax, stats, classifier, metric, group.generations, classifier)
                  for classifier in group.classifiers]
-        _finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
+        finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
                      "accuracy", group.generations, metric, any(drawn))
     legend_below(fig, axes)
     _suptitle(fig, group, ", Hard ImageNet ablations")
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 
 def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, written: list[Path],
              formats: Sequence[str] = ("png",)) -> Figure:
     """Generator FID per generation, one line per group; the title names the features it was computed on."""
-    fig, axes = _figure(1, width=7.0, height=4.2)
+    fig, axes = panel_figure(1, width=7.0, height=4.2)
     ax = axes[0]
     gens: set[int] = set()
     shown = [g for g in groups if fids[g.name]]
@@ -326,9 +326,9 @@ def plot_fid(groups: list[Group], fids: dict[str, dict[int, Stat]], path: Path, 
     title = "generator FID, raw block and kept samples (mean ± std over seeds)"
     if len(features) == 1:
         title += "\nfeatures: " + features.pop()
-    _finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens), "fid", any(drawn))
+    finish_axes(ax, title, "FID (lower = closer to the real training images)", sorted(gens), "fid", any(drawn))
     legend_below(fig, axes, fontsize=7, max_cols=2)
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 
@@ -361,19 +361,19 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
     metrics = [(m, title.format(reading=lead)) for m, title in COMPARISON_METRICS
                if any(k[2] == resolved(g, m) and v[2] for g in groups for k, v in stats_by_group[g.name].items())]
     labels = setting_labels(groups)
-    fig, axes = _figure(len(classifiers) * len(metrics), width=3.8, height=3.0)
+    fig, axes = panel_figure(len(classifiers) * len(metrics), width=3.8, height=3.0)
     for row, classifier in enumerate(classifiers):
         for col, (metric, title) in enumerate(metrics):
             ax = axes[row * len(metrics) + col]
             drawn = [_curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
                             f"{labels[group.name]} ({seed_phrase(len(group.runs))})") for group in groups]
             ylabel = Y_LABELS.get(resolved(groups[0], metric), title)
-            _finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens,
+            finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens,
                          resolved(groups[0], metric), any(drawn), f"{classifier}: {NOT_RECORDED}")
     legend_below(fig, axes, max_cols=4)
     dataset = groups[0].dataset
     fig.suptitle(f"{dataset}: {len(groups)} groups compared (mean ± std over each group's seeds)")
-    _save(fig, path, written, formats)
+    save_figure(fig, path, written, formats)
     return fig
 
 

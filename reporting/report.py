@@ -18,13 +18,17 @@ in the report is a mean +- sample standard deviation (ddof=1) over the seeds of 
     tensorboard/       the HParams view of the runs (reporting/hparams.py)
 
 Every problem with the inputs or with ``out`` is found before anything is written (one ``ConfigError``).
+
+A wing above reporting adds its own section without reporting importing it: ``report_main(..., sections=[f])`` calls
+``f(groups, figures_dir, written, formats)`` after the generic figures; ``f`` draws what it wants into ``figures_dir``
+(appending the paths to ``written``) and returns Markdown for summary.md ("" for none).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -49,10 +53,12 @@ from reporting.hparams import check_tensorboard_dir, write_hparams
 from reporting.markdown import summary_markdown
 from reporting.readings import leading_reading, reading_order
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
-from reporting.sandbox_report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
 from simulation.results import READING_METRICS
+
+#: an extra summary.md section: (groups, figures folder, written paths, formats) -> Markdown ("" for none)
+ReportSection = Callable[[list[Group], Path, list[Path], Sequence[str]], str]
 
 
 def check_out_dir(out: str, runs: list[Run]) -> Path:
@@ -99,10 +105,11 @@ def _figures(group: Group, stats: dict, figures: Path, written: list[Path], form
     return overview
 
 
-def report_main(run_dirs: list[str], out: str, formats: str | Sequence[str] = ("png",)) -> None:
+def report_main(run_dirs: list[str], out: str, formats: str | Sequence[str] = ("png",),
+                sections: Sequence[ReportSection] = ()) -> None:
     """Read the run directories (globs allowed), group seeds, and write the report into ``out``, its figures in
     every one of ``formats`` (``"png,pdf,svg"`` or a sequence of those names) and always as PNG, which summary.md
-    links."""
+    links; each of ``sections`` adds its part after the generic ones."""
     asked = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     formats = ("png", *(f for f in asked if f != "png"))
     paths = expand_run_dirs(run_dirs)
@@ -116,7 +123,7 @@ def report_main(run_dirs: list[str], out: str, formats: str | Sequence[str] = ("
         g.name, g.dataset, g.rows, {run.seed: run.blocks for run in g.runs}, leading_reading(g.facts))]
     compared = comparisons(groups)
     try:
-        written = _write(groups, stats_by_group, fids, conjecture, compared, out_dir, formats)
+        written = _write(groups, stats_by_group, fids, conjecture, compared, out_dir, formats, sections)
     except OSError as err:
         raise ConfigError(f"cannot write the report to {out_dir} ({err.strerror or err}: {err.filename}); what was "
                           "written before the failure is incomplete") from err
@@ -138,7 +145,7 @@ def report_main(run_dirs: list[str], out: str, formats: str | Sequence[str] = ("
 
 
 def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: list, compared: list,
-           out_dir: Path, formats: Sequence[str]) -> list[Path]:
+           out_dir: Path, formats: Sequence[str], sections: Sequence[ReportSection] = ()) -> list[Path]:
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -161,11 +168,11 @@ def _write(groups: list[Group], stats_by_group: dict, fids: dict, conjecture: li
             plot_comparison(members, stats_by_group, figures / comparison_name(dataset), written, formats)
     if any(fids.values()):
         plot_fid(groups, fids, figures / "fid.png", written, formats)
-    sandbox = sandbox_section(groups, figures, written, formats)  # known answers, for runs of the analytic sandbox
+    extra = "".join(section(groups, figures, written, formats) for section in sections)
     # the summary links the PNGs (what a Markdown viewer shows); the PDF and SVG copies lie beside them
     text = summary_markdown(groups, stats_by_group, fids, conjecture_markdown(conjecture) + "\n"
                             + comparisons_markdown(compared),
-                            [p for p in written if p.parent == figures and p.suffix == ".png"], overview) + sandbox
+                            [p for p in written if p.parent == figures and p.suffix == ".png"], overview) + extra
     text += "\n" + "\n".join(environment_markdown([run for group in groups for run in group.runs]))
     (out_dir / "summary.md").write_text(text)
     written.append(out_dir / "summary.md")

@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: package -> floor (docs/architecture.md); a package may import only from its own floor or below
+#: package -> floor (docs/architecture.md); a package may import only from its own floor or below. ``sandbox`` is its
+#: own wing on top: it uses the floors below, nothing below it imports it, and only ``cli.py`` calls it
 FLOORS = {"common": 0, "metrics": 1, "filters": 1, "datamodules": 1, "lightning_modules": 1, "callbacks": 2,
-          "simulation": 3, "reporting": 4, "cli": 5}
+          "simulation": 3, "reporting": 4, "sandbox": 5, "cli": 6}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -111,3 +112,35 @@ def test_the_name_checker_finds_a_mention_outside_the_owner_only(tmp_path):
     elsewhere = tmp_path / "results.py"
     elsewhere.write_text('PER_CLASS = ("cifar20", "breeds_living17x")\n')
     assert name_mentions([elsewhere, owners["CIFAR20"]], owners) == [f"{elsewhere} names cifar20"]
+
+
+#: what the image loop's floors must not know about the analytic sandbox: its package and its world's names
+SANDBOX_WORDS = ("sandbox", "GaussianMixtureWorld", "gaussian_mixture")
+BELOW_THE_SANDBOX = ("datamodules", "simulation", "reporting")
+
+
+def sandbox_mentions(files: list[Path]) -> list[str]:
+    """``file imports sandbox`` / ``file names WORD`` (case-insensitive, anywhere: code, docstrings, comments)."""
+    found = [f"{path.name} imports sandbox" for path in files if "sandbox" in imported_packages(path)]
+    found += [f"{path.name} names {word}" for path in files for word in SANDBOX_WORDS
+              if word.lower() in path.read_text().lower()]
+    return found
+
+
+def test_the_image_loops_floors_neither_import_nor_name_the_sandbox():
+    """The sandbox is a wing above reporting: datamodules, simulation and reporting work without it, so nothing there
+    imports it or names it or its world (cli.py passes its report section to ``report_main``)."""
+    files = [p for package in BELOW_THE_SANDBOX for p in sorted((ROOT / package).rglob("*.py"))]
+    assert files and not sandbox_mentions(files), "\n".join(sandbox_mentions(files))
+
+
+def test_the_sandbox_checker_finds_an_import_and_a_name(tmp_path):
+    """Guards the test above: a lazy import, a docstring mention and the world's name are all found."""
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("def f():\n    from sandbox.world import PointSplit\n")
+    named = tmp_path / "named.py"
+    named.write_text('"""Read the Sandbox runs."""\nWORLD = "gaussian_mixture"\n')
+    clean = tmp_path / "clean.py"
+    clean.write_text("from reporting.runs import Group\n")
+    assert sandbox_mentions([lazy, named, clean]) == ["lazy.py imports sandbox", "lazy.py names sandbox",
+                                                      "named.py names sandbox", "named.py names gaussian_mixture"]

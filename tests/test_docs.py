@@ -172,7 +172,7 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
         calls = []
 
-        def parse_only(run_dirs, out, formats=("png",)):  # the report's own checks of its arguments, no reading
+        def parse_only(run_dirs, out, formats=("png",), sections=()):  # the report's own checks of its arguments
             if isinstance(formats, str):
                 parse_formats(formats)
             calls.append((run_dirs, out, formats))
@@ -181,10 +181,10 @@ def check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
         cli.report(args[1:])
         assert len(calls) == 1
     elif subcommand == "sandbox":
-        import simulation.sandbox.sweep
+        import sandbox.sweep
 
         calls = []
-        monkeypatch.setattr(simulation.sandbox.sweep, "run_sandbox", lambda *a, **k: calls.append(a))
+        monkeypatch.setattr(sandbox.sweep, "run_sandbox", lambda *a, **k: calls.append(a))
         cli.sandbox(args[1:])
         assert len(calls) == 1
     else:

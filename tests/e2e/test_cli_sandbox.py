@@ -43,6 +43,8 @@ def test_sandbox_then_report(tmp_path, capsys):
     assert theory == pytest.approx(first * (29 / 30) ** 2, abs=1e-4)  # then two refits on 30 points a class
     assert "| mixture_fifo | minority_share | 3 |" in summary
     assert "3 seeds covered it in 71-80% of cases" in summary  # the few-seeds caveat
+    assert summary.index("## Known answers (analytic sandbox)") < summary.index("## Environment")  # before it
+    assert "varies over the runs (0, 1, 2)" in summary  # the generic data-seed caveat: each run draws its own world
     assert (report / "figures" / "sandbox__known_answers.png").stat().st_size > 10_000
     assert (report / "figures" / "gaussian_replace__overview.png").is_file()
 
@@ -53,6 +55,7 @@ def test_sandbox_then_report(tmp_path, capsys):
     (lambda c: c["world"].update(spread=-1), "world: world.spread must be > 0"),
     (lambda c: c.update(seed=3), "unknown keys ['seed']"),
     (lambda c: c["regimes"][1].update(name="gaussian_replace"), "regime names must be unique"),
+    (lambda c: c["regimes"][0].update(generator="gan"), "regimes[0]: generator must be one of ['gaussian', 'mixture']"),
 ])
 def test_a_bad_sandbox_config_is_one_line_and_writes_nothing(tmp_path, capsys, edit, message):
     config = yaml.safe_load(TINY.read_text())

@@ -27,9 +27,9 @@ from reporting.figures import (
     setting_labels,
 )
 from reporting.runs import group_runs, load_run
-from reporting.sandbox_report import plot_known_answers
 from reporting.statistics import aggregate, fid_by_generation
-from simulation.sandbox.sweep import load_config, run_sandbox
+from sandbox.report import plot_known_answers
+from sandbox.sweep import load_config, run_sandbox
 from tests.fakes.run_dirs import GENERATIONS, make_row, make_run, three_seeds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -385,7 +385,7 @@ def test_an_infinite_mean_is_named_on_its_panel_not_left_as_a_silent_gap():
     names its generations; with no finite point left it says n/a, and why."""
     from matplotlib.figure import Figure
 
-    from reporting.figures import INFINITE_NOTE, _curve, _finish_axes
+    from reporting.figures import INFINITE_NOTE, _curve, finish_axes
 
     stats = {("lenet", 0, "di_eq3"): (0.5, 0.1, 3), ("lenet", 1, "di_eq3"): (-math.inf, math.nan, 3),
              ("lenet", 2, "di_eq3"): (0.4, 0.1, 3)}
@@ -396,5 +396,5 @@ def test_an_infinite_mean_is_named_on_its_panel_not_left_as_a_silent_gap():
     only_infinite = {key: (-math.inf, math.nan, 3) for key in stats}
     ax = Figure().add_subplot()
     drawn = _curve(ax, only_infinite, "lenet", "di_eq3", [0, 1, 2], "lenet")
-    _finish_axes(ax, "DI eq. 3", "DI", [0, 1, 2], "di_eq3", drawn=drawn)
+    finish_axes(ax, "DI eq. 3", "DI", [0, 1, 2], "di_eq3", drawn=drawn)
     assert not drawn and any("n/a\nno finite value to draw" == t.get_text() for t in ax.texts)

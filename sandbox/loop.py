@@ -17,38 +17,57 @@ data once the stack holds a block: the model-collapse literature's pure ``replac
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from common.seeds import stage_seed
-from datamodules.gaussian_mixture import GaussianMixtureWorld, PointSplit
 from datamodules.mixing import realised_share, synthetic_reuse
 from datamodules.stack_policy import StackPolicy
 from metrics.block_statistics import imbalance_u, majority_gain, quality_q, subgroup_counts
 from metrics.fairness import subgroup_metrics
+from sandbox.classifier import fit_logistic, predict
+from sandbox.generators import RefittedMixture, SandboxGenerator, build_generator
+from sandbox.world import GaussianMixtureWorld, PointSplit
 from simulation.results import ResultRow
-from simulation.sandbox.classifier import fit_logistic, predict
-from simulation.sandbox.generators import FittedModel, fit_gaussian, fit_mixture
 
 CLASSIFIER = "logistic"
 #: what a sandbox row and block add to the image loop's: the fitted generator's class variance over the true one
-#: (mean over classes, and per class), the minority's share of each class's block (mean over classes, per class)
+#: (mean over classes, and per class), the minority's share of each class's block (mean over classes, per class);
+#: a block also records ln det of the fitted class covariance minus the true one's (``fitted_log_variance[_class]``)
 SANDBOX_FIELDS = ("fitted_variance_ratio", "fitted_variance_class", "minority_share", "minority_share_class")
 
 
 @dataclass(frozen=True)
 class Regime:
-    """One experiment of the sandbox: which generator, which data regime and share p, how big a block."""
+    """One experiment of the sandbox: which generator, which data regime and share p, how big a block.
+
+    ``from_config`` reads a regime of a sandbox config (or of a run's config.yaml), ``to_config`` writes one."""
 
     name: str
-    generator: str = "mixture"
-    components: int = 2
-    stack_policy: str = "replace"
+    generator: SandboxGenerator = RefittedMixture()
+    stack_policy: StackPolicy = StackPolicy.named("replace")
     synthetic_share: float = 1.0
     stack_generations: int = 3
     samples_per_generation: int | None = None  # None: the real training set's size (block_size below)
+
+    @classmethod
+    def from_config(cls, entry: dict) -> Regime:
+        """``{name, generator: gaussian | {name: mixture, components: 2}, stack_policy: fifo, ...}`` -> a Regime."""
+        values = dict(entry)
+        if "components" in values:  # run directories of before the generator registry: the mixture's argument
+            values["generator"] = {"name": values.get("generator", "mixture"), "components": values.pop("components")}
+        if "generator" in values:
+            values["generator"] = build_generator(values["generator"])
+        if "stack_policy" in values:
+            values["stack_policy"] = StackPolicy.named(values["stack_policy"])
+        return cls(**values)
+
+    def to_config(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                "generator": self.generator.to_config(), "stack_policy": self.stack_policy.name}
 
     def block_size(self, world: GaussianMixtureWorld) -> int:
         return int(self.samples_per_generation or world.num_classes * world.n_train_per_class)
@@ -111,12 +130,6 @@ def block_labels(world: GaussianMixtureWorld, size: int) -> np.ndarray:
     return np.repeat(np.arange(world.num_classes), quota)
 
 
-def _fit(regime: Regime, world: GaussianMixtureWorld, points, labels, rng) -> FittedModel:
-    if regime.generator == "gaussian":
-        return fit_gaussian(points, labels, world.num_classes)
-    return fit_mixture(points, labels, world.num_classes, regime.components, rng)
-
-
 def _classify(world: GaussianMixtureWorld, points, labels, test: PointSplit) -> tuple[dict, np.ndarray]:
     weights = fit_logistic(points, labels, world.num_classes)
     predicted = torch.from_numpy(predict(weights, test.points.numpy()))
@@ -136,8 +149,9 @@ def run_seed(world: GaussianMixtureWorld, regime: Regime, seed: int, generations
     splits = world.splits(seed)
     real, test = splits["train"], splits["test"]
     real_counts = torch.from_numpy(world.train_counts())
-    true_trace = np.array([np.trace(world.class_covariance(c)) for c in range(world.num_classes)])
-    stack = Stack(StackPolicy.named(regime.stack_policy), regime.stack_generations)
+    true = np.array([world.class_covariance(c) for c in range(world.num_classes)])
+    true_trace, true_log_det = np.trace(true, axis1=1, axis2=2), np.linalg.slogdet(true)[1]
+    stack = Stack(regime.stack_policy, regime.stack_generations)
     rows, blocks = [], {}
     reference = None
     for t in range(generations + 1):
@@ -145,17 +159,21 @@ def run_seed(world: GaussianMixtureWorld, regime: Regime, seed: int, generations
         if t >= 1:
             points, labels, _, _ = mix(real, stack, regime.synthetic_share,
                                        np.random.default_rng(stage_seed(seed, t, "sandbox/generator_data")))
-            model = _fit(regime, world, points, labels, np.random.default_rng(stage_seed(seed, t, "sandbox/fit")))
+            model = regime.generator.fit(points, labels, world.num_classes,
+                                         np.random.default_rng(stage_seed(seed, t, "sandbox/fit")))
             wanted = block_labels(world, regime.block_size(world))
             block = model.sample(wanted, np.random.default_rng(stage_seed(seed, t, "sandbox/sample")))
             groups = world.subgroups_of(block, wanted)
             counts = subgroup_counts(torch.from_numpy(wanted), torch.from_numpy(groups), world.num_classes,
                                      world.num_groups)
             per_class_share = (counts[:, world.minority].double() / counts.sum(1).clamp(min=1)).tolist()
-            variance = [float(np.trace(model.total_covariance(c)) / true_trace[c]) for c in range(world.num_classes)]
+            fitted = model.total_covariances()
+            variance = (np.trace(fitted, axis1=1, axis2=2) / true_trace).tolist()
+            log_variance = (np.linalg.slogdet(fitted)[1] - true_log_det).tolist()
             report = {"imbalance_u": imbalance_u(counts, real_counts),
                       "majority_gain": majority_gain(counts, real_counts),
                       "fitted_variance_ratio": float(np.mean(variance)), "fitted_variance_class": variance,
+                      "fitted_log_variance": float(np.mean(log_variance)), "fitted_log_variance_class": log_variance,
                       "minority_share": float(np.mean(per_class_share)), "minority_share_class": per_class_share}
             if reference is not None:
                 report["quality_q"] = quality_q(torch.from_numpy(predict(reference, block)), torch.from_numpy(wanted))

@@ -17,11 +17,10 @@ import yaml
 
 from common.errors import ConfigError
 from common.logs import get_logger
-from datamodules.gaussian_mixture import GaussianMixtureWorld
 from datamodules.stack_policy import policy_names
+from sandbox.loop import CLASSIFIER, Regime, run_seed
+from sandbox.world import GaussianMixtureWorld
 from simulation.run_directory import RunDirectory
-from simulation.sandbox.generators import GENERATORS
-from simulation.sandbox.loop import CLASSIFIER, Regime, run_seed
 
 log = get_logger()
 DONE = "sandbox"
@@ -62,16 +61,17 @@ def _regime(entry, base_world: dict, index: int) -> tuple[Regime, dict]:
     if unknown:
         raise ConfigError(f"{where} ({entry['name']}) has unknown keys {unknown}: a regime takes {list(REGIME_KEYS)}")
     world = {**base_world, **(entry.get("world") or {})}
-    regime = Regime(**{k: v for k, v in entry.items() if k != "world"})
-    if regime.generator not in GENERATORS:
-        raise ConfigError(f"{where}.generator must be one of {GENERATORS}, got {regime.generator!r}")
-    if regime.stack_policy not in policy_names():
-        raise ConfigError(f"{where}.stack_policy must be one of {policy_names()}, got {regime.stack_policy!r}")
+    settings = {k: v for k, v in entry.items() if k != "world"}
+    if settings.get("stack_policy", "replace") not in policy_names():
+        raise ConfigError(f"{where}.stack_policy must be one of {policy_names()}, got {settings['stack_policy']!r}")
+    try:
+        regime = Regime.from_config(settings)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
     share = regime.synthetic_share
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise ConfigError(f"{where}.synthetic_share must be in [0, 1] (1: no real data once the stack holds a block), "
                           f"got {share!r}")
-    _integer(regime.components, f"{where}.components", 1)
     _integer(regime.stack_generations, f"{where}.stack_generations", 1)
     if regime.samples_per_generation is not None:
         _integer(regime.samples_per_generation, f"{where}.samples_per_generation", 2)
@@ -112,7 +112,8 @@ def load_config(path: str | Path, out: str | None = None, seeds: int | None = No
 def run_config_text(regime: Regime, world: dict, seed: int, generations: int) -> str:
     """config.yaml of one run: what the report groups by (everything but the seed) and reads back."""
     config = {"seed_everything": seed, "loop": {"generations": generations},
-              "sandbox": {"regime": dataclasses.asdict(regime), "world": world},
+              "data": {"source": {"init_args": {"seed": seed}}},  # the world's splits are drawn from the run's seed
+              "sandbox": {"regime": regime.to_config(), "world": world},
               "classifiers": [{"name": CLASSIFIER, "arch": CLASSIFIER}]}
     return yaml.safe_dump(config, sort_keys=True)
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from datamodules.gaussian_mixture import GaussianMixtureWorld
 from datamodules.stack_policy import StackPolicy
-from simulation.sandbox.generators import fit_gaussian, fit_mixture
-from simulation.sandbox.loop import Block, Regime, Stack, block_labels, mix, run_seed
+from sandbox.generators import RefittedMixture, fit_gaussian, fit_mixture
+from sandbox.loop import Block, Regime, Stack, block_labels, mix, run_seed
+from sandbox.world import GaussianMixtureWorld
 
 
 def _stack(policy: str, blocks: int, size: int = 40) -> Stack:
@@ -50,7 +50,7 @@ def test_the_generators_recover_the_worlds_parameters():
 
 def test_a_seed_gives_a_row_per_generation_and_the_chain_does_not_depend_on_the_classifier():
     world = GaussianMixtureWorld(n_train_per_class=30, n_test_per_subgroup=50)
-    regime = Regime("m", "mixture", 2, "replace", 0.5)
+    regime = Regime("m", RefittedMixture(2), StackPolicy.named("replace"), 0.5)
     rows, blocks = run_seed(world, regime, 3, 2)
     assert [r["generation"] for r in rows] == [0, 1, 2] and set(blocks) == {"1", "2"}
     assert rows[0]["n_synthetic"] == 0 and rows[1]["n_real"] == 60 and rows[1]["n_synthetic"] == 60

@@ -21,7 +21,6 @@ import torch
 
 from common.errors import ConfigError
 from common.seeds import stage_seed
-from datamodules.base import LabelledSplit
 
 #: two classes whose minority lies near the class boundary, above its majority (a linear classifier trained on 90/10
 #: data places the boundary for the majorities, so the minorities are classified worse), 8.5 spreads away from its own
@@ -29,16 +28,18 @@ from datamodules.base import LabelledSplit
 DEFAULT_MEANS = (((-2.0, 0.0), (-0.5, 4.0)), ((2.0, 0.0), (0.5, 4.0)))
 
 
-@dataclass
-class PointSplit(LabelledSplit):
+@dataclass(frozen=True)
+class PointSplit:
     """A split of points held in memory: ``points`` float64 (N, d), ``labels`` and ``groups`` int64 (N,).
 
-    ``images`` is None: points are not images, and nothing of the image path reads them."""
+    Not a ``LabelledSplit``: points are not images, and nothing of the image path reads them."""
 
     points: torch.Tensor
     labels: torch.Tensor
     groups: torch.Tensor
-    images: None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
     def __getitem__(self, index: int):
         return self.points[index], self.labels[index], self.groups[index]
@@ -46,7 +47,8 @@ class PointSplit(LabelledSplit):
 
 class GaussianMixtureWorld:
     """The analytic sandbox's world of points: class c's points come from sum_g w_g N(mu_{c,g}, spread^2 I), subgroup
-    g is mixture component g. Not an image ``RealDataSource`` (points never reach the image loop), so no image card.
+    g is mixture component g. Not an image ``RealDataSource`` and without a dataset card: points never reach the image
+    loop, and the sandbox reads this world's facts from the object itself.
 
     Args:
         means: (classes, subgroups, dim) component means.
@@ -54,21 +56,21 @@ class GaussianMixtureWorld:
         spread: the standard deviation of every component along every axis.
         n_train_per_class: real training points per class (split by the shares exactly).
         n_test_per_subgroup: test points per (class, subgroup) cell (a subgroup-balanced test set).
-        seed: the seed of the splits (the sandbox passes each run's seed).
+
+    The splits' seed is the run's (``splits(seed)``).
     """
 
-    #: the subgroup of a point is read from the point and its class (``subgroups_of``, the sandbox's oracle for u_t);
-    #: the image loop's ``subgroups_from_pixels`` stays None: points never reach the image path
+    #: the ``dataset`` of its result rows; the subgroup of a point is read from the point and its class
+    #: (``subgroups_of``, the sandbox's oracle for u_t)
     name = "gaussian_mixture"
 
     def __init__(self, means=DEFAULT_MEANS, subgroup_shares=(0.9, 0.1), spread: float = 0.5,
-                 n_train_per_class: int = 200, n_test_per_subgroup: int = 500, seed: int = 0) -> None:
+                 n_train_per_class: int = 200, n_test_per_subgroup: int = 500) -> None:
         self.means = np.asarray(means, dtype=float)
         self.subgroup_shares = np.asarray(subgroup_shares, dtype=float)
         self.spread = float(spread)
         self.n_train_per_class = int(n_train_per_class)
         self.n_test_per_subgroup = int(n_test_per_subgroup)
-        self.seed = int(seed)
         self.validate()
 
     # ------------------------------------------------------------------------------------------------ facts
@@ -89,11 +91,6 @@ class GaussianMixtureWorld:
         if self.means.shape[1] == 2:
             return ["majority", "minority"]
         return [f"component_{g}" for g in range(self.means.shape[1])]
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """Points have no image shape: (0, 0, 0) (the sandbox never reaches the image path)."""
-        return (0, 0, 0)
 
     @property
     def dim(self) -> int:
@@ -169,6 +166,3 @@ class GaussianMixtureWorld:
         test = self.draw(test_counts, np.random.default_rng(stage_seed(seed, 0, "sandbox/test")))
         val = self.draw(test_counts, np.random.default_rng(stage_seed(seed, 0, "sandbox/val")))
         return {"train": train, "val": val, "test": test}
-
-    def load(self) -> dict[str, LabelledSplit]:
-        return dict(self.splits(self.seed))

@@ -2,19 +2,20 @@ import numpy as np
 import pytest
 
 from common.errors import ConfigError
-from datamodules.base import RealDataSource
-from datamodules.gaussian_mixture import GaussianMixtureWorld
+from datamodules.base import LabelledSplit, RealDataSource
+from sandbox.world import GaussianMixtureWorld
 
 
 def test_the_world_states_its_facts_and_draws_exact_subgroup_counts():
     world = GaussianMixtureWorld(n_train_per_class=30, n_test_per_subgroup=7)
     assert not isinstance(world, RealDataSource) and world.name == "gaussian_mixture"
+    assert not hasattr(world, "image_shape") and not hasattr(world, "load")  # no imitation of an image dataset
     assert world.class_names == ["class_0", "class_1"] and world.group_names == ["majority", "minority"]
     assert world.minority == 1 and world.real_minority_share() == 0.1
     np.testing.assert_array_equal(world.train_counts(), [[27, 3], [27, 3]])
     splits = world.splits(seed=4)
     train, test = splits["train"], splits["test"]
-    assert train.points.shape == (60, 2) and train.images is None
+    assert train.points.shape == (60, 2) and not isinstance(train, LabelledSplit)
     assert int(((train.labels == 1) & (train.groups == 1)).sum()) == 3
     assert len(test) == 28 and int((test.groups == 1).sum()) == 14
     again = world.splits(seed=4)["train"]

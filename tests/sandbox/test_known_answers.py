@@ -7,16 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.gaussian_mixture import GaussianMixtureWorld
-from reporting.interval_coverage import interval_coverage
-from simulation.sandbox import theory
-from simulation.sandbox.loop import Regime, run_seed
-
-
-def _blocks(world: GaussianMixtureWorld, regime: Regime, seeds: int, generations: int, key: str) -> np.ndarray:
-    """(seeds, generations, classes) of a per-class block value, generations 1..T."""
-    runs = [run_seed(world, regime, seed, generations, classify=False)[1] for seed in range(seeds)]
-    return np.array([[blocks[str(t)][key] for t in range(1, generations + 1)] for blocks in runs])
+from sandbox import checks, theory
+from sandbox.checks import MIXTURE_REAL, MIXTURE_REPLACE, REAL_PLUS_NEWEST, REPLACE
+from sandbox.checks import block_values as _blocks
+from sandbox.interval_coverage import interval_coverage
+from sandbox.world import GaussianMixtureWorld
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +21,7 @@ def small_world() -> GaussianMixtureWorld:
 
 @pytest.fixture(scope="module")
 def collapse(small_world) -> np.ndarray:
-    return _blocks(small_world, Regime("g", "gaussian", 1, "replace", 1.0), 100, 10, "fitted_variance_class")
+    return _blocks(small_world, REPLACE, 100, 10, "fitted_variance_class")
 
 
 def test_replace_shrinks_the_fitted_variance_by_n_minus_1_over_n_each_generation(collapse, small_world):
@@ -41,11 +36,50 @@ def test_replace_shrinks_the_fitted_variance_by_n_minus_1_over_n_each_generation
     assert collapse[:, -1].mean() < 0.8
 
 
-def test_accumulate_keeps_the_fitted_variance_bounded(collapse, small_world):
-    kept = _blocks(small_world, Regime("a", "gaussian", 1, "accumulate", 0.5), 60, 10, "fitted_variance_class")
-    assert kept[:, -1].mean() > 0.93  # replace has fallen to about 0.62 by then
-    assert abs(kept[:, -1].mean() - kept[:, 4].mean()) < 0.03  # flat, not decaying
-    assert collapse[:, -1].mean() < kept[:, -1].mean() - 0.15
+SEEDS = 200
+
+
+def test_accumulate_matches_its_closed_form_within_four_standard_errors():
+    """E Σ_t = E Σ_1 Π_{k=2..t} (1 - 1/(n k²)) at n = 4, t = 10: 0.652; the tolerance is 4 s.e. of the seeds."""
+    row = checks.accumulate_variance_check(SEEDS)
+    assert row["expected"] == pytest.approx(0.75 * np.prod(1 - 1 / (4 * np.arange(2, 11) ** 2)))
+    assert row["passed"], row
+    assert 0.005 < row["tolerance"] < 0.025  # 4 s.e. of 200 seeds, not a loose bound
+    assert row["expected"] < theory.accumulate_variance_ratio(4, 10, 0.75)[2] - 0.04  # declines, not "bounded"
+
+
+def test_the_real_data_plus_the_newest_block_alone_fails_the_accumulate_check():
+    """Keeping only the real data and the newest block levels off higher: the check tells it from accumulate."""
+    row = checks.accumulate_variance_check(SEEDS, REAL_PLUS_NEWEST)
+    assert not row["passed"], row
+    assert row["measured"] - row["expected"] > row["tolerance"]  # above the closed form, not below
+
+
+def test_the_log_variance_drifts_by_digamma_under_replace():
+    """E ln Σ_t - E ln Σ_{t-1} = ψ((n-1)/2) - ln(n/2) = -0.657 at n = 4: not the log of the mean's decay,
+    ln(3/4) = -0.288 (the typical fit collapses faster than the mean one), nor 0."""
+    row = checks.log_variance_drift_check(100)
+    assert row["expected"] == pytest.approx(-0.65675, abs=1e-4)
+    assert row["passed"], row
+    assert abs(row["measured"] - np.log(3 / 4)) > 10 * row["tolerance"]
+
+
+def test_the_other_checks_of_the_table_pass():
+    for row in (checks.replace_variance_check(100), checks.minority_share_mean_check(100),
+                checks.wright_fisher_check(100), checks.real_data_share_check(100)):
+        assert row["passed"], row
+
+
+def test_mean_and_variance_checks_compute_their_tolerance_from_the_seeds():
+    row = checks.mean_check(np.array([1.0, 2.0, 3.0]), 2.5, quantity="q", formula="f", source="s", setting="x")
+    assert row["measured"] == 2.0 and row["tolerance"] == pytest.approx(4 / np.sqrt(3))
+    assert row["passed"] and not checks.mean_check(np.array([1.0, 2.0, 3.0]), 5.0, quantity="q", formula="f",
+                                                    source="s", setting="x")["passed"]
+    values = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])  # class variances 4 and 3
+    row = checks.variance_check(values, 3.5, quantity="q", formula="f", source="s", setting="x")
+    assert row["measured"] == pytest.approx(3.5) and row["passed"]
+    squared = (values - values.mean(0)) ** 2 * 1.5
+    assert row["tolerance"] == pytest.approx(4 * np.sqrt((squared.var(0, ddof=1) / 3).sum()) / 2)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +88,7 @@ def drift_world() -> GaussianMixtureWorld:
 
 
 def test_the_minority_share_drifts_like_wright_fisher_under_replace(drift_world):
-    share = _blocks(drift_world, Regime("m", "mixture", 2, "replace", 1.0), 100, 5, "minority_share_class")
+    share = _blocks(drift_world, MIXTURE_REPLACE, 100, 5, "minority_share_class")
     pi, n = drift_world.real_minority_share(), drift_world.n_train_per_class
     assert pi == 0.1
     expected = theory.wright_fisher_variance(pi, n, 5)[1:]  # 0.0018 ... 0.0087
@@ -66,7 +100,7 @@ def test_the_minority_share_drifts_like_wright_fisher_under_replace(drift_world)
 
 
 def test_mixing_the_real_data_holds_the_minority_share_near_the_real_share(drift_world):
-    share = _blocks(drift_world, Regime("r", "mixture", 2, "replace", 0.5), 100, 5, "minority_share_class")
+    share = _blocks(drift_world, MIXTURE_REAL, 100, 5, "minority_share_class")
     pi, n = drift_world.real_minority_share(), drift_world.n_train_per_class
     expected = theory.share_variance(pi, n, 0.5, 5)[1:]  # levels off at about 0.0024
     measured = share.var(0, ddof=1).mean(-1)
