@@ -28,6 +28,7 @@ from common.generated import GeneratedBatch
 from common.image_views import ImageView
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
+from datamodules.fresh_real import SubsetSplit, fresh_indices, fresh_pool_problem
 from datamodules.mixing import (
     MixedBatchSampler,
     MixedEpochSampler,
@@ -61,12 +62,15 @@ class TrainingSpec:
     ``cells`` trains on the real data only with (class, subgroup) cell labels (the learned subgroup oracle).
     ``image_size``: the square side a generator trains at (real images: shorter side resized to it, centre crop;
     stacked images resized to it); None: the classifiers' view.
+    ``real_generation``: the generation t whose dataset D_t the stage trains on (the ``fresh`` regime's real data
+    differs by generation); None: the whole real training split.
     """
 
     batch_size: int
     epoch_seed: int
     cells: bool = False
     image_size: int | None = None
+    real_generation: int | None = None
 
 
 class GenerationalDataModule(L.LightningDataModule):
@@ -76,13 +80,17 @@ class GenerationalDataModule(L.LightningDataModule):
         source: the real dataset (Colorized MNIST, CIFAR-20/100, Hard ImageNet, BREEDS Living-17).
         synthetic_share: p in [0, 1): the target synthetic share of every training epoch. An epoch uses
             min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
-            stack is large enough and until then the whole stack is used.
+            stack is large enough and until then the whole stack is used. p = 1 (``fifo`` and ``replace`` only): no
+            real data once the stack holds a block, an epoch is the whole stack.
         oversample: always use round(p / (1 - p) * N_real) synthetic samples per epoch, drawing with replacement
             while the stack is smaller (a fixed share from generation 1, at the cost of repeated images).
         stack_policy: how past synthetic data is kept and drawn: "fifo" (the paper's: the last
             ``loop.stack_generations`` generations), "replace" (the newest only), "accumulate" (every generation,
             each sample once per epoch whatever p), "subsample" (every generation, an epoch draws the p budget
-            uniformly from all of them).
+            uniformly from all of them), "fresh" (the newest only, beside ``fresh_real_per_generation`` new real
+            samples every generation from the real training split held as a pool).
+        fresh_real_per_generation: with ``stack_policy: fresh``, the real samples of every generation's dataset
+            (stratified by class, never reused); the pool must hold them for generations 0..loop.generations.
         stack_capacity: an optional sample budget of the fifo/replace stack on top of the generations it keeps: the
             oldest whole generations are evicted while the stack would hold more samples (None: no budget).
         batch_size: training batch size (per device, unless ``batch_size_is_global``).
@@ -105,7 +113,8 @@ class GenerationalDataModule(L.LightningDataModule):
         source: RealDataSource,
         synthetic_share: float = 0.5,
         oversample: bool = False,
-        stack_policy: Literal["fifo", "replace", "accumulate", "subsample"] = "fifo",
+        stack_policy: Literal["fifo", "replace", "accumulate", "subsample", "fresh"] = "fifo",
+        fresh_real_per_generation: int | None = None,
         stack_capacity: int | None = None,
         batch_size: int = 128,
         batch_size_is_global: bool = False,
@@ -120,6 +129,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.synthetic_share = float(synthetic_share)
         self.oversample = bool(oversample)
         self.stack_policy = stack_policy
+        self.fresh_real_per_generation = fresh_real_per_generation
         self.stack_capacity = stack_capacity
         self.batch_size = batch_size
         self.batch_size_is_global = bool(batch_size_is_global)
@@ -136,9 +146,16 @@ class GenerationalDataModule(L.LightningDataModule):
     # ----------------------------------------------------------------------------------------------- checks
     def validate(self) -> None:
         """ConfigError for user mistakes, before any work."""
-        if not 0.0 <= self.synthetic_share < 1.0:
-            raise ConfigError(f"data.synthetic_share (p) must be in [0, 1), got {self.synthetic_share}: p is the "
-                              "synthetic share of every epoch, e.g. 0.5 for half real, half generated")
+        share_problem = self.policy.all_synthetic_problem(self.synthetic_share, self.oversample)
+        if share_problem:
+            raise ConfigError(share_problem)
+        if self.policy.draws_fresh_real != (self.fresh_real_per_generation is not None):
+            raise ConfigError(
+                "data.stack_policy 'fresh' needs data.fresh_real_per_generation (the new real samples of every "
+                "generation), and only 'fresh' uses it: " + (
+                    "set data.fresh_real_per_generation" if self.policy.draws_fresh_real
+                    else f"unset data.fresh_real_per_generation or set data.stack_policy: fresh (got "
+                         f"{self.stack_policy!r})"))
         if self.batch_size <= 0 or self.eval_batch_size <= 0:
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
         if self.num_workers < 0:
@@ -154,6 +171,13 @@ class GenerationalDataModule(L.LightningDataModule):
                               f"{self.stack_policy!r} keeps every generation: unset data.stack_capacity")
         self.source.validate()
 
+    def fresh_pool_problem(self, generations: int) -> str | None:
+        """Why the ``fresh`` regime's pool cannot serve generations 0..``generations`` (None: it can, or not fresh)."""
+        if not self.policy.draws_fresh_real:
+            return None
+        return fresh_pool_problem(self.prepare()["train"].labels, int(self.fresh_real_per_generation),
+                                  generations)
+
     # ----------------------------------------------------------------------------------------------- real data
     def prepare(self) -> dict[str, LabelledSplit]:
         """Load the real splits once per process (Trainers reuse the result)."""
@@ -166,7 +190,24 @@ class GenerationalDataModule(L.LightningDataModule):
 
     @property
     def n_real(self) -> int:
+        """Real samples of one generation's dataset: the training split, or the ``fresh`` regime's per generation."""
+        if self.policy.draws_fresh_real:
+            return int(self.fresh_real_per_generation)
         return len(self.prepare()["train"])
+
+    @property
+    def real_per_epoch(self) -> int:
+        """Real samples an epoch uses now: ``n_real``, or none at p = 1 once the stack holds a block."""
+        return self.policy.real_per_epoch(self.n_real, self.synthetic_share, self.stack_size)
+
+    def real_training_split(self, view: ImageView, generation: int | None) -> LabelledSplit:
+        """The real training samples of D_``generation`` as ``view`` sees them: the whole split, or the ``fresh``
+        regime's new samples of that generation."""
+        split = self.viewed_split("train", view)
+        if not self.policy.draws_fresh_real or generation is None:
+            return split
+        labels = self.prepare()["train"].labels
+        return SubsetSplit(split, fresh_indices(labels, int(self.fresh_real_per_generation), generation))
 
     def subset_ids(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
         """Sorted indices of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side): the same
@@ -239,7 +280,7 @@ class GenerationalDataModule(L.LightningDataModule):
     @property
     def realised_share(self) -> float:
         """The synthetic share of an epoch as it is (below p while the stack is smaller than the target)."""
-        return realised_share(self.n_real, self.n_synthetic)
+        return realised_share(self.real_per_epoch, self.n_synthetic)
 
     @property
     def synthetic_reuse(self) -> float:
@@ -259,10 +300,11 @@ class GenerationalDataModule(L.LightningDataModule):
             n_synthetic = 0
         else:
             view = self.view(spec.image_size)
-            mixed = MixedTrainSet(self.viewed_split("train", view), self.stack if self.stack_size else None,
-                                  stack_view=view)
+            mixed = MixedTrainSet(self.real_training_split(view, spec.real_generation),
+                                  self.stack if self.stack_size else None, stack_view=view)
             n_synthetic = self.n_synthetic
-        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed)
+        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed,
+                                          include_real=spec.cells or self.real_per_epoch > 0)
         rank, world_size = rank_and_world_size()
         batches = MixedBatchSampler(epoch_sampler, spec.batch_size, rank=rank, world_size=world_size)
         if device is not None and self._fits_device(mixed):

@@ -100,7 +100,8 @@ class RunContext:
         """What a training epoch is made of now, e.g. '3500 real + 1170 synthetic samples/epoch (share 0.25 of the
         target 0.50, each stack sample drawn 1.00x; stack: [1])'."""
         data = self.data
-        return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share {data.realised_share:.2f} "
+        return (f"{data.real_per_epoch} real + {data.n_synthetic} synthetic samples/epoch "
+                f"(share {data.realised_share:.2f} "
                 f"of the target {data.synthetic_share:.2f}, each stack sample drawn {data.synthetic_reuse:.2f}x; "
                 f"stack: {data.stack_generations})")
 

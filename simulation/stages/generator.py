@@ -55,7 +55,8 @@ class TrainGenerator(Stage):
                                        generator.hparams.get("lr"))
         context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}; "
                             f"{batch.describe()}")
-        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution)
+        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution,
+                            real_generation=n - 1)  # D_{n-1}
         # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
         checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
