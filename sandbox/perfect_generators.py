@@ -16,6 +16,7 @@ They learn by counting, not by gradient descent: their training stage steps no o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ class CountingGenerator(GeneratorModule):
 
     def on_train_epoch_end(self) -> None:
         if self.current_epoch == 0:
-            self.finish_reading()
+            self.finish_reading(lambda total: self.trainer.strategy.reduce(total, reduce_op="sum"))
 
     def start_reading(self) -> None:
         raise NotImplementedError
@@ -91,7 +92,8 @@ class CountingGenerator(GeneratorModule):
     def read(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def finish_reading(self) -> None:
+    def finish_reading(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda total: total) -> None:
+        """Fit from what was read; ``sum_over_ranks`` adds up a statistic over DDP ranks (one process: itself)."""
         raise NotImplementedError
 
 
@@ -114,7 +116,8 @@ class ResamplingGenerator(CountingGenerator):
     def read(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self._seen.append((images.detach().to(torch.uint8).cpu(), labels.detach().cpu()))
 
-    def finish_reading(self) -> None:
+    def finish_reading(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda total: total) -> None:
+        """The pool is what this process read (a one-process fit: the checks run on one CPU)."""
         images = torch.cat([s[0] for s in self._seen]) if self._seen else self.pool_images
         labels = torch.cat([s[1] for s in self._seen]) if self._seen else self.pool_labels
         self.pool_images, self.pool_labels = images.to(self.device), labels.to(self.device)
@@ -175,10 +178,9 @@ class GaussianFitGenerator(CountingGenerator):
         self._sums.index_add_(0, labels, values)
         self._squares.index_add_(0, labels, values * values)
 
-    def finish_reading(self) -> None:
-        strategy = self.trainer.strategy
-        counts = strategy.reduce(self.counts, reduce_op="sum")
-        sums, squares = strategy.reduce(self._sums, reduce_op="sum"), strategy.reduce(self._squares, reduce_op="sum")
+    def finish_reading(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda total: total) -> None:
+        counts = sum_over_ranks(self.counts)
+        sums, squares = sum_over_ranks(self._sums), sum_over_ranks(self._squares)
         if bool((counts == 0).any()):
             missing = torch.nonzero(counts == 0).flatten().tolist()
             raise RuntimeError(f"GaussianFitGenerator: classes {missing[:10]} are absent from its training data")
