@@ -117,7 +117,8 @@ class ResamplingGenerator(CountingGenerator):
         self._seen.append((images.detach().to(torch.uint8).cpu(), labels.detach().cpu()))
 
     def finish_reading(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda total: total) -> None:
-        """The pool is what this process read (a one-process fit: the checks run on one CPU)."""
+        """The pool is what this process read: a one-process fit (under DDP each rank would resample its own share
+        of D_{n-1}; the checks run on one CPU)."""
         images = torch.cat([s[0] for s in self._seen]) if self._seen else self.pool_images
         labels = torch.cat([s[1] for s in self._seen]) if self._seen else self.pool_labels
         self.pool_images, self.pool_labels = images.to(self.device), labels.to(self.device)
