@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from common.distributed import rank_and_world_size
 from common.errors import ConfigError
@@ -28,6 +28,7 @@ from common.image_views import ImageView
 from common.samples import Batch
 from datamodules.base import CellSplit, LabelledSplit, RealDataSource
 from datamodules.device_batches import DeviceResidentBatches, resident_bytes
+from datamodules.fresh_real import SubsetSplit, fresh_indices, fresh_pool_problem
 from datamodules.imagenet_folders import ImageFolderSplit
 from datamodules.latent_cache import LatentCache
 from datamodules.mixing import (
@@ -57,6 +58,24 @@ class _BatchedView(Dataset):
         return self.mixed.__getitems__(indices)
 
 
+class _BlockToGenerate(Dataset):
+    """``(indices, labels, seeds)`` of the samples to generate, a batch gathered with one tensor index (a block of
+    10^5 samples costs no per-sample Python)."""
+
+    def __init__(self, labels: torch.Tensor, seed: int) -> None:
+        self.labels, self.seed = labels, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return torch.tensor(index), self.labels[index], torch.tensor(self.seed)
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return idx, self.labels[idx], torch.full((len(idx),), self.seed, dtype=torch.long)
+
+
 @dataclass(frozen=True)
 class TrainingSpec:
     """Loader settings of one training stage.
@@ -66,6 +85,8 @@ class TrainingSpec:
     stacked images resized to it); None: the classifiers' view.
     ``latents``: the generator trains on the latent moments of those images, read from this cache (built when its
     fit starts, ``callbacks.latent_cache_builder``), with the same indices and batches as the images would have.
+    ``real_generation``: the generation t whose dataset D_t the stage trains on (the ``fresh`` regime's real data
+    differs by generation); None: the whole real training split.
     """
 
     batch_size: int
@@ -73,6 +94,7 @@ class TrainingSpec:
     cells: bool = False
     image_size: int | None = None
     latents: LatentCache | None = None
+    real_generation: int | None = None
 
 
 class GenerationalDataModule(L.LightningDataModule):
@@ -146,6 +168,13 @@ class GenerationalDataModule(L.LightningDataModule):
                               f"{self.device_memory_gb}")
         self.source.validate()
 
+    def fresh_pool_problem(self, generations: int) -> str | None:
+        """Why the ``fresh`` regime's pool cannot serve generations 0..``generations`` (None: it can, or not fresh)."""
+        if not self.regime.stack_policy.draws_fresh_real:
+            return None
+        return fresh_pool_problem(self.prepare()["train"].labels, int(self.regime.fresh_real_per_generation),
+                                  generations)
+
     # ----------------------------------------------------------------------------------------------- real data
     def prepare(self) -> dict[str, LabelledSplit]:
         """Load the real splits once per process (Trainers reuse the result); splits decoded from files are read
@@ -169,11 +198,28 @@ class GenerationalDataModule(L.LightningDataModule):
 
     @property
     def n_real(self) -> int:
+        """Real samples of one generation's dataset: the training split, or the ``fresh`` regime's per generation."""
+        if self.regime.stack_policy.draws_fresh_real:
+            return int(self.regime.fresh_real_per_generation)
         return len(self.prepare()["train"])
 
     def planned_size(self, split: str) -> int:
         """The size of a real split without preparing the data (no view store is built): for plans and checks."""
         return len(self.splits[split]) if self.splits is not None else len(self.source.load()[split])
+
+    @property
+    def real_per_epoch(self) -> int:
+        """Real samples an epoch uses now: ``n_real``, or none at p = 1 once the stack holds a block."""
+        return self.regime.stack_policy.real_per_epoch(self.n_real, self.target_share, self.stack_size)
+
+    def real_training_split(self, view: ImageView, generation: int | None) -> LabelledSplit:
+        """The real training samples of D_``generation`` as ``view`` sees them: the whole split, or the ``fresh``
+        regime's new samples of that generation."""
+        split = self.viewed_split("train", view)
+        if not self.regime.stack_policy.draws_fresh_real or generation is None:
+            return split
+        labels = self.prepare()["train"].labels
+        return SubsetSplit(split, fresh_indices(labels, int(self.regime.fresh_real_per_generation), generation))
 
     def subset_ids(self, split: str, max_samples: int, seed: int = 0) -> torch.Tensor:
         """Sorted indices of a seeded subset of at most ``max_samples`` of a split (e.g. FID's real side): the same
@@ -245,7 +291,7 @@ class GenerationalDataModule(L.LightningDataModule):
     @property
     def realised_synthetic_share(self) -> float:
         """The synthetic share of an epoch as it is (below p while the stack is smaller than the target)."""
-        return realised_share(self.n_real, self.n_synthetic)
+        return realised_share(self.real_per_epoch, self.n_synthetic)
 
     @property
     def synthetic_reuse(self) -> float:
@@ -269,10 +315,11 @@ class GenerationalDataModule(L.LightningDataModule):
             mixed, n_synthetic = spec.latents.training_set, self.n_synthetic
         else:
             view = self.view(spec.image_size)
-            mixed = MixedTrainSet(self.viewed_split("train", view), self.stack if self.stack_size else None,
-                                  stack_view=view)
+            mixed = MixedTrainSet(self.real_training_split(view, spec.real_generation),
+                                  self.stack if self.stack_size else None, stack_view=view)
             n_synthetic = self.n_synthetic
-        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed)
+        epoch_sampler = MixedEpochSampler(mixed.n_real, mixed.n_stack, n_synthetic, seed=spec.epoch_seed,
+                                          include_real=spec.cells or self.real_per_epoch > 0)
         rank, world_size = rank_and_world_size()
         batches = MixedBatchSampler(epoch_sampler, spec.batch_size, rank=rank, world_size=world_size)
         if device is not None and self._fits_device(mixed):
@@ -322,9 +369,9 @@ class GenerationalDataModule(L.LightningDataModule):
         """``(indices, labels, seeds)`` batches of the block to generate, aligned batches split across ranks; every
         sample carries the block's seed, from which the generator draws its noise with its index; ``skip``: the
         first indices of batches not to generate (a resumed stage's finished chunks)."""
-        dataset = TensorDataset(torch.arange(len(labels)), labels, torch.full((len(labels),), int(seed)))
         sampler = AlignedBatchSampler(len(labels), batch_size or self.eval_batch_size, skip=skip)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+        return DataLoader(_BlockToGenerate(labels, seed), batch_sampler=sampler, num_workers=0,
+                          collate_fn=collate_batch)
 
     # ----------------------------------------------------------------------------------------------- stage views
     def for_training(self, spec: TrainingSpec) -> StageData:

@@ -24,10 +24,12 @@ from datamodules.base import LabelledSplit
 def synthetic_per_epoch(n_real: int, synthetic_share: float, stack_size: int, oversample: bool = False) -> int:
     """Synthetic samples per epoch: round(p / (1 - p) * N_real), capped at the stack size unless ``oversample``.
 
-    0 for p = 0 or an empty stack.
+    0 for p = 0 or an empty stack; the whole stack for p = 1 (no real data: an epoch is the stack, each sample once).
     """
     if synthetic_share <= 0 or stack_size == 0:
         return 0
+    if synthetic_share >= 1:
+        return stack_size
     target = int(round(synthetic_share / (1.0 - synthetic_share) * n_real))
     return target if oversample else min(target, stack_size)
 
@@ -117,23 +119,26 @@ def collate_batch(batch):
 
 
 class MixedEpochSampler(Sampler[int]):
-    """Every real index once plus ``n_synthetic`` stack indices per epoch, shuffled together.
+    """Every real index once (none with ``include_real=False``: p = 1) plus ``n_synthetic`` stack indices per epoch,
+    shuffled together.
 
     Seeded from (seed, epoch), so every DDP rank draws the same permutation (``MixedBatchSampler`` then splits it).
     Lightning calls ``set_epoch`` with the trainer's epoch before every epoch (a resumed fit included); without a
     trainer the epoch advances on every ``__iter__``.
     """
 
-    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, n_real: int, n_stack: int, n_synthetic: int, seed: int, shuffle: bool = True,
+                 include_real: bool = True) -> None:
         self.n_real, self.n_stack, self.n_synthetic = n_real, n_stack, n_synthetic
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.include_real = bool(include_real)
 
     def __len__(self) -> int:
-        return self.n_real + self.n_synthetic
+        return (self.n_real if self.include_real else 0) + self.n_synthetic
 
     def indices_for_epoch(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        real = torch.arange(self.n_real)
+        real = torch.arange(self.n_real if self.include_real else 0)
         if self.n_synthetic == 0:
             synthetic = torch.empty(0, dtype=torch.long)
         elif self.n_synthetic <= self.n_stack:

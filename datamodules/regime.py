@@ -25,11 +25,14 @@ class DataRegime:
             pushed blocks, whatever the filters kept of each; the policies that keep one or every generation ignore it.
         synthetic_share: p in [0, 1), the target synthetic share of every training epoch. An epoch uses
             min(round(p / (1 - p) * N_real), stack size) stack samples, each once, so the share is reached once the
-            stack is large enough and until then the whole stack is used.
+            stack is large enough and until then the whole stack is used. p = 1 (``fifo`` and ``replace`` only, no
+            oversampling): no real data once the stack holds a block, an epoch is the whole stack.
         capacity: an optional sample budget of a ``fifo`` or ``replace`` stack on top of the generations it keeps:
             the oldest whole generations are evicted while the stack would hold more samples (null: no budget).
         oversample: always use round(p / (1 - p) * N_real) synthetic samples per epoch, drawing with replacement
             while the stack is smaller (a fixed share from generation 1, at the cost of repeated images).
+        fresh_real_per_generation: with ``policy: fresh``, the real samples of every generation's dataset
+            (stratified by class, never reused); the pool must hold them for generations 0..loop.generations.
     """
 
     policy: str = "fifo"
@@ -37,6 +40,7 @@ class DataRegime:
     synthetic_share: float = 0.5
     capacity: int | None = None
     oversample: bool = False
+    fresh_real_per_generation: int | None = None
 
     @property
     def stack_policy(self) -> StackPolicy:
@@ -55,9 +59,16 @@ class DataRegime:
     def validate(self) -> None:
         """One ConfigError for the first setting that is out of range, naming the key and the fix."""
         policy = self.stack_policy
-        if not 0.0 <= self.synthetic_share < 1.0:
-            raise ConfigError(f"data.regime.synthetic_share (p) must be in [0, 1), got {self.synthetic_share}: p is "
-                              "the target synthetic share of every epoch, e.g. 0.5 for half real, half generated")
+        share_problem = policy.all_synthetic_problem(self.synthetic_share, self.oversample)
+        if share_problem:
+            raise ConfigError(share_problem)
+        if policy.draws_fresh_real != (self.fresh_real_per_generation is not None):
+            raise ConfigError(
+                "data.regime.policy 'fresh' needs data.regime.fresh_real_per_generation (the new real samples of "
+                "every generation), and only 'fresh' uses it: " + (
+                    "set data.regime.fresh_real_per_generation" if policy.draws_fresh_real
+                    else f"unset data.regime.fresh_real_per_generation or set data.regime.policy: fresh (got "
+                         f"{self.policy!r})"))
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
             raise ConfigError(f"data.regime.window must be >= 1 (the number of generations the fifo stack keeps; "
                               f"the paper keeps 3), got {self.window}")

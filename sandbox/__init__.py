@@ -1,1 +1,2 @@
-"""The analytic sandbox: the loop on a known world of points, checked against closed-form answers."""
+"""Worlds whose answers are known in closed form: the analytic sandbox (a vectorised loop on points) and the known
+world, perfect generators and filter that hold the product loop (``cli.py fit``) against them."""

@@ -30,6 +30,9 @@ def _loop_problems(context: RunContext) -> None:
     if "spawn" in strategy:
         raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
                           "metric states): use strategy: ddp")
+    fresh_problem = context.data.fresh_pool_problem(loop.generations)
+    if fresh_problem:
+        raise ConfigError(fresh_problem)
     if loop.generations == 0:
         return
     if loop.samples_per_generation <= 0:

@@ -100,7 +100,7 @@ class RunContext:
         """What a training epoch is made of now, e.g. '3500 real + 1170 synthetic samples/epoch (share 0.25 of the
         target 0.50, each stack sample drawn 1.00x; stack: [1])': the share is the realised one."""
         data = self.data
-        return (f"{data.n_real} real + {data.n_synthetic} synthetic samples/epoch (share "
+        return (f"{data.real_per_epoch} real + {data.n_synthetic} synthetic samples/epoch (share "
                 f"{data.realised_synthetic_share:.2f} of the target {data.target_share:.2f}, each stack sample drawn "
                 f"{data.synthetic_reuse:.2f}x; stack: {data.stack_generations})")
 

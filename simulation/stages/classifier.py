@@ -63,7 +63,7 @@ class TrainClassifier(Stage):
         trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
-        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed)
+        spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, real_generation=n)
         trainer.logger.log_hyperparams(batch.record())
         started = time.time()
         trainer.fit(model, datamodule=data.for_training(spec), ckpt_path=run_dir.resume_checkpoint(stage_dir),
@@ -118,7 +118,7 @@ class EvaluateClassifier(Stage):
         row = ResultRow(
             generation=n, classifier=clf.label, arch=clf.arch, seed=context.seed, dataset=source.name,
             target_share=data.target_share, realised_synthetic_share=data.realised_synthetic_share,
-            synthetic_reuse=data.synthetic_reuse, n_real=data.n_real, n_synthetic=data.n_synthetic,
+            synthetic_reuse=data.synthetic_reuse, n_real=data.real_per_epoch, n_synthetic=data.n_synthetic,
             stack_size=data.stack_size, stack_generations=data.stack_generations,
             acc=_scalar(metrics["acc"]),
             **{k: (_scalar(metrics[k]) if grouped else None) for k in
