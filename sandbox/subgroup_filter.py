@@ -11,29 +11,27 @@ import torch
 
 from common.errors import ConfigError
 from common.seeds import stage_seed
-from filters.base import FilterContext, SampleFilter
+from filters.base import FilterContext, Needs, Selector
 from sandbox.perfect_generators import per_sample_uniform
 
 
-class SubgroupKeepRateFilter(SampleFilter):
+class SubgroupKeepRateFilter(Selector):
     """Args:
     keep_rates: q_g, the probability of keeping a sample of subgroup g, one per subgroup in order.
     """
 
     name = "subgroup_keep_rate"
-    scored_at_selection = True
-    needs_subgroups = True
+    needs = Needs(subgroups=True)
 
     def __init__(self, keep_rates: list[float]) -> None:
-        super().__init__(ratio=0.0)
         rates = [float(q) for q in keep_rates]
         if not rates or any(not 0.0 < q <= 1.0 for q in rates):
             raise ConfigError(f"SubgroupKeepRateFilter.keep_rates must be probabilities in (0, 1], one per subgroup, "
                               f"got {keep_rates!r}")
         self.keep_rates = rates
 
-    def score(self, images: torch.Tensor | None, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
-        """q_g - u_i: positive exactly for the kept samples (a subgroup the oracle could not read: dropped)."""
+    def select(self, labels: torch.Tensor, context: FilterContext) -> torch.Tensor:
+        """Keep sample i of subgroup g when u_i < q_g (a subgroup the oracle could not read: dropped)."""
         groups = context.subgroups.long().cpu()
         if bool((groups >= len(self.keep_rates)).any()):
             raise ConfigError(f"SubgroupKeepRateFilter has {len(self.keep_rates)} keep_rates but the oracle read "
@@ -41,10 +39,7 @@ class SubgroupKeepRateFilter(SampleFilter):
         rates = torch.tensor(self.keep_rates, dtype=torch.float64)[groups.clamp(min=0)]
         rates[groups < 0] = 0.0
         uniform = per_sample_uniform(context.sample_ids, stage_seed(0, context.generation, "keep_rate"))
-        return rates - uniform
-
-    def select(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return scores > 0
+        return uniform < rates
 
     def __repr__(self) -> str:
         return f"SubgroupKeepRateFilter(keep_rates={self.keep_rates})"

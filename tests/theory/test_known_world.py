@@ -7,7 +7,8 @@ import torch
 
 from common.errors import ConfigError
 from common.seeds import index_seed
-from filters.base import FilterContext, select_block
+from filters.base import FilterContext
+from filters.chain import select_block
 from sandbox.known_world import KnownWorld, feature_pixels, pixel_b_shares, rounded_normal_moments
 from sandbox.perfect_generators import GaussianFitGenerator, ResamplingGenerator, per_sample_uniforms, sample_keys
 from sandbox.subgroup_filter import SubgroupKeepRateFilter
