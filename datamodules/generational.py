@@ -172,8 +172,8 @@ class GenerationalDataModule(L.LightningDataModule):
         """Why the ``fresh`` regime's pool cannot serve generations 0..``generations`` (None: it can, or not fresh)."""
         if not self.regime.stack_policy.draws_fresh_real:
             return None
-        return fresh_pool_problem(self.prepare()["train"].labels, int(self.regime.fresh_real_per_generation),
-                                  generations)
+        train = self.splits["train"] if self.splits is not None else self.source.load()["train"]  # no view store
+        return fresh_pool_problem(train.labels, int(self.regime.fresh_real_per_generation), generations)
 
     # ----------------------------------------------------------------------------------------------- real data
     def prepare(self) -> dict[str, LabelledSplit]:

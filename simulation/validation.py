@@ -30,9 +30,6 @@ def _loop_problems(context: RunContext) -> None:
     if "spawn" in strategy:
         raise ConfigError(f"trainer.strategy={strategy!r} is not supported (spawned processes double-count "
                           "metric states): use strategy: ddp")
-    fresh_problem = context.data.fresh_pool_problem(loop.generations)
-    if fresh_problem:
-        raise ConfigError(fresh_problem)
     if loop.generations == 0:
         return
     if loop.samples_per_generation <= 0:
@@ -196,11 +193,19 @@ def _filter_problems(context: RunContext) -> None:
         raise ConfigError("\n".join(problems))
 
 
+def _data_problems(context: RunContext) -> None:
+    """The data module's settings, then (once they are sound) whether the ``fresh`` regime's pool suffices."""
+    context.data.validate()
+    fresh_problem = context.data.fresh_pool_problem(context.loop.generations)
+    if fresh_problem:
+        raise ConfigError(fresh_problem)
+
+
 def validate_run(context: RunContext, extra_problems: list[str] | None = None) -> None:
     """Raise one ConfigError listing every problem of the configuration (nothing is created before)."""
     problems: list[str] = list(extra_problems or [])
     checks: list[Callable[[RunContext], None]] = [_loop_problems, _classifier_problems,
-                                                  lambda c: c.data.validate(), _batch_problems, _generator_problems,
+                                                  _data_problems, _batch_problems, _generator_problems,
                                                   _quality_problems, _fid_problems, _filter_problems]
     for check in checks:
         try:

@@ -89,7 +89,7 @@ def test_sample_budget_evicts_further_oldest_blocks(tmp_path):
 
 def test_block_larger_than_the_sample_budget_is_a_config_error(tmp_path):
     stack = SyntheticStack(tmp_path, max_generations=None, max_samples=10)
-    with pytest.raises(ConfigError, match=r"11 samples.*sample budget 10.*raise data.stack_capacity"):
+    with pytest.raises(ConfigError, match=r"11 samples.*sample budget 10.*raise data.regime.capacity"):
         stack.push(*make_block(1, 11), generation=1)
     assert len(stack) == 0 and stack.generations == []
     assert not list(tmp_path.glob("gen_*"))

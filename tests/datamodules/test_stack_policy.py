@@ -6,7 +6,7 @@ import torch
 from common.errors import ConfigError
 from datamodules.generational import GenerationalDataModule, TrainingSpec
 from datamodules.regime import PAPER_REGIME, DataRegime
-from datamodules.stack_policy import Accumulate, Fifo, Replace, StackPolicy, Subsample, policy_names
+from datamodules.stack_policy import Accumulate, Fifo, Fresh, Replace, StackPolicy, Subsample, policy_names
 from tests.datamodules.test_mixing import FakeSource
 
 SIZES = {1: 40, 2: 40, 3: 40, 4: 40, 5: 80}  # five generations pushed; the newest is twice as large
@@ -82,8 +82,8 @@ def test_the_regime_section_hands_its_settings_to_its_policy():
 
 
 def test_every_regime_is_a_registered_class_selected_by_its_name():
-    assert policy_names() == ("fifo", "replace", "accumulate", "subsample")
-    assert [type(StackPolicy.named(name)) for name in policy_names()] == [Fifo, Replace, Accumulate, Subsample]
+    assert policy_names() == ("fifo", "replace", "accumulate", "subsample", "fresh")
+    assert [type(StackPolicy.named(name)) for name in policy_names()] == [Fifo, Replace, Accumulate, Subsample, Fresh]
 
 
 def test_a_new_regime_is_one_class(tmp_path):
@@ -105,15 +105,18 @@ def test_a_new_regime_is_one_class(tmp_path):
 
 @pytest.mark.parametrize("regime, message", [
     (DataRegime(policy="window"),
-     r"data.regime.policy must be one of \('fifo', 'replace', 'accumulate', 'subsample'\), got 'window'"),
+     r"data.regime.policy must be one of \('fifo', 'replace', 'accumulate', 'subsample', 'fresh'\), got 'window'"),
     (DataRegime(policy="accumulate", capacity=100),
      "data.regime.capacity evicts old generations, but data.regime.policy 'accumulate' keeps every generation"),
     (DataRegime(policy="subsample", capacity=100),
      "data.regime.capacity evicts old generations, but data.regime.policy 'subsample' keeps every generation"),
     (DataRegime(window=0), r"data.regime.window must be >= 1 .*got 0"),
     (DataRegime(capacity=0), "data.regime.capacity must be a positive number of samples or null, got 0"),
-    (DataRegime(synthetic_share=1.0), r"data.regime.synthetic_share \(p\) must be in \[0, 1\), got 1.0"),
-    (DataRegime(synthetic_share=-0.1), r"data.regime.synthetic_share \(p\) must be in \[0, 1\), got -0.1"),
+    (DataRegime(synthetic_share=1.0, policy="subsample"),
+     r"data.regime.synthetic_share \(p\) must be in \[0, 1\), or 1 with .* got 1.0 with policy 'subsample'"),
+    (DataRegime(synthetic_share=1.0, oversample=True),
+     r"data.regime.synthetic_share \(p\) must be in \[0, 1\), or 1 .* got 1.0 with policy 'fifo' and oversample"),
+    (DataRegime(synthetic_share=-0.1), r"data.regime.synthetic_share \(p\) must be in \[0, 1\), or 1 .*got -0.1"),
 ])
 def test_each_setting_out_of_range_is_one_config_error_naming_its_key(regime, message):
     with pytest.raises(ConfigError, match=message):
