@@ -106,10 +106,12 @@ class ViewStore:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others wait here, then find it built
             try:
                 problem = self._problem(paths, len(split), split.masks)
+                if problem == "missing":
+                    log.info("view store: decoding %d images once into %s", len(split), paths["images"])
+                elif problem is not None:  # the one line a damaged store gets
+                    log.warning("view store %s %s: decoding its %d images again", paths["images"], problem,
+                                len(split))
                 if problem is not None:
-                    if problem != "missing":
-                        log.warning("view store %s %s: decoding its %d images again", paths["images"], problem,
-                                    len(split))
                     self._build(split, paths)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -156,7 +158,6 @@ class ViewStore:
         manifest = {"version": STORE_VERSION, "count": count, "view": [side, split.view.resize, split.view.squash],
                     "files": files}
         atomic_write_text(paths["manifest"], json.dumps(manifest, indent=2))
-        log.info("view store: decoded %d images into %s", count, paths["images"])
 
 
 def store_bytes(count: int, side: int, masks: bool) -> int:

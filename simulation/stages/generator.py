@@ -6,6 +6,7 @@ whose ``state_dict`` is the adapter)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import lightning as L
@@ -61,7 +62,7 @@ class TrainGenerator(Stage):
         stage_callbacks = [EpochSeeder(seed), MidEpochResume()]
         if getattr(generator, "cache_latents", False):  # Stable Diffusion: encode each image once per run
             cache = LatentCache(run_dir.latent_cache_dir, num_workers=data.num_workers)
-            spec = TrainingSpec(batch_size=spec.batch_size, epoch_seed=seed, image_size=spec.image_size, latents=cache)
+            spec = dataclasses.replace(spec, latents=cache)
             stage_callbacks.append(LatentCacheBuilder(cache, data, data.view(spec.image_size), spec.batch_size))
         # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
