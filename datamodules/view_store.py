@@ -103,7 +103,7 @@ class ViewStore:
         paths = self.paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(paths["lock"], "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others wait here, then find it built
+            locked = lock_file(lock)  # one process builds; the others wait here, then find it built
             try:
                 problem = self._problem(paths, len(split), split.masks)
                 if problem == "missing":
@@ -114,7 +114,8 @@ class ViewStore:
                 if problem is not None:
                     self._build(split, paths)
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                if locked:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         return StoredSplit(split, paths["images"], paths["masks"] if split.masks else None)
 
     def _problem(self, paths: dict[str, Path], count: int, masks: bool) -> str | None:
@@ -158,6 +159,19 @@ class ViewStore:
         manifest = {"version": STORE_VERSION, "count": count, "view": [side, split.view.resize, split.view.squash],
                     "files": files}
         atomic_write_text(paths["manifest"], json.dumps(manifest, indent=2))
+
+
+def lock_file(handle) -> bool:
+    """Take an exclusive lock on an open file; False where the file system has no locks (e.g. Lustre mounted
+    without ``flock``): then processes may build the same store side by side, each file written atomically with the
+    same content, which costs time but no correctness."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError as error:
+        log.warning("view store: cannot lock %s (%s): processes may build the same store side by side",
+                    handle.name, error)
+        return False
+    return True
 
 
 def store_bytes(count: int, side: int, masks: bool) -> int:
