@@ -140,7 +140,7 @@ from simulation.stages import ReviewPause
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
                        "data.pin_memory", "loop.generator_checkpoint_every_n_steps",
-                       "loop.keep_raw_shards")
+                       "loop.keep_raw_shards", "data.view_store", "data.view_store_dir")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter")}

@@ -102,16 +102,19 @@ class ViewStore:
         paths = self.paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(paths["lock"], "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others wait here, then find it built
+            locked = lock_file(lock)  # one process builds; the others wait here, then find it built
             try:
                 problem = self._problem(paths, len(split), split.masks)
+                if problem == "missing":
+                    log.info("view store: decoding %d images once into %s", len(split), paths["images"])
+                elif problem is not None:  # the one line a damaged store gets
+                    log.warning("view store %s %s: decoding its %d images again", paths["images"], problem,
+                                len(split))
                 if problem is not None:
-                    if problem != "missing":
-                        log.warning("view store %s %s: decoding its %d images again", paths["images"], problem,
-                                    len(split))
                     self._build(split, paths)
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                if locked:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         return StoredSplit(split, paths["images"], paths["masks"] if split.masks else None)
 
     def _problem(self, paths: dict[str, Path], count: int, masks: bool) -> str | None:
@@ -155,7 +158,19 @@ class ViewStore:
         manifest = {"version": STORE_VERSION, "count": count, "view": [side, split.view.resize, split.view.squash],
                     "files": files}
         atomic_write_text(paths["manifest"], json.dumps(manifest, indent=2))
-        log.info("view store: decoded %d images into %s", count, paths["images"])
+
+
+def lock_file(handle) -> bool:
+    """Take an exclusive lock on an open file; False where the file system has no locks (e.g. Lustre mounted
+    without ``flock``): then processes may build the same store side by side, each file written atomically with the
+    same content, which costs time but no correctness."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError as error:
+        log.warning("view store: cannot lock %s (%s): processes may build the same store side by side",
+                    handle.name, error)
+        return False
+    return True
 
 
 def store_bytes(count: int, side: int, masks: bool) -> int:
