@@ -103,7 +103,7 @@ def test_gpu_check_projection_scales_each_measured_rate_to_the_protocol():
     from gpu_check import project, stage_report
 
     stages = stage_report(GPU_CHECK_LINES, GPU_CHECK_ROWS, {}, 2)
-    config = {"data": {"synthetic_share": 0.5}, "loop": {"stack_generations": 2, "generator_epochs": 10},
+    config = {"data": {"regime": {"synthetic_share": 0.5, "window": 2}}, "loop": {"generator_epochs": 10},
               "classifiers": [{"arch": "lenet", "max_epochs": 5}]}
     # per sample-epoch: lenet 2.0 / 200 at generation 0, 7.0 / 280 after; the generator 4.0 / 200
     # samples per epoch: 100 real + min(100 target, 40 per block x min(g, 2) blocks): 100, 140, 180, 180

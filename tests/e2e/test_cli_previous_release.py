@@ -45,13 +45,30 @@ def test_an_old_key_on_the_command_line_is_one_line_naming_its_new_key(old_key):
            f"{PREVIOUS_KEYS[old_key]} " in lines[0]
 
 
-def test_the_previous_layout_of_a_new_experiment_keeps_its_recorded_identity():
-    """The same experiment given with the new keys resumes a run the previous release recorded (its fingerprint)."""
-    recorded = PREVIOUS_RELEASE["--config configs/quickstart.yaml --data.stack_policy subsample --data.synthetic_share "
-                                "0.25 --loop.stack_generations 2 --data.oversample true"]
-    from simulation.run_directory import config_fingerprint
-
-    assert config_fingerprint(recorded["text"]) == recorded["fingerprint"]  # a text without data.regime: as it was
+@pytest.mark.parametrize("recorded_as, new_options", [
+    ("--config configs/quickstart.yaml --data.stack_policy subsample --data.synthetic_share 0.25 "
+     "--loop.stack_generations 2 --data.oversample true",
+     ["--data.regime.policy", "subsample", "--data.regime.synthetic_share", "0.25", "--data.regime.window", "2",
+      "--data.regime.oversample", "true"]),
+    ("--config configs/quickstart.yaml --data.stack_policy replace --data.stack_capacity 5000",
+     ["--data.regime.policy", "replace", "--data.regime.capacity", "5000"]),
+])
+def test_the_same_experiment_given_with_the_new_keys_resumes_a_previous_run(tmp_path, recorded_as, new_options):
+    """A run directory holding what the previous release recorded for an experiment (its config.yaml and
+    fingerprint) is the same run for that experiment given with the new keys."""
+    recorded = PREVIOUS_RELEASE[recorded_as]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(recorded["text"])
+    (run / "state.json").write_text(json.dumps({"version": 2, "config_fingerprint": recorded["fingerprint"],
+                                                "completed": [], "results": []}))
+    proc = run_cli_here("fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), *new_options,
+                        "--loop.run_dir", str(run), "--check")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"run directory: {run} (resumes: 0 of " in proc.stdout
+    other = run_cli_here("fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--loop.run_dir", str(run),
+                         "--check")  # and another experiment is still refused
+    assert other.returncode == 2 and "holds a run with a different config" in other.stderr
 
 
 def previous_release_run(reference, target: Path) -> Path:

@@ -39,7 +39,7 @@ def test_tasks_are_the_cartesian_product_with_named_run_dirs(tmp_path):
     other = tmp_path / "biased.yaml"
     other.write_text(TINY.read_text())
     path = write_sweep(tmp_path, configs=[str(TINY), str(other)], seeds=[0, 1, 2],
-                       overrides=[{}, {"data.synthetic_share": 0.0}], grid={"loop.generations": [1, 3]},
+                       overrides=[{}, {"data.regime.synthetic_share": 0.0}], grid={"loop.generations": [1, 3]},
                        out=str(tmp_path / "out"))
     tasks = sweep.load_sweep(path)
     assert len(tasks) == 2 * 2 * 2 * 3
@@ -48,13 +48,13 @@ def test_tasks_are_the_cartesian_product_with_named_run_dirs(tmp_path):
     assert first.run_dir == str(tmp_path / "out" / "tiny_mnist__generations-1" / "seed_0")
     assert first.overrides == (("loop.generations", 1),)
     assert last.run_dir == str(tmp_path / "out" / "biased__synthetic_share-0.0_generations-3" / "seed_2")
-    assert last.overrides == (("data.synthetic_share", 0.0), ("loop.generations", 3))
+    assert last.overrides == (("data.regime.synthetic_share", 0.0), ("loop.generations", 3))
     assert len({t.run_dir for t in tasks}) == 24
     combos = {(t.config, t.overrides, t.seed) for t in tasks}
     assert len(combos) == 24
     command = last.command(python="python")
-    assert command[2:] == ["fit", "--config", str(other), "--data.synthetic_share", "0.0", "--loop.generations", "3",
-                           "--seed_everything", "2", "--loop.run_dir", last.run_dir]
+    assert command[2:] == ["fit", "--config", str(other), "--data.regime.synthetic_share", "0.0",
+                           "--loop.generations", "3", "--seed_everything", "2", "--loop.run_dir", last.run_dir]
 
 
 def test_without_overrides_the_folder_is_the_config_stem(tmp_path):
