@@ -9,8 +9,9 @@ The loop only relies on this contract (``tests/contracts/`` checks it for every 
   DDP's ``find_unused_parameters``, unsupported precisions, the losses its progress lines show);
 * ``training_resolution`` is the square side it trains at (None: the classifiers' view) and ``image_shape`` the
   (C, H, W) of the uint8 images it generates: what the stack stores;
-* ``training_step`` consumes the generation's mixed dataset: batches ``(images uint8 (B, C, H, W), labels, groups)``
-  in the generator's view;
+* ``training_step`` consumes the generation's mixed dataset: named batches (``common.samples.Batch``: ``image`` uint8
+  (B, C, H, W), ``label``, ``subgroup``) in the generator's view (``image`` holds the cached latent moments instead
+  when ``cache_latents`` is set);
 * ``predict_step`` consumes ``(indices, labels, seeds)`` batches and returns ``{"index", "label", "image"}``. The
   noise of a sample depends only on its ``(seed, index)`` (``common.seeds.per_sample_noise``), so the generated
   block is the same however the indices are split across ranks (up to float32 rounding, where a CPU runs another
@@ -40,6 +41,9 @@ class GeneratorModule(L.LightningModule):
 
     #: what its training stage needs from the Trainer (see ``TrainerNeeds``)
     trainer_needs: ClassVar[TrainerNeeds] = TrainerNeeds()
+    #: the loop encodes its training images' latents once per run (``datamodules.latent_cache``); a generator that
+    #: sets it provides ``latent_moments`` and ``latent_identity`` (Stable Diffusion + LoRA)
+    cache_latents: bool = False
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
@@ -64,6 +68,11 @@ class GeneratorModule(L.LightningModule):
         """The square side this generator trains at (real images: shorter side resized to it, centre crop); None:
         it trains on the images as the classifiers see them (the DCGAN)."""
         return None
+
+    @property
+    def cached_latent_bytes(self) -> int:
+        """Bytes its latent cache holds per image (for the disk plan): 0 without ``cache_latents``."""
+        return 0
 
     def validate(self) -> None:
         """ConfigError, before any work, for what the generator needs and does not find (e.g. local weights)."""

@@ -17,7 +17,7 @@ import yaml
 
 from common.errors import ConfigError
 from common.logs import get_logger
-from datamodules.stack_policy import policy_names
+from datamodules.stack_policy import StackPolicy, policy_names
 from sandbox.loop import CLASSIFIER, Regime, run_seed
 from sandbox.world import GaussianMixtureWorld
 from simulation.run_directory import RunDirectory
@@ -62,8 +62,11 @@ def _regime(entry, base_world: dict, index: int) -> tuple[Regime, dict]:
         raise ConfigError(f"{where} ({entry['name']}) has unknown keys {unknown}: a regime takes {list(REGIME_KEYS)}")
     world = {**base_world, **(entry.get("world") or {})}
     settings = {k: v for k, v in entry.items() if k != "world"}
-    if settings.get("stack_policy", "replace") not in policy_names():
-        raise ConfigError(f"{where}.stack_policy must be one of {policy_names()}, got {settings['stack_policy']!r}")
+    modelled = tuple(name for name in policy_names() if not StackPolicy.named(name).draws_fresh_real)
+    if settings.get("stack_policy", "replace") not in modelled:
+        raise ConfigError(f"{where}.stack_policy must be one of {modelled} (the sandbox draws no fresh real data: "
+                          f"the fresh regime is checked through cli.py fit, tests/theory), got "
+                          f"{settings['stack_policy']!r}")
     try:
         regime = Regime.from_config(settings)
     except ConfigError as err:

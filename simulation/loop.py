@@ -219,7 +219,7 @@ class SimulationLoop:
         if not left:
             return None
         source = context.source
-        latent_bytes = getattr(generator, "cached_latent_bytes", 0)  # Stable Diffusion's latent cache, per image
+        latent_bytes = generator.cached_latent_bytes  # Stable Diffusion's latent cache, per image (else 0)
         per_generation = estimate_generation_disk(
             loop.samples_per_generation, tuple(generator.image_shape), sum(p.numel() for p in generator.parameters()),
             [classifier_parameters(c, source.num_classes, source.image_shape[0]) for c in context.classifiers],

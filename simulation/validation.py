@@ -199,6 +199,11 @@ def _data_problems(context: RunContext) -> None:
     fresh_problem = context.data.fresh_pool_problem(context.loop.generations)
     if fresh_problem:
         raise ConfigError(fresh_problem)
+    generator = context.generator
+    if generator is not None and generator.cache_latents and context.data.regime.stack_policy.draws_fresh_real:
+        raise ConfigError("model.init_args.cache_latents encodes the whole real training split once for every "
+                          "generation, but data.regime.policy 'fresh' trains each generation on new real samples: "
+                          "set model.init_args.cache_latents: false with the fresh regime")
 
 
 def validate_run(context: RunContext, extra_problems: list[str] | None = None) -> None:

@@ -61,7 +61,7 @@ class TrainGenerator(Stage):
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution,
                             real_generation=n - 1)  # D_{n-1}
         stage_callbacks = [EpochSeeder(seed), MidEpochResume()]
-        if getattr(generator, "cache_latents", False):  # Stable Diffusion: encode each image once per run
+        if generator.cache_latents:  # Stable Diffusion: encode each image once per run
             cache = LatentCache(run_dir.latent_cache_dir, num_workers=data.num_workers)
             spec = dataclasses.replace(spec, latents=cache)
             stage_callbacks.append(LatentCacheBuilder(cache, data, data.view(spec.image_size), spec.batch_size))

@@ -51,6 +51,8 @@ def test_sandbox_then_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c["regimes"][0].update(stack_policy="lifo"), "regimes[0].stack_policy must be one of"),
+    (lambda c: c["regimes"][0].update(stack_policy="fresh"), "(the sandbox draws no fresh real data: the fresh "
+                                                             "regime is checked through cli.py fit, tests/theory)"),
     (lambda c: c["regimes"][1].update(synthetic_share=1.5), "regimes[1].synthetic_share must be in [0, 1]"),
     (lambda c: c["world"].update(spread=-1), "world: world.spread must be > 0"),
     (lambda c: c.update(seed=3), "unknown keys ['seed']"),

@@ -104,3 +104,21 @@ def test_fresh_and_its_per_generation_count_go_together(policy, per_generation, 
                                                               fresh_real_per_generation=per_generation))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         data.validate()
+
+
+def test_the_latent_cache_is_refused_with_the_fresh_regime(tmp_path):
+    """The latent cache encodes the whole real split once; fresh trains each generation on new real samples."""
+    from simulation.config import LoopConfig
+    from simulation.stages.base import RunContext
+    from simulation.validation import _data_problems
+
+    class CachingGenerator:
+        cache_latents = True
+
+    data = GenerationalDataModule(FakeSource(100), DataRegime(policy="fresh", fresh_real_per_generation=10))
+    context = RunContext(run_dir=None, data=data, trainers=None, loop=LoopConfig(generations=2), quality=None,
+                         classifiers=[], filters=[], generator=CachingGenerator(), seed=0)
+    with pytest.raises(ConfigError, match="set model.init_args.cache_latents: false with the fresh regime"):
+        _data_problems(context)
+    CachingGenerator.cache_latents = False
+    _data_problems(context)  # fine without the cache
