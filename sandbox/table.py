@@ -1,14 +1,17 @@
 """``python -m sandbox.table``: run the sandbox's known-answer checks (``sandbox.checks``) and print them as the
 Markdown table of the README's "Checked against theory" section.
 
-``markdown_table`` takes any list of rows with the keys of ``sandbox.checks.ROW_KEYS``, so checks run elsewhere (the
-product loop's, through ``cli.py fit``) join the same table.
+``markdown_table`` takes any list of rows with the keys of ``sandbox.checks.ROW_KEYS``, so the product loop's checks
+(``sandbox.loop_checks``: ``cli.py fit`` itself on a known world with perfect generators) join the same table:
+``--with-loop`` runs them too (a few minutes on 2 cores), each row's setting then starting with ``cli.py fit``.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from sandbox.checks import ROW_KEYS, Z, run_checks
 
@@ -38,10 +41,17 @@ def markdown_table(rows: Sequence[dict]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="seeds of every check (default 100)")
+    parser.add_argument("--with-loop", action="store_true",
+                        help="also run the product loop's checks through cli.py fit (sandbox.loop_checks)")
     options = parser.parse_args(argv)
     if options.seeds < 2:
         parser.error("--seeds must be >= 2 (the tolerance is a standard error over seeds)")
     rows = run_checks(options.seeds)
+    if options.with_loop:
+        from sandbox.loop_checks import all_rows
+
+        with tempfile.TemporaryDirectory(prefix="genbias-loop-checks-") as folder:
+            rows += [{**r, "setting": f"cli.py fit: {r['setting']}"} for r in all_rows(Path(folder))]
     print(markdown_table(rows), end="")
     print(f"\nTolerance: {Z:g} Monte Carlo standard errors over the seeds. "
           f"{sum(r['passed'] for r in rows)} of {len(rows)} checks pass.")

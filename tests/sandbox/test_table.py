@@ -34,3 +34,16 @@ def test_main_fails_when_a_check_fails(monkeypatch, capsys):
     assert "1 of 2 checks pass" in capsys.readouterr().out
     monkeypatch.setattr(table, "run_checks", lambda seeds: [_row(2.0)])
     assert table.main([]) == 0
+
+
+def test_with_loop_adds_the_product_loops_rows_marked_as_cli_fit(monkeypatch, capsys):
+    import sandbox.loop_checks
+
+    monkeypatch.setattr(table, "run_checks", lambda seeds: [_row(2.0)])
+    monkeypatch.setattr(sandbox.loop_checks, "all_rows",
+                        lambda folder: [{**_row(2.0), "setting": "replace p=1", "wrong": []}])
+    assert table.main(["--seeds", "3", "--with-loop"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| a \\| b | E x = 2 | s | 3 seeds |")
+    assert lines[3].startswith("| a \\| b | E x = 2 | s | cli.py fit: replace p=1 |")
+    assert "2 of 2 checks pass" in "\n".join(lines)
