@@ -21,7 +21,7 @@ The loop only relies on this contract (``tests/contracts/`` checks it for every 
 from __future__ import annotations
 
 import inspect
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import lightning as L
@@ -36,7 +36,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-class GeneratorModule(L.LightningModule):
+class GeneratorModule(L.LightningModule, ABC):
     """A class-conditional image generator that the loop trains, then samples from."""
 
     #: what its training stage needs from the Trainer (see ``TrainerNeeds``)

@@ -16,6 +16,7 @@ They learn by counting, not by gradient descent: their training stage steps no o
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable
 
 import numpy as np
@@ -69,7 +70,7 @@ def per_sample_normals(indices: torch.Tensor, seeds: torch.Tensor | int, shape: 
 class CountingGenerator(GeneratorModule):
     """A generator fitted by reading one epoch of its training set: nothing to optimise."""
 
-    trainer_needs = TrainerNeeds(manual_optimization=True)
+    trainer_needs = TrainerNeeds(manual_optimization=True, shown_metrics=("train/samples_read",))
 
     def configure_optimizers(self):
         return None
@@ -81,20 +82,24 @@ class CountingGenerator(GeneratorModule):
     def training_step(self, batch, batch_idx: int) -> None:
         if self.current_epoch == 0:
             self.read(batch["image"], batch["label"].long())
+            self.log("train/samples_read", float(len(batch["label"])), reduce_fx="sum", prog_bar=True,
+                     batch_size=len(batch["label"]))
 
     def on_train_epoch_end(self) -> None:
         if self.current_epoch == 0:
             self.finish_reading(lambda total: self.trainer.strategy.reduce(total, reduce_op="sum"))
 
+    @abstractmethod
     def start_reading(self) -> None:
-        raise NotImplementedError
+        """Forget what an earlier fit read."""
 
+    @abstractmethod
     def read(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Take in one training batch."""
 
+    @abstractmethod
     def finish_reading(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda total: total) -> None:
         """Fit from what was read; ``sum_over_ranks`` adds up a statistic over DDP ranks (one process: itself)."""
-        raise NotImplementedError
 
 
 class ResamplingGenerator(CountingGenerator):

@@ -3,12 +3,20 @@ metrics, a case whose answer is known by hand.
 
 Adding a dataset, a generator, a filter or a metric adds one entry here (its fake), not test code: the suites in
 this folder parametrise over these lists, and ``test_registry.py`` fails while a plug-in class of the product
-packages (or of ``examples/plugins``) has no entry.
+packages, of ``sandbox/`` or of ``examples/plugins`` has no entry.
+
+A plug-in written outside the repository brings its fakes in a module of its own that defines any of ``DATASETS``,
+``GENERATORS``, ``FILTERS``, ``METRICS`` (lists of the case classes below) and names it in
+``GENBIAS_CONTRACT_CASES`` (comma-separated module names, importable from ``PYTHONPATH``):
+``GENBIAS_CONTRACT_CASES=my_cases PYTHONPATH=~/my_plugins pytest tests/contracts``. Its cases join these lists.
+``examples/plugins/contract_cases.py`` is such a module, loaded always (docs/extending.md).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -37,6 +45,9 @@ from lightning_modules.ddpm import ConditionalDDPM
 from lightning_modules.generator import GeneratorModule
 from lightning_modules.stable_diffusion import StableDiffusionLoRA
 from metrics import ablation, block_statistics, fairness, fid, subgroup_fairness_metric
+from sandbox.known_world import KnownWorld
+from sandbox.perfect_generators import GaussianFitGenerator, ResamplingGenerator
+from sandbox.subgroup_filter import SubgroupKeepRateFilter
 from tests.fakes.breeds import write_fake_imagenet_living17
 from tests.fakes.cifar100 import write_fake_cifar100
 from tests.fakes.hard_imagenet import write_fake_hard_imagenet
@@ -47,9 +58,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "examples" / "plugins"
 if str(PLUGINS) not in sys.path:  # the outside plug-ins, importable as a user's PYTHONPATH makes them
     sys.path.append(str(PLUGINS))
-
-from class_mean_generator import ClassMeanGenerator  # noqa: E402
-from coloured_squares import ColouredSquares  # noqa: E402
+#: the variable naming the modules of outside plug-ins' cases, and the modules always loaded
+CASES_VARIABLE = "GENBIAS_CONTRACT_CASES"
+ALWAYS_LOADED = ("contract_cases",)  # examples/plugins/contract_cases.py
 
 
 # ------------------------------------------------------------------------------------------------------- datasets
@@ -72,7 +83,8 @@ DATASETS = [
         val_fraction=0.5)),
     DatasetCase("image_table", TableImageSource, lambda tmp: TableImageSource(
         table=str(make_table(tmp, per_cell=4, split=True)), image_root=str(tmp), image_size=8, resize=10)),
-    DatasetCase("coloured_squares", ColouredSquares, lambda tmp: ColouredSquares(eval_per_cell=2)),
+    DatasetCase("known_world", KnownWorld, lambda tmp: KnownWorld(num_classes=2, train_per_class=4, b_per_class=1,
+                                                                 side=2, eval_per_cell=1)),
 ]
 
 
@@ -82,6 +94,17 @@ class GeneratorCase:
     cls: type[GeneratorModule]
     build: Callable[[Path], GeneratorModule]  # a session folder (e.g. for a tiny pretrained pipeline) -> a module
     num_classes: int
+    #: what training gives a generator that samples nothing untrained (one that resamples what it read)
+    before_sampling: Callable[[GeneratorModule], None] | None = None
+
+
+def read_once(module, num_classes: int) -> None:
+    """A counting generator's fit: one read of 12 random images, 4 per class (what its training epoch does)."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, *module.image_shape), dtype=torch.uint8, generator=generator)
+    module.start_reading()
+    module.read(images, torch.arange(12) % num_classes)
+    module.finish_reading()
 
 
 GENERATORS = [
@@ -94,7 +117,10 @@ GENERATORS = [
         pretrained_path=str(build_tiny_sd(tmp / "tiny_sd") if not (tmp / "tiny_sd").exists() else tmp / "tiny_sd"),
         class_names=["cat", "dog", "bird"], stack_resolution=16, lora_rank=2, lora_alpha=2, train_resolution=16,
         num_inference_steps=1, guidance_scale=1.0, generation_resolution=16), 3),
-    GeneratorCase(ClassMeanGenerator, lambda tmp: ClassMeanGenerator(num_classes=3, image_shape=(3, 8, 8)), 3),
+    GeneratorCase(ResamplingGenerator, lambda tmp: ResamplingGenerator(num_classes=3, image_shape=(1, 4, 4)), 3,
+                  before_sampling=lambda module: read_once(module, 3)),
+    GeneratorCase(GaussianFitGenerator, lambda tmp: GaussianFitGenerator(num_classes=3, image_shape=(1, 4, 4)), 3,
+                  before_sampling=lambda module: read_once(module, 3)),
 ]
 
 
@@ -179,6 +205,10 @@ FILTERS = [
                         context(6, subgroups=BALANCE_GROUPS, real_subgroup_counts=torch.tensor([[5, 5, 5]]))),
                balance_check),
     FilterCase(ClipScoreFilter, tiny_clip, clip_case_inputs, clip_check),  # open_clip's own pipeline, per image
+    FilterCase(SubgroupKeepRateFilter, lambda tmp: SubgroupKeepRateFilter([1.0, 1.0]),
+               lambda: (torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+                        context(4, subgroups=torch.tensor([0, -1, 1, 0]))),
+               keeps([True, False, True, True])),  # rate 1 keeps every readable subgroup, an unread one never
 ]
 
 
@@ -272,3 +302,25 @@ def quiet(build: Callable, *args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build(*args)
+
+
+def outside_case_modules() -> list[str]:
+    """The case modules loaded: ``ALWAYS_LOADED`` and those ``GENBIAS_CONTRACT_CASES`` names."""
+    named = [name.strip() for name in os.environ.get(CASES_VARIABLE, "").split(",") if name.strip()]
+    return [*ALWAYS_LOADED, *(name for name in named if name not in ALWAYS_LOADED)]
+
+
+def load_outside_cases(modules: list[str]) -> None:
+    """Append every case the ``modules`` define to these lists (an import error names the variable)."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as err:
+            raise ImportError(f"{CASES_VARIABLE} names {name!r}, which cannot be imported ({err}): put its folder on "
+                              "PYTHONPATH") from err
+        for cases, attribute in ((DATASETS, "DATASETS"), (GENERATORS, "GENERATORS"), (FILTERS, "FILTERS"),
+                                 (METRICS, "METRICS")):
+            cases.extend(getattr(module, attribute, []))
+
+
+load_outside_cases(outside_case_modules())

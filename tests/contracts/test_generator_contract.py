@@ -48,6 +48,8 @@ def generated(module, loader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 def test_samples_are_uint8_of_the_declared_shape_and_depend_only_on_seed_and_index(case, workdir):
     module = build(case, workdir)
     module.check_compatible(case.num_classes)
+    if case.before_sampling is not None:
+        case.before_sampling(module)
     indices, labels, images = generated(module, block(case.num_classes, seed=5, batch_size=BLOCK))
     assert images.dtype == torch.uint8 and tuple(images.shape) == (BLOCK, *module.image_shape)
     assert indices.tolist() == list(range(BLOCK))
@@ -81,6 +83,7 @@ def test_the_declared_trainer_needs_hold_in_one_training_step(case, workdir):
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (4, module.image_shape[0], side, side), dtype=torch.uint8, generator=generator)
     labels = torch.arange(4) % case.num_classes
-    fit = trainer(max_steps=1, num_sanity_val_steps=0, limit_val_batches=0)
+    fit = trainer(max_steps=1, max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0)  # (a generator with no
+    # optimizer never counts a step)
     fit.fit(module, labelled_loader(images, labels, torch.zeros(4, dtype=torch.long), 4))
     assert needs.shown_metrics and all(name in fit.callback_metrics for name in needs.shown_metrics)

@@ -43,3 +43,16 @@ def test_a_declared_precision_limit_is_one_clear_error():
         module.check_precision("16-true")
     module.check_precision("bf16-mixed")  # any other precision passes
     assert module.automatic_optimization  # no manual optimisation declared
+
+
+def test_a_generator_without_generate_cannot_be_built():
+    """``generate`` is abstract for real: the base is an ABC, so a plug-in that forgets it fails when it is built,
+    not when the loop first samples a block."""
+    from lightning_modules.generator import GeneratorModule
+
+    class Forgetful(GeneratorModule):
+        def training_step(self, batch, batch_idx):
+            return None
+
+    with pytest.raises(TypeError, match="abstract method.*generate"):
+        Forgetful(num_classes=2, image_shape=(1, 4, 4))
