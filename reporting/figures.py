@@ -19,12 +19,12 @@ import numpy as np
 
 from common.errors import ConfigError
 from common.image_grids import readable_font
+from records.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, READING_METRICS
+from records.run_directory import RunDirectory
 from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
 from reporting.readings import leading_reading, reading_title
 from reporting.runs import Group, Run
 from reporting.statistics import Stat, fid_by_generation
-from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, READING_METRICS
-from simulation.run_directory import RunDirectory
 
 Y_LABELS = {"acc": "accuracy", "meo": "MEO (1 = equal subgroup TPRs)", "di": "DI (1 = no disparity)",
             "md": "MD (max - min subgroup TPR)", "meo_class": "MEO per class (1 = equal)",

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError
+from records.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 from reporting.runs import Group, Run
 from reporting.setup import classifier_settings, filter_chain, realised_shares
-from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 #: row key -> metric name in the view (acc_rank_1, the lowest ranked subgroup accuracy, is the worst subgroup's)

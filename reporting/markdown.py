@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from records.layout import SAMPLES_SHEETS, STATE_FILE
+from records.results import METRIC_LABELS, READING_METRICS
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
 from reporting.chance import chance_note
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
 from reporting.setup import classifier_settings, filter_chain
 from reporting.statistics import INFINITE_SUFFIX, Stat, fid_by_generation
-from simulation.results import METRIC_LABELS, READING_METRICS
 
 
 def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4, infinite: Stat | None = None) -> str:
@@ -133,7 +134,7 @@ def _fid_table(groups: list[Group], fids: dict[str, dict[int, Stat]]) -> list[st
     """Rows = (group, samples): the raw block (Table 1's FID) and, where recorded, the kept samples."""
     gens = sorted({g for f in fids.values() for g in f})
     if not gens:
-        return ["No FID values recorded (no run has a generator FID in state.json blocks or result rows).", ""]
+        return [f"No FID values recorded (no run has a generator FID in {STATE_FILE} blocks or result rows).", ""]
     rows = []
     for g in groups:
         for samples, stats in (("raw block", fids[g.name]), ("kept", fid_by_generation(g, "fid_kept"))):
@@ -177,6 +178,6 @@ def summary_markdown(groups: list[Group], stats_by_group: dict[str, dict], fids:
             if path.name.endswith("__comparison.png") else ""
         lines.append(f"- [{path.name}](figures/{path.name}){note}")
     if not any("__samples" in p.name for p in figures):
-        lines.append("- no per-generation sample sheets (gen_XX/samples.png) found in the runs")
+        lines.append(f"- no per-generation sample sheets ({SAMPLES_SHEETS}) found in the runs")
     lines.append("")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import torch
 
 from datamodules.facts import DatasetFacts
 from metrics.fairness import reading_metrics
-from simulation.results import READING_METRICS, READING_TITLES
+from records.results import READING_METRICS, READING_TITLES
 
 #: why each dataset leads with its reading (one sentence for the summary)
 READING_REASONS = {

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.errors import ConfigError
+from records.results import READING_METRICS
 from reporting.caveats import caveat_lines
 from reporting.comparisons import comparisons, comparisons_markdown, write_comparisons_csv
 from reporting.conjecture import analyse_group
@@ -52,7 +53,6 @@ from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
 from reporting.sandbox_report import sandbox_section
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
-from simulation.results import READING_METRICS
 
 
 def check_out_dir(out: str, runs: list[Run]) -> Path:

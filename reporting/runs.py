@@ -22,8 +22,9 @@ import yaml
 from common.errors import ConfigError
 from common.smoke_settings import smoke_settings
 from datamodules.facts import DatasetFacts
+from records.layout import RESULTS_FILE, STATE_FILE
+from records.run_directory import RunDirectory
 from reporting.readings import complete_row
-from simulation.run_directory import RunDirectory
 
 #: keys that only tell replicates of one experiment apart; the data seed is one (a run may draw its split, subsample
 #: and colours with its own seed: ``--data.source.init_args.seed`` equal to ``--seed_everything``)
@@ -198,7 +199,7 @@ def _read_text(path: Path) -> str:
 
 
 def _read_rows(results_path: Path) -> list[dict]:
-    damaged = "the file is damaged; re-run the same `cli.py fit` command to rewrite it from state.json"
+    damaged = f"the file is damaged; re-run the same `cli.py fit` command to rewrite it from {STATE_FILE}"
     rows = []
     for number, line in enumerate(_read_text(results_path).splitlines(), start=1):
         if not line.strip():
@@ -264,7 +265,7 @@ def load_run(path: Path) -> Run:
     run_dir = RunDirectory(path)
     results_path, config_path = run_dir.results_path, run_dir.config_path
     if not results_path.is_file():
-        raise ConfigError(f"run directory {path} has no results.jsonl ({_run_hint(path)})")
+        raise ConfigError(f"run directory {path} has no {RESULTS_FILE} ({_run_hint(path)})")
     if not config_path.is_file():
         raise ConfigError(f"run directory {path} has no config.yaml: it was not written by `cli.py fit`; "
                           "remove it from the report's run directories")
@@ -290,7 +291,7 @@ def load_run(path: Path) -> Run:
     if len(datasets) > 1:
         raise ConfigError(f"{results_path} mixes datasets {sorted(datasets)}: one run directory must hold one run")
     return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed, facts=facts,
-               environments=_read_environments(path / "state.json"))
+               environments=_read_environments(run_dir.state_path))
 
 
 def group_key(config: dict) -> str:

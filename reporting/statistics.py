@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from records.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 from reporting.runs import Group
-from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 #: (mean, std with ddof=1, number of seeds with a value)
 Stat = tuple[float, float, int]

@@ -236,7 +236,7 @@ def task_problems(tasks: list[SweepTask]) -> list[str]:
 
 def is_finished(run_dir: str | Path) -> bool:
     """True when the run holds a result row for every (generation, classifier) its config asks for."""
-    from simulation.run_directory import RunDirectory  # the layout's one owner (imported here: it loads Lightning)
+    from records.run_directory import RunDirectory  # the layout's one owner (imported here: it loads Lightning)
 
     run = RunDirectory(run_dir)
     try:

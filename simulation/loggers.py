@@ -333,7 +333,7 @@ class StageLoggers:
 
     # CSV
     def _csv_dir(self, spec: LoggerConfig) -> Path:
-        return Path(spec.save_dir) if spec.save_dir else self.run_dir.path / "csv"
+        return Path(spec.save_dir) if spec.save_dir else self.run_dir.csv_dir
 
     def _csv_summary(self, spec: LoggerConfig, series: dict[int, dict[str, float]]) -> None:
         path = self._csv_dir(spec) / SUMMARY_CSV
@@ -358,14 +358,14 @@ class StageLoggers:
     def _tracking_uri(self, spec: LoggerConfig) -> str:
         if spec.tracking_uri:
             return spec.tracking_uri
-        database = (self.run_dir.path / "mlflow.db").resolve()
+        database = self.run_dir.mlflow_database.resolve()
         if is_rank_zero() and not database.exists():  # sqlite would make it 0o644 whatever the umask
             database.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o666))
         return f"sqlite:///{database}"
 
     def _artifact_location(self, spec: LoggerConfig) -> str | None:
-        return None if spec.tracking_uri else (self.run_dir.path / "mlflow_artifacts").resolve().as_uri()
+        return None if spec.tracking_uri else self.run_dir.mlflow_artifacts.resolve().as_uri()
 
     def _mlflow_key(self, spec: LoggerConfig) -> str:
         """The parent's key in ``tracker_runs``: the default store travels with the run directory (a moved run still

@@ -20,10 +20,10 @@ from common.logs import get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
+from records.run_directory import RunDirectory, config_fingerprint
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
 from simulation.loggers import StageLoggers
-from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
     EvaluateClassifier,

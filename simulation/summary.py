@@ -21,8 +21,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from simulation.loggers import StageLoggers
-from simulation.results import (
+from records.results import (
     BLOCK_FIELDS,
     CELLS_METRICS,
     CLASS_METRICS,
@@ -30,7 +29,8 @@ from simulation.results import (
     METRIC_LABELS,
     SCALAR_FIELDS,
 )
-from simulation.run_directory import RunDirectory
+from records.run_directory import RunDirectory
+from simulation.loggers import StageLoggers
 
 #: what a classifier's row measures (the block's fields are the generator's, the same in every row)
 CLASSIFIER_SCALARS = tuple(k for k in SCALAR_FIELDS if k not in BLOCK_FIELDS)
@@ -138,7 +138,7 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
     ``state.json`` records the generations written (``summary_generations``), so a resume writes only what is
     missing and an open TensorBoard never sees its curves removed or doubled.
     """
-    out = run_dir.tensorboard_dir / "summary"
+    out = run_dir.summary_tensorboard_dir
     if "summary_generations" not in run_dir.state and out.exists():
         shutil.rmtree(out)  # written by an earlier version that rebuilt it: rebuilt once more, then appended to
     done = set(run_dir.state.get("summary_generations") or [])

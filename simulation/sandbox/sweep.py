@@ -19,7 +19,7 @@ from common.errors import ConfigError
 from common.logs import get_logger
 from datamodules.gaussian_mixture import GaussianMixtureWorld
 from datamodules.stack_policy import STACK_POLICIES
-from simulation.run_directory import RunDirectory
+from records.run_directory import RunDirectory
 from simulation.sandbox.generators import GENERATORS
 from simulation.sandbox.loop import CLASSIFIER, Regime, run_seed
 

@@ -16,8 +16,8 @@ from datamodules.generational import GenerationalDataModule
 from filters.base import SampleFilter
 from lightning_modules.generator import GeneratorModule
 from metrics.block_statistics import subgroup_counts
+from records.run_directory import RunDirectory
 from simulation.config import ClassifierConfig, FIDConfig, LoopConfig, QualityConfig
-from simulation.run_directory import RunDirectory
 from simulation.trainers import StageTrainers
 
 log = get_logger()

@@ -21,8 +21,9 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from metrics.chance import CHANCE_MARGIN, chance_accuracy, near_chance
+from records.layout import BEST_CHECKPOINT, checkpoint_dir, generation_name
+from records.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
 from simulation.config import ClassifierConfig
-from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
 from simulation.stages.base import RunContext, Stage, log
 
 
@@ -56,11 +57,11 @@ class TrainClassifier(Stage):
         batch = context.training_batch(clf.batch_size or data.batch_size, clf.lr)
         context.progress(n, f"training {clf.label} on {context.epoch_composition()}; {batch.describe()}")
         model = build_classifier(clf, context.source)
-        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val/loss", mode="min",
-                                     save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
+        callbacks = [ModelCheckpoint(dirpath=checkpoint_dir(stage_dir), monitor="val/loss", mode="min",
+                                     save_last=True, save_top_k=1, filename=BEST_CHECKPOINT), EpochSeeder(seed)]
         if clf.patience > 0:
             callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=clf.patience))
-        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+        trainer = context.trainers.build(stage_dir, name=generation_name(n), version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed)
@@ -92,7 +93,7 @@ class EvaluateClassifier(Stage):
         if ablations is not None:
             callbacks.append(ablations)
         stage_dir = run_dir.classifier_dir(n, clf.label)
-        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+        trainer = context.trainers.build(stage_dir, name=generation_name(n), version=clf.label,
                                          label=context.stage_label(n, f"evaluating {clf.label}"), callbacks=callbacks,
                                          enable_checkpointing=False, stage=f"{clf.label}_test")
         spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)

@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.generator import GeneratorModule
+from records.layout import LAST_CHECKPOINT, checkpoint_dir, generation_name, last_checkpoint
 from simulation.stages.base import RunContext, Stage
 
 
@@ -28,7 +29,7 @@ def starting_generator(context: RunContext, generation: int) -> GeneratorModule:
     generator = context.generator.fresh()
     if context.loop.generator_start != "continue" or generation < 2:
         return generator
-    previous = context.run_dir.generator_dir(generation - 1) / "checkpoints" / "last.ckpt"
+    previous = context.run_dir.generator_checkpoint(generation - 1)
     if not previous.is_file():
         raise ConfigError(f"loop.generator_start=continue needs generation {generation - 1}'s generator, and "
                           f"{previous} is missing: restore it, or run with generator_start: fresh")
@@ -56,12 +57,12 @@ class TrainGenerator(Stage):
         context.progress(n, f"training generator {type(generator).__name__} on {context.epoch_composition()}; "
                             f"{batch.describe()}")
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, image_size=generator.training_resolution)
-        # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
+        # the last checkpoint after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
-        checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
+        checkpoint = ModelCheckpoint(dirpath=checkpoint_dir(stage_dir), filename=LAST_CHECKPOINT, save_top_k=1,
                                      every_n_train_steps=every_n_steps)
         trainer = context.trainers.build(
-            stage_dir, name=f"gen_{n:02d}", version="generator", label=context.stage_label(n, "generator"),
+            stage_dir, name=generation_name(n), version="generator", label=context.stage_label(n, "generator"),
             max_epochs=context.loop.generator_epochs,
             callbacks=[checkpoint, EpochSeeder(seed), MidEpochResume()], num_sanity_val_steps=0, limit_val_batches=0,
             find_unused_parameters=generator.trainer_needs.find_unused_parameters,
@@ -73,7 +74,7 @@ class TrainGenerator(Stage):
         if resume is not None:
             context.progress(n, f"resuming the generator's training from {resume}")
         trainer.fit(generator, datamodule=data.for_training(spec), ckpt_path=resume, weights_only=True)
-        trainer.save_checkpoint(stage_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the final state
+        trainer.save_checkpoint(last_checkpoint(stage_dir), weights_only=False)  # the final state
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
             self.key, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),

@@ -112,7 +112,7 @@ def check_stack_matches_state(context: RunContext, stack) -> None:
         raise ConfigError(
             f"the synthetic stack in {stack.root} does not match the run state {context.run_dir.state_path}: "
             f"{'; '.join(problems)}. Re-run the same command with --loop.rebuild_stack true to re-create it from the "
-            "generated blocks kept in gen_XX/ (or restore the stack folder from a backup)"
+            "generated blocks kept in the generations' shards folders (or restore the stack folder from a backup)"
         )
 
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from records.run_directory import RunDirectory
 from simulation.config import LoggerConfig
 from simulation.loggers import (
     MLFLOW_PARENT_RUN_ID,
@@ -29,7 +30,6 @@ from simulation.loggers import (
     probe_logger_settings,
     yaml_safe,
 )
-from simulation.run_directory import RunDirectory
 from simulation.stages import TrainGenerator
 from tests.e2e.test_cli import ROOT, TINY, read_rows
 from tests.in_process import run_cli_here

@@ -1,9 +1,9 @@
 """A run written before ``records/`` existed (state version 2) still reports identically: ``cli.py report`` on the
 stored run gives the summary and CSVs byte for byte as they were before the refactor.
 
-tests/stored_runs/old_run_v1 is ``cli.py fit --config tests/configs/tiny_mnist.yaml --loop.generations 1`` at commit b75bbe4,
-trimmed to what the report reads (state.json, results.jsonl, config.yaml); tests/stored_runs/old_run_v1_report holds what
-``cli.py report tests/stored_runs/old_run_v1`` wrote then.
+tests/stored_runs/old_run_v1 is ``cli.py fit --config tests/configs/tiny_mnist.yaml --loop.generations 1`` at
+commit b75bbe4, trimmed to what the report reads (state.json, results.jsonl, config.yaml);
+tests/stored_runs/old_run_v1_report holds what ``cli.py report tests/stored_runs/old_run_v1`` wrote then.
 """
 
 from __future__ import annotations

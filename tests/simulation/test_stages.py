@@ -10,9 +10,9 @@ from datamodules.base import ImageSplit, RealDataSource
 from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule
 from filters import ManualRejectFilter, SampleFilter
+from records.run_directory import RunDirectory
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
-from simulation.run_directory import RunDirectory
 from simulation.stages import PushBlock, ReviewPause, RunContext, Stage
 from simulation.trainers import StageTrainers
 

@@ -7,7 +7,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from simulation.run_directory import RunDirectory
+from records.run_directory import RunDirectory
 from simulation.summary import write_generation_summary
 
 

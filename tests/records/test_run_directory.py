@@ -5,7 +5,7 @@ import json
 import pytest
 
 from common.errors import ConfigError
-from simulation.run_directory import RunDirectory, config_fingerprint
+from records.run_directory import RunDirectory, config_fingerprint
 
 
 def test_layout_is_named_in_one_place(tmp_path):

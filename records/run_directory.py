@@ -1,23 +1,6 @@
-"""The run directory: the only place that knows where a run's files live, and its atomic state file.
+"""The run directory: its folder policy (what may be resumed, overwritten or refused), its state and recovery.
 
-Layout::
-
-    <run_dir>/.lock                               held by the launch running on this folder (see run_lock.py)
-    <run_dir>/config.yaml                         resolved config of the run (a different config is refused)
-    <run_dir>/state.json                          completed stages, block reports, result rows, the dataset's
-                                                  card (atomic, rank 0)
-    <run_dir>/results.jsonl                       one row per (generation, classifier, seed), rewritten from the state
-    <run_dir>/stack/                              the FIFO stack of synthetic blocks
-    <run_dir>/oracle/                             the learned subgroup oracle (CIFAR-20/100's u_t)
-    <run_dir>/gen_XX/generator/                   the generator stage (checkpoints/last.ckpt)
-    <run_dir>/gen_XX/shards/                      the raw generated block: checksummed chunk files, one per batch
-                                                  (deleted after its push with loop.keep_raw_shards: false)
-    <run_dir>/gen_XX/block_scores.safetensors     per-sample filter scores, reference predictions and subgroups
-    <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
-    <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)
-    <run_dir>/gen_XX/samples.png                  a row per class of what entered the stack
-    <run_dir>/gen_XX/classifiers/<name>/          a classifier stage (checkpoints/best.ckpt, last.ckpt)
-    <run_dir>/tensorboard/                        per-stage Lightning logs and the across-generations summary
+Where its files live is ``records.layout``; what ``state.json`` holds is ``records.state``.
 """
 
 from __future__ import annotations
@@ -33,6 +16,7 @@ from common.distributed import is_rank_zero
 from common.errors import ConfigError
 from common.io import atomic_write_text
 from common.logs import get_logger
+from records.layout import RunLayout, last_checkpoint, requeue_checkpoints
 
 STATE_VERSION = 2
 
@@ -43,65 +27,10 @@ def config_fingerprint(config_text: str) -> str:
     return hashlib.sha256(config_text.encode()).hexdigest()[:16]
 
 
-class RunDirectory:
+class RunDirectory(RunLayout):
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.state_path = self.path / "state.json"
-        self.config_path = self.path / "config.yaml"
-        self.results_path = self.path / "results.jsonl"
+        super().__init__(path)
         self.state: dict = {"version": STATE_VERSION, "completed": [], "results": []}
-
-    # -------------------------------------------------------------------------------------------- layout
-    @property
-    def stack_dir(self) -> Path:
-        return self.path / "stack"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
-    def oracle_dir(self) -> Path:
-        return self.path / "oracle"
-
-    @property
-    def oracle_checkpoint(self) -> Path:
-        return self.oracle_dir / "checkpoints" / "best.ckpt"
-
-    def generation_dir(self, generation: int) -> Path:
-        return self.path / f"gen_{generation:02d}"
-
-    def generator_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "generator"
-
-    def shard_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "shards"
-
-    def block_scores_path(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "block_scores.safetensors"
-
-    def fid_real_statistics_path(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "fid_real_statistics.safetensors"
-
-    def contact_sheet_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "contact_sheets"
-
-    def samples_sheet(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "samples.png"
-
-    def sample_sheets(self) -> list[tuple[int, Path]]:
-        """(generation, path) of every generation's sample sheet, oldest first."""
-        sheets = [(int(p.parent.name.split("_")[1]), p) for p in self.path.glob("gen_*/samples.png")]
-        return sorted(sheets)
-
-    def classifier_dir(self, generation: int, name: str) -> Path:
-        return self.generation_dir(generation) / "classifiers" / name
-
-    def classifier_checkpoint(self, generation: int, name: str) -> Path:
-        """The classifier to evaluate or reuse: the best by validation loss, or the last one without validation."""
-        folder = self.classifier_dir(generation, name) / "checkpoints"
-        best = folder / "best.ckpt"
-        return best if best.exists() else folder / "last.ckpt"
 
     @staticmethod
     def resume_checkpoint(stage_dir: Path) -> str | None:
@@ -110,9 +39,9 @@ class RunDirectory:
         A checkpoint that cannot be read (truncated by a full disk or a copy cut short) is reported with its path and
         set aside as ``<name>.corrupt`` (by rank 0), so the stage restarts from the previous good one, or from scratch.
         """
-        from simulation.checkpoint_io import readable_checkpoint  # Lightning's checkpoint IO: not for the report
+        from records.checkpoint_io import readable_checkpoint  # Lightning's checkpoint IO: not for the report
 
-        candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
+        candidates = [last_checkpoint(stage_dir), *requeue_checkpoints(stage_dir)]
         existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
         for path in existing:
             if readable_checkpoint(path):
@@ -148,10 +77,6 @@ class RunDirectory:
         return problems
 
     # -------------------------------------------------------------------------------------------- checks
-    @property
-    def lock_path(self) -> Path:
-        return self.path / ".lock"
-
     def _check_usable_folder(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"loop.run_dir {self.path} is a file, not a folder: choose another loop.run_dir")
