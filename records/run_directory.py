@@ -6,31 +6,40 @@ Where its files live is ``records.layout``; what ``state.json`` holds is ``recor
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from common.distributed import is_rank_zero
+from common.distributed import is_rank_zero, wait_until
 from common.errors import ConfigError
 from common.io import atomic_write_text
 from common.logs import get_logger
 from records.layout import RunLayout, last_checkpoint, requeue_checkpoints
-
-STATE_VERSION = 2
+from records.state import (
+    STATE_VERSION,
+    RunState,
+    StageKey,
+    StateError,
+    config_fingerprint,
+    peek_state,
+    read_state,
+    write_state,
+)
 
 log = get_logger()
-
-
-def config_fingerprint(config_text: str) -> str:
-    return hashlib.sha256(config_text.encode()).hexdigest()[:16]
 
 
 class RunDirectory(RunLayout):
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
-        self.state: dict = {"version": STATE_VERSION, "completed": [], "results": []}
+        self._state = RunState()
+
+    @property
+    def state(self) -> RunState:
+        """The run's state as loaded or last recorded (read it; record through this class's methods)."""
+        return self._state
 
     @staticmethod
     def resume_checkpoint(stage_dir: Path) -> str | None:
@@ -59,9 +68,9 @@ class RunDirectory(RunLayout):
         A push interrupted after the stack was written but before the state recorded it is not a difference: its
         block may be on disk (and may have evicted the oldest recorded blocks); the push stage records it on resume.
         """
-        recorded = {b["generation"]: b for b in (self.state.get("stack") or {}).get("blocks", [])}
+        recorded = {b["generation"]: b for b in self._state.stack_blocks}
         on_disk = {b["generation"]: b for b in manifest.get("blocks", [])}
-        pending = {g for g in on_disk if g not in recorded and not self.is_done(f"g{g}/push")}
+        pending = {g for g in on_disk if g not in recorded and not self.is_done(StageKey.push(g))}
         missing = sorted(set(recorded) - set(on_disk))
         if pending and missing == sorted(recorded)[: len(missing)]:
             missing = []  # evicted by the pending push, oldest first
@@ -87,19 +96,13 @@ class RunDirectory(RunLayout):
             raise ConfigError(f"cannot write in {existing} (permission denied), so loop.run_dir {self.path} cannot be "
                               "created or written: choose a folder you can write to, or fix its permissions")
 
-    def read_state(self) -> dict:
+    def read_state(self) -> RunState:
         """The state file as it is on disk, or ConfigError naming it when it cannot be read."""
         try:
-            state = json.loads(self.state_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(
-                f"the run state {self.state_path} cannot be read ({error}): restore it from a backup to resume this "
-                "run, or choose another loop.run_dir (its results.jsonl and checkpoints stay where they are)"
-            ) from error
-        if not isinstance(state, dict) or not isinstance(state.get("completed"), list):
-            raise ConfigError(f"the run state {self.state_path} is not a state file of this tool: restore it from a "
-                              "backup, or choose another loop.run_dir")
-        return state
+            return read_state(self.state_path)
+        except StateError as error:
+            raise ConfigError(f"{error}: restore it from a backup to resume this run, or choose another "
+                              "loop.run_dir (its results.jsonl and checkpoints stay where they are)") from error
 
     def check_compatible(self, config_text: str, overwrite: bool) -> str:
         """'new', 'resume' or 'overwrite'; raises ConfigError if the folder cannot hold this run. Creates nothing.
@@ -122,13 +125,13 @@ class RunDirectory(RunLayout):
         state = self.read_state()
         if overwrite:
             return "overwrite"
-        if state.get("version") != STATE_VERSION:
+        if state.version != STATE_VERSION:
             raise ConfigError(
                 f"run directory {self.path} was written by another version of this tool (state version "
-                f"{state.get('version')}, this one writes {STATE_VERSION}) and cannot be resumed: choose another "
-                "loop.run_dir (its results.jsonl stays readable by `cli.py report`)"
+                f"{state.version}, this one writes {STATE_VERSION}) and cannot be resumed: choose another "
+                f"loop.run_dir (its {self.results_path.name} stays readable by `cli.py report`)"
             )
-        if state.get("config_fingerprint") == config_fingerprint(config_text):
+        if state.config_fingerprint == config_fingerprint(config_text):
             return "resume"
         raise ConfigError(
             f"run directory {self.path} holds a run with a different config ({self._config_difference(config_text)}; "
@@ -162,21 +165,18 @@ class RunDirectory(RunLayout):
             self.load()
         else:
             atomic_write_text(self.config_path, config_text)
-            self.state = {"version": STATE_VERSION, "config_fingerprint": config_fingerprint(config_text),
-                          "completed": [], "results": []}
-        self.state["launch_id"] = launch_id
+            self._state = RunState(config_fingerprint=config_fingerprint(config_text))
+        self._state.launch_id = launch_id
         if dataset is not None:
-            self.state["dataset"] = dataset
+            self._state.dataset = dataset
         self.save()
 
     def _remove_previous_run(self) -> None:
         """Delete the previous run (a folder with this tool's state file; checked by ``check_compatible``), keeping
         the lock this launch holds, and say what was removed."""
-        try:
-            state = json.loads(self.state_path.read_text())
-            what = f"{len(state.get('completed', []))} completed stages, {len(state.get('results', []))} result rows"
-        except (OSError, json.JSONDecodeError):
-            what = "its state was unreadable"
+        state = peek_state(self.state_path)
+        what = (f"{len(state.completed)} completed stages, {len(state.results)} result rows" if state is not None
+                else "its state was unreadable")
         for entry in self.path.iterdir():
             if entry == self.lock_path:
                 continue
@@ -187,70 +187,127 @@ class RunDirectory(RunLayout):
         log.warning(f"loop.overwrite: removed the previous run in {self.path} ({what})")
 
     def load(self) -> None:
-        self.state = self.read_state()
+        self._state = self.read_state()
 
     def save(self) -> None:
-        atomic_write_text(self.state_path, json.dumps(self.state, indent=1))
-        lines = "".join(json.dumps(row) + "\n" for row in self.state["results"])
-        atomic_write_text(self.results_path, lines)
+        """Write the state, then ``results.jsonl`` from its rows (rank 0)."""
+        write_state(self.state_path, self._state)
+        atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in self._state.results))
 
-    def note_environment(self, stage: str, environment: dict) -> None:
+    def note_environment(self, stage: StageKey, environment: dict) -> None:
         """Record where and with what ``stage`` ran (saved with its ``mark_done``): ``environments`` holds each
         distinct environment once, ``stage_environment`` maps a stage to its index there."""
-        environments = self.state.setdefault("environments", [])
+        environments = self._state.environments = self._state.environments or []
         if environment not in environments:
             environments.append(environment)
-        self.state.setdefault("stage_environment", {})[stage] = environments.index(environment)
+        self._state.stage_environment = {**(self._state.stage_environment or {}),
+                                         str(stage): environments.index(environment)}
 
     @property
     def last_environment(self) -> dict | None:
         """The environment of the most recently recorded one (None before any stage recorded one)."""
-        environments = self.state.get("environments") or []
-        return environments[-1] if environments else None
+        return self._state.last_environment
 
-    def is_done(self, stage: str) -> bool:
-        return stage in self.state["completed"]
+    def is_done(self, stage: StageKey) -> bool:
+        return self._state.is_done(stage)
 
-    def mark_done(self, stage: str, row: dict | None = None, **extra) -> None:
-        """Record a completed stage (and its result row) atomically. Rank 0 only."""
-        if row is not None:
-            self.state["results"].append(row)
-        self.state.update(extra)
-        if stage not in self.state["completed"]:
-            self.state["completed"].append(stage)
+    def mark_done(self, stage: StageKey, rows: Iterable[dict] = (), *, stage_info: dict | None = None,
+                  blocks: dict | None = None, stack: dict | None = None) -> None:
+        """Record a completed stage, its result rows and what it changed (each given part replaces the state's)
+        atomically. Rank 0 only."""
+        key = StageKey.parse(str(stage))  # a misspelt key is an error here, not a stage that never completes
+        if isinstance(rows, dict):
+            raise TypeError(f"mark_done({key}): rows is a list of result rows, not one row")
+        state = self._state
+        state.results.extend(rows)
+        for name, value in (("stage_info", stage_info), ("blocks", blocks), ("stack", stack)):
+            if value is not None:
+                setattr(state, name, value)
+        if str(key) not in state.completed:
+            state.completed.append(str(key))
         self.save()
 
     @property
     def results(self) -> list[dict]:
-        return list(self.state["results"])
+        return list(self._state.results)
 
     @property
     def dataset_card(self) -> dict | None:
         """The card of the run's dataset as the state records it (``DatasetFacts.to_json``); None for a run
         written before runs recorded it."""
-        card = self.state.get("dataset")
+        card = self._state.dataset
         return dict(card) if isinstance(card, dict) else None
 
     def block_report(self, generation: int) -> dict:
         """What the generation and push stages recorded about a generation's block (FID, filters, q_t, u_t)."""
-        return dict((self.state.get("blocks") or {}).get(str(generation), {}))
+        return self._state.block_report(generation)
 
     def with_block_report(self, generation: int, **values) -> dict:
         """The state's ``blocks`` with ``values`` added to one generation's report (to pass to ``mark_done``)."""
-        blocks = dict(self.state.get("blocks") or {})
+        blocks = dict(self._state.blocks or {})
         blocks[str(generation)] = {**blocks.get(str(generation), {}), **values}
         return blocks
+
+    # -------------------------------------------------------------------------------------------- other ranks
+    def wait_for_stage(self, stage: StageKey, rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+        """Wait (by polling the state file) until rank 0 has recorded ``stage``, for as long as rank 0 is alive.
+
+        Used where ranks started together (SLURM, torchrun) must wait for rank-0-only work before any Trainer has
+        set up the process group, so a collective barrier is not available yet (e.g. the first stage of a resumed
+        run).
+        """
+        def recorded() -> bool:
+            state = peek_state(self.state_path)
+            return state is not None and state.is_done(stage)
+
+        wait_until(recorded, f"finish stage {stage}", rank_zero_gone)
+
+    def wait_for_launch(self, fingerprint: str, launch: str,
+                        rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+        """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory
+        (which may include rebuilding the stack) for this config and launch, for as long as rank 0 is alive."""
+        def prepared() -> bool:
+            state = peek_state(self.state_path)
+            return state is not None and state.config_fingerprint == fingerprint and state.launch_id == launch
+
+        wait_until(prepared, f"prepare {self.state_path}", rank_zero_gone, poll_s=0.2)
+
+    # -------------------------------------------------------------------------------------------- loggers, summary
+    def tracker_run(self, key: str) -> str | None:
+        """The id of the experiment tracker's run recorded under ``key`` (None before one was opened)."""
+        return (self._state.tracker_runs or {}).get(key)
+
+    def remember_tracker_run(self, key: str, run_id: str) -> None:
+        """Record a tracker's run id and save at once: a crash before the next stage's record must not orphan it."""
+        self._state.tracker_runs = {**(self._state.tracker_runs or {}), key: run_id}
+        self.save()
+
+    @property
+    def summary_generations(self) -> list[int] | None:
+        """Generations the TensorBoard summary holds; None for a run whose summary an earlier version rebuilt."""
+        return None if self._state.summary_generations is None else list(self._state.summary_generations)
+
+    @property
+    def summary_layout(self) -> str | None:
+        return self._state.summary_layout
+
+    def record_summary(self, generations: list[int], layout: str | None) -> None:
+        """Record what the summary now holds (its generations, its layout's digest) and save."""
+        self._state.summary_generations = sorted(generations)
+        if layout is not None:
+            self._state.summary_layout = layout
+        self.save()
 
     # -------------------------------------------------------------------------------------------- raw shards
     def delete_raw_shards(self, generation: int) -> None:
         """Delete a generation's raw block (``gen_XX/shards/``) once its push is recorded (loop.keep_raw_shards:
         false; rank 0), and record that it is gone, so ``--loop.rebuild_stack`` can say why it cannot rebuild."""
-        if not self.is_done(f"g{generation}/push"):
+        if not self.is_done(StageKey.push(generation)):
             return
         folder = self.shard_dir(generation)
-        deleted = sorted(set(self.state.get("raw_shards_deleted", [])) | {generation})
-        if deleted != self.state.get("raw_shards_deleted"):
-            self.state["raw_shards_deleted"] = deleted
+        deleted = sorted(set(self._state.raw_shards_deleted or []) | {generation})
+        if deleted != self._state.raw_shards_deleted:
+            self._state.raw_shards_deleted = deleted
             self.save()  # recorded first: a crash between the two leaves a folder that is deleted again on resume
         if folder.exists():
             shutil.rmtree(folder)
@@ -258,8 +315,8 @@ class RunDirectory(RunLayout):
 
     def check_raw_shards_kept(self) -> None:
         """ConfigError when a generation the stack records has no raw shards to rebuild it from."""
-        recorded = [block["generation"] for block in (self.state.get("stack") or {}).get("blocks", [])]
-        gone = [g for g in recorded if g in self.state.get("raw_shards_deleted", [])
+        recorded = [block["generation"] for block in self._state.stack_blocks]
+        gone = [g for g in recorded if g in (self._state.raw_shards_deleted or [])
                 or not any(self.shard_dir(g).glob("*"))]
         if gone:
             raise ConfigError(
@@ -272,9 +329,10 @@ class RunDirectory(RunLayout):
         """Bytes of the files below the run directory (what an overwrite frees)."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
 
-    def stage_info(self, stage: str) -> dict:
+    def stage_info(self, stage: StageKey) -> dict:
         """What a completed stage recorded about itself (epochs, wall time)."""
-        return dict((self.state.get("stage_info") or {}).get(stage, {}))
+        return self._state.stage_record(stage)
 
-    def with_stage_info(self, stage: str, **values) -> dict:
-        return {**(self.state.get("stage_info") or {}), stage: values}
+    def with_stage_info(self, stage: StageKey, **values) -> dict:
+        """The state's ``stage_info`` with ``stage``'s record set (to pass to ``mark_done``)."""
+        return {**(self._state.stage_info or {}), str(stage): values}

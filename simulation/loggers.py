@@ -324,12 +324,8 @@ class StageLoggers:
                 log.warning(f"could not mark the MLflow run {run_id} of {self.run_name} {status}: {error}")
         self._mlflow_parents.clear()
 
-    def _tracker_runs(self) -> dict:
-        return self.run_dir.state.setdefault("tracker_runs", {})
-
     def _remember(self, key: str, run_id: str) -> None:
-        self._tracker_runs()[key] = run_id
-        self.run_dir.save()  # at once: a crash before the next stage's record must not orphan the run
+        self.run_dir.remember_tracker_run(key, run_id)  # saved at once: a crash must not orphan the run
 
     # CSV
     def _csv_dir(self, spec: LoggerConfig) -> Path:
@@ -388,7 +384,7 @@ class StageLoggers:
 
         client = MlflowClient(self._tracking_uri(spec))
         store = mask_url_credentials(self._tracking_uri(spec))  # as the progress lines name it
-        run_id = self._tracker_runs().get(key)
+        run_id = self.run_dir.tracker_run(key)
         if run_id is not None:
             try:
                 if client.get_run(run_id).info.lifecycle_stage == "active":
@@ -450,7 +446,7 @@ class StageLoggers:
         import wandb
 
         key = f"wandb {self._experiment(spec)}"
-        run_id = self._tracker_runs().get(key)
+        run_id = self.run_dir.tracker_run(key)
         if run_id is None:
             run_id = secrets.token_hex(8)  # a W&B run id: letters and digits
             self._remember(key, run_id)

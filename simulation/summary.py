@@ -139,11 +139,11 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
     missing and an open TensorBoard never sees its curves removed or doubled.
     """
     out = run_dir.summary_tensorboard_dir
-    if "summary_generations" not in run_dir.state and out.exists():
+    if run_dir.summary_generations is None and out.exists():
         shutil.rmtree(out)  # written by an earlier version that rebuilt it: rebuilt once more, then appended to
-    done = set(run_dir.state.get("summary_generations") or [])
-    blocks = run_dir.state.get("blocks") or {}
-    present = {int(r["generation"]) for r in run_dir.results} | {int(g) for g in blocks}
+    done = set(run_dir.summary_generations or [])
+    blocks = run_dir.state.block_reports()
+    present = {int(r["generation"]) for r in run_dir.results} | set(blocks)
     pending = sorted(g for g in present - done if g <= through)
     if not pending:
         return
@@ -167,10 +167,10 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
         layout = custom_scalars_layout(classifiers, has_worst_subgroup, block_keys) if classifiers or block_keys \
             else None
         digest = hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:16]
-        if layout and run_dir.state.get("summary_layout") != digest:  # written again only when it changes
+        written = None
+        if layout and run_dir.summary_layout != digest:  # written again only when it changes
             writer.add_custom_scalars(layout)
-            run_dir.state["summary_layout"] = digest
+            written = digest
     finally:
         writer.close()
-    run_dir.state["summary_generations"] = sorted(done | set(pending))
-    run_dir.save()
+    run_dir.record_summary(sorted(done | set(pending)), written)

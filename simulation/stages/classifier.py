@@ -23,6 +23,7 @@ from lightning_modules.classifier import ClassifierModule
 from metrics.chance import CHANCE_MARGIN, chance_accuracy, near_chance
 from records.layout import BEST_CHECKPOINT, checkpoint_dir, generation_name
 from records.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
+from records.state import StageKey
 from simulation.config import ClassifierConfig
 from simulation.stages.base import RunContext, Stage, log
 
@@ -46,8 +47,8 @@ class TrainClassifier(Stage):
         self.generation, self.classifier = generation, classifier
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/classifier/{self.classifier.label}"
+    def key(self) -> StageKey:
+        return StageKey.train_classifier(self.generation, self.classifier.label)
 
     def execute(self, context: RunContext) -> None:
         n, clf, data, run_dir = self.generation, self.classifier, context.data, context.run_dir
@@ -80,8 +81,8 @@ class EvaluateClassifier(Stage):
         self.generation, self.classifier = generation, classifier
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/evaluate/{self.classifier.label}"
+    def key(self) -> StageKey:
+        return StageKey.evaluate(self.generation, self.classifier.label)
 
     def execute(self, context: RunContext) -> None:
         n, clf, data, run_dir, source = (self.generation, self.classifier, context.data, context.run_dir,
@@ -109,13 +110,13 @@ class EvaluateClassifier(Stage):
                             f"chance (1/{source.num_classes} = {row.chance_acc:.4f}): it has not learned, and its "
                             "fairness numbers describe a classifier that is equally bad for every subgroup, not a "
                             "fair one (more epochs, another lr or more data)")
-        context.finish(self.key, row.to_json())
+        context.finish(self.key, [row.to_json()])
 
     def _row(self, context: RunContext, metrics: dict, ablations: AblationEvaluation | None) -> ResultRow:
         n, clf, data, source = self.generation, self.classifier, context.data, context.source
         grouped = source.num_groups > 0  # without known subgroups (Hard ImageNet) only accuracy is meaningful
         block = context.run_dir.block_report(n)
-        trained = context.run_dir.stage_info(f"g{n}/classifier/{clf.label}")
+        trained = context.run_dir.stage_info(StageKey.train_classifier(n, clf.label))
         row = ResultRow(
             generation=n, classifier=clf.label, arch=clf.arch, seed=context.seed, dataset=source.name,
             target_share=data.synthetic_share, synthetic_share=data.realised_share,

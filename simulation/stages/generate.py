@@ -26,6 +26,7 @@ from common.distributed import is_rank_zero
 from common.io import atomic_write_bytes
 from common.seeds import stage_seed
 from records.layout import generation_name
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import fid_gate
 from simulation.stages.oracle import subgroup_oracle
@@ -36,8 +37,8 @@ class GenerateBlock(Stage):
         self.generation = generation
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/generate"
+    def key(self) -> StageKey:
+        return StageKey.generate(self.generation)
 
     def execute(self, context: RunContext) -> None:
         n, run_dir, source = self.generation, context.run_dir, context.source

@@ -19,6 +19,7 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.generator import GeneratorModule
 from records.layout import LAST_CHECKPOINT, checkpoint_dir, generation_name, last_checkpoint
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage
 
 
@@ -43,8 +44,8 @@ class TrainGenerator(Stage):
         self.generation = generation
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/generator"
+    def key(self) -> StageKey:
+        return StageKey.generator(self.generation)
 
     def execute(self, context: RunContext) -> None:
         n, data, run_dir = self.generation, context.data, context.run_dir
