@@ -176,7 +176,7 @@ class RunState:
         """A state from its file's JSON object (migrated to this version); StateError naming ``path`` otherwise."""
         if not isinstance(raw, dict):
             raise StateError(f"{path} is not a run state of this tool")
-        raw = migrate_state(raw, path)
+        raw = migrate_state(raw)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
         for name, kind in (("completed", list), ("results", list), ("blocks", dict), ("stage_info", dict),
@@ -195,16 +195,14 @@ class RunState:
         return cls(**values)
 
 
-def migrate_state(raw: dict, path: Path) -> dict:
-    """``raw`` brought to ``STATE_VERSION`` by ``STATE_MIGRATIONS``; a file without a version is taken as it is (the
-    report reads what it holds); StateError for a newer version, whose fields this one cannot know."""
+def migrate_state(raw: dict) -> dict:
+    """``raw`` brought to ``STATE_VERSION`` by ``STATE_MIGRATIONS``. A file of a version without a path to this one
+    (older, or newer) is taken as it is: the report reads the parts it knows, a resume refuses it
+    (``RunDirectory.check_compatible``), an overwrite replaces it."""
     version = raw.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         return raw
-    if version > STATE_VERSION:
-        raise StateError(f"{path} was written by a newer version of this tool (state version {version}, this one "
-                         f"reads up to {STATE_VERSION}): use that version")
-    while version in STATE_MIGRATIONS:
+    while version < STATE_VERSION and version in STATE_MIGRATIONS:
         raw = STATE_MIGRATIONS[version](dict(raw))
         version = raw["version"] = version + 1
     return raw

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from records.layout import SAMPLES_SHEETS, STATE_FILE
-from records.results import METRIC_LABELS, READING_METRICS
+from records.results import label, reading_metrics_of
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
 from reporting.chance import chance_note
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
@@ -43,7 +43,7 @@ def _metric_table(stats: dict, classifier: str, generations: list[int], metrics:
         n = max(ns)
         rows.append([str(g), *(fmt_cell(c, n, infinite=stats.get((classifier, g, m + INFINITE_SUFFIX)))
                                for c, m in zip(cells, metrics)), str(n)])
-    return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
+    return _table(["generation", *(label(m) for m in metrics), "n"], rows)
 
 
 def _setup_lines(group: Group, stats: dict) -> list[str]:
@@ -99,7 +99,7 @@ def _group_section(group: Group, stats: dict) -> list[str]:
               "reading gives MEO, DI and MD as bounded (1 = equal), and eqs. 2 and 3 as printed (ordered pairs over "
               "C(G,2): MEO eq. 2 = 1 - 2 (1 - MEO); DI eq. 3 is unbounded below: -inf where a zero rate meets a "
               "positive one, and a seed at -inf makes the mean -inf, shown as `-inf (k of n seeds)`).", ""]
-    blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *READING_METRICS[reading]])
+    blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *reading_metrics_of(reading)])
               for reading in reading_order(group.facts)]
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     for classifier in group.classifiers:

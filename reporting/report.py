@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.errors import ConfigError
-from records.results import READING_METRICS
+from records.results import reading_metrics_of
 from reporting.caveats import caveat_lines
 from reporting.comparisons import comparisons, comparisons_markdown, write_comparisons_csv
 from reporting.conjecture import analyse_group
@@ -84,7 +84,7 @@ def _figures(group: Group, stats: dict, figures: Path, written: list[Path], form
     overview = overview_name(group) if drawn is not None else None
     suffixes = {"pooled": "metrics", "per_class": "metrics_per_class", "cells": "metrics_cells"}
     for reading in reading_order(group.facts):  # the dataset's leading reading first
-        metrics = ["acc", *READING_METRICS[reading]]
+        metrics = ["acc", *reading_metrics_of(reading)]
         present = [m for m in metrics if any(k[2] == m and v[2] for k, v in stats.items())]
         if [m for m in present if m != "acc"] or (present and reading == "pooled"):
             plot_metrics(group, stats, present, figures / f"{group.stem}__{suffixes[reading]}.png", written,

@@ -22,7 +22,7 @@ from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from metrics.chance import CHANCE_MARGIN, chance_accuracy, near_chance
 from records.layout import BEST_CHECKPOINT, checkpoint_dir, generation_name
-from records.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
+from records.results import BLOCK, FAIRNESS, PRINTED, ResultRow, metric_names
 from records.state import StageKey
 from simulation.config import ClassifierConfig
 from simulation.stages.base import RunContext, Stage, log
@@ -124,10 +124,10 @@ class EvaluateClassifier(Stage):
             stack_size=data.stack_size, stack_generations=data.stack_generations,
             acc=_scalar(metrics["acc"]),
             **{k: (_scalar(metrics[k]) if grouped else None) for k in
-               (*FAIRNESS_METRICS[1:], *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
+               metric_names(FAIRNESS, PRINTED)},
             acc_rank=[_scalar(v) for v in metrics["acc_rank"]] if grouped else [],
             group_acc=[[_scalar(v) for v in r] for r in metrics["group_acc"]] if grouped else [],
-            **{k: block.get(k) for k in BLOCK_FIELDS},
+            **{k: block.get(k) for k in metric_names(BLOCK)},
             epochs=int(trained.get("epochs", 0)), wall_s=float(trained.get("wall_s", 0.0)),
             chance_acc=chance_accuracy(source.num_classes),
             near_chance=near_chance(_scalar(metrics["acc"]), source.num_classes),

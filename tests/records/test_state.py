@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from records import state as state_module
 from records.run_directory import RunDirectory
 from records.state import STATE_VERSION, RunState, StageKey, StateError, read_state, write_state
@@ -85,13 +86,20 @@ def test_an_older_state_is_migrated_step_by_step_when_read(tmp_path, monkeypatch
     ("[1, 2, 3]", "state.json is not a run state of this tool"),
     ('{"blocks": {"one": {}}}', "state.json has a malformed 'blocks' entry"),
     ('{"completed": "g0/oracle"}', "state.json has a malformed 'completed' entry (a str, not a list)"),
-    (json.dumps({"version": STATE_VERSION + 1, "completed": []}), "written by a newer version of this tool"),
 ])
 def test_a_file_that_is_not_a_state_is_one_error_naming_it(tmp_path, content, message):
     (tmp_path / "state.json").write_text(content)
     with pytest.raises(StateError) as error:
         read_state(tmp_path / "state.json")
     assert message in str(error.value) and str(tmp_path / "state.json") in str(error.value)
+
+
+def test_a_state_of_another_version_is_not_resumed_but_may_be_overwritten(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"version": STATE_VERSION + 1, "completed": [], "results": []}))
+    run = RunDirectory(tmp_path)
+    with pytest.raises(ConfigError, match=f"another version of this tool \\(state version {STATE_VERSION + 1}"):
+        run.check_compatible("config", overwrite=False)
+    assert run.check_compatible("config", overwrite=True) == "overwrite"
 
 
 def test_parts_nothing_recorded_are_left_out_of_the_file(tmp_path):
