@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from common.errors import ConfigError
 from common.io import atomic_write_text
@@ -111,6 +112,43 @@ class StageKey:
         return cls(WHOLE_RUN)
 
 
+# ------------------------------------------------------------------------------------------------ its parts
+class BlockReport(TypedDict, total=False):
+    """What the generate and push stages recorded about a generation's block (``blocks[<generation>]``)."""
+
+    fid: float
+    fid_extractor: str
+    fid_kept: float | None
+    quality_q: float | None
+    quality_q_kept: float | None
+    imbalance_u: float | None
+    imbalance_u_kept: float | None
+    majority_gain: float | None
+    majority_gain_kept: float | None
+    #: per filter: its score histogram and the kept / dropped counts per class
+    filters: dict[str, dict]
+    filter_input: int
+    filter_kept: int
+    filter_dropped: int
+
+
+class StageInfo(TypedDict, total=False):
+    """What a training stage recorded about itself (``stage_info[<stage key>]``)."""
+
+    epochs: int
+    steps: int
+    wall_s: float
+    batch_per_device: int
+    batch_global: int
+    world_size: int
+    lr: float | None
+
+
+#: where and with what a stage ran (``common.environment.collect_environment``: library and CUDA versions, GPUs,
+#: host, git commit, world size, command line, weight files' SHA-256)
+Environment = dict[str, object]
+
+
 # ------------------------------------------------------------------------------------------------ the state
 @dataclass
 class RunState:
@@ -128,13 +166,13 @@ class RunState:
     #: the dataset's card (``DatasetFacts.to_json``)
     dataset: dict | None = None
     #: what each stage recorded about itself (epochs, wall time, batch), by ``str(StageKey)``
-    stage_info: dict[str, dict] | None = None
+    stage_info: dict[str, StageInfo] | None = None
     #: per generation (its number as a string): the block's FID, filters, q_t, u_t, ...
-    blocks: dict[str, dict] | None = None
+    blocks: dict[str, BlockReport] | None = None
     #: the stack's manifest as the last push recorded it
     stack: dict | None = None
     #: each distinct environment a stage ran in, and each stage's index into it
-    environments: list[dict] | None = None
+    environments: list[Environment] | None = None
     stage_environment: dict[str, int] | None = None
     #: generations whose raw shards were deleted after their push (loop.keep_raw_shards: false)
     raw_shards_deleted: list[int] | None = None
@@ -148,15 +186,15 @@ class RunState:
     def is_done(self, key: StageKey) -> bool:
         return str(key) in self.completed
 
-    def block_report(self, generation: int) -> dict:
+    def block_report(self, generation: int) -> BlockReport:
         """What the generation and push stages recorded about a generation's block (FID, filters, q_t, u_t)."""
-        return dict((self.blocks or {}).get(str(generation), {}))
+        return BlockReport(**(self.blocks or {}).get(str(generation), {}))
 
-    def block_reports(self) -> dict[int, dict]:
-        return {int(g): dict(report or {}) for g, report in (self.blocks or {}).items()}
+    def block_reports(self) -> dict[int, BlockReport]:
+        return {int(g): BlockReport(**(report or {})) for g, report in (self.blocks or {}).items()}
 
-    def stage_record(self, key: StageKey) -> dict:
-        return dict((self.stage_info or {}).get(str(key), {}))
+    def stage_record(self, key: StageKey) -> StageInfo:
+        return StageInfo(**(self.stage_info or {}).get(str(key), {}))
 
     @property
     def stack_blocks(self) -> list[dict]:
@@ -164,7 +202,7 @@ class RunState:
         return list((self.stack or {}).get("blocks", []))
 
     @property
-    def last_environment(self) -> dict | None:
+    def last_environment(self) -> Environment | None:
         return self.environments[-1] if self.environments else None
 
     # -------------------------------------------------------------------------------------------- file form
