@@ -413,9 +413,10 @@ def fit_arguments_problem(args: list[str]) -> str | None:
 def saved_run_directory(config_file) -> Path | None:
     """The run directory a ``config.yaml`` was saved in by ``fit`` (its folder holds the run's state.json), or None."""
     path = Path(str(getattr(config_file, "absolute", None) or config_file))
-    if path.name == "config.yaml" and (path.parent / "state.json").is_file():
-        return path.parent
-    return None
+    from records.layout import RunLayout
+
+    run = RunLayout(path.parent)
+    return run.path if path == run.config_path and run.state_path.is_file() else None
 
 
 def hide_loop_owned_trainer_keys(parser: LightningArgumentParser) -> None:

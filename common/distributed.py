@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -85,23 +83,6 @@ def wait_until(ready: Callable[[], bool], what: str, rank_zero_gone: Callable[[]
         time.sleep(poll_s)
 
 
-def _state_has(state_path: Path, test: Callable[[dict], bool]) -> bool:
-    try:
-        return bool(test(json.loads(state_path.read_text())))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-
-
-def wait_for_stage(state_path: Path, stage: str, rank_zero_gone: Callable[[], str | None] | None = None) -> None:
-    """Wait (by polling the state file) until rank 0 has recorded ``stage``, for as long as rank 0 is alive.
-
-    Used where ranks started together (SLURM, torchrun) must wait for rank-0-only work before any Trainer has set
-    up the process group, so a collective barrier is not available yet (e.g. the first stage of a resumed run).
-    """
-    wait_until(lambda: _state_has(state_path, lambda state: stage in state.get("completed", [])),
-               f"finish stage {stage}", rank_zero_gone)
-
-
 def barrier() -> None:
     """Synchronise ranks between stages (a no-op in a single process or before the process group exists)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -124,15 +105,6 @@ def launch_id() -> str:
         value = f"local-{uuid.uuid4().hex}"
     os.environ["GENBIAS_LAUNCH_ID"] = value
     return value
-
-
-def wait_for_state(state_path: Path, fingerprint: str, launch: str,
-                   rank_zero_gone: Callable[[], str | None] | None = None) -> None:
-    """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory
-    (which may include rebuilding the stack), for as long as rank 0 is alive."""
-    wait_until(lambda: _state_has(state_path, lambda state: state.get("config_fingerprint") == fingerprint
-                                  and state.get("launch_id") == launch),
-               f"prepare {state_path}", rank_zero_gone, poll_s=0.2)
 
 
 def exit_when_orphaned(poll_s: float = 2.0) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from records.layout import STATE_FILE
 from reporting.chance import chance_caveats
 from reporting.conjecture_summary import seeds_note
 from reporting.readings import leading_reading
@@ -36,7 +37,7 @@ def seed_phrase(n: int) -> str:
 def fid_features_text(extractors: list[str]) -> str:
     """How to read the FID: which features it was computed on, and whether it compares to the paper's Table 1."""
     if not extractors:
-        return "feature extractor not recorded in state.json"
+        return f"feature extractor not recorded in {STATE_FILE}"
     texts = []
     for extractor in extractors:
         if extractor.startswith("classifier:"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from records.layout import RESULTS_FILE
 from reporting.amplification import MEASURE_DESCRIPTIONS
 from reporting.conjecture import ClassifierConjecture
 from reporting.trend import PLANNING_CHANGES, PLANNING_POWER, STABLE_BAND
@@ -16,7 +17,7 @@ from reporting.trend import PLANNING_CHANGES, PLANNING_POWER, STABLE_BAND
 INTERVAL_NOTE = (
     "Intervals are over seeds only (the seed is the unit of replication; generations within a seed are not "
     "independent): 95% t intervals on k - 1 degrees of freedom over one number per seed (`scipy.stats.ttest_1samp`). "
-    "Per-sample test predictions are not stored in results.jsonl, so test-set sampling noise within a seed enters "
+    f"Per-sample test predictions are not stored in {RESULTS_FILE}, so test-set sampling noise within a seed enters "
     "only through the spread between seeds. One seed has no interval (n/a).")
 
 VERDICT_NOTE = (

@@ -5,6 +5,7 @@ runs come from different library or CUDA versions."""
 from __future__ import annotations
 
 from common.environment import VERSION_KEYS
+from records.layout import STATE_FILE
 from reporting.runs import Run
 
 WHERE_KEYS = ("hostname", "gpu_names", "gpu_count", "world_size", "nodes", "omp_threads", "slurm_job_id")
@@ -53,7 +54,7 @@ def environment_markdown(runs: list[Run]) -> list[str]:
     sets = version_sets(runs)
     if sets:
         header = ["runs", *VERSION_KEYS]
-        lines += ["Versions the stages ran with (state.json `environments`):", "",
+        lines += [f"Versions the stages ran with ({STATE_FILE} `environments`):", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for versions, names in sets.items():
             lines.append("| " + " | ".join([", ".join(f"`{n}`" for n in names), *(_cell(v) for _, v in versions)])
@@ -89,7 +90,7 @@ def provenance_markdown(runs: list[Run]) -> list[str]:
                     f"{w.get('bytes', '-')} |" for w in files.values()]
     lines = []
     if commands:
-        lines += ["", "Command lines that ran the stages (state.json `environments`):", "", "| run | command line |",
+        lines += ["", f"Command lines that ran the stages ({STATE_FILE} `environments`):", "", "| run | command line |",
                   "|---|---|", *commands]
     if weights:
         lines += ["", "External weight files the stages loaded:", "", "| run | what | path | SHA-256 | bytes |",

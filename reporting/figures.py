@@ -19,26 +19,24 @@ import numpy as np
 
 from common.errors import ConfigError
 from common.image_grids import readable_font
+from records.results import FAIRNESS, UNIT_RANGE, fairness_families, metric_names, y_label
+from records.results import label as metric_label
+from records.results import metric as metric_entry
 from reporting.caveats import OVERVIEW_SUFFIX, fid_features_text, seed_phrase
 from reporting.readings import leading_reading, reading_title
 from reporting.runs import Group, Run
 from reporting.statistics import Stat, fid_by_generation
-from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, METRIC_LABELS, READING_METRICS
-from simulation.run_directory import RunDirectory
 
-Y_LABELS = {"acc": "accuracy", "meo": "MEO (1 = equal subgroup TPRs)", "di": "DI (1 = no disparity)",
-            "md": "MD (max - min subgroup TPR)", "meo_class": "MEO per class (1 = equal)",
-            "di_class": "DI per class (1 = no disparity)", "md_class": "MD per class (max - min)",
-            "meo_cells": "MEO over cells (1 = equal)", "di_cells": "DI over cells (1 = no disparity)",
-            "md_cells": "MD over cells (max - min cell accuracy)", "meo_eq2": "MEO eq. 2 as printed (1 = equal)",
-            "di_eq3": "DI eq. 3 as printed (unbounded below)"}
-#: the overview's panels: (title, y label, [(metric, meaning, line style), ...])
-OVERVIEW_PANELS = [
-    ("accuracy", "accuracy", [("acc", "overall", "-"), ("acc_rank_1", "worst subgroup", "--")]),
-    *((METRIC_LABELS[pooled], Y_LABELS[pooled],
-       [(pooled, "pooled", "-"), (per_class, "per class", "--"), (cells, "cells", ":")])
-      for pooled, per_class, cells in zip(FAIRNESS_METRICS[1:], CLASS_METRICS, CELLS_METRICS)),
-]
+
+def overview_panels() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
+    """The overview's panels: (title, y label, [(metric, meaning, line style), ...]): accuracy next to the worst
+    subgroup's, then each bounded fairness measure pooled, per class and over cells (the metric table's families)."""
+    return [("accuracy", "accuracy", [("acc", "overall", "-"), ("acc_rank_1", "worst subgroup", "--")]),
+            *((metric_label(pooled), y_label(pooled), [(pooled, "pooled", "-"), (per_class, "per class", "--"),
+                                                (cells, "cells", ":")])
+              for pooled, per_class, cells in fairness_families())]
+
+
 LINE_STYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted"}
 SHEET_LABEL_FONT_SIZE = 18
 #: at most this many panels a row: a figure stays readable at a page's width (one row of 5 was 6:1)
@@ -49,10 +47,10 @@ LEGEND_HEIGHT = 0.7
 FIGURE_FORMATS = ("png", "pdf", "svg")
 #: PNG resolution: print quality (a 4-inch panel is 800 pixels wide)
 PNG_DPI = 200
-#: measures bounded to [0, 1]: accuracies (overall, per subgroup rank, under an ablation), the bounded MEO and DI and
-#: MD of every reading, the block's subgroup imbalance u_t and a minority share
-UNIT_RANGE_METRICS = frozenset({*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, "imbalance_u", "minority_share"})
-#: a measure without a fixed range (FID, DI eq. 3 as printed, a fitted variance) spans at least this fraction
+#: measures outside the metric table bounded to [0, 1]: the sandbox's minority share (accuracies per subgroup rank
+#: and under an ablation by their prefixes)
+UNIT_RANGE_EXTRAS = frozenset({"minority_share"})
+#: a measure without a fixed range (FID, DI eq. 3 as printed, the sandbox's variances) spans at least this fraction
 #: of its largest magnitude on the y axis, so noise in the last digits stays flat
 MIN_SPAN_FRACTION = 0.2
 #: up to this many generations, every one is a tick; more get integer ticks chosen by matplotlib
@@ -86,14 +84,14 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
-def y_limits(metric: str) -> tuple[float, float] | None:
-    """The fixed y range of a measure: [0, 1] for ``UNIT_RANGE_METRICS`` and accuracies, [-1, 1] for MEO eq. 2 as
-    printed (1 - 2 x the mean gap); None for a measure without one (FID, DI eq. 3 as printed, ...)."""
-    if metric in UNIT_RANGE_METRICS or metric.startswith(("acc_rank_", "ablation_acc.")):
-        return (0.0, 1.0)
-    if metric.startswith("meo_eq2"):
-        return (-1.0, 1.0)
-    return None
+def y_limits(name: str) -> tuple[float, float] | None:
+    """The fixed y range of a measure: the metric table's (accuracy and the bounded fairness measures [0, 1], MEO
+    eq. 2 as printed [-1, 1]: 1 - 2 x the mean gap), [0, 1] for accuracies per subgroup rank or under an ablation;
+    None for a measure without one (FID, DI eq. 3 as printed, ...)."""
+    if name in UNIT_RANGE_EXTRAS or name.startswith(("acc_rank_", "ablation_acc.")):
+        return UNIT_RANGE
+    entry = metric_entry(name)
+    return entry.y_range if entry is not None else None
 
 
 def scale_y(ax, limits: tuple[float, float] | None) -> None:
@@ -231,7 +229,7 @@ def plot_metrics(group: Group, stats: dict, metrics: list[str], path: Path, writ
     for ax, metric in zip(axes, metrics):
         drawn = [_curve(ax, stats, classifier, metric, group.generations, classifier)
                  for classifier in group.classifiers]
-        finish_axes(ax, METRIC_LABELS.get(metric, metric), Y_LABELS.get(metric, metric), group.generations, metric,
+        finish_axes(ax, metric_label(metric), y_label(metric), group.generations, metric,
                      any(drawn))
     legend_below(fig, axes)
     _suptitle(fig, group, f", fairness reading {reading} ({reading_title(reading)})" if reading else "")
@@ -247,7 +245,7 @@ def plot_overview(group: Group, stats: dict, path: Path, written: list[Path],
     def recorded(metric: str) -> bool:
         return any(k[2] == metric and v[2] for k, v in stats.items())
 
-    panels = [p for p in OVERVIEW_PANELS if any(recorded(m) for m, _, _ in p[2])]
+    panels = [p for p in overview_panels() if any(recorded(m) for m, _, _ in p[2])]
     if not any(recorded(m) for p in panels for m, _, _ in p[2][1:]):
         return None  # nothing per class or per subgroup (Hard ImageNet): the metrics figure says it all
     fig, axes = panel_figure(len(panels), width=5.0, height=3.4, max_cols=2)  # 2 x 2: readable at a page's width
@@ -355,7 +353,7 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
     def resolved(group: Group, metric: str) -> str:
         n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
         if metric == "md":  # the spread in the dataset's leading fairness reading
-            return READING_METRICS[lead][2]
+            return next(m for m in metric_names(FAIRNESS, reading=lead) if metric_entry(m).family == "md")
         return f"acc_rank_{n_ranks}" if metric == "acc_rank_best" else metric
 
     metrics = [(m, title.format(reading=lead)) for m, title in COMPARISON_METRICS
@@ -367,7 +365,7 @@ def plot_comparison(groups: list[Group], stats_by_group: dict[str, dict], path: 
             ax = axes[row * len(metrics) + col]
             drawn = [_curve(ax, stats_by_group[group.name], classifier, resolved(group, metric), group.generations,
                             f"{labels[group.name]} ({seed_phrase(len(group.runs))})") for group in groups]
-            ylabel = Y_LABELS.get(resolved(groups[0], metric), title)
+            ylabel = y_label(resolved(groups[0], metric)) if metric_entry(resolved(groups[0], metric)) else title
             finish_axes(ax, f"{classifier}: {title}" if metric != "imbalance_u" else title, ylabel, gens,
                          resolved(groups[0], metric), any(drawn), f"{classifier}: {NOT_RECORDED}")
     legend_below(fig, axes, max_cols=4)
@@ -382,7 +380,7 @@ def stack_sample_sheets(run: Run, path: Path, written: list[Path]) -> bool:
     the sheets label their rows with the class names themselves."""
     from PIL import Image, ImageDraw
 
-    sheets = RunDirectory(run.path).sample_sheets()
+    sheets = run.record.layout.sample_sheets()
     if not sheets:
         return False
     images = [Image.open(p).convert("RGB") for _, p in sheets]

@@ -14,14 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError
+from records.results import ACCURACY, FAIRNESS, PRINTED, metric_names
 from reporting.runs import Group, Run
 from reporting.setup import classifier_settings, filter_chain, realised_shares
-from simulation.results import CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
-#: row key -> metric name in the view (acc_rank_1, the lowest ranked subgroup accuracy, is the worst subgroup's)
-HPARAM_METRICS = {**{k: k for k in (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
-                  "acc_rank_1": "worst_subgroup_acc"}
+#: row keys outside the metric table -> their name in the view (acc_rank_1, the lowest ranked subgroup accuracy, is
+#: the worst subgroup's)
+EXTRA_HPARAM_METRICS = {"acc_rank_1": "worst_subgroup_acc"}
+
+
+def hparam_metrics() -> dict[str, str]:
+    """Row key -> metric name in the view: accuracy and every fairness metric of the table, as printed too."""
+    return {**{k: k for k in metric_names(ACCURACY, FAIRNESS, PRINTED)}, **EXTRA_HPARAM_METRICS}
 
 
 def check_tensorboard_dir(path: Path) -> None:
@@ -69,7 +74,7 @@ def run_metrics(run: Run) -> dict[str, float]:
     rows = sorted(run.rows, key=lambda r: int(r["generation"]))
     for classifier in dict.fromkeys(r["classifier"] for r in rows):
         own = [r for r in rows if r["classifier"] == classifier]
-        for key, name in HPARAM_METRICS.items():
+        for key, name in hparam_metrics().items():
             values = [_value(r, key) for r in own]
             values = [v for v in values if v is not None]
             if values:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from records.layout import SAMPLES_SHEETS, STATE_FILE
+from records.results import label, reading_metrics_of
 from reporting.caveats import caveat_lines, fid_features_text, seed_phrase
 from reporting.chance import chance_note
 from reporting.readings import READING_REASONS, leading_reading, reading_order, reading_title
 from reporting.runs import Group
 from reporting.setup import classifier_settings, filter_chain
 from reporting.statistics import INFINITE_SUFFIX, Stat, fid_by_generation
-from simulation.results import METRIC_LABELS, READING_METRICS
 
 
 def fmt_cell(stat: Stat | None, row_n: int | None = None, digits: int = 4, infinite: Stat | None = None) -> str:
@@ -42,7 +43,7 @@ def _metric_table(stats: dict, classifier: str, generations: list[int], metrics:
         n = max(ns)
         rows.append([str(g), *(fmt_cell(c, n, infinite=stats.get((classifier, g, m + INFINITE_SUFFIX)))
                                for c, m in zip(cells, metrics)), str(n)])
-    return _table(["generation", *(METRIC_LABELS.get(m, m) for m in metrics), "n"], rows)
+    return _table(["generation", *(label(m) for m in metrics), "n"], rows)
 
 
 def _setup_lines(group: Group, stats: dict) -> list[str]:
@@ -98,7 +99,7 @@ def _group_section(group: Group, stats: dict) -> list[str]:
               "reading gives MEO, DI and MD as bounded (1 = equal), and eqs. 2 and 3 as printed (ordered pairs over "
               "C(G,2): MEO eq. 2 = 1 - 2 (1 - MEO); DI eq. 3 is unbounded below: -inf where a zero rate meets a "
               "positive one, and a seed at -inf makes the mean -inf, shown as `-inf (k of n seeds)`).", ""]
-    blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *READING_METRICS[reading]])
+    blocks = [(f"Fairness metrics, {reading} reading ({reading_title(reading)})", ["acc", *reading_metrics_of(reading)])
               for reading in reading_order(group.facts)]
     n_ranks = max((len(r.get("acc_rank") or []) for r in group.rows), default=0)
     for classifier in group.classifiers:
@@ -133,7 +134,7 @@ def _fid_table(groups: list[Group], fids: dict[str, dict[int, Stat]]) -> list[st
     """Rows = (group, samples): the raw block (Table 1's FID) and, where recorded, the kept samples."""
     gens = sorted({g for f in fids.values() for g in f})
     if not gens:
-        return ["No FID values recorded (no run has a generator FID in state.json blocks or result rows).", ""]
+        return [f"No FID values recorded (no run has a generator FID in {STATE_FILE} blocks or result rows).", ""]
     rows = []
     for g in groups:
         for samples, stats in (("raw block", fids[g.name]), ("kept", fid_by_generation(g, "fid_kept"))):
@@ -177,6 +178,6 @@ def summary_markdown(groups: list[Group], stats_by_group: dict[str, dict], fids:
             if path.name.endswith("__comparison.png") else ""
         lines.append(f"- [{path.name}](figures/{path.name}){note}")
     if not any("__samples" in p.name for p in figures):
-        lines.append("- no per-generation sample sheets (gen_XX/samples.png) found in the runs")
+        lines.append(f"- no per-generation sample sheets ({SAMPLES_SHEETS}) found in the runs")
     lines.append("")
     return "\n".join(lines)

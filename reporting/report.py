@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.errors import ConfigError
+from records.results import reading_metrics_of
 from reporting.caveats import caveat_lines
 from reporting.comparisons import comparisons, comparisons_markdown, write_comparisons_csv
 from reporting.conjecture import analyse_group
@@ -55,7 +56,6 @@ from reporting.readings import leading_reading, reading_order
 from reporting.runs import Group, Run, expand_run_dirs, group_runs, load_run
 from reporting.statistics import aggregate, fid_by_generation
 from reporting.tables import write_aggregate_csv, write_results_csv
-from simulation.results import READING_METRICS
 
 #: an extra summary.md section: (groups, figures folder, written paths, formats) -> Markdown ("" for none)
 ReportSection = Callable[[list[Group], Path, list[Path], Sequence[str]], str]
@@ -90,7 +90,7 @@ def _figures(group: Group, stats: dict, figures: Path, written: list[Path], form
     overview = overview_name(group) if drawn is not None else None
     suffixes = {"pooled": "metrics", "per_class": "metrics_per_class", "cells": "metrics_cells"}
     for reading in reading_order(group.facts):  # the dataset's leading reading first
-        metrics = ["acc", *READING_METRICS[reading]]
+        metrics = ["acc", *reading_metrics_of(reading)]
         present = [m for m in metrics if any(k[2] == m and v[2] for k, v in stats.items())]
         if [m for m in present if m != "acc"] or (present and reading == "pooled"):
             plot_metrics(group, stats, present, figures / f"{group.stem}__{suffixes[reading]}.png", written,

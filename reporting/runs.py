@@ -17,32 +17,51 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from common.errors import ConfigError
 from common.smoke_settings import smoke_settings
 from datamodules.facts import DatasetFacts
-from datamodules.regime_migration import to_current_layout
-from reporting.readings import complete_row
-from simulation.results import migrated_row
-from simulation.run_directory import RunDirectory
+from records.run_record import RunRecord
 
 #: keys that only tell replicates of one experiment apart; the data seed is one (a run may draw its split, subsample
 #: and colours with its own seed: ``--data.source.init_args.seed`` equal to ``--seed_everything``)
 IGNORED_CONFIG_KEYS = (("seed_everything",), ("loop", "run_dir"), ("data", "source", "init_args", "seed"))
-REQUIRED_ROW_KEYS = ("generation", "classifier", "dataset")
 
 
 @dataclass
 class Run:
-    path: Path
-    config: dict
-    rows: list[dict]
-    blocks: dict[int, dict]
-    seed: int
-    #: the dataset's card the run recorded (None for a run written before runs recorded it)
-    facts: DatasetFacts | None = None
-    environments: list[dict] = field(default_factory=list)  # state.json: where and with what its stages ran
+    """A run as the report uses it: its record (``records.run_record.RunRecord``) and what the report derives."""
+
+    record: RunRecord
+
+    @property
+    def path(self) -> Path:
+        return self.record.path
+
+    @property
+    def config(self) -> dict:
+        return self.record.config
+
+    @property
+    def rows(self) -> list[dict]:
+        return self.record.rows
+
+    @property
+    def blocks(self) -> dict[int, dict]:
+        return self.record.blocks
+
+    @property
+    def seed(self) -> int:
+        return self.record.seed
+
+    @property
+    def facts(self) -> DatasetFacts | None:
+        """The dataset's card the run recorded (None for a run written before runs recorded it)."""
+        return self.record.facts
+
+    @property
+    def environments(self) -> list[dict]:
+        """Where and with what its stages ran (the state's ``environments``)."""
+        return self.record.environments
 
     @property
     def dataset(self) -> str:
@@ -50,38 +69,27 @@ class Run:
 
     @property
     def generations(self) -> list[int]:
-        return sorted({int(row["generation"]) for row in self.rows})
+        return self.record.generations
 
     @property
     def planned_generations(self) -> int | None:
-        """``loop.generations`` of the run's config (generations 0..N are planned), None when not recorded."""
-        loop = self.config.get("loop")
-        value = loop.get("generations") if isinstance(loop, dict) else None
-        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+        return self.record.planned_generations
 
     @property
     def planned_classifiers(self) -> list[str]:
-        names = [c.get("name") or c.get("arch") for c in self.config.get("classifiers") or [] if isinstance(c, dict)]
-        return [str(n) for n in names if n] or list(dict.fromkeys(str(r["classifier"]) for r in self.rows))
+        return self.record.planned_classifiers
 
     @property
     def done_generations(self) -> list[int]:
-        """Generations with a result row for every planned classifier."""
-        done = {(int(r["generation"]), str(r["classifier"])) for r in self.rows}
-        return [g for g in self.generations if all((g, c) in done for c in self.planned_classifiers)]
+        return self.record.done_generations
 
     @property
     def unfinished(self) -> bool:
-        planned = self.planned_generations
-        return planned is not None and len(self.done_generations) < planned + 1
+        return self.planned_generations is not None and not self.record.finished
 
     @property
     def progress(self) -> str:
-        """``3/4 generations (0-3) done`` for an unfinished run, as the summary flags it."""
-        planned = self.planned_generations
-        if planned is None:
-            return f"{len(self.done_generations)} generations done (planned number not recorded)"
-        return f"{len(self.done_generations)}/{planned + 1} generations (0-{planned}) done"
+        return self.record.progress
 
     @property
     def data_seed(self) -> object | None:
@@ -178,122 +186,17 @@ def expand_run_dirs(patterns: Iterable[str]) -> list[Path]:
     return paths
 
 
-def _run_hint(path: Path) -> str:
-    if not path.is_dir():
-        return "the folder does not exist"
-    nested = sorted(p.parent for p in path.glob(f"**/{RunDirectory(path).results_path.name}"))
-    if nested:
-        example = nested[0].relative_to(path).parts
-        pattern = str(path / Path(*["*"] * len(example))) if example else str(path)
-        return (f"it holds {len(nested)} run directories below it: pass them instead, e.g. '{pattern}'")
-    return "the run has not finished its first classifier stage yet, or this is not a run directory"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not a text file ({err.reason} at byte {err.start}): the file is damaged") \
-            from err
-    except OSError as err:
-        raise ConfigError(f"{path} cannot be read ({err.strerror or err})") from err
-
-
-def _read_rows(results_path: Path) -> list[dict]:
-    damaged = "the file is damaged; re-run the same `cli.py fit` command to rewrite it from state.json"
-    rows = []
-    for number, line in enumerate(_read_text(results_path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{results_path} line {number} is not valid JSON ({err}): {damaged}") from err
-        if not isinstance(row, dict):
-            raise ConfigError(f"{results_path} line {number} is not a result row (a JSON object): {damaged}")
-        missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
-        if missing:
-            raise ConfigError(f"{results_path} line {number} lacks {missing}: not a result file of this tool")
-        for key in ("generation", "seed"):
-            value = row.get(key)
-            if key == "seed" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{results_path} line {number}: {key} = {value!r} is not an integer: {damaged}")
-        rows.append(complete_row(migrated_row(row)))
-    if not rows:
-        raise ConfigError(f"{results_path} is empty: the run has no finished classifier yet; "
-                          "wait for it or leave it out of the report")
-    return rows
-
-
-def _read_state(state_path: Path) -> tuple[dict[int, dict], DatasetFacts | None]:
-    """The per-generation block reports of state.json (FID, its extractor, q_t, u_t) and the dataset's card;
-    ({}, None) without the file."""
-    if not state_path.is_file():
-        return {}, None
-    damaged = ("the file is damaged: restore it, or move it out of the run directory to report without the "
-               "generator's FID and block statistics")
-    try:
-        state = json.loads(_read_text(state_path))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{state_path} is not valid JSON ({err}): {damaged}") from err
-    blocks = state.get("blocks") if isinstance(state, dict) else None
-    if not isinstance(state, dict) or not isinstance(blocks or {}, dict):
-        raise ConfigError(f"{state_path} is not a run state of this tool: {damaged}")
-    try:
-        blocks = {int(g): dict(b or {}) for g, b in (blocks or {}).items()}
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{state_path} has a malformed 'blocks' entry ({err}): {damaged}") from err
-    card = state.get("dataset")
-    try:
-        facts = DatasetFacts.from_json(card) if isinstance(card, dict) else None
-    except (TypeError, ValueError, KeyError) as err:
-        raise ConfigError(f"{state_path} has a malformed 'dataset' card ({err}): {damaged}") from err
-    return blocks, facts
-
-
-def _read_environments(state_path: Path) -> list[dict]:
-    """The environments state.json records (read after ``_read_blocks`` checked the file); [] for older runs."""
-    if not state_path.is_file():
-        return []
-    environments = json.loads(_read_text(state_path)).get("environments")
-    return [e for e in environments if isinstance(e, dict)] if isinstance(environments, list) else []
-
-
 def load_run(path: Path) -> Run:
-    """Read one run directory (results.jsonl, config.yaml, state.json blocks) with clear errors."""
-    run_dir = RunDirectory(path)
-    results_path, config_path = run_dir.results_path, run_dir.config_path
-    if not results_path.is_file():
-        raise ConfigError(f"run directory {path} has no results.jsonl ({_run_hint(path)})")
-    if not config_path.is_file():
-        raise ConfigError(f"run directory {path} has no config.yaml: it was not written by `cli.py fit`; "
-                          "remove it from the report's run directories")
-    rows = _read_rows(results_path)
-    try:
-        config = yaml.safe_load(_read_text(config_path)) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{config_path} is not valid YAML ({' '.join(str(err).split())})") from err
-    if not isinstance(config, dict):
-        raise ConfigError(f"{config_path} is not a config of this tool (a YAML mapping): the file is damaged")
-    config = to_current_layout(config)  # a run of the previous release groups with the same experiment's new runs
-    smoke = smoke_settings(config.get("trainer") if isinstance(config.get("trainer"), dict) else None)
+    """Read one run directory (``RunRecord.open``: clear errors naming the file) and refuse a smoke run."""
+    record = RunRecord.open(path)
+    config_path = record.layout.config_path
+    trainer = record.config.get("trainer")
+    smoke = smoke_settings(trainer if isinstance(trainer, dict) else None)
     if smoke:
         raise ConfigError(f"run directory {path} is a smoke run ({', '.join(smoke)} in {config_path}): its numbers "
                           "are not those of the experiment, so the report does not aggregate it; remove it from the "
                           "report's run directories, or re-run without these settings")
-    blocks, facts = _read_state(run_dir.state_path)
-    seeds = sorted({int(row["seed"]) for row in rows if row.get("seed") is not None})
-    if len(seeds) > 1:
-        raise ConfigError(f"{results_path} mixes seeds {seeds}: one run directory must hold one seed; "
-                          "give every seed its own --loop.run_dir")
-    seed = seeds[0] if seeds else int(config.get("seed_everything") or 0)
-    datasets = {str(row["dataset"]) for row in rows}
-    if len(datasets) > 1:
-        raise ConfigError(f"{results_path} mixes datasets {sorted(datasets)}: one run directory must hold one run")
-    return Run(path=path, config=config, rows=rows, blocks=blocks, seed=seed, facts=facts,
-               environments=_read_environments(path / "state.json"))
+    return Run(record)
 
 
 def group_key(config: dict) -> str:

@@ -4,6 +4,7 @@ every generation (which the result rows record), so that two runs' settings can 
 
 from __future__ import annotations
 
+from records.results import classifier_name
 from reporting.runs import Run
 
 
@@ -22,7 +23,7 @@ def classifier_settings(run: Run) -> list[dict[str, object]]:
     for spec in config.get("classifiers") or []:
         if not isinstance(spec, dict):
             continue
-        settings.append({"name": spec.get("name") or spec.get("arch"), "arch": spec.get("arch"),
+        settings.append({"name": classifier_name(spec.get("name"), spec.get("arch")), "arch": spec.get("arch"),
                          "lr": loop_lr if loop_lr is not None else spec.get("lr", 1e-3),
                          "batch_size": spec.get("batch_size") or data_batch,
                          "max_epochs": spec.get("max_epochs", 50), "patience": spec.get("patience", 5),

@@ -12,16 +12,18 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from records.results import ACCURACY, BLOCK, DATA, FAIRNESS, PRINTED, metric_names, minus_infinity_when_null
 from reporting.runs import Group
-from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS
 
 #: (mean, std with ddof=1, number of seeds with a value)
 Stat = tuple[float, float, int]
 #: the row's data-composition and block scalars that are aggregated too (FID has its own table, per generator)
-#: printed metric that can be -inf -> the bounded metric that is finite in the same row
-INFINITE_WHEN_NULL = {"di_eq3": "di", "di_eq3_class": "di_class", "di_eq3_cells": "di_cells"}
 INFINITE_SUFFIX = ":infinite_seeds"
-EXTRA_SCALARS = ("realised_synthetic_share", "synthetic_reuse", *(k for k in BLOCK_FIELDS if not k.startswith("fid")))
+
+
+def extra_scalars() -> tuple[str, ...]:
+    """The row's data-composition and block scalars that are aggregated too (FID has its own table, per generator)."""
+    return (*metric_names(DATA), *(k for k in metric_names(BLOCK) if not k.startswith("fid")))
 
 
 def mean_std(values: Iterable[float | None]) -> Stat:
@@ -40,8 +42,7 @@ def mean_std(values: Iterable[float | None]) -> Stat:
 
 def row_metrics(row: dict) -> dict[str, float | None]:
     """Every scalar the report aggregates from one result row (ranked accuracies and ablations flattened)."""
-    values: dict[str, float | None] = {k: row.get(k) for k in (*FAIRNESS_METRICS, *CLASS_METRICS, *CELLS_METRICS,
-                                                              *PRINTED_METRICS)}
+    values: dict[str, float | None] = {k: row.get(k) for k in metric_names(ACCURACY, FAIRNESS, PRINTED)}
     ranks = row.get("acc_rank") or []
     for k, v in enumerate(ranks, start=1):
         values[f"acc_rank_{k}"] = v
@@ -51,10 +52,10 @@ def row_metrics(row: dict) -> dict[str, float | None]:
     for prefix in ("ablation_acc", "ablation_drop"):
         for kind, v in (row.get(prefix) or {}).items():
             values[f"{prefix}.{kind}"] = v
-    for k in EXTRA_SCALARS:
+    for k in extra_scalars():
         if row.get(k) is not None:
             values[k] = row[k]
-    for printed, bounded in INFINITE_WHEN_NULL.items():
+    for printed, bounded in minus_infinity_when_null().items():
         if printed in row and row[printed] is None and _finite(row.get(bounded)):
             values[printed] = -math.inf
     return values

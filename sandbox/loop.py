@@ -8,7 +8,7 @@ many generations the stack keeps and how many synthetic samples a training set d
 (``synthetic_per_epoch``: every real sample plus min(round(p / (1 - p) N_real), stack size) synthetic ones drawn
 uniformly without replacement), the seeds (``common.seeds.stage_seed``), the block statistics u_t, q_t and the
 majority gain (``metrics.block_statistics``), the fairness metrics (``metrics.fairness``), the result row
-(``simulation.results.ResultRow``) and the run directory (``RunDirectory``), so ``cli.py report`` reads its runs.
+(``records.results.ResultRow``) and the run directory (``RunDirectory``), so ``cli.py report`` reads its runs.
 
 What it does not share: no images, filters, FID, checkpoints or resume inside a run (a seed takes milliseconds and is
 written once, atomically); a training set is drawn once per stage rather than per epoch; and p = 1 is allowed (no real
@@ -28,10 +28,10 @@ from datamodules.mixing import realised_share, synthetic_reuse
 from datamodules.stack_policy import StackPolicy
 from metrics.block_statistics import imbalance_u, majority_gain, quality_q, subgroup_counts
 from metrics.fairness import subgroup_metrics
+from records.results import ResultRow
 from sandbox.classifier import fit_logistic, predict
 from sandbox.generators import RefittedMixture, SandboxGenerator, build_generator
 from sandbox.world import GaussianMixtureWorld, PointSplit
-from simulation.results import ResultRow
 
 CLASSIFIER = "logistic"
 #: what a sandbox row and block add to the image loop's: the fitted generator's class variance over the true one

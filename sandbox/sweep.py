@@ -18,12 +18,13 @@ import yaml
 from common.errors import ConfigError
 from common.logs import get_logger
 from datamodules.stack_policy import StackPolicy, policy_names
+from records.run_directory import RunDirectory
+from records.state import StageKey
 from sandbox.loop import CLASSIFIER, Regime, run_seed
 from sandbox.world import GaussianMixtureWorld
-from simulation.run_directory import RunDirectory
 
 log = get_logger()
-DONE = "sandbox"
+DONE = StageKey.whole_run()
 TOP_KEYS = ("out", "seeds", "generations", "world", "regimes")
 REGIME_KEYS = (*(f.name for f in dataclasses.fields(Regime)), "world")
 
@@ -132,14 +133,13 @@ def run_sandbox(config: SandboxConfig, overwrite: bool = False) -> list[Path]:
     started = time.perf_counter()
     for regime, world in config.regimes:
         runs = [p for p in planned if p[0] is regime]
-        todo = [p for p in runs if p[5] != "resume" or DONE not in p[3].read_state().get("completed", [])]
+        todo = [p for p in runs if p[5] != "resume" or not p[3].read_state().is_done(DONE)]
         regime_start = time.perf_counter()
         source = GaussianMixtureWorld(**world)
         for _, _, seed, folder, text, mode in todo:
             rows, blocks = run_seed(source, regime, seed, config.generations)
             folder.create(text, "overwrite" if mode == "overwrite" else "new", launch_id=f"sandbox-{seed}")
-            folder.state["results"] = rows
-            folder.mark_done(DONE, blocks=blocks)
+            folder.mark_done(DONE, rows, blocks=blocks)
         log.info(f"sandbox {regime.name}: {len(todo)} seeds x {config.generations} generations in "
                  f"{time.perf_counter() - regime_start:.1f} s ({len(runs) - len(todo)} already done)")
     log.info(f"sandbox: {len(planned)} runs in {time.perf_counter() - started:.1f} s under {config.out}; "

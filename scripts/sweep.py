@@ -236,18 +236,9 @@ def task_problems(tasks: list[SweepTask]) -> list[str]:
 
 def is_finished(run_dir: str | Path) -> bool:
     """True when the run holds a result row for every (generation, classifier) its config asks for."""
-    from simulation.run_directory import RunDirectory  # the layout's one owner (imported here: it loads Lightning)
+    from records.run_record import is_finished  # the one answer (imported here: it loads torch)
 
-    run = RunDirectory(run_dir)
-    try:
-        config = yaml.safe_load(run.config_path.read_text()) or {}
-        rows = [json.loads(line) for line in run.results_path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, yaml.YAMLError):
-        return False
-    generations = int((config.get("loop") or {}).get("generations", 0))
-    names = [c.get("name") or c.get("arch") for c in config.get("classifiers") or []]
-    done = {(int(r["generation"]), r["classifier"]) for r in rows}
-    return bool(names) and all((g, n) in done for g in range(generations + 1) for n in names)
+    return is_finished(run_dir)
 
 
 def array_spec(indices: list[int]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from records.results import classifier_name
+
 
 @dataclass
 class ClassifierConfig:
@@ -46,7 +48,7 @@ class ClassifierConfig:
 
     @property
     def label(self) -> str:
-        return self.name or self.arch
+        return classifier_name(self.name, self.arch)
 
 
 @dataclass

@@ -324,16 +324,12 @@ class StageLoggers:
                 log.warning(f"could not mark the MLflow run {run_id} of {self.run_name} {status}: {error}")
         self._mlflow_parents.clear()
 
-    def _tracker_runs(self) -> dict:
-        return self.run_dir.state.setdefault("tracker_runs", {})
-
     def _remember(self, key: str, run_id: str) -> None:
-        self._tracker_runs()[key] = run_id
-        self.run_dir.save()  # at once: a crash before the next stage's record must not orphan the run
+        self.run_dir.remember_tracker_run(key, run_id)  # saved at once: a crash must not orphan the run
 
     # CSV
     def _csv_dir(self, spec: LoggerConfig) -> Path:
-        return Path(spec.save_dir) if spec.save_dir else self.run_dir.path / "csv"
+        return Path(spec.save_dir) if spec.save_dir else self.run_dir.csv_dir
 
     def _csv_summary(self, spec: LoggerConfig, series: dict[int, dict[str, float]]) -> None:
         path = self._csv_dir(spec) / SUMMARY_CSV
@@ -358,14 +354,14 @@ class StageLoggers:
     def _tracking_uri(self, spec: LoggerConfig) -> str:
         if spec.tracking_uri:
             return spec.tracking_uri
-        database = (self.run_dir.path / "mlflow.db").resolve()
+        database = self.run_dir.mlflow_database.resolve()
         if is_rank_zero() and not database.exists():  # sqlite would make it 0o644 whatever the umask
             database.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o666))
         return f"sqlite:///{database}"
 
     def _artifact_location(self, spec: LoggerConfig) -> str | None:
-        return None if spec.tracking_uri else (self.run_dir.path / "mlflow_artifacts").resolve().as_uri()
+        return None if spec.tracking_uri else self.run_dir.mlflow_artifacts.resolve().as_uri()
 
     def _mlflow_key(self, spec: LoggerConfig) -> str:
         """The parent's key in ``tracker_runs``: the default store travels with the run directory (a moved run still
@@ -388,7 +384,7 @@ class StageLoggers:
 
         client = MlflowClient(self._tracking_uri(spec))
         store = mask_url_credentials(self._tracking_uri(spec))  # as the progress lines name it
-        run_id = self._tracker_runs().get(key)
+        run_id = self.run_dir.tracker_run(key)
         if run_id is not None:
             try:
                 if client.get_run(run_id).info.lifecycle_stage == "active":
@@ -450,7 +446,7 @@ class StageLoggers:
         import wandb
 
         key = f"wandb {self._experiment(spec)}"
-        run_id = self._tracker_runs().get(key)
+        run_id = self.run_dir.tracker_run(key)
         if run_id is None:
             run_id = secrets.token_hex(8)  # a W&B run id: letters and digits
             self._remember(key, run_id)

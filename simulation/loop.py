@@ -14,17 +14,18 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from common.distributed import exit_when_orphaned, is_rank_zero, launch_id, wait_for_state
+from common.distributed import exit_when_orphaned, is_rank_zero, launch_id
 from common.environment import collect_environment, version_changes
 from common.logs import get_logger
 from common.rank_roster import rank_lost
 from datamodules.generational import GenerationalDataModule
 from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
+from records.run_directory import RunDirectory
+from records.state import RunState, StageKey, config_fingerprint
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
 from simulation.loggers import StageLoggers
-from simulation.run_directory import RunDirectory, config_fingerprint
 from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
     EvaluateClassifier,
@@ -130,8 +131,7 @@ class SimulationLoop:
             else:
                 exit_when_orphaned()
                 context.rank_zero_gone = RankZeroWatch(run_dir.lock_path, launch)  # rank 0's heartbeat
-                wait_for_state(run_dir.state_path, config_fingerprint(self.config_text), launch,
-                               context.rank_zero_gone)
+                run_dir.wait_for_launch(config_fingerprint(self.config_text), launch, context.rank_zero_gone)
             run_dir.load()
             context.data.prepare()
             self._open_stack()
@@ -178,8 +178,8 @@ class SimulationLoop:
             self.context.data.prepare()
             rebuild_stack(self.context)
         run_dir.create(self.config_text, mode, launch, dataset=self.context.source.facts.to_json())
-        if mode == "resume" and run_dir.state["completed"]:
-            log.info(f"resuming {run_dir.path}: {len(run_dir.state['completed'])} stages done")
+        if mode == "resume" and run_dir.state.completed:
+            log.info(f"resuming {run_dir.path}: {len(run_dir.state.completed)} stages done")
             recorded = run_dir.last_environment
             changes = version_changes(recorded, collect_environment()) if recorded else []
             if changes:
@@ -192,9 +192,9 @@ class SimulationLoop:
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         mode = run_dir.check_compatible(self.config_text, context.loop.overwrite)
-        completed = set(run_dir.read_state()["completed"]) if mode == "resume" else set()
+        state = run_dir.read_state() if mode == "resume" else RunState()
         stages = [stage for generation in range(context.loop.generations + 1) for stage in self.stages(generation)]
-        to_run = [stage for stage in stages if stage.key not in completed]
+        to_run = [stage for stage in stages if not state.is_done(stage.key)]
         action = {"new": "a new run", "resume": f"resumes: {len(stages) - len(to_run)} of {len(stages)} stages done",
                   "overwrite": "loop.overwrite: the run there is replaced"}[mode]
         trainers = context.trainers
@@ -214,8 +214,8 @@ class SimulationLoop:
         loop, generator = context.loop, context.generator
         if loop.generations == 0 or generator is None:
             return None
-        completed = set(run_dir.read_state()["completed"]) if mode == "resume" else set()
-        left = [n for n in range(1, loop.generations + 1) if f"g{n}/push" not in completed]
+        state = run_dir.read_state() if mode == "resume" else RunState()
+        left = [n for n in range(1, loop.generations + 1) if not state.is_done(StageKey.push(n))]
         if not left:
             return None
         source = context.source
@@ -227,7 +227,7 @@ class SimulationLoop:
         kept = context.data.regime.kept_generations or len(left)
         reclaimable = run_dir.size_on_disk() if mode == "overwrite" else 0
         once = 0  # the real images' latent cache, written once (when generation 1's generator starts)
-        if latent_bytes and "g1/generator" not in completed:
+        if latent_bytes and not state.is_done(StageKey.generator(1)):
             once = latent_bytes * context.data.planned_size("train")
         return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable, once)
 

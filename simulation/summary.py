@@ -21,19 +21,10 @@ import numpy as np
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
+from records.results import ACCURACY, BLOCK, DATA, FAIRNESS, PRINTED, fairness_families, label, metric_names
+from records.run_directory import RunDirectory
 from simulation.loggers import StageLoggers
-from simulation.results import (
-    BLOCK_FIELDS,
-    CELLS_METRICS,
-    CLASS_METRICS,
-    FAIRNESS_METRICS,
-    METRIC_LABELS,
-    SCALAR_FIELDS,
-)
-from simulation.run_directory import RunDirectory
 
-#: what a classifier's row measures (the block's fields are the generator's, the same in every row)
-CLASSIFIER_SCALARS = tuple(k for k in SCALAR_FIELDS if k not in BLOCK_FIELDS)
 X_AXIS = "x = generation"
 EVENT_FILE_PREFIX = "events.out.tfevents."
 #: the longest wait for a later second before opening the next event file (a clock set back waits no longer)
@@ -52,8 +43,8 @@ def custom_scalars_layout(classifiers: list[str], has_worst_subgroup: bool, bloc
     for name in classifiers:
         charts = {f"{name}: accuracy" + (" and worst-subgroup accuracy" if has_worst_subgroup else "")
                   + f" ({X_AXIS})": _chart([f"{name}/acc", *([f"{name}/acc_rank_1"] if has_worst_subgroup else [])])}
-        for pooled, per_class, cells in zip(FAIRNESS_METRICS[1:], CLASS_METRICS, CELLS_METRICS):
-            charts[f"{name}: {METRIC_LABELS[pooled]} pooled, per class and over cells ({X_AXIS})"] = _chart(
+        for pooled, per_class, cells in fairness_families():
+            charts[f"{name}: {label(pooled)} pooled, per class and over cells ({X_AXIS})"] = _chart(
                 [f"{name}/{pooled}", f"{name}/{per_class}", f"{name}/{cells}"])
         layout[f"{name} across generations"] = charts
     groups = {"FID": ("fid", "fid_kept"), "filter kept / dropped": ("filter_kept", "filter_dropped"),
@@ -74,7 +65,7 @@ def generation_scalars(run_dir: RunDirectory, generation: int) -> dict[str, floa
         if int(row["generation"]) != generation:
             continue
         name = row["classifier"]
-        for key in CLASSIFIER_SCALARS:
+        for key in metric_names(ACCURACY, FAIRNESS, PRINTED, DATA):  # a classifier's (the block's: the generator's)
             if row.get(key) is not None:
                 scalars[f"{name}/{key}"] = float(row[key])
         for k, value in enumerate(row.get("acc_rank") or []):
@@ -85,7 +76,7 @@ def generation_scalars(run_dir: RunDirectory, generation: int) -> dict[str, floa
         for kind, value in (row.get("ablation_drop") or {}).items():
             scalars[f"{name}/ablation_drop_{kind}"] = float(value)
     report = run_dir.block_report(generation)
-    for key in BLOCK_FIELDS:
+    for key in metric_names(BLOCK):
         if report.get(key) is not None:
             scalars[f"generator/{key}"] = float(report[key])
     return scalars
@@ -138,12 +129,12 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
     ``state.json`` records the generations written (``summary_generations``), so a resume writes only what is
     missing and an open TensorBoard never sees its curves removed or doubled.
     """
-    out = run_dir.tensorboard_dir / "summary"
-    if "summary_generations" not in run_dir.state and out.exists():
+    out = run_dir.summary_tensorboard_dir
+    if run_dir.summary_generations is None and out.exists():
         shutil.rmtree(out)  # written by an earlier version that rebuilt it: rebuilt once more, then appended to
-    done = set(run_dir.state.get("summary_generations") or [])
-    blocks = run_dir.state.get("blocks") or {}
-    present = {int(r["generation"]) for r in run_dir.results} | {int(g) for g in blocks}
+    done = set(run_dir.summary_generations or [])
+    blocks = run_dir.state.block_reports()
+    present = {int(r["generation"]) for r in run_dir.results} | set(blocks)
     pending = sorted(g for g in present - done if g <= through)
     if not pending:
         return
@@ -163,14 +154,14 @@ def write_generation_summary(run_dir: RunDirectory, source, through: int,
             loggers.log_summary(series)
         classifiers = list(dict.fromkeys(r["classifier"] for r in run_dir.results))
         has_worst_subgroup = any(v is not None for r in run_dir.results for v in r.get("acc_rank") or [])
-        block_keys = {k for report in blocks.values() for k in BLOCK_FIELDS if report.get(k) is not None}
+        block_keys = {k for report in blocks.values() for k in metric_names(BLOCK) if report.get(k) is not None}
         layout = custom_scalars_layout(classifiers, has_worst_subgroup, block_keys) if classifiers or block_keys \
             else None
         digest = hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:16]
-        if layout and run_dir.state.get("summary_layout") != digest:  # written again only when it changes
+        written = None
+        if layout and run_dir.summary_layout != digest:  # written again only when it changes
             writer.add_custom_scalars(layout)
-            run_dir.state["summary_layout"] = digest
+            written = digest
     finally:
         writer.close()
-    run_dir.state["summary_generations"] = sorted(done | set(pending))
-    run_dir.save()
+    run_dir.record_summary(sorted(done | set(pending)), written)

@@ -18,7 +18,8 @@ import torch
 from callbacks.progress import LineProgress
 from callbacks.rank_roster import RankRoster
 from common.distributed import barrier, is_rank_zero
-from simulation.checkpoint_io import AtomicCheckpointIO
+from records.checkpoint_io import AtomicCheckpointIO
+from records.layout import requeue_checkpoints
 from simulation.loggers import StageLoggers, tensorboard_logger
 
 
@@ -79,6 +80,6 @@ class StageTrainers:
     def drop_requeue_checkpoints(stage_dir: Path) -> None:
         """After a stage's fit completed: Lightning would otherwise load a stale hpc_ckpt in later test/predict."""
         if is_rank_zero():
-            for path in stage_dir.glob("hpc_ckpt_*.ckpt"):
+            for path in requeue_checkpoints(stage_dir):
                 path.unlink()
         barrier()

@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: package -> floor (docs/architecture.md); a package may import only from its own floor or below. ``sandbox`` is its
 #: own wing on top: it uses the floors below, nothing below it imports it, and only ``cli.py`` calls it
 FLOORS = {"common": 0, "metrics": 1, "filters": 1, "datamodules": 1, "lightning_modules": 1, "callbacks": 2,
-          "simulation": 3, "reporting": 4, "sandbox": 5, "cli": 6}
+          "records": 2, "simulation": 3, "reporting": 3, "sandbox": 4, "cli": 5}
+#: packages on one floor that import nothing of each other: the loop writes a run's record, the report reads it, and
+#: both speak through records/ only
+WINGS = ("simulation", "reporting")
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -49,6 +52,26 @@ def test_no_package_imports_from_a_floor_above():
               for package, imports in package_graph().items() for imported, files in imports.items()
               if FLOORS[imported] > FLOORS[package]]
     assert not upward, "\n".join(upward)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (lazy imports included), by its full dotted name."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_loop_and_the_report_import_nothing_of_each_other():
+    """simulation/ writes a run's record and reporting/ reads it; what both need to know about it is in records/."""
+    crossing = [f"{path.relative_to(ROOT)} imports {module}"
+                for package, other in (WINGS, WINGS[::-1]) for path in sorted((ROOT / package).rglob("*.py"))
+                for module in imported_modules(path)
+                if module.split(".")[0] == other]
+    assert not crossing, "\n".join(crossing)
 
 
 def test_packages_form_no_import_cycle():
@@ -144,3 +167,57 @@ def test_the_sandbox_checker_finds_an_import_and_a_name(tmp_path):
     clean.write_text("from reporting.runs import Group\n")
     assert sandbox_mentions([lazy, named, clean]) == ["lazy.py imports sandbox", "lazy.py names sandbox",
                                                       "named.py names sandbox", "named.py names gaussian_mixture"]
+
+
+#: the names of a run's files that only records/ spells (records/layout.py owns them)
+RUN_FILE_LITERALS = ("state.json", "results.jsonl", "last.ckpt", "gen_")
+#: files that spell ``gen_`` for something that is not a run directory's folder, and why
+NOT_RUN_FOLDERS = {
+    # the stack is a self-contained store with its own manifest (benchmarks open one without a run): its block
+    # files gen_<g>_images.npy / gen_<g>_labels.npy are its format; the run's layout names only its folder
+    "datamodules/stack_blocks.py": "the stack's own block files",
+    # a reviewer's reject lists gen_<g>.txt live in a folder the user names, outside any run directory
+    "filters/manual.py": "ManualRejectFilter's reject lists",
+}
+
+
+def code_strings(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string in a file's code: literals and f-strings' literal parts, not docstrings or
+    comments (which describe the layout to a reader, and may name its files)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def run_file_spellings(files: list[Path]) -> list[str]:
+    """``file:line spells 'name'`` for every run-file literal outside records/ (and the justified exceptions)."""
+    found = []
+    for path in files:
+        relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        if relative.startswith("records/"):
+            continue
+        for line, text in code_strings(path):
+            for literal in RUN_FILE_LITERALS:
+                if literal in text and not (literal == "gen_" and relative in NOT_RUN_FOLDERS):
+                    found.append(f"{relative}:{line} spells {literal!r}")
+    return found
+
+
+def test_only_records_spells_the_run_files():
+    """records/layout.py names every file of a run; the loop, the report, the sweep and the CLI ask it."""
+    packages = [*(p for p in FLOORS if p != "cli"), "scripts", *(["sandbox"] if (ROOT / "sandbox").is_dir() else [])]
+    files = [ROOT / "cli.py", *(p for package in packages for p in sorted((ROOT / package).rglob("*.py")))]
+    found = run_file_spellings(files)
+    assert not found, "\n".join(found)
+
+
+def test_the_run_file_scan_finds_a_spelling_in_code_not_in_a_docstring(tmp_path):
+    """Guards the test above: a literal and an f-string's part are found, a docstring's mention is not."""
+    module = tmp_path / "module.py"
+    module.write_text('"""Reads state.json."""\n\n\ndef f(n):\n    """Its gen_XX folder."""\n'
+                      '    return "results.jsonl", f"gen_{n:02d}"\n')
+    assert run_file_spellings([module]) == [f"{module}:6 spells 'results.jsonl'", f"{module}:6 spells 'gen_'"]

@@ -9,15 +9,16 @@ from dataclasses import dataclass
 
 import torch
 
-from common.distributed import barrier, is_rank_zero, process_group_ready, wait_for_stage
+from common.distributed import barrier, is_rank_zero, process_group_ready
 from common.environment import collect_environment
 from common.logs import format_duration, get_logger
 from datamodules.generational import GenerationalDataModule
 from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
 from metrics.block_statistics import subgroup_counts
+from records.run_directory import RunDirectory
+from records.state import StageKey
 from simulation.config import ClassifierConfig, FIDConfig, LoopConfig, QualityConfig
-from simulation.run_directory import RunDirectory
 from simulation.trainers import StageTrainers
 
 log = get_logger()
@@ -110,15 +111,16 @@ class RunContext:
         per_device = batch_size // world if self.data.batch_size_is_global else batch_size
         return TrainingBatch(per_device=per_device, world_size=world, lr=lr)
 
-    def finish(self, key: str, row: dict | None = None, **state) -> None:
-        """Record a completed stage (rank 0) and bring every rank to the same state."""
+    def finish(self, key: StageKey, rows: list[dict] = (), **state) -> None:
+        """Record a completed stage, its result rows and what it changed in the state (``RunDirectory.mark_done``'s
+        parts) on rank 0, and bring every rank to the same state."""
         if is_rank_zero():
             self.run_dir.note_environment(key, collect_environment(self.trainers.trainer_kwargs.get("num_nodes")))
-            self.run_dir.mark_done(key, row, **state)
+            self.run_dir.mark_done(key, rows, **state)
         if process_group_ready():
             barrier()
         elif not is_rank_zero():  # ranks started together, before any Trainer made the process group
-            wait_for_stage(self.run_dir.state_path, key, self.rank_zero_gone)
+            self.run_dir.wait_for_stage(key, self.rank_zero_gone)
         if not is_rank_zero():
             self.run_dir.load()
 
@@ -130,8 +132,8 @@ class Stage(ABC):
 
     @property
     @abstractmethod
-    def key(self) -> str:
-        """The stage's name in the run state, e.g. ``g1/generate``."""
+    def key(self) -> StageKey:
+        """The stage's key in the run state, e.g. ``g1/generate``."""
 
     def run(self, context: RunContext) -> None:
         if not context.run_dir.is_done(self.key):

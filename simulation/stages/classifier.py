@@ -21,8 +21,10 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from metrics.chance import CHANCE_MARGIN, chance_accuracy, near_chance
+from records.layout import BEST_CHECKPOINT, checkpoint_dir, generation_name
+from records.results import BLOCK, FAIRNESS, PRINTED, ResultRow, metric_names
+from records.state import StageKey
 from simulation.config import ClassifierConfig
-from simulation.results import BLOCK_FIELDS, CELLS_METRICS, CLASS_METRICS, FAIRNESS_METRICS, PRINTED_METRICS, ResultRow
 from simulation.stages.base import RunContext, Stage, log
 
 
@@ -45,8 +47,8 @@ class TrainClassifier(Stage):
         self.generation, self.classifier = generation, classifier
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/classifier/{self.classifier.label}"
+    def key(self) -> StageKey:
+        return StageKey.train_classifier(self.generation, self.classifier.label)
 
     def execute(self, context: RunContext) -> None:
         n, clf, data, run_dir = self.generation, self.classifier, context.data, context.run_dir
@@ -56,11 +58,11 @@ class TrainClassifier(Stage):
         batch = context.training_batch(clf.batch_size or data.batch_size, clf.lr)
         context.progress(n, f"training {clf.label} on {context.epoch_composition()}; {batch.describe()}")
         model = build_classifier(clf, context.source)
-        callbacks = [ModelCheckpoint(dirpath=stage_dir / "checkpoints", monitor="val/loss", mode="min",
-                                     save_last=True, save_top_k=1, filename="best"), EpochSeeder(seed)]
+        callbacks = [ModelCheckpoint(dirpath=checkpoint_dir(stage_dir), monitor="val/loss", mode="min",
+                                     save_last=True, save_top_k=1, filename=BEST_CHECKPOINT), EpochSeeder(seed)]
         if clf.patience > 0:
             callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=clf.patience))
-        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+        trainer = context.trainers.build(stage_dir, name=generation_name(n), version=clf.label,
                                          label=context.stage_label(n, clf.label), max_epochs=clf.max_epochs,
                                          callbacks=callbacks, shown_metrics=ClassifierModule.SHOWN_METRICS)
         spec = TrainingSpec(batch_size=batch.per_device, epoch_seed=seed, real_generation=n)
@@ -79,8 +81,8 @@ class EvaluateClassifier(Stage):
         self.generation, self.classifier = generation, classifier
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/evaluate/{self.classifier.label}"
+    def key(self) -> StageKey:
+        return StageKey.evaluate(self.generation, self.classifier.label)
 
     def execute(self, context: RunContext) -> None:
         n, clf, data, run_dir, source = (self.generation, self.classifier, context.data, context.run_dir,
@@ -92,7 +94,7 @@ class EvaluateClassifier(Stage):
         if ablations is not None:
             callbacks.append(ablations)
         stage_dir = run_dir.classifier_dir(n, clf.label)
-        trainer = context.trainers.build(stage_dir, name=f"gen_{n:02d}", version=clf.label,
+        trainer = context.trainers.build(stage_dir, name=generation_name(n), version=clf.label,
                                          label=context.stage_label(n, f"evaluating {clf.label}"), callbacks=callbacks,
                                          enable_checkpointing=False, stage=f"{clf.label}_test")
         spec = TrainingSpec(batch_size=data.batch_size, epoch_seed=0)
@@ -108,13 +110,13 @@ class EvaluateClassifier(Stage):
                             f"chance (1/{source.num_classes} = {row.chance_acc:.4f}): it has not learned, and its "
                             "fairness numbers describe a classifier that is equally bad for every subgroup, not a "
                             "fair one (more epochs, another lr or more data)")
-        context.finish(self.key, row.to_json())
+        context.finish(self.key, [row.to_json()])
 
     def _row(self, context: RunContext, metrics: dict, ablations: AblationEvaluation | None) -> ResultRow:
         n, clf, data, source = self.generation, self.classifier, context.data, context.source
         grouped = source.num_groups > 0  # without known subgroups (Hard ImageNet) only accuracy is meaningful
         block = context.run_dir.block_report(n)
-        trained = context.run_dir.stage_info(f"g{n}/classifier/{clf.label}")
+        trained = context.run_dir.stage_info(StageKey.train_classifier(n, clf.label))
         row = ResultRow(
             generation=n, classifier=clf.label, arch=clf.arch, seed=context.seed, dataset=source.name,
             target_share=data.target_share, realised_synthetic_share=data.realised_synthetic_share,
@@ -122,10 +124,10 @@ class EvaluateClassifier(Stage):
             stack_size=data.stack_size, stack_generations=data.stack_generations,
             acc=_scalar(metrics["acc"]),
             **{k: (_scalar(metrics[k]) if grouped else None) for k in
-               (*FAIRNESS_METRICS[1:], *CLASS_METRICS, *CELLS_METRICS, *PRINTED_METRICS)},
+               metric_names(FAIRNESS, PRINTED)},
             acc_rank=[_scalar(v) for v in metrics["acc_rank"]] if grouped else [],
             group_acc=[[_scalar(v) for v in r] for r in metrics["group_acc"]] if grouped else [],
-            **{k: block.get(k) for k in BLOCK_FIELDS},
+            **{k: block.get(k) for k in metric_names(BLOCK)},
             epochs=int(trained.get("epochs", 0)), wall_s=float(trained.get("wall_s", 0.0)),
             chance_acc=chance_accuracy(source.num_classes),
             near_chance=near_chance(_scalar(metrics["acc"]), source.num_classes),

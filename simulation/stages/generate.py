@@ -25,6 +25,8 @@ from callbacks.shard_writer import ShardWriter
 from common.distributed import is_rank_zero
 from common.io import atomic_write_bytes
 from common.seeds import stage_seed
+from records.layout import generation_name
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import fid_gate
 from simulation.stages.oracle import subgroup_oracle
@@ -35,8 +37,8 @@ class GenerateBlock(Stage):
         self.generation = generation
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/generate"
+    def key(self) -> StageKey:
+        return StageKey.generate(self.generation)
 
     def execute(self, context: RunContext) -> None:
         n, run_dir, source = self.generation, context.run_dir, context.source
@@ -47,7 +49,7 @@ class GenerateBlock(Stage):
         checkpoint = run_dir.resume_checkpoint(run_dir.generator_dir(n))
         if checkpoint is None:
             raise RuntimeError(f"the generator stage of generation {n} is recorded as done but "
-                               f"{run_dir.generator_dir(n)}/checkpoints/last.ckpt is missing")
+                               f"{run_dir.generator_checkpoint(n)} is missing")
         generator = context.generator.fresh()
         labels = context.data.generation_labels(size, seed)
         shard_dir = run_dir.shard_dir(n)  # chunks an interrupted attempt completed are kept (ShardWriter.setup)
@@ -65,7 +67,7 @@ class GenerateBlock(Stage):
         callbacks = [*gates, writer]  # the writer last: a batch is on disk only once every gate has seen it
         if context.quality.contact_sheets:
             callbacks.append(ContactSheets(shard_dir, run_dir.contact_sheet_dir(n), labels, source.class_names, view))
-        trainer = context.trainers.build(run_dir.generator_dir(n), name=f"gen_{n:02d}", version="generate",
+        trainer = context.trainers.build(run_dir.generator_dir(n), name=generation_name(n), version="generate",
                                          label=context.stage_label(n, "generating"), callbacks=callbacks,
                                          enable_checkpointing=False, logger=False)  # logs nothing
         trainer.predict(generator, datamodule=context.data.for_generation(labels, seed, skip=writer.done_batches),

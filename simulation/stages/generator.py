@@ -21,6 +21,8 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from datamodules.latent_cache import LatentCache
 from lightning_modules.generator import GeneratorModule
+from records.layout import LAST_CHECKPOINT, checkpoint_dir, generation_name, last_checkpoint
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage
 
 
@@ -31,7 +33,7 @@ def starting_generator(context: RunContext, generation: int) -> GeneratorModule:
     generator = context.generator.fresh()
     if context.loop.generator_start != "continue" or generation < 2:
         return generator
-    previous = context.run_dir.generator_dir(generation - 1) / "checkpoints" / "last.ckpt"
+    previous = context.run_dir.generator_checkpoint(generation - 1)
     if not previous.is_file():
         raise ConfigError(f"loop.generator_start=continue needs generation {generation - 1}'s generator, and "
                           f"{previous} is missing: restore it, or run with generator_start: fresh")
@@ -45,8 +47,8 @@ class TrainGenerator(Stage):
         self.generation = generation
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/generator"
+    def key(self) -> StageKey:
+        return StageKey.generator(self.generation)
 
     def execute(self, context: RunContext) -> None:
         n, data, run_dir = self.generation, context.data, context.run_dir
@@ -65,12 +67,12 @@ class TrainGenerator(Stage):
             cache = LatentCache(run_dir.latent_cache_dir, num_workers=data.num_workers)
             spec = dataclasses.replace(spec, latents=cache)
             stage_callbacks.append(LatentCacheBuilder(cache, data, data.view(spec.image_size), spec.batch_size))
-        # checkpoints/last.ckpt after every epoch (or every N steps): a killed stage resumes there, exactly
+        # the last checkpoint after every epoch (or every N steps): a killed stage resumes there, exactly
         every_n_steps = context.loop.generator_checkpoint_every_n_steps
-        checkpoint = ModelCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", save_top_k=1,
+        checkpoint = ModelCheckpoint(dirpath=checkpoint_dir(stage_dir), filename=LAST_CHECKPOINT, save_top_k=1,
                                      every_n_train_steps=every_n_steps)
         trainer = context.trainers.build(
-            stage_dir, name=f"gen_{n:02d}", version="generator", label=context.stage_label(n, "generator"),
+            stage_dir, name=generation_name(n), version="generator", label=context.stage_label(n, "generator"),
             max_epochs=context.loop.generator_epochs,
             callbacks=[checkpoint, *stage_callbacks], num_sanity_val_steps=0, limit_val_batches=0,
             find_unused_parameters=generator.trainer_needs.find_unused_parameters,
@@ -82,7 +84,7 @@ class TrainGenerator(Stage):
         if resume is not None:
             context.progress(n, f"resuming the generator's training from {resume}")
         trainer.fit(generator, datamodule=data.for_training(spec), ckpt_path=resume, weights_only=True)
-        trainer.save_checkpoint(stage_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the final state
+        trainer.save_checkpoint(last_checkpoint(stage_dir), weights_only=False)  # the final state
         context.trainers.drop_requeue_checkpoints(stage_dir)
         context.finish(self.key, stage_info=run_dir.with_stage_info(
             self.key, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),

@@ -16,6 +16,7 @@ from common.seeds import stage_seed
 from datamodules.generational import TrainingSpec
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.subgroup_oracle import FineClassOracle
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage
 
 
@@ -39,7 +40,7 @@ def subgroup_oracle(context: RunContext) -> OracleFactory | None:
 
 class TrainSubgroupOracle(Stage):
     generation = 0
-    key = "g0/oracle"
+    key = StageKey.oracle()
 
     def execute(self, context: RunContext) -> None:
         config, source, run_dir = context.quality.oracle, context.source, context.run_dir

@@ -20,6 +20,7 @@ from common.generated import GeneratedBlock
 from common.image_grids import make_grid_image, save_grid_png
 from filters import FilterContext, select_block
 from metrics.block_statistics import block_statistics
+from records.state import StageKey
 from simulation.stages.base import RunContext, Stage, log
 from simulation.stages.fid import kept_fid
 
@@ -33,8 +34,8 @@ class PushBlock(Stage):
         self.generation = generation
 
     @property
-    def key(self) -> str:
-        return f"g{self.generation}/push"
+    def key(self) -> StageKey:
+        return StageKey.push(self.generation)
 
     def execute(self, context: RunContext) -> None:
         n, run_dir = self.generation, context.run_dir
@@ -112,7 +113,7 @@ def check_stack_matches_state(context: RunContext, stack) -> None:
         raise ConfigError(
             f"the synthetic stack in {stack.root} does not match the run state {context.run_dir.state_path}: "
             f"{'; '.join(problems)}. Re-run the same command with --loop.rebuild_stack true to re-create it from the "
-            "generated blocks kept in gen_XX/ (or restore the stack folder from a backup)"
+            "generated blocks kept in the generations' shards folders (or restore the stack folder from a backup)"
         )
 
 
@@ -123,7 +124,7 @@ def rebuild_stack(context: RunContext) -> None:
     first, and the result must match the recorded checksums exactly, or nothing is trusted.
     """
     run_dir, data = context.run_dir, context.data
-    recorded = [block["generation"] for block in (run_dir.state.get("stack") or {}).get("blocks", [])]
+    recorded = [block["generation"] for block in run_dir.state.stack_blocks]
     if run_dir.stack_dir.exists():
         aside = run_dir.stack_dir.with_name(f"stack.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.stack_dir.rename(aside)

@@ -93,7 +93,7 @@ def test_the_sd_generator_killed_mid_epoch_resumes_from_its_step_checkpoint_exac
 
     import torch
 
-    from simulation.checkpoint_io import readable_checkpoint
+    from records.checkpoint_io import readable_checkpoint
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1"}
     options = ["--loop.generations", "1", "--loop.generator_batch_size", "2",

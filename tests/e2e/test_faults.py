@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import cli
-from simulation.checkpoint_io import readable_checkpoint
+from records.checkpoint_io import readable_checkpoint
 from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]

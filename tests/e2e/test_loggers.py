@@ -20,6 +20,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from records.run_directory import RunDirectory
 from simulation.config import LoggerConfig
 from simulation.loggers import (
     MLFLOW_PARENT_RUN_ID,
@@ -29,7 +30,6 @@ from simulation.loggers import (
     probe_logger_settings,
     yaml_safe,
 )
-from simulation.run_directory import RunDirectory
 from simulation.stages import TrainGenerator
 from tests.e2e.test_cli import ROOT, TINY, read_rows
 from tests.in_process import run_cli_here
@@ -202,11 +202,11 @@ def test_a_generation_logged_again_after_a_crash_is_not_doubled_and_a_new_launch
     again.run_dir.load()
     again.log_summary({0: {"lenet/acc": 0.9, "lenet/meo": 0.95}, 1: {"lenet/acc": 0.8, "lenet/meo": 0.9}})
     stage = again._build(again.specs[0], "gen_01", "lenet")
-    assert stage.tags[MLFLOW_PARENT_RUN_ID] == run_dir.state["tracker_runs"]["mlflow default genbias"]
+    assert stage.tags[MLFLOW_PARENT_RUN_ID] == run_dir.tracker_run("mlflow default genbias")
     assert os.environ[MLFLOW_QUIET] == "true"  # a tracking server's "View run" lines stay out of the progress lines
     again.finish(SystemExit(0))  # a pause for a manual review: still running, the resume continues it
     assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
-        run_dir.state["tracker_runs"]["mlflow default genbias"]).info.status == "RUNNING"
+        run_dir.tracker_run("mlflow default genbias")).info.status == "RUNNING"
     again.finish()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("genbias").experiment_id])
@@ -235,7 +235,7 @@ def test_wandb_stages_are_grouped_by_run_and_the_run_has_one_offline_run_over_ge
     assert logger._wandb_init["group"] == "quick/seed_0" and logger._wandb_init["job_type"] == "tiny_cnn"
     assert logger._offline and logger._wandb_init["settings"].silent
     loggers.log_summary({0: {"tiny_cnn/acc": 0.9}, 1: {"tiny_cnn/acc": 0.5}})
-    run_id = run_dir.state["tracker_runs"]["wandb genbias"]
+    run_id = run_dir.tracker_run("wandb genbias")
     assert json.loads((tmp_path / "state.json").read_text())["tracker_runs"] == {"wandb genbias": run_id}
     loggers.log_summary({2: {"tiny_cnn/acc": 0.4}})  # a later generation (or a resume): the same W&B run
     offline = sorted((tmp_path / "wandb").glob("offline-run-*"))

@@ -6,19 +6,19 @@ import json
 import yaml
 
 from datamodules.regime_migration import to_previous_layout
+from records.results import ROW_MIGRATIONS, migrate_row, realised_share_renamed
 from reporting.runs import group_runs, load_run
 from reporting.statistics import aggregate
-from simulation.results import ROW_MIGRATIONS, migrated_row, realised_share_renamed
 from tests.fakes.run_dirs import make_run
 
 
 def test_a_previous_row_reports_its_realised_share_under_the_new_name():
     old = {"generation": 1, "target_share": 0.5, "synthetic_share": 0.2, "n_synthetic": 25}
-    assert migrated_row(old) == {"generation": 1, "target_share": 0.5, "realised_synthetic_share": 0.2,
+    assert migrate_row(old) == {"generation": 1, "target_share": 0.5, "realised_synthetic_share": 0.2,
                                  "n_synthetic": 25}
-    assert list(migrated_row(old)) == ["generation", "target_share", "realised_synthetic_share", "n_synthetic"]
+    assert list(migrate_row(old)) == ["generation", "target_share", "realised_synthetic_share", "n_synthetic"]
     current = {"generation": 1, "realised_synthetic_share": 0.2}
-    assert migrated_row(current) == current  # a current row is left as it is
+    assert migrate_row(current) == current  # a current row is left as it is
     assert realised_share_renamed in ROW_MIGRATIONS
 
 

@@ -194,10 +194,10 @@ def test_is_finished_needs_every_generation_and_classifier(tmp_path):
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({"loop": {"generations": 1},
                                                      "classifiers": [{"arch": "lenet", "name": None}]}))
-    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet"}\n')
+    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet", "dataset": "d"}\n')
     assert not sweep.is_finished(run)
-    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet"}\n'
-                                       '{"generation": 1, "classifier": "lenet"}\n')
+    (run / "results.jsonl").write_text('{"generation": 0, "classifier": "lenet", "dataset": "d"}\n'
+                                       '{"generation": 1, "classifier": "lenet", "dataset": "d"}\n')
     assert sweep.is_finished(run)
     assert not sweep.is_finished(tmp_path / "missing")
 
@@ -269,7 +269,7 @@ def test_resubmission_skips_finished_runs(tmp_path, capsys):
         run.mkdir(parents=True)
         (run / "config.yaml").write_text(yaml.safe_dump(config))
         (run / "results.jsonl").write_text("".join(
-            f'{{"generation": {g}, "classifier": "{c.get("name") or c["arch"]}"}}\n'
+            f'{{"generation": {g}, "classifier": "{c.get("name") or c["arch"]}", "dataset": "colored_mnist"}}\n'
             for g in range(config["loop"]["generations"] + 1) for c in config["classifiers"]))
     assert sweep.main([str(path), "--submit", "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from common.distributed import wait_for_stage, wait_for_state, wait_until
+from common.distributed import wait_until
 from common.errors import RankZeroGone
+from records.run_directory import RunDirectory
+from records.state import StageKey
 from simulation.run_lock import RankZeroWatch, RunLock
 
 
@@ -31,7 +33,7 @@ def test_a_waiting_rank_waits_past_its_start_limit_while_the_heartbeat_is_fresh(
         watch = RankZeroWatch(lock.path, "launch-a", stale_after_s=0.5, start_within_s=0.2)
         # rank 0 needs 5x the start limit and 3x the staleness limit: a fixed timeout of either would have failed
         write_state_later(tmp_path / "state.json", {"config_fingerprint": "f", "launch_id": "launch-a"}, 1.5)
-        wait_for_state(tmp_path / "state.json", "f", "launch-a", watch)
+        RunDirectory(tmp_path).wait_for_launch("f", "launch-a", watch)
         assert watch() is None
     finally:
         lock.release()
@@ -43,7 +45,7 @@ def test_a_waiting_rank_stops_with_one_line_when_the_heartbeat_stops(tmp_path):
     lock._stop.set()  # rank 0 hangs or its host died: the lock stays, its heartbeat stops
     watch = RankZeroWatch(lock.path, "launch-a", stale_after_s=0.3, start_within_s=60)
     with pytest.raises(RankZeroGone) as error:
-        wait_for_stage(tmp_path / "state.json", "g1/push", watch)
+        RunDirectory(tmp_path).wait_for_stage(StageKey.push(1), watch)
     message = str(error.value)
     assert "stopped waiting for rank 0 to finish stage g1/push" in message and "heartbeat" in message
     assert f"pid {lock._record()['pid']}" in message and "\n" not in message
@@ -58,7 +60,7 @@ def test_a_released_lock_or_a_rank_zero_that_never_came_ends_the_wait(tmp_path):
     assert "released its lock" in watch()
     never = RankZeroWatch(tmp_path / "other.lock", "launch-b", stale_after_s=60, start_within_s=0.2)
     with pytest.raises(RankZeroGone, match="has not taken the lock .* of this launch within 0 s"):
-        wait_for_state(tmp_path / "state.json", "f", "launch-b", never)
+        RunDirectory(tmp_path).wait_for_launch("f", "launch-b", never)
 
 
 def test_a_stale_lock_of_an_earlier_launch_does_not_end_the_wait(tmp_path):

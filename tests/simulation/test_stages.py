@@ -11,9 +11,10 @@ from datamodules.facts import DatasetFacts
 from datamodules.generational import GenerationalDataModule
 from datamodules.regime import DataRegime
 from filters import ManualRejectFilter, Scorer
+from records.run_directory import RunDirectory
+from records.state import StageKey
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.loop import SimulationLoop
-from simulation.run_directory import RunDirectory
 from simulation.stages import PushBlock, ReviewPause, RunContext, Stage
 from simulation.trainers import StageTrainers
 
@@ -76,7 +77,7 @@ def test_the_push_stage_selects_once_from_the_gathered_scores_and_pushes_the_kep
     assert (block["filter_input"], block["filter_kept"], block["filter_dropped"]) == (12, 5, 7)
     assert block["filters"]["manual"]["dropped"] == 1
     assert block["quality_q_kept"] == 0.0  # ids 6-11 are the ones the reference classifier gets wrong
-    assert ctx.run_dir.is_done("g1/push") and ctx.run_dir.state["stack"]["blocks"][0]["count"] == 5
+    assert ctx.run_dir.is_done("g1/push") and ctx.run_dir.state.stack_blocks[0]["count"] == 5
     assert ctx.run_dir.samples_sheet(1).stat().st_size > 0
 
 
@@ -95,7 +96,7 @@ def test_the_push_stage_pauses_for_a_review_until_the_list_exists(tmp_path):
 
 class Counting(Stage):
     generation = 0
-    key = "g0/counting"
+    key = StageKey.generate(0)  # any stage key: the skipping is the base class's
 
     def __init__(self) -> None:
         self.executed = 0
@@ -110,17 +111,17 @@ def test_a_stage_recorded_as_done_is_skipped(tmp_path):
     stage = Counting()
     stage.run(ctx)
     stage.run(ctx)
-    assert stage.executed == 1 and ctx.run_dir.is_done("g0/counting")
+    assert stage.executed == 1 and ctx.run_dir.is_done(StageKey.generate(0))
 
 
 def test_one_generation_is_generator_generate_push_then_train_and_evaluate_each_classifier(tmp_path):
     ctx = context(tmp_path, [])
     loop = SimulationLoop(loop=ctx.loop, classifiers=[ClassifierConfig("lenet"), ClassifierConfig("tiny_cnn")],
                           generator=None, datamodule=ctx.data, trainer_kwargs={})
-    assert [s.key for s in loop.stages(0)] == ["g0/classifier/lenet", "g0/evaluate/lenet", "g0/classifier/tiny_cnn",
-                                               "g0/evaluate/tiny_cnn"]
-    assert [s.key for s in loop.stages(2)][:5] == ["g2/generator", "g2/generate", "g2/push", "g2/classifier/lenet",
-                                                   "g2/evaluate/lenet"]
+    assert [str(s.key) for s in loop.stages(0)] == ["g0/classifier/lenet", "g0/evaluate/lenet",
+                                                    "g0/classifier/tiny_cnn", "g0/evaluate/tiny_cnn"]
+    assert [str(s.key) for s in loop.stages(2)][:5] == ["g2/generator", "g2/generate", "g2/push",
+                                                        "g2/classifier/lenet", "g2/evaluate/lenet"]
 
 
 def test_generator_continue_starts_from_the_previous_generations_weights(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from simulation.run_directory import RunDirectory
+from records.run_directory import RunDirectory
 from simulation.summary import write_generation_summary
 
 
@@ -19,7 +19,7 @@ def summary(tmp_path) -> EventAccumulator:
         block = {} if generation == 0 else {"fid": 10.0 / generation, "filter_kept": 3, "quality_q": 0.5}
         row = {"generation": generation, "classifier": "lenet", "acc": acc, "md": md, "meo": 1 - md,
                "meo_class": 0.8, "acc_rank": [0.7, 0.95], **block}
-        run.mark_done(f"g{generation}/evaluate/lenet", row)
+        run.mark_done(f"g{generation}/evaluate/lenet", [row])
     histogram = {"counts": [1, 3], "edges": [0.0, 0.5, 1.0]}
     filters = {"uncertainty": {"score_histogram": histogram, "kept_per_class": [2, 1], "dropped_per_class": [0, 1]}}
     run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0, filter_kept=3, quality_q=0.5, filters=filters))
@@ -66,19 +66,19 @@ def test_the_summary_is_appended_generation_by_generation_never_rewritten(tmp_pa
     run = RunDirectory(tmp_path)
     run.create("config", "new", "launch")
     source = SimpleNamespace(class_names=["a", "b"])
-    run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9, "acc_rank": [0.7, 0.9]})
+    run.mark_done("g0/evaluate/lenet", [{"generation": 0, "classifier": "lenet", "acc": 0.9, "acc_rank": [0.7, 0.9]}])
     write_generation_summary(run, source, through=0)
     (first,) = (tmp_path / "tensorboard" / "summary").iterdir()
     written = first.read_bytes()
     run.mark_done("g1/push", blocks=run.with_block_report(1, fid=10.0))
-    run.mark_done("g1/evaluate/lenet", {"generation": 1, "classifier": "lenet", "acc": 0.8, "acc_rank": [0.6, 0.9]})
+    run.mark_done("g1/evaluate/lenet", [{"generation": 1, "classifier": "lenet", "acc": 0.8, "acc_rank": [0.6, 0.9]}])
     resumed = RunDirectory(tmp_path)  # as a resumed launch reads it
     resumed.load()
     write_generation_summary(resumed, source, through=1)
     write_generation_summary(resumed, source, through=1)
     files = sorted((tmp_path / "tensorboard" / "summary").iterdir())
     assert len(files) == 2 and first.read_bytes() == written
-    assert resumed.read_state()["summary_generations"] == [0, 1]
+    assert resumed.read_state().summary_generations == [0, 1]
     events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"), size_guidance={"tensors": 0})
     events.Reload()
     assert [(e.step, round(e.value, 6)) for e in events.Scalars("lenet/acc")] == [(0, 0.9), (1, 0.8)]
@@ -94,11 +94,11 @@ def test_a_generation_whose_block_exists_but_whose_classifiers_have_not_run_wait
     run = RunDirectory(tmp_path)
     run.create("config", "new", "launch")
     source = SimpleNamespace(class_names=["a", "b"])
-    run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9})
+    run.mark_done("g0/evaluate/lenet", [{"generation": 0, "classifier": "lenet", "acc": 0.9}])
     run.mark_done("g1/generate", blocks=run.with_block_report(1, fid=10.0))
     write_generation_summary(run, source, through=0)
-    assert run.read_state()["summary_generations"] == [0]
-    run.mark_done("g1/evaluate/lenet", {"generation": 1, "classifier": "lenet", "acc": 0.8})
+    assert run.read_state().summary_generations == [0]
+    run.mark_done("g1/evaluate/lenet", [{"generation": 1, "classifier": "lenet", "acc": 0.8}])
     write_generation_summary(run, source, through=1)
     events = EventAccumulator(str(tmp_path / "tensorboard" / "summary"))
     events.Reload()
@@ -136,8 +136,8 @@ def test_generations_written_within_one_second_are_read_back_in_order(tmp_path, 
     run = RunDirectory(tmp_path)
     run.create("config", "new", "launch")
     for generation in range(3):
-        run.mark_done(f"g{generation}/evaluate/lenet", {"generation": generation, "classifier": "lenet",
-                                                        "acc": 0.5 + generation / 10})
+        run.mark_done(f"g{generation}/evaluate/lenet", [{"generation": generation, "classifier": "lenet",
+                                                         "acc": 0.5 + generation / 10}])
         write_generation_summary(run, SimpleNamespace(class_names=["a", "b"]), through=generation)
     files = sorted(p.name for p in (tmp_path / "tensorboard" / "summary").iterdir())
     assert [name.rsplit(".", 1)[1] for name in files] == ["8", "9", "10"]  # name order is write order

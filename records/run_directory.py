@@ -1,116 +1,46 @@
-"""The run directory: the only place that knows where a run's files live, and its atomic state file.
+"""The run directory: its folder policy (what may be resumed, overwritten or refused), its state and recovery.
 
-Layout::
-
-    <run_dir>/.lock                               held by the launch running on this folder (see run_lock.py)
-    <run_dir>/config.yaml                         resolved config of the run (a different config is refused)
-    <run_dir>/state.json                          completed stages, block reports, result rows, the dataset's
-                                                  card (atomic, rank 0)
-    <run_dir>/results.jsonl                       one row per (generation, classifier, seed), rewritten from the state
-    <run_dir>/stack/                              the FIFO stack of synthetic blocks
-    <run_dir>/oracle/                             the learned subgroup oracle (CIFAR-20/100's u_t)
-    <run_dir>/gen_XX/generator/                   the generator stage (checkpoints/last.ckpt)
-    <run_dir>/gen_XX/shards/                      the raw generated block: checksummed chunk files, one per batch
-                                                  (deleted after its push with loop.keep_raw_shards: false)
-    <run_dir>/gen_XX/block_scores.safetensors     per-sample filter scores, reference predictions and subgroups
-    <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
-    <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)
-    <run_dir>/gen_XX/samples.png                  a row per class of what entered the stack
-    <run_dir>/gen_XX/classifiers/<name>/          a classifier stage (checkpoints/best.ckpt, last.ckpt)
-    <run_dir>/tensorboard/                        per-stage Lightning logs and the across-generations summary
+Where its files live is ``records.layout``; what ``state.json`` holds is ``records.state``.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from common.distributed import is_rank_zero
+from common.distributed import is_rank_zero, wait_until
 from common.errors import ConfigError
 from common.io import atomic_write_text
 from common.logs import get_logger
-from datamodules.regime_migration import identity_text
-from simulation.results import migrated_row
-
-STATE_VERSION = 2
+from records.layout import RunLayout, last_checkpoint, requeue_checkpoints
+from records.results import migrate_row
+from records.state import (
+    STATE_VERSION,
+    RunState,
+    StageKey,
+    StateError,
+    config_fingerprint,
+    peek_state,
+    read_state,
+    write_state,
+)
 
 log = get_logger()
 
 
-def config_fingerprint(config_text: str) -> str:
-    """The run's identity: a hash of its config, the data regime written in the layout the first runs recorded
-    (``identity_text``), so that a run of the previous release resumes under the same identity."""
-    return hashlib.sha256(identity_text(config_text).encode()).hexdigest()[:16]
-
-
-class RunDirectory:
+class RunDirectory(RunLayout):
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.state_path = self.path / "state.json"
-        self.config_path = self.path / "config.yaml"
-        self.results_path = self.path / "results.jsonl"
-        self.state: dict = {"version": STATE_VERSION, "completed": [], "results": []}
-
-    # -------------------------------------------------------------------------------------------- layout
-    @property
-    def stack_dir(self) -> Path:
-        return self.path / "stack"
+        super().__init__(path)
+        self._state = RunState()
 
     @property
-    def latent_cache_dir(self) -> Path:
-        """Stable Diffusion's latents of the real images and stack blocks (``datamodules.latent_cache``)."""
-        return self.path / "latent_cache"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
-    def oracle_dir(self) -> Path:
-        return self.path / "oracle"
-
-    @property
-    def oracle_checkpoint(self) -> Path:
-        return self.oracle_dir / "checkpoints" / "best.ckpt"
-
-    def generation_dir(self, generation: int) -> Path:
-        return self.path / f"gen_{generation:02d}"
-
-    def generator_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "generator"
-
-    def shard_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "shards"
-
-    def block_scores_path(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "block_scores.safetensors"
-
-    def fid_real_statistics_path(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "fid_real_statistics.safetensors"
-
-    def contact_sheet_dir(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "contact_sheets"
-
-    def samples_sheet(self, generation: int) -> Path:
-        return self.generation_dir(generation) / "samples.png"
-
-    def sample_sheets(self) -> list[tuple[int, Path]]:
-        """(generation, path) of every generation's sample sheet, oldest first."""
-        sheets = [(int(p.parent.name.split("_")[1]), p) for p in self.path.glob("gen_*/samples.png")]
-        return sorted(sheets)
-
-    def classifier_dir(self, generation: int, name: str) -> Path:
-        return self.generation_dir(generation) / "classifiers" / name
-
-    def classifier_checkpoint(self, generation: int, name: str) -> Path:
-        """The classifier to evaluate or reuse: the best by validation loss, or the last one without validation."""
-        folder = self.classifier_dir(generation, name) / "checkpoints"
-        best = folder / "best.ckpt"
-        return best if best.exists() else folder / "last.ckpt"
+    def state(self) -> RunState:
+        """The run's state as loaded or last recorded (read it; record through this class's methods)."""
+        return self._state
 
     @staticmethod
     def resume_checkpoint(stage_dir: Path) -> str | None:
@@ -119,9 +49,9 @@ class RunDirectory:
         A checkpoint that cannot be read (truncated by a full disk or a copy cut short) is reported with its path and
         set aside as ``<name>.corrupt`` (by rank 0), so the stage restarts from the previous good one, or from scratch.
         """
-        from simulation.checkpoint_io import readable_checkpoint  # Lightning's checkpoint IO: not for the report
+        from records.checkpoint_io import readable_checkpoint  # Lightning's checkpoint IO: not for the report
 
-        candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
+        candidates = [last_checkpoint(stage_dir), *requeue_checkpoints(stage_dir)]
         existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
         for path in existing:
             if readable_checkpoint(path):
@@ -139,9 +69,9 @@ class RunDirectory:
         A push interrupted after the stack was written but before the state recorded it is not a difference: its
         block may be on disk (and may have evicted the oldest recorded blocks); the push stage records it on resume.
         """
-        recorded = {b["generation"]: b for b in (self.state.get("stack") or {}).get("blocks", [])}
+        recorded = {b["generation"]: b for b in self._state.stack_blocks}
         on_disk = {b["generation"]: b for b in manifest.get("blocks", [])}
-        pending = {g for g in on_disk if g not in recorded and not self.is_done(f"g{g}/push")}
+        pending = {g for g in on_disk if g not in recorded and not self.is_done(StageKey.push(g))}
         missing = sorted(set(recorded) - set(on_disk))
         if pending and missing == sorted(recorded)[: len(missing)]:
             missing = []  # evicted by the pending push, oldest first
@@ -157,10 +87,6 @@ class RunDirectory:
         return problems
 
     # -------------------------------------------------------------------------------------------- checks
-    @property
-    def lock_path(self) -> Path:
-        return self.path / ".lock"
-
     def _check_usable_folder(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"loop.run_dir {self.path} is a file, not a folder: choose another loop.run_dir")
@@ -171,19 +97,13 @@ class RunDirectory:
             raise ConfigError(f"cannot write in {existing} (permission denied), so loop.run_dir {self.path} cannot be "
                               "created or written: choose a folder you can write to, or fix its permissions")
 
-    def read_state(self) -> dict:
+    def read_state(self) -> RunState:
         """The state file as it is on disk, or ConfigError naming it when it cannot be read."""
         try:
-            state = json.loads(self.state_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(
-                f"the run state {self.state_path} cannot be read ({error}): restore it from a backup to resume this "
-                "run, or choose another loop.run_dir (its results.jsonl and checkpoints stay where they are)"
-            ) from error
-        if not isinstance(state, dict) or not isinstance(state.get("completed"), list):
-            raise ConfigError(f"the run state {self.state_path} is not a state file of this tool: restore it from a "
-                              "backup, or choose another loop.run_dir")
-        return state
+            return read_state(self.state_path)
+        except StateError as error:
+            raise ConfigError(f"{error}: restore it from a backup to resume this run, or choose another "
+                              "loop.run_dir (its results.jsonl and checkpoints stay where they are)") from error
 
     def check_compatible(self, config_text: str, overwrite: bool) -> str:
         """'new', 'resume' or 'overwrite'; raises ConfigError if the folder cannot hold this run. Creates nothing.
@@ -206,13 +126,13 @@ class RunDirectory:
         state = self.read_state()
         if overwrite:
             return "overwrite"
-        if state.get("version") != STATE_VERSION:
+        if state.version != STATE_VERSION:
             raise ConfigError(
                 f"run directory {self.path} was written by another version of this tool (state version "
-                f"{state.get('version')}, this one writes {STATE_VERSION}) and cannot be resumed: choose another "
-                "loop.run_dir (its results.jsonl stays readable by `cli.py report`)"
+                f"{state.version}, this one writes {STATE_VERSION}) and cannot be resumed: choose another "
+                f"loop.run_dir (its {self.results_path.name} stays readable by `cli.py report`)"
             )
-        if state.get("config_fingerprint") == config_fingerprint(config_text):
+        if state.config_fingerprint == config_fingerprint(config_text):
             return "resume"
         raise ConfigError(
             f"run directory {self.path} holds a run with a different config ({self._config_difference(config_text)}; "
@@ -246,21 +166,18 @@ class RunDirectory:
             self.load()
         else:
             atomic_write_text(self.config_path, config_text)
-            self.state = {"version": STATE_VERSION, "config_fingerprint": config_fingerprint(config_text),
-                          "completed": [], "results": []}
-        self.state["launch_id"] = launch_id
+            self._state = RunState(config_fingerprint=config_fingerprint(config_text))
+        self._state.launch_id = launch_id
         if dataset is not None:
-            self.state["dataset"] = dataset
+            self._state.dataset = dataset
         self.save()
 
     def _remove_previous_run(self) -> None:
         """Delete the previous run (a folder with this tool's state file; checked by ``check_compatible``), keeping
         the lock this launch holds, and say what was removed."""
-        try:
-            state = json.loads(self.state_path.read_text())
-            what = f"{len(state.get('completed', []))} completed stages, {len(state.get('results', []))} result rows"
-        except (OSError, json.JSONDecodeError):
-            what = "its state was unreadable"
+        state = peek_state(self.state_path)
+        what = (f"{len(state.completed)} completed stages, {len(state.results)} result rows" if state is not None
+                else "its state was unreadable")
         for entry in self.path.iterdir():
             if entry == self.lock_path:
                 continue
@@ -271,73 +188,129 @@ class RunDirectory:
         log.warning(f"loop.overwrite: removed the previous run in {self.path} ({what})")
 
     def load(self) -> None:
-        """Read the state; result rows an earlier release wrote are brought to the current fields (a resumed run's
-        results.jsonl then holds one kind of row)."""
-        self.state = self.read_state()
-        self.state["results"] = [migrated_row(row) for row in self.state.get("results", [])]
+        self._state = self.read_state()
+        # rows an earlier release wrote, in the current fields (a resumed run's results.jsonl then holds one kind)
+        self._state.results = [migrate_row(row) for row in self._state.results]
 
     def save(self) -> None:
-        atomic_write_text(self.state_path, json.dumps(self.state, indent=1))
-        lines = "".join(json.dumps(row) + "\n" for row in self.state["results"])
-        atomic_write_text(self.results_path, lines)
+        """Write the state, then ``results.jsonl`` from its rows (rank 0)."""
+        write_state(self.state_path, self._state)
+        atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in self._state.results))
 
-    def note_environment(self, stage: str, environment: dict) -> None:
+    def note_environment(self, stage: StageKey, environment: dict) -> None:
         """Record where and with what ``stage`` ran (saved with its ``mark_done``): ``environments`` holds each
         distinct environment once, ``stage_environment`` maps a stage to its index there."""
-        environments = self.state.setdefault("environments", [])
+        environments = self._state.environments = self._state.environments or []
         if environment not in environments:
             environments.append(environment)
-        self.state.setdefault("stage_environment", {})[stage] = environments.index(environment)
+        self._state.stage_environment = {**(self._state.stage_environment or {}),
+                                         str(stage): environments.index(environment)}
 
     @property
     def last_environment(self) -> dict | None:
         """The environment of the most recently recorded one (None before any stage recorded one)."""
-        environments = self.state.get("environments") or []
-        return environments[-1] if environments else None
+        return self._state.last_environment
 
-    def is_done(self, stage: str) -> bool:
-        return stage in self.state["completed"]
+    def is_done(self, stage: StageKey) -> bool:
+        return self._state.is_done(stage)
 
-    def mark_done(self, stage: str, row: dict | None = None, **extra) -> None:
-        """Record a completed stage (and its result row) atomically. Rank 0 only."""
-        if row is not None:
-            self.state["results"].append(row)
-        self.state.update(extra)
-        if stage not in self.state["completed"]:
-            self.state["completed"].append(stage)
+    def mark_done(self, stage: StageKey, rows: Iterable[dict] = (), *, stage_info: dict | None = None,
+                  blocks: dict | None = None, stack: dict | None = None) -> None:
+        """Record a completed stage, its result rows and what it changed (each given part replaces the state's)
+        atomically. Rank 0 only."""
+        key = StageKey.parse(str(stage))  # a misspelt key is an error here, not a stage that never completes
+        if isinstance(rows, dict):
+            raise TypeError(f"mark_done({key}): rows is a list of result rows, not one row")
+        state = self._state
+        state.results.extend(rows)
+        for name, value in (("stage_info", stage_info), ("blocks", blocks), ("stack", stack)):
+            if value is not None:
+                setattr(state, name, value)
+        if str(key) not in state.completed:
+            state.completed.append(str(key))
         self.save()
 
     @property
     def results(self) -> list[dict]:
-        return list(self.state["results"])
+        return list(self._state.results)
 
     @property
     def dataset_card(self) -> dict | None:
         """The card of the run's dataset as the state records it (``DatasetFacts.to_json``); None for a run
         written before runs recorded it."""
-        card = self.state.get("dataset")
+        card = self._state.dataset
         return dict(card) if isinstance(card, dict) else None
 
     def block_report(self, generation: int) -> dict:
         """What the generation and push stages recorded about a generation's block (FID, filters, q_t, u_t)."""
-        return dict((self.state.get("blocks") or {}).get(str(generation), {}))
+        return self._state.block_report(generation)
 
     def with_block_report(self, generation: int, **values) -> dict:
         """The state's ``blocks`` with ``values`` added to one generation's report (to pass to ``mark_done``)."""
-        blocks = dict(self.state.get("blocks") or {})
+        blocks = dict(self._state.blocks or {})
         blocks[str(generation)] = {**blocks.get(str(generation), {}), **values}
         return blocks
+
+    # -------------------------------------------------------------------------------------------- other ranks
+    def wait_for_stage(self, stage: StageKey, rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+        """Wait (by polling the state file) until rank 0 has recorded ``stage``, for as long as rank 0 is alive.
+
+        Used where ranks started together (SLURM, torchrun) must wait for rank-0-only work before any Trainer has
+        set up the process group, so a collective barrier is not available yet (e.g. the first stage of a resumed
+        run).
+        """
+        def recorded() -> bool:
+            state = peek_state(self.state_path)
+            return state is not None and state.is_done(stage)
+
+        wait_until(recorded, f"finish stage {stage}", rank_zero_gone)
+
+    def wait_for_launch(self, fingerprint: str, launch: str,
+                        rank_zero_gone: Callable[[], str | None] | None = None) -> None:
+        """Non-zero ranks started together with rank 0 (SLURM, torchrun) wait for it to prepare the run directory
+        (which may include rebuilding the stack) for this config and launch, for as long as rank 0 is alive."""
+        def prepared() -> bool:
+            state = peek_state(self.state_path)
+            return state is not None and state.config_fingerprint == fingerprint and state.launch_id == launch
+
+        wait_until(prepared, f"prepare {self.state_path}", rank_zero_gone, poll_s=0.2)
+
+    # -------------------------------------------------------------------------------------------- loggers, summary
+    def tracker_run(self, key: str) -> str | None:
+        """The id of the experiment tracker's run recorded under ``key`` (None before one was opened)."""
+        return (self._state.tracker_runs or {}).get(key)
+
+    def remember_tracker_run(self, key: str, run_id: str) -> None:
+        """Record a tracker's run id and save at once: a crash before the next stage's record must not orphan it."""
+        self._state.tracker_runs = {**(self._state.tracker_runs or {}), key: run_id}
+        self.save()
+
+    @property
+    def summary_generations(self) -> list[int] | None:
+        """Generations the TensorBoard summary holds; None for a run whose summary an earlier version rebuilt."""
+        return None if self._state.summary_generations is None else list(self._state.summary_generations)
+
+    @property
+    def summary_layout(self) -> str | None:
+        return self._state.summary_layout
+
+    def record_summary(self, generations: list[int], layout: str | None) -> None:
+        """Record what the summary now holds (its generations, its layout's digest) and save."""
+        self._state.summary_generations = sorted(generations)
+        if layout is not None:
+            self._state.summary_layout = layout
+        self.save()
 
     # -------------------------------------------------------------------------------------------- raw shards
     def delete_raw_shards(self, generation: int) -> None:
         """Delete a generation's raw block (``gen_XX/shards/``) once its push is recorded (loop.keep_raw_shards:
         false; rank 0), and record that it is gone, so ``--loop.rebuild_stack`` can say why it cannot rebuild."""
-        if not self.is_done(f"g{generation}/push"):
+        if not self.is_done(StageKey.push(generation)):
             return
         folder = self.shard_dir(generation)
-        deleted = sorted(set(self.state.get("raw_shards_deleted", [])) | {generation})
-        if deleted != self.state.get("raw_shards_deleted"):
-            self.state["raw_shards_deleted"] = deleted
+        deleted = sorted(set(self._state.raw_shards_deleted or []) | {generation})
+        if deleted != self._state.raw_shards_deleted:
+            self._state.raw_shards_deleted = deleted
             self.save()  # recorded first: a crash between the two leaves a folder that is deleted again on resume
         if folder.exists():
             shutil.rmtree(folder)
@@ -345,8 +318,8 @@ class RunDirectory:
 
     def check_raw_shards_kept(self) -> None:
         """ConfigError when a generation the stack records has no raw shards to rebuild it from."""
-        recorded = [block["generation"] for block in (self.state.get("stack") or {}).get("blocks", [])]
-        gone = [g for g in recorded if g in self.state.get("raw_shards_deleted", [])
+        recorded = [block["generation"] for block in self._state.stack_blocks]
+        gone = [g for g in recorded if g in (self._state.raw_shards_deleted or [])
                 or not any(self.shard_dir(g).glob("*"))]
         if gone:
             raise ConfigError(
@@ -359,9 +332,10 @@ class RunDirectory:
         """Bytes of the files below the run directory (what an overwrite frees)."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
 
-    def stage_info(self, stage: str) -> dict:
+    def stage_info(self, stage: StageKey) -> dict:
         """What a completed stage recorded about itself (epochs, wall time)."""
-        return dict((self.state.get("stage_info") or {}).get(stage, {}))
+        return self._state.stage_record(stage)
 
-    def with_stage_info(self, stage: str, **values) -> dict:
-        return {**(self.state.get("stage_info") or {}), stage: values}
+    def with_stage_info(self, stage: StageKey, **values) -> dict:
+        """The state's ``stage_info`` with ``stage``'s record set (to pass to ``mark_done``)."""
+        return {**(self._state.stage_info or {}), str(stage): values}

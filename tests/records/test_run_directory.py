@@ -5,7 +5,7 @@ import json
 import pytest
 
 from common.errors import ConfigError
-from simulation.run_directory import RunDirectory, config_fingerprint
+from records.run_directory import RunDirectory, config_fingerprint
 
 
 def test_layout_is_named_in_one_place(tmp_path):
@@ -70,7 +70,7 @@ def test_state_records_stages_rows_and_block_reports_and_rebuilds_results(tmp_pa
     run.create("config A", "new", "launch-1")
     assert json.loads(run.state_path.read_text())["config_fingerprint"] == config_fingerprint("config A")
     run.mark_done("g0/classifier/lenet", stage_info=run.with_stage_info("g0/classifier/lenet", epochs=3))
-    run.mark_done("g0/evaluate/lenet", {"generation": 0, "classifier": "lenet", "acc": 0.9})
+    run.mark_done("g0/evaluate/lenet", [{"generation": 0, "classifier": "lenet", "acc": 0.9}])
     run.mark_done("g1/generate", blocks=run.with_block_report(1, fid=12.5))
     run.mark_done("g1/push", blocks=run.with_block_report(1, filter_kept=90))
     assert run.is_done("g1/generate") and not run.is_done("g1/classifier/lenet")
@@ -79,7 +79,7 @@ def test_state_records_stages_rows_and_block_reports_and_rebuilds_results(tmp_pa
     assert run.results_path.read_text() == json.dumps({"generation": 0, "classifier": "lenet", "acc": 0.9}) + "\n"
     resumed = RunDirectory(tmp_path / "run")
     resumed.create("config A", "resume", "launch-2")
-    assert resumed.state["completed"] == run.state["completed"] and resumed.state["launch_id"] == "launch-2"
+    assert resumed.state.completed == run.state.completed and resumed.state.launch_id == "launch-2"
     assert resumed.results == run.results
 
 
