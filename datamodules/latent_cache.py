@@ -236,7 +236,7 @@ class LatentCache:
             for position, block in enumerate(stack.manifest["blocks"]):
                 identity = {**common, "generation": block["generation"],
                             "images": block["files"]["images"]["sha256"]}
-                part = LatentPart(f"gen_{block['generation']:04d}", identity_key(identity), block["count"])
+                part = LatentPart(f"block{block['generation']:04d}", identity_key(identity), block["count"])
                 blocks.append((part, int(offsets[position])))
         parts = [real_part] + [part for part, _ in blocks]
         if rank == 0:

@@ -23,6 +23,27 @@ PREVIOUS_KEYS = {**{f"data.{old}": f"data.regime.{new}" for old, new in PREVIOUS
                  **{f"loop.{old}": f"data.regime.{new}" for old, new in PREVIOUS_LOOP_KEYS.items()}}
 #: the regimes the previous layout could express (``data.stack_policy``'s values)
 PREVIOUS_POLICIES = ("fifo", "replace", "accumulate", "subsample")
+#: keys added since the previous release, with the value at which a config means what the previous release computed
+#: (resume-neutral keys are dumped as null for the identity): left out of the previous layout at that value, so the
+#: same experiment keeps its identity; at another value the old layout cannot express the config
+ADDED_SINCE_PREVIOUS = {("data", "view_store"): None, ("data", "view_store_dir"): None,
+                        ("data", "regime", "fresh_real_per_generation"): None,
+                        ("model", "init_args", "cache_latents"): False}
+
+
+def _without_added_keys(config: dict) -> dict | None:
+    """``config`` without the keys added since the previous release (None when one holds another value)."""
+    config = copy.deepcopy(config)
+    for path, neutral in ADDED_SINCE_PREVIOUS.items():
+        parent = config
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or path[-1] not in parent:
+            continue
+        if parent[path[-1]] != neutral:
+            return None
+        del parent[path[-1]]
+    return config
 
 
 def _section(config: dict, name: str) -> dict | None:
@@ -68,6 +89,9 @@ def to_previous_layout(config: dict) -> dict | None:
     the regime's keys back in ``data`` after ``data.source`` and ``loop.stack_generations`` after
     ``loop.samples_per_generation``; None when the old layout cannot express it (no complete regime section, or a
     policy it did not have)."""
+    config = _without_added_keys(config)
+    if config is None:
+        return None
     data, loop = _section(config, "data"), _section(config, "loop")
     regime = data.get("regime") if data is not None else None
     needed = {*PREVIOUS_DATA_KEYS.values(), *PREVIOUS_LOOP_KEYS.values()}

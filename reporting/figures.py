@@ -47,10 +47,10 @@ LEGEND_HEIGHT = 0.7
 FIGURE_FORMATS = ("png", "pdf", "svg")
 #: PNG resolution: print quality (a 4-inch panel is 800 pixels wide)
 PNG_DPI = 200
-#: measures outside the metric table bounded to [0, 1]: the sandbox's minority share (accuracies per subgroup rank
+#: measures outside the metric table bounded to [0, 1]: a subgroup's share of a block (accuracies per subgroup rank
 #: and under an ablation by their prefixes)
 UNIT_RANGE_EXTRAS = frozenset({"minority_share"})
-#: a measure without a fixed range (FID, DI eq. 3 as printed, the sandbox's variances) spans at least this fraction
+#: a measure without a fixed range (FID, DI eq. 3 as printed, a fitted variance) spans at least this fraction
 #: of its largest magnitude on the y axis, so noise in the last digits stays flat
 MIN_SPAN_FRACTION = 0.2
 #: up to this many generations, every one is a tick; more get integer ticks chosen by matplotlib

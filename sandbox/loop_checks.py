@@ -25,6 +25,9 @@ import numpy as np
 import torch
 import yaml
 
+from datamodules.stack import MANIFEST_NAME
+from records.layout import RunLayout
+from records.state import read_state
 from sandbox import closed_forms as cf
 from sandbox.known_world import feature_pixels, pixel_b_shares, rounded_normal_moments, subgroups_from_marker
 
@@ -117,9 +120,8 @@ class WorldFit:
 
 # ------------------------------------------------------------------------------------------ reading a run directory
 def block_reports(run_dir: Path) -> dict[int, dict]:
-    """``state.json``'s per-generation block reports (q_t, u_t, majority gain, filter counts)."""
-    blocks = json.loads((Path(run_dir) / "state.json").read_text())["blocks"]
-    return {int(g): report for g, report in blocks.items()}
+    """The run state's per-generation block reports (q_t, u_t, majority gain, filter counts)."""
+    return dict(sorted(read_state(RunLayout(run_dir).state_path).block_reports().items()))
 
 
 def kept_b_share(run_dir: Path, pi0: float) -> dict[int, float]:
@@ -130,8 +132,8 @@ def kept_b_share(run_dir: Path, pi0: float) -> dict[int, float]:
 
 def stack_blocks(run_dir: Path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) of every block the stack holds now, by generation, read through its manifest."""
-    root = Path(run_dir) / "stack"
-    manifest = json.loads((root / "manifest.json").read_text())
+    root = RunLayout(run_dir).stack_dir
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
     return {b["generation"]: (torch.from_numpy(np.load(root / b["files"]["images"]["name"])),
                               torch.from_numpy(np.load(root / b["files"]["labels"]["name"])))
             for b in manifest["blocks"]}
@@ -146,7 +148,7 @@ def per_class_b_share(images: torch.Tensor, labels: torch.Tensor, num_classes: i
 
 def generator_buffers(run_dir: Path, generation: int) -> dict[str, torch.Tensor]:
     """The fitted state of generation ``generation``'s generator (its checkpoint's ``state_dict``)."""
-    path = Path(run_dir) / f"gen_{generation:02d}" / "generator" / "checkpoints" / "last.ckpt"
+    path = RunLayout(run_dir).generator_checkpoint(generation)
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 

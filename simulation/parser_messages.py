@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from datamodules.regime_migration import PREVIOUS_KEYS
+from records.layout import RunLayout
 from simulation.config import ClassifierConfig
 
 EXAMPLE_CONFIG = "configs/quickstart.yaml"
@@ -197,8 +198,9 @@ def _yaml_problem(argv: list[str]) -> str | None:
 
 
 def _is_saved_run_config(path: str) -> bool:
-    """``<run_dir>/config.yaml`` beside the run's state.json: migrated on read, never refused for its layout."""
-    return Path(path).name == "config.yaml" and (Path(path).parent / "state.json").is_file()
+    """``<run_dir>/config.yaml`` beside the run's state: migrated on read, never refused for its layout."""
+    layout = RunLayout(Path(path).parent)
+    return Path(path) == layout.config_path and layout.state_path.is_file()
 
 
 def _has_dotted(tree: object, key: str) -> bool:

@@ -124,8 +124,10 @@ def plugin_owners() -> dict[str, Path]:
 
 
 def test_no_product_file_names_a_dataset_or_generator_other_than_its_own_module():
-    """A plug-in states its facts in its own module (and its configs): no list of datasets or generators elsewhere."""
-    found = name_mentions(product_files(), plugin_owners())
+    """A plug-in states its facts in its own module (and its configs): no list of datasets or generators elsewhere.
+    (The sandbox wing's checks write the configs of its own plug-ins, so the wing is left out.)"""
+    files = [path for path in product_files() if not path.is_relative_to(ROOT / "sandbox")]
+    found = name_mentions(files, plugin_owners())
     assert not found, "\n".join(found)
 
 

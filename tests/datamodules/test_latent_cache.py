@@ -130,7 +130,7 @@ def test_an_evicted_block_s_latents_are_deleted(tmp_path):
     stack.push(torch.ones((3, 3, 8, 8), dtype=torch.uint8), torch.tensor([0, 1, 2]), 2)  # evicts generation 1
     assert prepare(cache, real, stack) == 3
     names = sorted(path.name.split("-")[0] for path in (tmp_path / "latents").glob("*.safetensors"))
-    assert names == ["gen_0002", "real"]
+    assert names == ["block0002", "real"]
 
 
 def test_part_keys_depend_on_everything_the_latents_depend_on():

@@ -61,3 +61,23 @@ def test_a_regime_the_previous_layout_cannot_express_is_its_own_identity():
            "    oversample: false\nloop:\n  generations: 1\n"
     assert to_previous_layout(yaml.safe_load(text)) is None and identity_text(text) == text
     assert identity_text("seed_everything: 0\nsandbox: {}\n") == "seed_everything: 0\nsandbox: {}\n"
+
+
+def test_keys_added_since_the_previous_release_keep_the_identity_only_at_their_neutral_value():
+    """A run of the previous release resumes although today's dump has keys it never wrote: at the value that
+    computes what it computed they are left out of the previous layout; at another value the layout cannot say it."""
+    from datamodules.regime_migration import to_previous_layout
+
+    current = {"model": {"class_path": "x.SD", "init_args": {"cache_latents": False}},
+               "data": {"source": {}, "regime": {"policy": "fifo", "window": 3, "synthetic_share": 0.5,
+                                                 "capacity": None, "oversample": False,
+                                                 "fresh_real_per_generation": None},
+                        "batch_size": 8, "view_store": None, "view_store_dir": None},
+               "loop": {"samples_per_generation": 10}}
+    previous = to_previous_layout(current)
+    assert previous["model"] == {"class_path": "x.SD", "init_args": {}}
+    assert list(previous["data"]) == ["source", "synthetic_share", "oversample", "stack_policy", "stack_capacity",
+                                      "batch_size"]
+    assert previous["loop"] == {"samples_per_generation": 10, "stack_generations": 3}
+    cached = {**current, "model": {"class_path": "x.SD", "init_args": {"cache_latents": True}}}
+    assert to_previous_layout(cached) is None  # the latent cache is new: a previous run resumes with it off

@@ -75,7 +75,7 @@ def test_a_cached_run_gives_the_uncached_rows_and_encodes_each_image_once(tmp_pa
     for with_cache, without in zip(cached_rows, uncached_rows):
         assert comparable(with_cache) == comparable(without)
     parts = sorted(path.name.split("-")[0] for path in (tmp_path / "cached" / "latent_cache").glob("*.safetensors"))
-    assert parts == ["gen_0001", "real"]
+    assert parts == ["block0001", "real"]
 
 
 def test_the_plan_counts_the_latent_cache_and_builds_no_store(tmp_path, assets):

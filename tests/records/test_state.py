@@ -10,6 +10,7 @@ import pytest
 
 from common.errors import ConfigError
 from records import state as state_module
+from records.results import migrate_row
 from records.run_directory import RunDirectory
 from records.state import STATE_VERSION, RunState, StageKey, StateError, read_state, write_state
 
@@ -57,7 +58,9 @@ def test_the_stored_run_is_resumed_not_refused(tmp_path):
     run = RunDirectory(tmp_path)
     assert run.check_compatible((tmp_path / "config.yaml").read_text(), overwrite=False) == "resume"
     run.load()
-    assert run.results == [json.loads(line) for line in (STORED_RUN / "results.jsonl").read_text().splitlines()]
+    stored = [json.loads(line) for line in (STORED_RUN / "results.jsonl").read_text().splitlines()]
+    assert run.results == [migrate_row(row) for row in stored]  # in today's fields (the realised share renamed)
+    assert [row["realised_synthetic_share"] for row in run.results] == [row["synthetic_share"] for row in stored]
     assert run.stack_differences({"blocks": run.state.stack_blocks}) == []
 
 
