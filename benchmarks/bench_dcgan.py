@@ -66,7 +66,8 @@ def plain_epoch(loader_args: tuple) -> float:
     start = time.perf_counter()
     generator.train()
     discriminator.train()
-    for images, labels, _ in loader:
+    for batch in loader:
+        images, labels = batch["image"], batch["label"]
         real = images.float() / 127.5 - 1
         noise = torch.randn(real.shape[0], LATENT)
         fake = generator(noise, labels)

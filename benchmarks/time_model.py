@@ -2,11 +2,12 @@
 
 The counts come from the configs (``configs/hardimagenet.yaml``, ``configs/breeds_living17.yaml``: generations, S,
 the filter's ratio, p, the FIFO window, LoRA epochs, the classifiers) and the real training set's size; the rates
-from ``RATES``, each marked ``measured`` (with where) or ``estimated`` (with how). No GPU has measured them yet, so
-every rate below is an estimate; when ``benchmarks/gpu_hardimagenet_check.sh`` runs on a GPU, put its numbers in
-``RATES`` with ``measured`` and rerun:
+from ``RATES``, each marked ``counted`` (Stable Diffusion 1.5's FLOPs per image, counted on torch's meta device:
+``--count-flops`` recounts them), ``measured`` (with where) or ``estimated`` (with how). No GPU has measured a rate
+yet, so every rate that turns FLOPs into time is an estimate; when ``benchmarks/gpu_hardimagenet_check.sh`` runs on
+a GPU, put its numbers in ``RATES`` with ``measured`` and rerun:
 
-    python benchmarks/time_model.py [--seeds 3] [--classifier-epochs 15]
+    python benchmarks/time_model.py [--seeds 3] [--classifier-epochs 15] [--count-flops]
 
 Three designs are projected, on 1 GPU and on 8:
 
@@ -43,11 +44,10 @@ H100_BF16_DENSE_TFLOPS = 989.0
 RATES: dict[str, Rate] = {
     "mfu_sd": Rate(0.35, "fraction of peak", "estimated",
                    "typical model FLOP utilisation of a conv + attention UNet in bf16 with SDPA"),
-    "unet_forward_tflop": Rate(1.68, "TFLOP per image", "estimated",
-                               "SD 1.5 UNet at 64 x 64 latents, batch 1 (NVIDIA's TensorRT Stable Diffusion analysis)"),
-    "vae_decoder_tflop": Rate(2.54, "TFLOP per image", "estimated", "SD 1.5 VAE decoder at 512 x 512 (same source)"),
-    "vae_encoder_tflop": Rate(1.27, "TFLOP per image", "estimated", "half the decoder's: the same blocks, fewer "
-                              "channels at full resolution"),
+    "unet_forward_tflop": Rate(0.803, "TFLOP per image", "counted",
+                               "SD 1.5 UNet at 64 x 64 latents, one image (count_sd_flops)"),
+    "vae_decoder_tflop": Rate(2.515, "TFLOP per image", "counted", "SD 1.5 VAE decoder to 512 x 512 (count_sd_flops)"),
+    "vae_encoder_tflop": Rate(1.117, "TFLOP per image", "counted", "SD 1.5 VAE encoder of 512 x 512 (count_sd_flops)"),
     "lora_backward_over_forward": Rate(1.0, "x forward", "estimated",
                                        "frozen weights: the backward pass computes activation gradients only"),
     "resnet50_img_s": Rate(2500, "img/s per GPU", "estimated", "224 x 224 training at batch 32, bf16"),
@@ -86,10 +86,11 @@ class Protocol:
     def from_config(cls, path: Path) -> Protocol:
         config = yaml.safe_load(Path(path).read_text())
         loop, data = config["loop"], config["data"]
+        regime = {"synthetic_share": 0.5, "window": 3, **(data.get("regime") or {})}  # data.regime's defaults
         ratio = sum(f.get("init_args", {}).get("ratio", 0.0) for f in config.get("filters") or [])
         return cls(name=Path(path).stem, real=REAL_TRAIN[Path(path).stem], generations=int(loop["generations"]),
                    block=int(loop["samples_per_generation"]), kept_share=1.0 - ratio,
-                   share=float(data["synthetic_share"]), window=int(loop["stack_generations"]),
+                   share=float(regime["synthetic_share"]), window=int(regime["window"]),
                    generator_epochs=int(loop["generator_epochs"]), workers_per_process=int(data["num_workers"]),
                    classifiers=tuple(c["arch"] for c in config["classifiers"]))
 
@@ -100,6 +101,30 @@ class Protocol:
         """|D_g|: every real image plus min(round(p / (1 - p) N), stack size) synthetic ones (the FIFO mix)."""
         stack = min(generation, self.window) * self.kept()
         return self.real + min(round(self.share / (1 - self.share) * self.real), stack)
+
+
+def count_sd_flops() -> dict[str, float]:
+    """TFLOP per image of SD 1.5's VAE encoder and decoder at 512 x 512 and of its UNet at 64 x 64 latents, counted by
+    ``torch.utils.flop_counter`` on the meta device from the published architecture (no weights, no GPU)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                            block_out_channels=[128, 256, 512, 512], layers_per_block=2, latent_channels=4,
+                            sample_size=512)
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
+                                    block_out_channels=[320, 640, 1280, 1280])
+        image, latent, text = torch.randn(1, 3, 512, 512), torch.randn(1, 4, 64, 64), torch.randn(1, 77, 768)
+        passes = {"vae_encoder_tflop": lambda: vae.encode(image), "vae_decoder_tflop": lambda: vae.decode(latent),
+                  "unet_forward_tflop": lambda: unet(latent, torch.tensor([10]), encoder_hidden_states=text)}
+        counted = {}
+        for name, run in passes.items():
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                run()
+            counted[name] = counter.get_total_flops() / 1e12
+    return counted
 
 
 def rate(name: str) -> float:
@@ -166,7 +191,10 @@ def work_counts(protocol: Protocol, epochs: int) -> dict[str, dict[str, int]]:
     lora_real = protocol.generator_epochs * protocol.real * protocol.generations
     lora_all = sum(protocol.generator_epochs * protocol.training_set(g - 1) for g in range(1, protocol.generations + 1))
     decodes = len(protocol.classifiers) * epochs * protocol.real * (protocol.generations + 1)
-    return {"vae_encodes": {"before": lora_all, "after": protocol.real + protocol.generations * protocol.kept()},
+    # after: the real images once, and each pushed block once when the first generator that trains on it starts (the
+    # last generation's block trains no generator)
+    after = protocol.real + (protocol.generations - 1) * protocol.kept()
+    return {"vae_encodes": {"before": lora_all, "after": after},
             "real_vae_encodes": {"before": lora_real, "after": protocol.real},
             "jpeg_decodes": {"before": decodes, "after": protocol.real}}
 
@@ -189,7 +217,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--classifier-epochs", type=int, default=15,
                         help="mean epochs a classifier trains before early stopping (max_epochs 50, patience 5)")
+    parser.add_argument("--count-flops", action="store_true", help="recount SD 1.5's FLOPs (needs diffusers)")
     args = parser.parse_args(argv)
+    if args.count_flops:
+        for name, tflop in count_sd_flops().items():
+            print(f"{name}: counted {tflop:.3f} (RATES holds {RATES[name].value})")
     protocols = [Protocol.from_config(REPO_ROOT / "configs" / f"{name}.yaml") for name in REAL_TRAIN]
     out = [table(protocols, args.seeds, args.classifier_epochs), ""]
     for protocol in protocols:
@@ -206,7 +238,8 @@ def main(argv: list[str] | None = None) -> str:
     floor = sum(p.generations * p.block / (sampling_img_s() * 8) / 3600 * args.seeds for p in protocols)
     out.append(f"of which sampling alone (no design here changes it): {floor:.1f} h")
     estimated = sorted(name for name, r in RATES.items() if r.status == "estimated")
-    out.append(f"estimated rates ({len(estimated)} of {len(RATES)}): {', '.join(estimated)}")
+    out.append(f"estimated rates ({len(estimated)} of {len(RATES)}; the rest counted or measured): "
+               f"{', '.join(estimated)}")
     text = "\n".join(out)
     print(text)
     return text

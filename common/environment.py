@@ -29,8 +29,8 @@ LIBRARIES = {"torch": "torch", "torchvision": "torchvision", "lightning": "light
 VERSION_KEYS = ("python", *LIBRARIES.values(), "cuda", "cudnn", "driver")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: where the product's code lives: an untracked file there (a new plug-in not yet committed) makes the tree dirty
-PRODUCT_PATHS = ("cli.py", "common", "metrics", "filters", "datamodules", "lightning_modules", "callbacks",
-                 "simulation", "reporting", "scripts", "configs")
+PRODUCT_PATHS = ("cli.py", "common", "metrics", "filters", "datamodules", "lightning_modules", "callbacks", "records",
+                 "simulation", "reporting", "sandbox", "scripts", "configs")
 #: path -> (what, size, mtime) of every external weight file this process loaded, in load order
 _WEIGHT_FILES: dict[str, tuple[str, int, int]] = {}
 _command_line: list[str] | None = None
@@ -78,9 +78,17 @@ def file_sha256(path: str, size: int, mtime_ns: int) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _sha256_if_present(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        return file_sha256(path, size, mtime_ns)
+    except FileNotFoundError:  # removed since it was loaded (a temporary copy): nothing left to hash
+        return None
+
+
 def loaded_weight_files() -> list[dict]:
-    """``{what, path, bytes, sha256}`` of every external weight file this process loaded so far."""
-    return [{"what": what, "path": path, "bytes": size, "sha256": file_sha256(path, size, mtime)}
+    """``{what, path, bytes, sha256}`` of every external weight file this process loaded so far (``sha256`` None for
+    a file that has been removed since)."""
+    return [{"what": what, "path": path, "bytes": size, "sha256": _sha256_if_present(path, size, mtime)}
             for path, (what, size, mtime) in _WEIGHT_FILES.items()]
 
 

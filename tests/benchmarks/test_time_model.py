@@ -30,9 +30,9 @@ def test_the_protocol_counts_follow_the_fifo_mix(hard_imagenet):
 
 
 def test_rates_from_flops(monkeypatch):
-    assert time_model.lora_img_s(cached=True) == pytest.approx(989 * 0.35 / (1.68 * 2))
-    assert time_model.lora_img_s(cached=False) == pytest.approx(989 * 0.35 / (1.68 * 2 + 1.27))
-    assert time_model.sampling_img_s(30) == pytest.approx(989 * 0.35 / (30 * 2 * 1.68 + 2.54))
+    assert time_model.lora_img_s(cached=True) == pytest.approx(989 * 0.35 / (0.803 * 2))
+    assert time_model.lora_img_s(cached=False) == pytest.approx(989 * 0.35 / (0.803 * 2 + 1.117))
+    assert time_model.sampling_img_s(30) == pytest.approx(989 * 0.35 / (30 * 2 * 0.803 + 2.515))
 
 
 def test_work_counts_fall_from_every_epoch_to_once_per_run(hard_imagenet):
@@ -40,7 +40,7 @@ def test_work_counts_fall_from_every_epoch_to_once_per_run(hard_imagenet):
     assert counts["jpeg_decodes"] == {"before": 5 * 15 * 17_200 * 6, "after": 17_200}
     assert counts["real_vae_encodes"] == {"before": 5 * 17_200 * 5, "after": 17_200}
     lora_images = 5 * (17_200 + 23_000 + 28_800 + 34_400 + 34_400)
-    assert counts["vae_encodes"] == {"before": lora_images, "after": 17_200 + 5 * 5_800}
+    assert counts["vae_encodes"] == {"before": lora_images, "after": 17_200 + 4 * 5_800}  # block 5 trains nothing
 
 
 def test_side_by_side_takes_the_slowest_classifier_not_the_sum(hard_imagenet):
@@ -57,4 +57,4 @@ def test_the_script_prints_the_table_and_the_protocol_line(capsys):
     text = time_model.main(["--seeds", "3"])
     assert "| breeds_living17 | 8 | caches + side by side |" in text
     assert "paper protocol (both datasets) on one 8-GPU node: before" in text
-    assert "estimated rates (13 of 13)" in text
+    assert "estimated rates (10 of 13; the rest counted or measured)" in text

@@ -137,3 +137,21 @@ def test_url_credentials_are_masked_in_the_recorded_command_line():
         start_launch()
     assert "s3cr3t" not in recorded and "alice" not in recorded
     assert "https://***@mlflow.lab:5000" in recorded
+
+
+def test_a_weight_file_removed_after_it_was_loaded_is_recorded_without_a_hash(tmp_path):
+    """A temporary copy deleted before the stage's record is made (a test's fake model, a scratch folder) leaves its
+    path and size in the record and no SHA-256, instead of failing the stage."""
+    from common.environment import loaded_weight_files, note_weight_file, start_launch
+
+    start_launch()
+    kept, removed = tmp_path / "kept.bin", tmp_path / "removed.bin"
+    kept.write_bytes(b"weights")
+    removed.write_bytes(b"scratch")
+    note_weight_file(kept, "kept")
+    note_weight_file(removed, "removed")
+    removed.unlink()
+    records = {r["what"]: r for r in loaded_weight_files()}
+    assert records["removed"] == {"what": "removed", "path": str(removed.resolve()), "bytes": 7, "sha256": None}
+    assert records["kept"]["sha256"] == "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
+    start_launch()

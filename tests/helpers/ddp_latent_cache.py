@@ -37,7 +37,7 @@ def main(devices: int, out_dir: str, tiny_sd: str, imagenet_root: str, mask_root
                         enable_model_summary=False, use_distributed_sampler=False, callbacks=[builder])
     spec = TrainingSpec(batch_size=2, epoch_seed=0, image_size=16, latents=cache)
     trainer.fit(sd, datamodule=data.for_training(spec))
-    everything = cache.training_set.__getitems__(list(range(cache.training_set.n_real)))[0]
+    everything = cache.training_set.__getitems__(list(range(cache.training_set.n_real)))["image"]
     torch.save({"encoded": builder.encoded, "moments": everything},
                Path(out_dir) / f"latents_{devices}_rank{trainer.global_rank}.pt")
 
