@@ -2,7 +2,8 @@
 
 import torch
 
-from common.seeds import index_seed, seeded_generator, stage_seed, step_seed
+from common.seeds import epoch_seed, index_seed, seeded_generator, stage_seed, step_seed
+from datamodules.mixing import MixedEpochSampler
 
 
 def test_stage_seeds_are_pinned_and_depend_on_seed_generation_and_stage():
@@ -28,3 +29,14 @@ def test_dataset_streams_are_independent_and_reproducible():
     assert torch.equal(a, torch.randperm(10, generator=seeded_generator(1, 2)))
     assert not torch.equal(a, torch.randperm(10, generator=seeded_generator(1, 3)))
     assert seeded_generator(1, 2).initial_seed() == 1596810411
+
+
+def test_epoch_seeds_are_pinned_and_are_what_the_mixed_sampler_draws_from():
+    """The mixed sampler's epoch order comes from ``epoch_seed`` (the formula it used before the move, unchanged)."""
+    assert epoch_seed(3, 2) == 3 * 100_003 + 2
+    assert len({epoch_seed(s, e) for s in range(4) for e in range(50)}) == 200
+    g = torch.Generator().manual_seed(3 * 100_003 + 2)
+    synthetic = torch.randperm(50, generator=g)[:30]
+    expected = torch.cat([torch.arange(10), synthetic + 10])
+    expected = expected[torch.randperm(40, generator=g)]
+    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(2), expected)
