@@ -40,3 +40,12 @@ def test_epoch_seeds_are_pinned_and_are_what_the_mixed_sampler_draws_from():
     expected = torch.cat([torch.arange(10), synthetic + 10])
     expected = expected[torch.randperm(40, generator=g)]
     assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(2), expected)
+
+
+def test_the_mixed_sampler_ignores_the_global_rng():
+    """Its order comes from its own generator, so each DDP rank, whatever its global RNG did, splits the same epoch."""
+    torch.manual_seed(0)
+    first = MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1)
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1), first)
