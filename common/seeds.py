@@ -6,8 +6,8 @@
 * ``index_seed(seed, index)``: a per-item seed (the noise of generated sample ``index``, one scoring batch, ...),
   so a result does not depend on how items are batched or split across ranks; ``sample_generators`` and
   ``per_sample_noise`` are the only place a generated sample's noise is drawn from it;
-* ``epoch_seed(seed, epoch)``: the seed of one epoch's sample order (``datamodules.mixing.MixedEpochSampler``), the
-  same on every rank, so each rank splits the same permutation;
+* ``epoch_order_seed(seed, epoch)``: the seed of one epoch's sample order
+  (``datamodules.mixing.MixedEpochSampler``), the same on every rank, so each rank splits the same permutation;
 * ``step_seed(seed, epoch, step, rank)``: the seed of one training step on one DDP rank (see
   ``callbacks.epoch_seeder``); rank 0's is the seed a one-process run uses, the other ranks' differ.
 """
@@ -42,7 +42,7 @@ def index_seed(seed: int, index: int) -> int:
     return (int(seed) * _INDEX_MULTIPLIER + int(index)) % _MAX_SEED
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
+def epoch_order_seed(seed: int, epoch: int) -> int:
     """The seed of epoch ``epoch``'s sample order in a sampler seeded with ``seed`` (no rank term: every rank must
     draw the same permutation before the batch sampler splits it)."""
     return int(seed) * _EPOCH_MULTIPLIER + int(epoch)

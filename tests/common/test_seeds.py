@@ -2,7 +2,7 @@
 
 import torch
 
-from common.seeds import epoch_seed, index_seed, seeded_generator, stage_seed, step_seed
+from common.seeds import epoch_order_seed, index_seed, seeded_generator, stage_seed, step_seed
 from datamodules.mixing import MixedEpochSampler
 
 
@@ -32,9 +32,9 @@ def test_dataset_streams_are_independent_and_reproducible():
 
 
 def test_epoch_seeds_are_pinned_and_are_what_the_mixed_sampler_draws_from():
-    """The mixed sampler's epoch order comes from ``epoch_seed`` (the formula it used before the move, unchanged)."""
-    assert epoch_seed(3, 2) == 3 * 100_003 + 2
-    assert len({epoch_seed(s, e) for s in range(4) for e in range(50)}) == 200
+    """The mixed sampler's epoch order comes from ``epoch_order_seed`` (the formula it used before, unchanged)."""
+    assert epoch_order_seed(3, 2) == 3 * 100_003 + 2
+    assert len({epoch_order_seed(s, e) for s in range(4) for e in range(50)}) == 200
     g = torch.Generator().manual_seed(3 * 100_003 + 2)
     synthetic = torch.randperm(50, generator=g)[:30]
     expected = torch.cat([torch.arange(10), synthetic + 10])
