@@ -3,7 +3,6 @@
 import torch
 
 from common.seeds import epoch_order_seed, index_seed, seeded_generator, stage_seed, step_seed
-from datamodules.mixing import MixedEpochSampler
 
 
 def test_stage_seeds_are_pinned_and_depend_on_seed_generation_and_stage():
@@ -31,21 +30,7 @@ def test_dataset_streams_are_independent_and_reproducible():
     assert seeded_generator(1, 2).initial_seed() == 1596810411
 
 
-def test_epoch_seeds_are_pinned_and_are_what_the_mixed_sampler_draws_from():
-    """The mixed sampler's epoch order comes from ``epoch_order_seed`` (the formula it used before, unchanged)."""
+
+def test_epoch_order_seeds_are_pinned():
     assert epoch_order_seed(3, 2) == 3 * 100_003 + 2
     assert len({epoch_order_seed(s, e) for s in range(4) for e in range(50)}) == 200
-    g = torch.Generator().manual_seed(3 * 100_003 + 2)
-    synthetic = torch.randperm(50, generator=g)[:30]
-    expected = torch.cat([torch.arange(10), synthetic + 10])
-    expected = expected[torch.randperm(40, generator=g)]
-    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(2), expected)
-
-
-def test_the_mixed_sampler_ignores_the_global_rng():
-    """Its order comes from its own generator, so each DDP rank, whatever its global RNG did, splits the same epoch."""
-    torch.manual_seed(0)
-    first = MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1)
-    torch.manual_seed(12345)
-    torch.rand(1000)
-    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1), first)
