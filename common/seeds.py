@@ -6,6 +6,8 @@
 * ``index_seed(seed, index)``: a per-item seed (the noise of generated sample ``index``, one scoring batch, ...),
   so a result does not depend on how items are batched or split across ranks; ``sample_generators`` and
   ``per_sample_noise`` are the only place a generated sample's noise is drawn from it;
+* ``epoch_order_seed(seed, epoch)``: the seed of one epoch's sample order
+  (``datamodules.mixing.MixedEpochSampler``), the same on every rank, so each rank splits the same permutation;
 * ``step_seed(seed, epoch, step, rank)``: the seed of one training step on one DDP rank (see
   ``callbacks.epoch_seeder``); rank 0's is the seed a one-process run uses, the other ranks' differ.
 """
@@ -20,6 +22,7 @@ import torch
 _INDEX_MULTIPLIER = 1_000_003
 _MAX_SEED = 2**63 - 1
 _RANK_STRIDE = 1_000_000_007
+_EPOCH_MULTIPLIER = 100_003
 
 
 def stage_seed(seed: int, generation: int, stage: str) -> int:
@@ -37,6 +40,12 @@ def seeded_generator(seed: int, stream: int) -> torch.Generator:
 def index_seed(seed: int, index: int) -> int:
     """The seed of item ``index`` of a stream seeded with ``seed``."""
     return (int(seed) * _INDEX_MULTIPLIER + int(index)) % _MAX_SEED
+
+
+def epoch_order_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch``'s sample order in a sampler seeded with ``seed`` (no rank term: every rank must
+    draw the same permutation before the batch sampler splits it)."""
+    return int(seed) * _EPOCH_MULTIPLIER + int(epoch)
 
 
 def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:

@@ -166,7 +166,6 @@ class Living17(ImageFolderSource):
         return DatasetFacts(name="breeds_living17", class_names=tuple(superclass.name for superclass in LIVING17),
                             image_shape=self.crop_shape, classifier_view=self.crop_view, group_names=GROUP_NAMES,
                             subgroups="per_class", subgroup_noun="subclass",
-                            subgroup_members=tuple(tuple(self.superclass_members[c]) for c in range(len(LIVING17))),
                             fairness_reading="cells")
 
     @property

@@ -150,14 +150,13 @@ class CIFAR20(RealDataSource):
     fine-label index (= alphabetically, e.g. aquatic_mammals: beaver 0, dolphin 1, otter 2, seal 3, whale 4).
 
     "sub i" therefore means different fine classes in different superclasses; ``superclass_members[c][g]`` names
-    the fine class of (class c, subgroup g) for reports. The validation split is carved from the original training
+    the fine class of (class c, subgroup g). The validation split is carved from the original training
     batch, stratified by fine class; the test split is CIFAR-100's test batch (100 images per fine class).
     """
 
     facts = DatasetFacts(name="cifar20", class_names=tuple(COARSE_CLASS_NAMES), image_shape=IMAGE_SHAPE,
                          classifier_view=ImageView(size=IMAGE_SHAPE[-1]), group_names=tuple(GROUP_NAMES),
                          subgroups="per_class", subgroup_noun="fine class",
-                         subgroup_members=tuple(tuple(m) for m in SUPERCLASS_MEMBERS.values()),
                          fairness_reading="cells")
 
     def __init__(

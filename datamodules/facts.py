@@ -7,7 +7,7 @@ choice of the subgroup oracle and the validation all read its ``DatasetFacts``. 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from common.image_views import ImageView
@@ -20,6 +20,8 @@ SubgroupKind = Literal["pixels", "given", "per_class", "none"]
 FairnessReading = Literal["pooled", "per_class", "cells"]
 SUBGROUP_KINDS: tuple[str, ...] = ("pixels", "given", "per_class", "none")
 FAIRNESS_READINGS: tuple[str, ...] = ("pooled", "per_class", "cells")
+#: card fields an earlier release recorded in ``state.json`` and nothing read, dropped when an old card is read
+RETIRED_FIELDS: tuple[str, ...] = ("subgroup_members",)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,6 @@ class DatasetFacts:
         group_names: one name per subgroup index; empty without subgroups.
         subgroups: what a subgroup is (``SubgroupKind``); decides which oracle u_t needs (``oracle``).
         subgroup_noun: what the report calls a subgroup ("colour", "fine class", "subclass", "attribute").
-        subgroup_members: per class, the name of each of its subgroups (``[c][g]``) where they differ by class.
         has_masks: samples carry object masks, so the loop runs the spurious-cue ablations at test time.
         fairness_reading: the fairness reading the report leads with (``FairnessReading``).
     """
@@ -46,7 +47,6 @@ class DatasetFacts:
     group_names: tuple[str, ...] = ()
     subgroups: SubgroupKind = "none"
     subgroup_noun: str = "subgroup"
-    subgroup_members: tuple[tuple[str, ...], ...] = field(default=())
     has_masks: bool = False
     fairness_reading: FairnessReading = "pooled"
 
@@ -54,7 +54,6 @@ class DatasetFacts:
         object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
         object.__setattr__(self, "group_names", tuple(str(n) for n in self.group_names))
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        object.__setattr__(self, "subgroup_members", tuple(tuple(str(n) for n in m) for m in self.subgroup_members))
         problems = self.problems()
         if problems:
             raise ValueError(f"dataset card of {self.name!r}: " + "; ".join(problems))
@@ -74,9 +73,6 @@ class DatasetFacts:
             problems.append(f"subgroups={self.subgroups!r} but {len(self.group_names)} group_names")
         if len(self.image_shape) != 3 or min(self.image_shape, default=0) < 1:
             problems.append(f"image_shape must be (C, H, W), got {list(self.image_shape)}")
-        if self.subgroup_members and (len(self.subgroup_members) != len(self.class_names) or any(
-                len(m) != len(self.group_names) for m in self.subgroup_members)):
-            problems.append("subgroup_members must name every subgroup of every class ([class][subgroup])")
         return problems
 
     @property
@@ -105,6 +101,6 @@ class DatasetFacts:
 
     @classmethod
     def from_json(cls, data: dict) -> DatasetFacts:
-        data = dict(data)
+        data = {key: value for key, value in data.items() if key not in RETIRED_FIELDS}
         data["classifier_view"] = ImageView(**data["classifier_view"])
         return cls(**data)

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from common.image_views import ImageView
 from common.samples import Batch, Sample, make_batch
+from common.seeds import epoch_order_seed
 from datamodules.base import LabelledSplit
 
 
@@ -137,7 +138,7 @@ class MixedEpochSampler(Sampler[int]):
         return (self.n_real if self.include_real else 0) + self.n_synthetic
 
     def indices_for_epoch(self, epoch: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(epoch_order_seed(self.seed, epoch))
         real = torch.arange(self.n_real if self.include_real else 0)
         if self.n_synthetic == 0:
             synthetic = torch.empty(0, dtype=torch.long)

@@ -1,6 +1,6 @@
 """The classifier trained (from scratch or from ImageNet weights) at every generation.
 
-It only classifies: the test stage's callbacks (per-subgroup fairness, Hard ImageNet ablations) read the logits
+It only classifies: the test stage's callbacks (per-subgroup fairness, the object-mask ablations) read the logits
 ``test_step`` returns, so the module knows nothing of how it is evaluated.
 """
 

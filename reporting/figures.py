@@ -299,7 +299,7 @@ def plot_ablation(group: Group, stats: dict, kinds: list[str], path: Path, writt
         finish_axes(ax, "clean accuracy" if metric == "acc" else f"accuracy, {metric.split('.', 1)[1]}",
                      "accuracy", group.generations, metric, any(drawn))
     legend_below(fig, axes)
-    _suptitle(fig, group, ", Hard ImageNet ablations")
+    _suptitle(fig, group, ", object-mask ablations")
     save_figure(fig, path, written, formats)
     return fig
 

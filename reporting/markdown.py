@@ -125,7 +125,7 @@ def _group_section(group: Group, stats: dict) -> list[str]:
             table = _metric_table(stats, classifier, gens, metrics)
             table[0] = "| generation | " + " | ".join(
                 [*(f"acc ({k})" for k in kinds), *(f"drop ({k})" for k in kinds)]) + " | n |"
-            lines += ["Hard ImageNet ablations (accuracy under each ablation and drop from clean accuracy; a larger "
+            lines += ["Object-mask ablations (accuracy under each ablation and drop from clean accuracy; a larger "
                       "drop = more reliance on the object):", "", *table, ""]
     return lines
 

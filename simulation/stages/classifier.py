@@ -1,7 +1,7 @@
 """Stages: train a classifier from scratch (or from ImageNet weights) on D_n, then evaluate it on the real test set.
 
 Training keeps the best checkpoint by validation loss (early stopping with ``patience``); evaluation loads it and
-runs the test stage's callbacks (per-subgroup fairness, Hard ImageNet ablations), then writes the result row.
+runs the test stage's callbacks (per-subgroup fairness, the object-mask ablations), then writes the result row.
 """
 
 from __future__ import annotations

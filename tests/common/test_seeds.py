@@ -2,7 +2,7 @@
 
 import torch
 
-from common.seeds import index_seed, seeded_generator, stage_seed, step_seed
+from common.seeds import epoch_order_seed, index_seed, seeded_generator, stage_seed, step_seed
 
 
 def test_stage_seeds_are_pinned_and_depend_on_seed_generation_and_stage():
@@ -28,3 +28,9 @@ def test_dataset_streams_are_independent_and_reproducible():
     assert torch.equal(a, torch.randperm(10, generator=seeded_generator(1, 2)))
     assert not torch.equal(a, torch.randperm(10, generator=seeded_generator(1, 3)))
     assert seeded_generator(1, 2).initial_seed() == 1596810411
+
+
+
+def test_epoch_order_seeds_are_pinned():
+    assert epoch_order_seed(3, 2) == 3 * 100_003 + 2
+    assert len({epoch_order_seed(s, e) for s in range(4) for e in range(50)}) == 200

@@ -157,3 +157,21 @@ def test_large_stacks_mix_through_disk_reads_with_the_same_counts(tmp_path, monk
     push_blocks(dm, tmp_path, [150, 150])
     real, synthetic, _ = epoch_counts(dm)
     assert (real, synthetic) == (100, 100)
+
+
+def test_the_epoch_order_is_drawn_from_epoch_order_seed():
+    """The mixed sampler's epoch order comes from ``common.seeds.epoch_order_seed`` (the formula it had, unchanged)."""
+    g = torch.Generator().manual_seed(3 * 100_003 + 2)
+    synthetic = torch.randperm(50, generator=g)[:30]
+    expected = torch.cat([torch.arange(10), synthetic + 10])
+    expected = expected[torch.randperm(40, generator=g)]
+    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(2), expected)
+
+
+def test_the_mixed_sampler_ignores_the_global_rng():
+    """Its order comes from its own generator, so each DDP rank, whatever its global RNG did, splits the same epoch."""
+    torch.manual_seed(0)
+    first = MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1)
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    assert torch.equal(MixedEpochSampler(10, 50, 30, seed=3).indices_for_epoch(1), first)

@@ -52,7 +52,7 @@ def test_report_reproduces_means_stds_and_amplification(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "ddof=1" in summary
     assert "| 1 | 0.6100 ± 0.1000 |" in summary  # lenet, generation 1, accuracy
-    assert "rank 1 (worst)" in summary and "Hard ImageNet ablations" in summary
+    assert "rank 1 (worst)" in summary and "Object-mask ablations" in summary
     assert "## Generator FID per generation (Table 1 layout)" in summary
     features = "classifier features (lenet), not Inception: not comparable to the paper's Table 1"
     assert f"| mnist_biased | colored_mnist | raw block | {features} | 111.0000 ± 1.0000 | 121.0000 ± 1.0000 | 3 |" \
