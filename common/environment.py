@@ -79,9 +79,11 @@ def file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def _sha256_if_present(path: str, size: int, mtime_ns: int) -> str | None:
+    if not os.path.isfile(path):  # removed since it was loaded (a temporary copy): nothing left to hash
+        return None
     try:
         return file_sha256(path, size, mtime_ns)
-    except FileNotFoundError:  # removed since it was loaded (a temporary copy): nothing left to hash
+    except FileNotFoundError:  # removed between the check and the read
         return None
 
 

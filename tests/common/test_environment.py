@@ -90,8 +90,9 @@ def test_a_loaded_weight_file_is_recorded_with_its_sha256(tmp_path):
 
 
 def test_a_weight_file_is_hashed_once_however_many_stages_record_it(tmp_path):
-    from common.environment import file_sha256, loaded_weight_files, note_weight_file
+    from common.environment import file_sha256, loaded_weight_files, note_weight_file, start_launch
 
+    start_launch()  # only this test's file (an earlier test's may be gone from disk: never hashed, never a miss)
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"\x00" * 1024)
     note_weight_file(weights, "a test file")
