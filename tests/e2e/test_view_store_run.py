@@ -10,22 +10,16 @@ import pytest
 from torchvision.io import ImageReadMode
 
 import datamodules.imagenet_folders as imagenet_folders
-from tests.fakes.hard_imagenet import write_fake_hard_imagenet
-from tests.fakes.tiny_sd import build_tiny_sd
+from tests.fakes.hard_imagenet import tiny_hardimagenet_options, without_timing
 from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
-TIMING = ("wall_s", "train_s", "eval_s", "time_s")
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("view_store_run")
-    imagenet_root, mask_root = write_fake_hard_imagenet(root / "data", size=48, width=64)
-    sd_path = build_tiny_sd(root / "tiny_sd")
-    return ["--data.source.init_args.imagenet_root", str(imagenet_root),
-            "--data.source.init_args.mask_root", str(mask_root), "--model.init_args.pretrained_path", str(sd_path)]
+    return tiny_hardimagenet_options(tmp_path_factory.mktemp("view_store_run"))
 
 
 def run_counting_decodes(run_dir: Path, options: list[str], monkeypatch) -> tuple[list[dict], int]:
@@ -47,7 +41,7 @@ def run_counting_decodes(run_dir: Path, options: list[str], monkeypatch) -> tupl
 
 
 def comparable(row: dict) -> dict:
-    return {key: value for key, value in row.items() if not key.endswith(TIMING)}
+    return without_timing(row)
 
 
 def test_a_stored_run_gives_the_decoding_rows_and_decodes_each_image_once(tmp_path, assets, monkeypatch):

@@ -82,3 +82,23 @@ def add_striped_image(roots: tuple[str, str], label: int = 0, height: int = 40, 
     Image.fromarray(pixels).save(Path(roots[0]) / "train" / wnid / f"{stem}.png")
     Image.fromarray(np.full((height, width), 255, dtype=np.uint8)).save(Path(roots[1]) / "train" / f"{wnid}_{stem}.png")
     return stem
+
+
+#: fields of a result row that measure time, not results
+TIMING_FIELDS = ("wall_s", "train_s", "eval_s", "time_s")
+
+
+def tiny_hardimagenet_options(root: Path) -> list[str]:
+    """Command-line options pointing ``tests/configs/tiny_hardimagenet.yaml`` at a fake Hard ImageNet and a tiny
+    Stable Diffusion folder written under ``root``."""
+    from tests.fakes.tiny_sd import build_tiny_sd
+
+    imagenet_root, mask_root = write_fake_hard_imagenet(root / "data", size=48, width=64)
+    sd_path = build_tiny_sd(root / "tiny_sd")
+    return ["--data.source.init_args.imagenet_root", str(imagenet_root),
+            "--data.source.init_args.mask_root", str(mask_root), "--model.init_args.pretrained_path", str(sd_path)]
+
+
+def without_timing(row: dict) -> dict:
+    """A result row without the fields that measure time (what two runs of the same experiment share exactly)."""
+    return {key: value for key, value in row.items() if not key.endswith(TIMING_FIELDS)}
