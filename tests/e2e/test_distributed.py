@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,9 +96,11 @@ def test_a_rank_killed_mid_stage_ends_the_launch_with_one_line_and_a_relaunch_re
     stderr = proc.stdout.read()  # what it printed after the kill (stdout and stderr)
     assert proc.wait(timeout=120) == 1, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: rank 1 (pid {children[0]}) has stopped during stage g1/generator (this rank's "
-                      "collective failed: Connection reset by peer); every completed stage is kept: re-run the same "
-                      "command to resume"], stderr[-3000:]
+    # gloo says "reset" or "closed" by peer, depending on where the dead rank's socket was
+    assert len(errors) == 1 and re.fullmatch(
+        rf"error: rank 1 \(pid {children[0]}\) has stopped during stage g1/generator \(this rank's collective failed: "
+        r"Connection (reset|closed) by peer\); every completed stage is kept: re-run the same command to resume",
+        errors[0]), stderr[-3000:]
     assert "Traceback" not in stderr and "Child process with PID" not in stderr, stderr[-3000:]
     state = json.loads((run_dir / "state.json").read_text())
     assert "g0/evaluate/tiny_cnn" in state["completed"] and "g1/generator" not in state["completed"]
