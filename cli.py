@@ -127,7 +127,7 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cuda_probe import probe_cuda_once_without_gpu
-from common.errors import RankLost, RankZeroGone
+from common.errors import RankLost, RankZeroGone, WorkerLost
 from common.logs import setup_logging
 from datamodules.generational import GenerationalDataModule
 from filters import FilterStep
@@ -140,7 +140,8 @@ from simulation.stages import ReviewPause
 RESUME_NEUTRAL_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
                        "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.num_workers",
                        "data.pin_memory", "loop.generator_checkpoint_every_n_steps",
-                       "loop.keep_raw_shards", "data.view_store", "data.view_store_dir")
+                       "loop.keep_raw_shards", "data.view_store", "data.view_store_dir",
+                       "loop.classifier_parallelism")
 # Class paths that moved; an old config naming one gets one line naming the new one
 MOVED_CLASS_PATHS = {f"callbacks.filters.{name}": f"filters.{name}"
                      for name in ("ClipScoreFilter", "ManualRejectFilter", "UncertaintyFilter")}
@@ -370,6 +371,7 @@ class SimulationCLI(LightningCLI):
             extra_problems=[*([self.trainer_problem] if self.trainer_problem else []), *self._ignored_options(),
                             *probe_logger_settings(loop_cfg.loggers)],
             world_size=self.trainer.num_devices * self.trainer.num_nodes,
+            command=[sys.executable, str(Path(__file__).resolve()), "fit"],
         )
         if cfg.check:
             print("\n".join(["check passed: nothing was written", *simulation.plan()]), flush=True)
@@ -499,6 +501,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"error: {err} (python cli.py fit --help lists the options)", file=sys.stderr)
         return 2
     except RankZeroGone as err:  # a non-zero rank whose rank 0 died or never started
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except WorkerLost as err:  # a classifier worker stopped: the finished ones are recorded
         print(f"error: {err}", file=sys.stderr)
         return 1
     except RankLost as err:  # another rank died mid-stage: rank 0 says which, the others stop quietly

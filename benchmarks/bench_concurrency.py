@@ -22,7 +22,7 @@ import time
 
 from harness import REPO_ROOT, alternate, base_parser, machine_facts, median, ratio_entry, report
 
-from scripts.sweep import available_cores, threads_per_job
+from common.cores import available_cores, threads_per_job
 
 
 def child(steps: int) -> None:

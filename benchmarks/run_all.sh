@@ -11,11 +11,11 @@ if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); shift; fi
 OUT="${1:-benchmarks/results.jsonl}"
 : > "$OUT"
 failed=()
-for bench in classifier dcgan loader generation evaluation stack quickstart concurrency startup latent_cache view_store; do
+for bench in classifier dcgan loader generation evaluation stack quickstart concurrency startup latent_cache view_store classifier_parallel; do
   log="${OUT%.jsonl}.${bench}.log"
   echo "=== bench_${bench} ${QUICK[*]:-}"
   if "$PYTHON" "benchmarks/bench_${bench}.py" "${QUICK[@]}" --json "$OUT" > "$log" 2>&1; then
-    grep -E "^(RATIO|dcgan|lenet|resnet|tiny_cnn|epoch of|generator epoch|classifier epoch|[0-9]+ (images|test)|pushed|load average|[a-z_]+\.yaml)" "$log"
+    grep -E "^(RATIO|dcgan|lenet|resnet|tiny_cnn|epoch of|generator epoch|classifier epoch|classifier stages|[0-9]+ (images|test)|pushed|load average|[a-z_]+\.yaml)" "$log"
   else
     failed+=("$bench"); tail -20 "$log"
   fi

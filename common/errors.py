@@ -41,3 +41,12 @@ class RankLost(RuntimeError):
     Not a configuration mistake (the CLI prints it as one line with exit code 1, on rank 0): every completed stage is
     recorded, and re-running the same command resumes the interrupted stage from its last checkpoint.
     """
+
+
+class WorkerLost(RuntimeError):
+    """A classifier worker (``loop.classifier_parallelism: devices``) stopped before recording its stages (killed,
+    out of memory, an error of its own).
+
+    Not a configuration mistake (the CLI prints it as one line with exit code 1): the classifiers that finished are
+    recorded, and re-running the same command trains only the unfinished ones, each from its last checkpoint.
+    """

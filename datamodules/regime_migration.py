@@ -28,7 +28,10 @@ PREVIOUS_POLICIES = ("fifo", "replace", "accumulate", "subsample")
 #: same experiment keeps its identity; at another value the old layout cannot express the config
 ADDED_SINCE_PREVIOUS = {("data", "view_store"): None, ("data", "view_store_dir"): None,
                         ("data", "regime", "fresh_real_per_generation"): None,
-                        ("model", "init_args", "cache_latents"): False}
+                        ("model", "init_args", "cache_latents"): False, ("loop", "classifier_parallelism"): None}
+#: resume-neutral keys (dumped as null) added since the release that introduced ``data.regime``: their null line is
+#: left out of every identity, so a run that release started keeps its fingerprint (its text had no such line)
+NEUTRAL_SINCE_REGIME = {("loop", "classifier_parallelism")}
 
 
 def _without_added_keys(config: dict) -> dict | None:
@@ -122,12 +125,25 @@ def _split_header(text: str) -> tuple[str, str]:
     return "".join(lines[:count]), "".join(lines[count:])
 
 
+def _without_neutral_lines(config_text: str) -> str:
+    """``config_text`` without the ``  <key>: null`` line of each key of ``NEUTRAL_SINCE_REGIME`` in its section."""
+    section, kept = None, []
+    for line in config_text.splitlines(keepends=True):
+        if line[:1] not in (" ", "#", "\n", "-") and line.rstrip().endswith(":"):
+            section = line.rstrip()[:-1]
+        if any(section == where and line.rstrip() == f"  {key}: null" for where, key in NEUTRAL_SINCE_REGIME):
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
 def identity_text(config_text: str) -> str:
     """The text a run's identity is taken over: ``config_text`` (a dumped config) in the previous layout when that
     layout can express it (the same experiment keeps the fingerprint runs of the previous release recorded), else
     the text itself. Dumped as jsonargparse dumps (``yaml.safe_dump``, keys in order), the header kept."""
     import yaml
 
+    config_text = _without_neutral_lines(config_text)
     header, body = _split_header(config_text)
     try:
         config = yaml.safe_load(body)

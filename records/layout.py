@@ -18,7 +18,9 @@ Layout::
     <run_dir>/gen_XX/fid_real_statistics.safetensors  the FID's real-side statistics (for the kept samples' FID)
     <run_dir>/gen_XX/contact_sheets/              PNG sheets of the raw block with sample ids (manual review)
     <run_dir>/gen_XX/samples.png                  a row per class of what entered the stack
-    <run_dir>/gen_XX/classifiers/<name>/          a classifier stage (checkpoints/best.ckpt, last.ckpt)
+    <run_dir>/gen_XX/classifiers/<name>/          a classifier stage (checkpoints/best.ckpt, last.ckpt); run side
+                                                  by side, also its worker's worker.log and, until adopted,
+                                                  worker_record.json
     <run_dir>/tensorboard/gen_XX/<stage>/         per-stage Lightning logs
     <run_dir>/tensorboard/summary/                the across-generations summary (simulation/summary.py)
     <run_dir>/csv/, mlflow.db, mlflow_artifacts/  the other loggers' stores when they have no save_dir of their own
@@ -165,6 +167,14 @@ class RunLayout:
 
     def classifier_dir(self, generation: int, name: str) -> Path:
         return self.generation_dir(generation) / "classifiers" / name
+
+    def worker_record_path(self, generation: int, name: str) -> Path:
+        """What a classifier worker recorded (its state), until the launch that started it adopts it."""
+        return self.classifier_dir(generation, name) / "worker_record.json"
+
+    def worker_log_path(self, generation: int, name: str) -> Path:
+        """Everything a classifier worker printed (its lines also reach the launch's output, prefixed)."""
+        return self.classifier_dir(generation, name) / "worker.log"
 
     def classifier_checkpoint(self, generation: int, name: str) -> Path:
         """The classifier to evaluate or reuse: the best by validation loss, or the last one without validation."""

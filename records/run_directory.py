@@ -36,6 +36,7 @@ class RunDirectory(RunLayout):
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
         self._state = RunState()
+        self._record_path: Path | None = None  # where a classifier worker records instead (``record_elsewhere``)
 
     @property
     def state(self) -> RunState:
@@ -193,7 +194,10 @@ class RunDirectory(RunLayout):
         self._state.results = [migrate_row(row) for row in self._state.results]
 
     def save(self) -> None:
-        """Write the state, then ``results.jsonl`` from its rows (rank 0)."""
+        """Write the state, then ``results.jsonl`` from its rows (rank 0); a worker's record only, in a worker."""
+        if self._record_path is not None:
+            write_state(self._record_path, self._state)
+            return
         write_state(self.state_path, self._state)
         atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in self._state.results))
 
@@ -274,6 +278,38 @@ class RunDirectory(RunLayout):
             return state is not None and state.config_fingerprint == fingerprint and state.launch_id == launch
 
         wait_until(prepared, f"prepare {self.state_path}", rank_zero_gone, poll_s=0.2)
+
+    # -------------------------------------------------------------------------------------------- classifier workers
+    def record_elsewhere(self, path: str | os.PathLike) -> None:
+        """From now on save this state to ``path`` and leave ``state.json`` and ``results.jsonl`` alone.
+
+        A classifier worker (``loop.classifier_parallelism: devices``) records its stages this way, so two workers
+        never write the run's state at once; the launch that started it adopts the record (``adopt_worker_record``).
+        """
+        self._record_path = Path(path)
+
+    def adopt_worker_record(self, path: str | os.PathLike, generation: int, classifier: str) -> list[StageKey]:
+        """Record in the run's state the stages of ``classifier`` at ``generation`` that a worker's record holds and
+        the state does not, in the order a sequential run records them, each with its result rows, stage info and
+        environment; then delete the record. A record that is missing, half-written or of another run adopts
+        nothing. Returns the adopted keys (rank 0, holding the run's lock)."""
+        path = Path(path)
+        record = peek_state(path)
+        adopted: list[StageKey] = []
+        if record is not None and record.config_fingerprint == self._state.config_fingerprint:
+            for key in (StageKey.train_classifier(generation, classifier), StageKey.evaluate(generation, classifier)):
+                if not record.is_done(key) or self.is_done(key):
+                    continue
+                index = (record.stage_environment or {}).get(str(key))
+                if index is not None and 0 <= index < len(record.environments or []):
+                    self.note_environment(key, record.environments[index])
+                rows = [row for row in record.results if key.step == "evaluate"
+                        and row.get("generation") == generation and row.get("classifier") == classifier]
+                info = record.stage_record(key)
+                self.mark_done(key, rows, stage_info=self.with_stage_info(key, **info) if info else None)
+                adopted.append(key)
+        path.unlink(missing_ok=True)
+        return adopted
 
     # -------------------------------------------------------------------------------------------- loggers, summary
     def tracker_run(self, key: str) -> str | None:

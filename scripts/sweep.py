@@ -53,6 +53,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from common.allocation import workers_for_allocation  # noqa: E402
+from common.cores import available_cores, threads_per_job  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
 
 SWEEP_KEYS = {"configs", "seeds", "overrides", "grid", "out", "resources"}
@@ -360,25 +361,6 @@ def visible_gpus() -> list[str]:
 
 def report_command(sweep_out: str) -> str:
     return f"python cli.py report '{Path(sweep_out) / '*' / 'seed_*'}' --out {Path(sweep_out) / 'report'}"
-
-
-def available_cores() -> int:
-    """The cores this process may use: its CPU affinity (taskset, cgroups, SLURM's binding), capped by
-    ``SLURM_CPUS_PER_TASK`` where SLURM allocated fewer than the affinity shows."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS has no affinity call
-        cores = os.cpu_count() or 1
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.isdigit() and int(slurm) > 0:
-        cores = min(cores, int(slurm))
-    return max(1, cores)
-
-
-def threads_per_job(jobs: int, cores: int) -> int:
-    """Cores divided between concurrent jobs (at least 1 each): OpenMP threads of several torch processes spinning
-    on shared cores slow every one of them down several times (BENCHMARKS.md)."""
-    return max(1, cores // max(1, jobs))
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -102,6 +102,11 @@ class LoopConfig:
             of the run's identity (a resume may add or drop one).
         classifier_lr: Adam learning rate of every classifier, replacing each one's ``lr`` (null: each its own);
             ``configs/variants/paper_lr.yaml`` sets the paper's printed 1e-1.
+        classifier_parallelism: ``sequential`` (the default): a generation's classifiers train one after another,
+            each on every device of the trainer settings; ``devices``: side by side, one worker process per device
+            (each a single-device fit with its configured batch; on CPU the threads are divided between the
+            workers), with the same result rows as sequential at the same threads per classifier
+            (docs/loop.md, Classifiers side by side). Not part of the run's identity.
     """
 
     run_dir: str | None = None
@@ -116,6 +121,7 @@ class LoopConfig:
     keep_raw_shards: bool = True
     loggers: list[LoggerConfig] = field(default_factory=list)
     classifier_lr: float | None = None
+    classifier_parallelism: Literal["sequential", "devices"] = "sequential"
 
 
 @dataclass

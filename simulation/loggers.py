@@ -305,6 +305,14 @@ class StageLoggers:
             else:
                 self._wandb_summary(spec, series)
 
+    def open_tracker_runs(self) -> None:
+        """Open (or resume) the run's MLflow run now and record its id, so that stages logged by other processes (the
+        classifier workers) nest under this one rather than each opening its own (rank 0)."""
+        if is_rank_zero():
+            for spec in self.specs:
+                if spec.kind == "mlflow":
+                    self._mlflow_parent(spec)
+
     def finish(self, stopped_by: BaseException | None = None) -> None:
         """Close the MLflow parent runs this process opened: ``FINISHED`` when the launch completed, ``KILLED`` when
         it was interrupted, ``FAILED`` on an error; a clean pause (``SystemExit(0)``, e.g. for a manual review) leaves

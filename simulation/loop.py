@@ -11,11 +11,13 @@ recorded in the run state, so re-running the same command resumes after the last
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 from common.distributed import exit_when_orphaned, is_rank_zero, launch_id
 from common.environment import collect_environment, version_changes
+from common.errors import ConfigError
 from common.logs import get_logger
 from common.rank_roster import rank_lost
 from datamodules.generational import GenerationalDataModule
@@ -23,6 +25,7 @@ from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
 from records.run_directory import RunDirectory
 from records.state import RunState, StageKey, config_fingerprint
+from simulation.classifier_workers import SideBySideClassifiers, is_worker, worker_jobs, worker_slots
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
 from simulation.loggers import StageLoggers
@@ -91,7 +94,10 @@ class SimulationLoop:
         filters: list[FilterStep] | None = None,
         extra_problems: list[str] | None = None,
         world_size: int = 1,
+        command: list[str] | None = None,
     ) -> None:
+        """``command`` starts this CLI's ``fit`` again: the classifier workers of ``loop.classifier_parallelism:
+        devices`` (``simulation.classifier_workers``)."""
         run_dir = RunDirectory(loop.run_dir)
         datamodule.default_view_store_dir(run_dir.path.parent / VIEW_STORE_FOLDER)  # shared by the runs beside it
         loggers = StageLoggers(loop.loggers, run_dir, run_name(run_dir.path),
@@ -106,6 +112,15 @@ class SimulationLoop:
         )
         self.config_text = config_text
         self.extra_problems = list(extra_problems or [])
+        self.side_by_side = SideBySideClassifiers(command) if loop.classifier_parallelism == "devices" and command \
+            else None
+        if loop.classifier_parallelism == "devices" and not command:
+            self.extra_problems.append("loop.classifier_parallelism: devices starts the CLI again for every classifier "
+                                       "worker: run the loop through `python cli.py fit`, or set it to sequential")
+        if loop.classifier_parallelism == "devices" and int(trainer_kwargs.get("num_nodes") or 1) > 1:
+            self.extra_problems.append("loop.classifier_parallelism: devices runs the classifiers on one node's "
+                                       "devices, and trainer.num_nodes is above 1: set it to sequential for a "
+                                       "multi-node run")
 
     def stages(self, generation: int) -> list[Stage]:
         """The stages of one generation, in order."""
@@ -120,6 +135,8 @@ class SimulationLoop:
         return stages
 
     def run(self) -> list[dict]:
+        if is_worker():  # started by a launch with loop.classifier_parallelism: devices
+            return self._serve_worker_jobs()
         context, run_dir = self.context, self.context.run_dir
         validate_run(context, self.extra_problems)
         launch = launch_id()
@@ -136,7 +153,14 @@ class SimulationLoop:
             context.data.prepare()
             self._open_stack()
             for generation in range(context.loop.generations + 1):
+                side_by_side = self.side_by_side
                 for stage in self.stages(generation):
+                    if side_by_side is not None and isinstance(stage, (TrainClassifier, EvaluateClassifier)):
+                        side_by_side.run(context, generation)  # every classifier stage of the generation, at once
+                        side_by_side = None
+                        continue
+                    if self.side_by_side is not None and isinstance(stage, (TrainClassifier, EvaluateClassifier)):
+                        continue
                     try:
                         stage.run(context)
                     except Exception as error:  # another rank died mid-stage: one line naming it (rank 0)
@@ -155,10 +179,32 @@ class SimulationLoop:
             stopped_by = error
             raise
         finally:
+            if self.side_by_side is not None:
+                self.side_by_side.close()
             if context.trainers.loggers is not None:  # the run's tracker runs: finished, failed or paused
                 context.trainers.loggers.finish(stopped_by)
             if lock is not None:
                 lock.release()
+
+    def _serve_worker_jobs(self) -> list[dict]:
+        """A classifier worker: run the jobs on standard input (train and evaluate one classifier of one generation),
+        each recorded in its job's own record; the launch that started it holds the run's lock and adopts them."""
+        context, run_dir = self.context, self.context.run_dir
+        exit_when_orphaned()  # a killed launch takes its workers with it
+        context.data.prepare()
+        for job in worker_jobs(sys.stdin):
+            run_dir.load()
+            if run_dir.state.config_fingerprint != config_fingerprint(self.config_text):
+                raise ConfigError(f"classifier worker {job.classifier}: {run_dir.path} holds another run than its "
+                                  "config.yaml describes; re-run the launch's own command")
+            classifier = next((c for c in context.classifiers if c.label == job.classifier), None)
+            if classifier is None:
+                raise ConfigError(f"classifier worker: the run's config has no classifier {job.classifier!r}")
+            run_dir.record_elsewhere(job.record)
+            self._open_stack(verify=False)  # as the launch's last push left it (the launch verified every checksum)
+            for stage in (TrainClassifier(job.generation, classifier), EvaluateClassifier(job.generation, classifier)):
+                stage.run(context)
+        return []
 
     def _open_run_directory(self, lock: RunLock, launch: str) -> None:
         """Check the folder can hold this run, take its lock, then create, resume or overwrite it (rank 0)."""
@@ -206,6 +252,10 @@ class SimulationLoop:
                  self._plan_disk(mode) or "disk: no generated data (generation 0 only, or every generation done)",
                  f"resources: {trainers.world_size} process(es), accelerator {trainers.accelerator}, strategy "
                  f"{trainers.strategy}, precision {kwargs.get('precision') or '32-true'}; loggers: {loggers}"]
+        if self.side_by_side is not None:
+            slots = worker_slots(trainers, len(context.classifiers))
+            lines.append(f"classifiers: side by side (loop.classifier_parallelism: devices), {len(slots)} worker(s) "
+                         f"at a time, {slots[0].name} each")
         return lines
 
     def _plan_disk(self, mode: str) -> str | None:
@@ -236,8 +286,8 @@ class SimulationLoop:
         if line:
             log.info(line)
 
-    def _open_stack(self) -> None:
+    def _open_stack(self, verify: bool = True) -> None:
         """Open the stack and check it against the state (rank 0 verifies every checksum): never a wrong stack."""
         context, run_dir = self.context, self.context.run_dir
-        stack = context.data.open_stack(run_dir.stack_dir, verify=is_rank_zero())
+        stack = context.data.open_stack(run_dir.stack_dir, verify=verify and is_rank_zero())
         check_stack_matches_state(context, stack)

@@ -30,6 +30,7 @@ EXPECTED_RATIOS = {
     "startup": {"cli_help_over_import_torch", "report_help_over_import_torch", "fit_help_over_import_lightning"},
     "latent_cache": {"latent_cache_epoch"},
     "view_store": {"view_store_epoch"},
+    "classifier_parallel": {"classifier_stage_makespan"},
     "scale": {f"{stage}_{what}_large_over_small" for stage in ("generate", "push", "sheets")
               for what in ("peak_rss", "time_per_sample")},
 }

@@ -81,3 +81,17 @@ def test_keys_added_since_the_previous_release_keep_the_identity_only_at_their_n
     assert previous["loop"] == {"samples_per_generation": 10, "stack_generations": 3}
     cached = {**current, "model": {"class_path": "x.SD", "init_args": {"cache_latents": True}}}
     assert to_previous_layout(cached) is None  # the latent cache is new: a previous run resumes with it off
+
+
+def test_a_neutral_key_added_since_the_regime_section_leaves_every_identity_as_it_was():
+    """A run of the release that introduced ``data.regime`` (a regime the previous layout cannot express, whose
+    identity is its own text) resumes: today's dump adds ``loop.classifier_parallelism: null``, which is left out;
+    at another value (never dumped: the key is resume-neutral) the line would stay."""
+    recorded = ("# header\ndata:\n  regime:\n    policy: fresh\n    window: 1\n    synthetic_share: 0.5\n"
+                "    capacity: null\n    oversample: false\nloop:\n  generations: 1\n  classifier_lr: null\n")
+    today = recorded.replace("  classifier_lr: null\n", "  classifier_lr: null\n  classifier_parallelism: null\n")
+    assert identity_text(recorded) == recorded
+    assert identity_text(today) == recorded
+    assert identity_text(today.replace("parallelism: null", "parallelism: devices")) != recorded
+    nested = today.replace("loop:\n", "data2:\n  classifier_parallelism: null\nloop:\n")  # another section's key stays
+    assert "data2:\n  classifier_parallelism: null" in identity_text(nested)

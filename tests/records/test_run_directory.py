@@ -6,6 +6,7 @@ import pytest
 
 from common.errors import ConfigError
 from records.run_directory import RunDirectory, config_fingerprint
+from records.state import StageKey
 
 
 def test_layout_is_named_in_one_place(tmp_path):
@@ -105,3 +106,62 @@ def test_the_stack_on_disk_is_compared_with_the_stack_the_state_records(tmp_path
     run.mark_done("g3/push")
     assert run.stack_differences({"blocks": [block(2), block(3)]}) == [
         "generation 1's block is missing", "generation 3's block is not in the run state"]
+
+
+def worker_record(tmp_path, run: RunDirectory, *, train_done=True, evaluate_done=True, fingerprint=None):
+    """What a classifier worker leaves: a copy of the run's state with its stages recorded in its own file."""
+    worker = RunDirectory(run.path)
+    worker.load()
+    worker.record_elsewhere(tmp_path / "worker_record.json")
+    if fingerprint is not None:
+        worker.state.config_fingerprint = fingerprint
+    if train_done:
+        worker.note_environment(StageKey.train_classifier(1, "b"), {"host": "worker-host"})
+        worker.mark_done(StageKey.train_classifier(1, "b"),
+                         stage_info=worker.with_stage_info(StageKey.train_classifier(1, "b"), epochs=3, wall_s=1.5))
+    if evaluate_done:
+        worker.mark_done(StageKey.evaluate(1, "b"), [{"generation": 1, "classifier": "b", "acc": 0.75}])
+    return tmp_path / "worker_record.json"
+
+
+def started_run(tmp_path) -> RunDirectory:
+    run = RunDirectory(tmp_path / "run")
+    run.create("seed_everything: 0\n", "new", "launch-1")
+    run.mark_done(StageKey.evaluate(0, "a"), [{"generation": 0, "classifier": "a", "acc": 0.5}])
+    return run
+
+
+def test_a_worker_records_in_its_own_file_and_never_in_the_run_state(tmp_path):
+    run = started_run(tmp_path)
+    state_before = run.state_path.read_bytes(), run.results_path.read_bytes()
+    record = worker_record(tmp_path, run)
+    assert (run.state_path.read_bytes(), run.results_path.read_bytes()) == state_before
+    assert json.loads(record.read_text())["completed"][-2:] == ["g1/classifier/b", "g1/evaluate/b"]
+
+
+def test_a_worker_record_is_adopted_with_its_rows_stage_info_and_environment_then_removed(tmp_path):
+    run = started_run(tmp_path)
+    record = worker_record(tmp_path, run)
+    adopted = run.adopt_worker_record(record, 1, "b")
+    assert [str(k) for k in adopted] == ["g1/classifier/b", "g1/evaluate/b"]
+    assert not record.exists()
+    again = RunDirectory(run.path)
+    again.load()  # on disk, as a relaunch reads it
+    assert again.state.completed[-2:] == ["g1/classifier/b", "g1/evaluate/b"]
+    assert [r["acc"] for r in again.results] == [0.5, 0.75]  # the run's rows, then the worker's one row
+    assert again.stage_info(StageKey.train_classifier(1, "b")) == {"epochs": 3, "wall_s": 1.5}
+    index = again.state.stage_environment["g1/classifier/b"]
+    assert again.state.environments[index] == {"host": "worker-host"}
+    assert [json.loads(line)["acc"] for line in again.results_path.read_text().splitlines()] == [0.5, 0.75]
+
+
+def test_a_half_done_worker_record_adopts_what_finished_and_a_stale_one_nothing(tmp_path):
+    run = started_run(tmp_path)
+    record = worker_record(tmp_path, run, evaluate_done=False)  # killed while evaluating
+    assert [str(k) for k in run.adopt_worker_record(record, 1, "b")] == ["g1/classifier/b"]
+    assert not run.is_done(StageKey.evaluate(1, "b")) and len(run.results) == 1
+    other = worker_record(tmp_path, started_run(tmp_path / "other"), fingerprint="another-run")
+    assert run.adopt_worker_record(other, 1, "b") == [] and not other.exists()  # another run's: dropped
+    assert run.adopt_worker_record(tmp_path / "missing.json", 1, "b") == []
+    (tmp_path / "half.json").write_text('{"completed": ["g1/cl')  # cut short while written
+    assert run.adopt_worker_record(tmp_path / "half.json", 1, "b") == []
