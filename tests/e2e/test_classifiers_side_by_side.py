@@ -112,3 +112,16 @@ def test_a_killed_worker_ends_the_launch_in_one_line_and_the_relaunch_trains_onl
     assert "training a" not in relaunch.stdout and "[a]" not in relaunch.stdout  # a is not trained again
     assert a_checkpoint.stat().st_mtime_ns == a_written
     assert rows(run_dir) == rows(sequential_run)  # as if never killed
+
+
+def test_under_ddp_the_other_ranks_wait_for_the_side_by_side_classifiers(sequential_run, tmp_path):
+    """A 2-process CPU DDP launch: the generator trains on both ranks, the classifiers on rank 0's workers while
+    rank 1 waits for their records (no collective, which would time out in hours-long stages)."""
+    run_dir = tmp_path / "ddp"
+    proc = subprocess.run([*command(run_dir, "devices"), "--trainer.devices", "2", "--trainer.strategy", "ddp"],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "generation 1/1 - training a, b side by side" in proc.stdout
+    got, reference = rows(run_dir), rows(sequential_run)
+    assert [(r["generation"], r["classifier"]) for r in got] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    assert got[:2] == reference[:2]  # generation 0 is classifiers only: the same workers' rows
