@@ -16,7 +16,8 @@ Three designs are projected, on 1 GPU and on 8:
 * ``caches``: real latents encoded once per run (and each pushed block once), the classifiers' view of the real
   images decoded once per run into a uint8 store (what ``cache_latents`` and the view store do);
 * ``caches + side by side``: as ``caches`` and the classifiers of a generation run concurrently, one per GPU, each a
-  single-device fit at batch 32 (``loop.classifier_parallelism``: not built yet; shown to size it).
+  single-device fit at batch 32 (``loop.classifier_parallelism: devices``), plus the worker pool's start once per
+  launch.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ RATES: dict[str, Rate] = {
                                          "PIL decode + resize to 256 + crop 224 of an ImageNet JPEG on one core"),
     "epoch_fixed_s": Rate(10, "s per classifier epoch", "estimated",
                           "loader workers' start, validation, the checkpoint write"),
+    "worker_pool_start_s": Rate(30, "s per launch", "estimated",
+                                "a classifier worker's imports, config and data preparation (5-6 s on a 2-core CPU, "
+                                "bench_classifier_parallel.py) plus CUDA's start and the view store's checksums"),
 }
 CLASSIFIER_RATE = {"resnet50": "resnet50_img_s", "deit_small": "deit_small_img_s", "alexnet": "alexnet_img_s",
                    "mobilenet_v3": "mobilenet_v3_img_s", "vgg19": "vgg19_img_s"}
@@ -178,6 +182,8 @@ def generation_hours(protocol: Protocol, generation: int, gpus: int, design: str
 def protocol_hours(protocol: Protocol, gpus: int, design: str, epochs: int, seeds: int) -> float:
     per_seed = sum(sum(generation_hours(protocol, g, gpus, design, epochs).values())
                    for g in range(protocol.generations + 1))
+    if design == "caches + side by side":
+        per_seed += rate("worker_pool_start_s") / 3600  # once per launch (a seed's run)
     return seeds * per_seed
 
 

@@ -8,6 +8,7 @@ as many workers as cores, at least one each)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -116,12 +117,28 @@ def test_a_killed_worker_ends_the_launch_in_one_line_and_the_relaunch_trains_onl
 
 def test_under_ddp_the_other_ranks_wait_for_the_side_by_side_classifiers(sequential_run, tmp_path):
     """A 2-process CPU DDP launch: the generator trains on both ranks, the classifiers on rank 0's workers while
-    rank 1 waits for their records (no collective, which would time out in hours-long stages)."""
+    rank 1 waits for their records (no collective, which would time out in hours-long stages). With the CSV and
+    MLflow loggers: each worker's stages land under the run's one tracker run, as in a sequential run."""
     run_dir = tmp_path / "ddp"
-    proc = subprocess.run([*command(run_dir, "devices"), "--trainer.devices", "2", "--trainer.strategy", "ddp"],
-                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    loggers = [{"kind": "csv"}, *([{"kind": "mlflow"}] if importlib.util.find_spec("mlflow") else [])]
+    proc = subprocess.run([*command(run_dir, "devices"), "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                           "--loop.loggers", json.dumps(loggers)], cwd=ROOT, env=env(), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "generation 1/1 - training a, b side by side" in proc.stdout
     got, reference = rows(run_dir), rows(sequential_run)
     assert [(r["generation"], r["classifier"]) for r in got] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
     assert got[:2] == reference[:2]  # generation 0 is classifiers only: the same workers' rows
+    for stage in ("a", "b", "a_test", "b_test"):
+        assert (run_dir / "csv" / "gen_01" / stage / "metrics.csv").is_file(), stage
+    if len(loggers) == 2:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("genbias").experiment_id], max_results=100)
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1  # no worker opened a tracker run of its own
+        nested = {r.info.run_name.rsplit("/", 2)[-2] + "/" + r.info.run_name.rsplit("/", 1)[-1] for r in runs
+                  if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+        assert {"gen_00/a", "gen_00/b_test", "gen_01/b", "gen_01/generator"} <= nested
+        assert {r.info.status for r in runs} == {"FINISHED"}
