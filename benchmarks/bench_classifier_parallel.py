@@ -82,10 +82,10 @@ def launch(config: Path, run_dir: Path, parallel: bool) -> tuple[dict[int, float
 def main(argv: list[str] | None = None) -> dict:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="epochs of each LeNet (default 10; --quick 1)")
-    parser.add_argument("--generations", type=int, default=None, help="generations after 0 (default 3; --quick 1)")
+    parser.add_argument("--generations", type=int, default=None, help="generations after 0 (default 3; --quick 0)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 10)
-    generations = args.generations if args.generations is not None else (1 if args.quick else 3)
+    generations = args.generations if args.generations is not None else (0 if args.quick else 3)
     repeats = args.repeats or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory(prefix="bench_classifier_parallel_") as work:
         work = Path(work)
