@@ -135,8 +135,16 @@ def rate(name: str) -> float:
     return RATES[name].value
 
 
+#: rates a GPU measured (``--measured``: gpu_hardimagenet_check.py's), in place of the FLOP-based estimates
+MEASURED: dict[str, float] = {}
+MEASURABLE = ("lora_uncached_img_s", "lora_cached_img_s", "sampling_img_s")
+
+
 def lora_img_s(cached: bool) -> float:
     """LoRA training images/s on one GPU: UNet forward + backward, and the VAE encoder unless latents are cached."""
+    measured = MEASURED.get("lora_cached_img_s" if cached else "lora_uncached_img_s")
+    if measured is not None:
+        return measured
     flop = rate("unet_forward_tflop") * (1 + rate("lora_backward_over_forward"))
     flop += 0.0 if cached else rate("vae_encoder_tflop")
     return H100_BF16_DENSE_TFLOPS * rate("mfu_sd") / flop
@@ -144,6 +152,8 @@ def lora_img_s(cached: bool) -> float:
 
 def sampling_img_s(steps: int = 30) -> float:
     """Generated images/s on one GPU: ``steps`` DDIM steps with guidance (two UNet passes each), one decode."""
+    if "sampling_img_s" in MEASURED:
+        return MEASURED["sampling_img_s"]
     flop = steps * 2 * rate("unet_forward_tflop") + rate("vae_decoder_tflop")
     return H100_BF16_DENSE_TFLOPS * rate("mfu_sd") / flop
 
@@ -224,7 +234,16 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--classifier-epochs", type=int, default=15,
                         help="mean epochs a classifier trains before early stopping (max_epochs 50, patience 5)")
     parser.add_argument("--count-flops", action="store_true", help="recount SD 1.5's FLOPs (needs diffusers)")
+    parser.add_argument("--measured", nargs="*", default=[], metavar="NAME=IMG_S",
+                        help=f"per-GPU rates a GPU measured, replacing the estimates: {', '.join(MEASURABLE)} "
+                             "(benchmarks/gpu_hardimagenet_check.py passes its own)")
     args = parser.parse_args(argv)
+    MEASURED.clear()
+    for item in args.measured:
+        name, _, value = item.partition("=")
+        if name not in MEASURABLE or not value:
+            parser.error(f"--measured {item}: expected NAME=IMG_S with NAME one of {', '.join(MEASURABLE)}")
+        MEASURED[name] = float(value)
     if args.count_flops:
         for name, tflop in count_sd_flops().items():
             print(f"{name}: counted {tflop:.3f} (RATES holds {RATES[name].value})")
@@ -243,6 +262,9 @@ def main(argv: list[str] | None = None) -> str:
                "(the GPU-hours / 8)")
     floor = sum(p.generations * p.block / (sampling_img_s() * 8) / 3600 * args.seeds for p in protocols)
     out.append(f"of which sampling alone (no design here changes it): {floor:.1f} h")
+    if MEASURED:
+        out.append(f"measured on a GPU (replacing their estimates): "
+                   f"{', '.join(f'{k} {v:g}' for k, v in MEASURED.items())}")
     estimated = sorted(name for name, r in RATES.items() if r.status == "estimated")
     out.append(f"estimated rates ({len(estimated)} of {len(RATES)}; the rest counted or measured): "
                f"{', '.join(estimated)}")
