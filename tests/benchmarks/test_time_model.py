@@ -58,3 +58,21 @@ def test_the_script_prints_the_table_and_the_protocol_line(capsys):
     assert "| breeds_living17 | 8 | caches + side by side |" in text
     assert "paper protocol (both datasets) on one 8-GPU node: before" in text
     assert "estimated rates (11 of 14; the rest counted or measured)" in text
+
+
+def test_measured_rates_replace_the_estimates_they_name_and_only_those(capsys):
+    import time_model
+
+    estimated_cached, estimated_sampling = time_model.lora_img_s(True), time_model.sampling_img_s()
+    try:
+        text = time_model.main(["--measured", "lora_cached_img_s=400"])
+        assert time_model.lora_img_s(True) == 400
+        assert time_model.sampling_img_s() == estimated_sampling  # not named: still the estimate
+        assert "measured on a GPU (replacing their estimates): lora_cached_img_s 400" in text
+        assert "LoRA 127 -> 400 img/s per GPU" in text
+        with pytest.raises(SystemExit):
+            time_model.main(["--measured", "classifier_img_s=5"])
+        assert "expected NAME=IMG_S" in capsys.readouterr().err
+    finally:
+        time_model.MEASURED.clear()
+    assert time_model.lora_img_s(True) == estimated_cached
