@@ -150,6 +150,7 @@ class GenerationalDataModule(L.LightningDataModule):
         self.stratify_predict = stratify_predict
         self.view_store = bool(view_store)
         self.view_store_dir = view_store_dir
+        self._loaded_splits: dict[str, LabelledSplit] | None = None
         self.stack: SyntheticStack | None = None
         self._stack_root: str | os.PathLike | None = None
         self.splits: dict[str, LabelledSplit] | None = None
@@ -180,13 +181,28 @@ class GenerationalDataModule(L.LightningDataModule):
         """Load the real splits once per process (Trainers reuse the result); splits decoded from files are read
         from the view store (built on first use) when ``view_store`` is on and its folder is known."""
         if self.splits is None:
-            splits = self.source.load()
+            splits = self._source_splits()
             if self.view_store and self.view_store_dir is not None:
                 store = ViewStore(self.view_store_dir, num_workers=self.num_workers, batch_size=self.eval_batch_size)
                 splits = {name: store.stored(split) if isinstance(split, ImageFolderSplit) and len(split) else split
                           for name, split in splits.items()}
             self.splits = splits
         return self.splits
+
+    def _source_splits(self) -> dict[str, LabelledSplit]:
+        """The source's splits, listed once per process (the disk plan asks before ``prepare``)."""
+        if self._loaded_splits is None:
+            self._loaded_splits = self.source.load()
+        return self._loaded_splits
+
+    def view_store_to_build(self) -> int:
+        """Disk bytes the view store has yet to write for these data settings: 0 when it is off, built, or no split
+        is read from image files."""
+        if not self.view_store or self.view_store_dir is None:
+            return 0
+        store = ViewStore(self.view_store_dir)
+        return sum(store.bytes_to_build(split) for split in self._source_splits().values()
+                   if isinstance(split, ImageFolderSplit) and len(split))
 
     def default_view_store_dir(self, folder: str | os.PathLike) -> None:
         """Where the view store lives unless ``view_store_dir`` names a folder (the loop: beside the run)."""

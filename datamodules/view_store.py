@@ -96,6 +96,11 @@ class ViewStore:
         return {kind: self.root / f"{key}.{kind}.npy" for kind in ("images", "masks")} | {
             "manifest": self.root / f"{key}.json", "lock": self.root / f"{key}.lock"}
 
+    def bytes_to_build(self, split) -> int:
+        """Disk bytes ``stored(split)`` would write now: none once its store is built (its manifest is written last)."""
+        paths = self.paths(store_key(split, split.view))
+        return 0 if paths["manifest"].exists() else store_bytes(len(split), split.view.size, split.masks)
+
     def stored(self, split) -> StoredSplit:
         """``split`` (image files decoded through ``split.view``) read from its store; built when missing or damaged."""
         key = store_key(split, split.view)

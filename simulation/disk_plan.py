@@ -124,3 +124,22 @@ def check_disk(per_generation: GenerationDisk, generations_left: int, blocks_kep
             f"and {free / GIB:.2f} GiB are free: free some space, choose a "
             "loop.run_dir on a larger filesystem, or lower loop.samples_per_generation")
     return line
+
+
+def check_view_store_disk(needed: int, folder: Path) -> str | None:
+    """The progress line of the view store's one-time build (None when nothing is left to decode); ConfigError when
+    its filesystem cannot hold it."""
+    if not needed:
+        return None
+    free = free_bytes(folder)
+    if free < needed:
+        raise ConfigError(
+            f"not enough disk for the view store in {folder}: decoding the real images once needs about "
+            f"{readable_size(needed)} and {readable_size(free)} are free there: free some space, set "
+            "data.view_store_dir to a larger filesystem, or set data.view_store false (decode at every read)")
+    return f"view store: about {readable_size(needed)} to decode once into {folder}; {readable_size(free)} free there"
+
+
+def readable_size(count: int) -> str:
+    """Bytes as GiB with two decimals, or as MiB below 1 GiB (a tiny run's store)."""
+    return f"{count / GIB:.2f} GiB" if count >= GIB else f"{count / 2**20:.1f} MiB"

@@ -27,7 +27,7 @@ from records.run_directory import RunDirectory
 from records.state import RunState, StageKey, config_fingerprint
 from simulation.classifier_workers import SideBySideClassifiers, is_worker, worker_jobs, worker_slots
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
-from simulation.disk_plan import check_disk, classifier_parameters, estimate_generation_disk
+from simulation.disk_plan import check_disk, check_view_store_disk, classifier_parameters, estimate_generation_disk
 from simulation.loggers import StageLoggers
 from simulation.run_lock import RankZeroWatch, RunLock
 from simulation.stages import (
@@ -218,6 +218,7 @@ class SimulationLoop:
         mode = run_dir.check_compatible(self.config_text, overwrite)  # again, now that no other launch can write
         if not planned:
             self._log_disk(self._plan_disk(mode))
+        self._log_disk(self._plan_view_store())
         if mode == "resume" and self.context.loop.rebuild_stack:  # before the other ranks may read the stack
             run_dir.load()
             run_dir.check_raw_shards_kept()
@@ -250,6 +251,7 @@ class SimulationLoop:
                  f"stages: {len(to_run)} to run over generations 0-{context.loop.generations} "
                  f"({', '.join(sorted({type(stage).__name__ for stage in to_run})) or 'none'})",
                  self._plan_disk(mode) or "disk: no generated data (generation 0 only, or every generation done)",
+                 *filter(None, [self._plan_view_store()]),
                  f"resources: {trainers.world_size} process(es), accelerator {trainers.accelerator}, strategy "
                  f"{trainers.strategy}, precision {kwargs.get('precision') or '32-true'}; loggers: {loggers}"]
         if self.side_by_side is not None:
@@ -280,6 +282,11 @@ class SimulationLoop:
         if latent_bytes and not state.is_done(StageKey.generator(1)):
             once = latent_bytes * context.data.planned_size("train")
         return check_disk(per_generation, len(left), kept, run_dir.path, loop.keep_raw_shards, reclaimable, once)
+
+    def _plan_view_store(self) -> str | None:
+        """The view store's one-time build: its line, or ConfigError when its filesystem cannot hold it."""
+        data = self.context.data
+        return check_view_store_disk(data.view_store_to_build(), Path(data.view_store_dir or "."))
 
     @staticmethod
     def _log_disk(line: str | None) -> None:

@@ -150,3 +150,16 @@ def test_the_mixer_and_the_cells_read_a_stored_split_in_place(roots, tmp_path):
     assert torch.equal(images[0], stored.images[2]) and labels.tolist() == [stored.labels[2].item(), 1, 0]
     stored.groups = torch.zeros_like(stored.groups)  # every subgroup known: every sample is a cell
     assert CellSplit(stored, num_groups=1).images is stored.images
+
+
+def test_the_bytes_still_to_build_are_each_unbuilt_splits_and_none_once_built(roots, tmp_path):
+    source = HardImageNet(*roots, image_size=24, resize=28, val_fraction=0.5)
+    data = GenerationalDataModule(source, view_store_dir=str(tmp_path / "views"))
+    data.validate()
+    # the fake tree: 15 classes x (2 train + 1 val) masked images, at 24 x 24: RGB and a mask byte a pixel
+    assert data.view_store_to_build() == 45 * 24 * 24 * 4
+    assert not (tmp_path / "views").exists()  # asking writes nothing
+    data.prepare()
+    assert data.view_store_to_build() == 0
+    assert GenerationalDataModule(source, view_store=False, view_store_dir=str(tmp_path / "v")).view_store_to_build() \
+        == 0

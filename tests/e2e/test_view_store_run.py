@@ -66,3 +66,12 @@ def test_a_stored_run_gives_the_decoding_rows_and_decodes_each_image_once(tmp_pa
     again_rows, again = run_counting_decodes(tmp_path / "again", assets, monkeypatch)
     assert again == n_train  # another run beside them reuses the stores: only the latent cache decodes
     assert [comparable(row) for row in again_rows] == [comparable(row) for row in stored_rows]
+
+
+def test_the_check_before_a_run_counts_the_store_it_will_build_and_a_built_one_not(tmp_path, assets):
+    check = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(tmp_path / "run"), *assets, "--check")
+    assert check.returncode == 0, check.stderr
+    # 15 classes x (4 train + 2 val) masked images at the classifiers' 24 x 24: 4 bytes a pixel
+    assert f"view store: about {90 * 24 * 24 * 4 / 2**20:.1f} MiB to decode once into {tmp_path / '.genbias_views'}" \
+        in check.stdout
+    assert not (tmp_path / ".genbias_views").exists() and not (tmp_path / "run").exists()  # a check writes nothing

@@ -75,3 +75,18 @@ def test_stable_diffusion_reports_its_cached_latent_bytes_from_the_vae_config(tm
     assert sd.cached_latent_bytes == 131_072  # 8x downsampling: 2 x 4 x 64 x 64 float32
     off = StableDiffusionLoRA(pretrained_path=str(tmp_path), class_names=["a"], cache_latents=False)
     assert off.cached_latent_bytes == 0
+
+
+def test_the_view_store_is_refused_where_its_filesystem_cannot_hold_it(tmp_path, monkeypatch):
+    from simulation.disk_plan import check_view_store_disk
+
+    assert check_view_store_disk(0, tmp_path) is None  # built already, or off
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda path: Usage(100 * GIB, 97 * GIB, 3 * GIB))
+    with pytest.raises(ConfigError) as error:
+        check_view_store_disk(int(3.7 * GIB), tmp_path / "views")  # Hard ImageNet's masked store at 224
+    message = str(error.value)
+    assert message.startswith(f"not enough disk for the view store in {tmp_path / 'views'}: decoding the real images "
+                              "once needs about 3.70 GiB and 3.00 GiB are free there") and "\n" not in message
+    assert "data.view_store false" in message
+    line = check_view_store_disk(100 * 2**20, tmp_path / "views")
+    assert line == f"view store: about 100.0 MiB to decode once into {tmp_path / 'views'}; 3.00 GiB free there"
