@@ -16,6 +16,7 @@ the sequential loop computes at the same threads per classifier.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import queue
@@ -33,7 +34,7 @@ import torch
 
 from common.cores import available_cores, threads_per_job
 from common.distributed import is_rank_zero
-from common.errors import WorkerLost
+from common.errors import ConfigError, WorkerLost
 from common.logs import format_duration, get_logger
 from records.state import StageKey
 from simulation.stages.base import RunContext
@@ -48,11 +49,13 @@ JOB_DONE = "[genbias-worker] job done:"
 #: what a launcher (torchrun, srun, Lightning's DDP launcher) tells its processes: a worker is a process of its own
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE",
                       "MASTER_ADDR", "MASTER_PORT", "PL_GLOBAL_SEED")
-LAUNCHER_PREFIXES = ("TORCHELASTIC_", "SLURM_", "PMI_", "OMPI_")
+LAUNCHER_PREFIXES = ("TORCHELASTIC_", "SLURM_", "PMI_", "OMPI_", "JSM_", "LSB_")
 #: SLURM variables a worker keeps: they name the job in its stages' provenance, and tell Lightning nothing
 SLURM_KEPT = ("SLURM_JOB_ID", "SLURM_RESTART_COUNT", "SLURM_JOB_NAME")
 #: the worker output lines the launch keeps for its error message
 TAIL_LINES = 20
+#: how long a worker's process may have ended before its output says so, before the launch takes it as failed
+EXIT_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,28 @@ class WorkerSlot:
     env: dict[str, str]
 
 
+def requested_gpus(devices, physical: list[str]) -> list[int]:
+    """The indices, among the GPUs this process sees (``physical``), that ``trainer.devices`` asks for, read as
+    Lightning reads it (a count, ``-1`` / ``auto`` for all, a list or a ``"0,2"`` string of indices); ConfigError
+    when it asks for more than are visible (e.g. a SLURM task that sees only its own GPU)."""
+    text = str(devices).strip()
+    if isinstance(devices, (list, tuple)):
+        ids = [int(d) for d in devices]
+    elif text in ("auto", "-1"):
+        ids = list(range(len(physical)))
+    elif "," in text:
+        ids = [int(d) for d in text.split(",") if d.strip()]
+    else:
+        ids = list(range(int(text)))
+    if not ids or max(ids) >= len(physical):
+        raise ConfigError(
+            f"loop.classifier_parallelism: devices gives each classifier a GPU of trainer.devices ({devices!r}), "
+            f"and this process sees {len(physical)} GPU(s) (CUDA_VISIBLE_DEVICES={','.join(physical) or 'none'}): "
+            "make the node's GPUs visible to the launch (e.g. srun without --gpu-bind, one task per node), or set "
+            "loop.classifier_parallelism sequential")
+    return ids
+
+
 def worker_slots(trainers: StageTrainers, classifiers: int) -> list[WorkerSlot]:
     """The slots of this node, at most one per classifier: every GPU the trainer settings give the run (its
     ``devices`` of the GPUs this process sees); on CPU one per usable core, this process's torch threads divided
@@ -103,19 +128,20 @@ def worker_slots(trainers: StageTrainers, classifiers: int) -> list[WorkerSlot]:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         physical = [d.strip() for d in visible.split(",")] if visible else \
             [str(i) for i in range(torch.cuda.device_count())]
-        devices = trainers.trainer_kwargs.get("devices", "auto")
-        if isinstance(devices, (list, tuple)):
-            chosen = [physical[int(i)] for i in devices]
-        elif str(devices) in ("auto", "-1"):
-            chosen = physical
-        else:
-            chosen = physical[: int(devices)]
+        chosen = [physical[i] for i in requested_gpus(trainers.trainer_kwargs.get("devices", "auto"), physical)]
         return [WorkerSlot(f"GPU {gpu}", "gpu", {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in chosen[:classifiers]]
     count = max(1, min(classifiers, available_cores()))
     per_worker = str(threads_per_job(count, torch.get_num_threads()))
     return [WorkerSlot(f"CPU, {per_worker} thread(s)", "cpu",
                        {"OMP_NUM_THREADS": per_worker, "MKL_NUM_THREADS": per_worker, "CUDA_VISIBLE_DEVICES": ""})
             for _ in range(count)]
+
+
+def release_gpu_memory() -> None:
+    """Hand this process's cached GPU memory back to the device (another process is about to use it)."""
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def worker_environment(slot: WorkerSlot) -> dict[str, str]:
@@ -134,9 +160,19 @@ class _Worker:
         self.job_started = 0.0
         self.log_path: Path | None = None
         self.tail: deque = deque(maxlen=TAIL_LINES)
+        self.reported = False  # its end has been told (a failure line)
+        self._seen_gone: float | None = None
         self.reader = threading.Thread(target=self._copy_output, args=(done,), daemon=True,
                                        name=f"genbias-worker-{process.pid}")
         self.reader.start()
+
+    def gone_for(self, seconds: float) -> bool:
+        """Whether its process has ended at least ``seconds`` ago (as this launch first saw it)."""
+        if self.process.poll() is None:
+            return False
+        if self._seen_gone is None:
+            self._seen_gone = time.monotonic()
+        return time.monotonic() - self._seen_gone >= seconds
 
     def give(self, job: WorkerJob, log_path: Path) -> None:
         self.job, self.log_path, self.job_started = job, log_path, time.monotonic()
@@ -145,19 +181,32 @@ class _Worker:
 
     def _copy_output(self, done: queue.Queue) -> None:
         """Copy the worker's lines to its job's log file and, prefixed with the job's classifier, to this launch's
-        output; report each finished job on ``done``."""
-        for line in self.process.stdout:
-            if line.startswith(JOB_DONE):
-                done.put((self, line[len(JOB_DONE):].strip()))
-                continue
-            self.tail.append(line.rstrip("\n"))
-            label = self.job.classifier if self.job is not None else f"worker {self.process.pid}"
+        output; report each finished job on ``done``, and the end of its output (the process is ending) in any
+        case: a line that cannot be shown (a closed output, a full disk) costs the line, never the report."""
+        try:
+            for line in self.process.stdout:
+                text, marker, label = line.partition(JOB_DONE)  # (a worker's unfinished line may precede it)
+                if marker:
+                    if text.strip():
+                        self._show(text + "\n")
+                    done.put((self, label.strip()))
+                    self.log_path = None  # lines between jobs belong to none
+                else:
+                    self._show(line)
+        finally:
+            done.put((self, None))
+
+    def _show(self, line: str) -> None:
+        self.tail.append(line.rstrip("\n"))
+        label = self.job.classifier if self.job is not None else f"worker {self.process.pid}"
+        try:
             if self.log_path is not None:
                 with open(self.log_path, "a") as log_file:
                     log_file.write(line)
             sys.stdout.write(f"[{label}] {line}")
             sys.stdout.flush()
-        done.put((self, None))  # its output ended: the process is ending
+        except (OSError, ValueError):  # (ValueError: a closed stdout)
+            pass
 
 
 class SideBySideClassifiers:
@@ -175,6 +224,7 @@ class SideBySideClassifiers:
     def run(self, context: RunContext, generation: int) -> None:
         run_dir = context.run_dir
         labels = [c.label for c in context.classifiers]
+        release_gpu_memory()  # every rank: the generator stages' cached blocks, for the workers on the same GPUs
         if not is_rank_zero():  # the other ranks of a DDP launch wait for rank 0's workers (no collective: hours)
             for label in labels:
                 run_dir.wait_for_stage(StageKey.evaluate(generation, label), context.rank_zero_gone)
@@ -223,12 +273,10 @@ class SideBySideClassifiers:
             args += ["--trainer.log_every_n_steps", str(every)]
         if context.loop.loggers:
             args += ["--loop.loggers", json.dumps([dataclasses.asdict(spec) for spec in context.loop.loggers])]
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # the generator's cached blocks: the workers need the memory
         for slot in worker_slots(context.trainers, len(context.classifiers)):
             process = subprocess.Popen([*args, "--trainer.accelerator", slot.accelerator],
                                        env=worker_environment(slot), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                       stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
             self.workers.append(_Worker(slot, process, self.done))
         log.info(f"classifier workers started ({len(self.workers)}, {self.workers[0].slot.name} each; pids "
                  f"{', '.join(str(w.process.pid) for w in self.workers)}): they take every generation's classifiers")
@@ -243,6 +291,8 @@ class SideBySideClassifiers:
         try:
             while waiting or any(w.job is not None for w in self.workers):
                 for worker in self.workers:
+                    if worker.job is None and worker.process.poll() is not None and not worker.reported:
+                        failures.append(self._failure(context, worker))  # found dead between jobs
                     if waiting and worker.job is None and not failures and worker.process.poll() is None:
                         label = waiting.pop(0)  # none after a failure
                         record = run_dir.worker_record_path(generation, label)
@@ -263,7 +313,10 @@ class SideBySideClassifiers:
                 try:
                     worker, label = self.done.get(timeout=0.5)
                 except queue.Empty:
-                    continue
+                    worker = next((w for w in self.workers if w.job is not None and w.gone_for(EXIT_GRACE_S)), None)
+                    if worker is None:
+                        continue
+                    label = None  # ended, and its output did not say so (a reader cut short, an inherited pipe)
                 if worker.job is None:
                     continue
                 if label is None:  # its process ended in the middle of the job
@@ -288,9 +341,11 @@ class SideBySideClassifiers:
 
     @staticmethod
     def _adopt(run_dir, generation: int, todo: list[str], ended: list[str], in_order: bool) -> None:
-        """Adopt the ended jobs' records in the classifiers' order (``in_order``: only up to the first classifier
-        still training, so the state lists the stages as a sequential run does; a record that waits stays on disk,
-        adopted by the next launch should this one be killed)."""
+        """Adopt the ended jobs' records in the classifiers' order. ``in_order`` (while workers train): only up to the
+        first classifier still training, so the state lists the stages as a sequential run does, and a record that
+        waits stays on disk, adopted by the next launch should this one be killed. Otherwise (the launch stops
+        taking jobs) every ended job's record, so nothing finished waits for a relaunch: after a failure the state may
+        list a later classifier before an earlier unfinished one."""
         for label in todo:
             if label not in ended:
                 if in_order:
@@ -301,14 +356,19 @@ class SideBySideClassifiers:
 
     @staticmethod
     def _failure(context: RunContext, worker: _Worker) -> str:
-        """Why a worker ended in the middle of its job, as the start of a line."""
-        run_dir, job, code = context.run_dir, worker.job, worker.process.returncode
+        """Why a worker ended in the middle of its job (or between jobs), as the start of a line."""
+        worker.reported = True
+        run_dir, job, code = context.run_dir, worker.job, worker.process.poll()
+        how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0
+               and -code in signal.Signals._value2member_map_
+               else f"exited with code {code}" if code else "exited before finishing its job")
+        said = next((line for line in reversed(worker.tail) if line.startswith("error: ")), None)
+        said = f" ({said})" if said else ""
+        if job is None:
+            return (f"classifier worker {worker.process.pid} ({worker.slot.name}) {how} between jobs{said}; its "
+                    "lines are in this launch's output")
         stage = next((key for key in (StageKey.train_classifier(job.generation, job.classifier),
                                       StageKey.evaluate(job.generation, job.classifier))
                       if not run_dir.is_done(key)), StageKey.evaluate(job.generation, job.classifier))
-        how = (f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.Signals._value2member_map_
-               else f"exited with code {code}" if code else "exited before finishing its job")
-        said = next((line for line in reversed(worker.tail) if line.startswith("error: ")), None)
         return (f"classifier worker {job.classifier} (pid {worker.process.pid}, {worker.slot.name}) {how} during "
-                f"stage {stage}" + (f" ({said})" if said else "") + "; its output: "
-                f"{run_dir.worker_log_path(job.generation, job.classifier)}")
+                f"stage {stage}{said}; its output: {run_dir.worker_log_path(job.generation, job.classifier)}")

@@ -25,7 +25,13 @@ from filters.base import FilterStep
 from lightning_modules.generator import GeneratorModule
 from records.run_directory import RunDirectory
 from records.state import RunState, StageKey, config_fingerprint
-from simulation.classifier_workers import SideBySideClassifiers, is_worker, worker_jobs, worker_slots
+from simulation.classifier_workers import (
+    SideBySideClassifiers,
+    is_worker,
+    release_gpu_memory,
+    worker_jobs,
+    worker_slots,
+)
 from simulation.config import ClassifierConfig, LoopConfig, QualityConfig
 from simulation.disk_plan import check_disk, check_view_store_disk, classifier_parameters, estimate_generation_disk
 from simulation.loggers import StageLoggers
@@ -117,6 +123,11 @@ class SimulationLoop:
         if loop.classifier_parallelism == "devices" and not command:
             self.extra_problems.append("loop.classifier_parallelism: devices starts the CLI again for every classifier "
                                        "worker: run the loop through `python cli.py fit`, or set it to sequential")
+        if self.side_by_side is not None:
+            try:  # the GPUs it would use, checked before any work
+                worker_slots(self.context.trainers, len(classifiers))
+            except ConfigError as error:
+                self.extra_problems.append(str(error))
         if loop.classifier_parallelism == "devices" and int(trainer_kwargs.get("num_nodes") or 1) > 1:
             self.extra_problems.append("loop.classifier_parallelism: devices runs the classifiers on one node's "
                                        "devices, and trainer.num_nodes is above 1: set it to sequential for a "
@@ -204,6 +215,7 @@ class SimulationLoop:
             self._open_stack(verify=False)  # as the launch's last push left it (the launch verified every checksum)
             for stage in (TrainClassifier(job.generation, classifier), EvaluateClassifier(job.generation, classifier)):
                 stage.run(context)
+            release_gpu_memory()  # the launch trains the next generator on the same GPUs
         return []
 
     def _open_run_directory(self, lock: RunLock, launch: str) -> None:

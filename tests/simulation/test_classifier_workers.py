@@ -3,13 +3,18 @@ themselves run through ``cli.py fit`` in tests/e2e/test_classifiers_side_by_side
 
 from __future__ import annotations
 
+import queue
+
+import pytest
 import torch
 
+from common.errors import ConfigError
 from simulation import classifier_workers
 from simulation.classifier_workers import (
     JOB_DONE,
     WORKER_ENV,
     WorkerJob,
+    WorkerSlot,
     worker_environment,
     worker_jobs,
     worker_slots,
@@ -73,3 +78,53 @@ def test_each_job_is_acknowledged_only_after_it_ran(capsys):
         ran.append(job)
     assert ran == jobs
     assert acknowledged + capsys.readouterr().out.splitlines() == [f"{JOB_DONE} a", f"{JOB_DONE} b"]
+
+
+def test_the_gpus_asked_for_are_read_as_lightning_reads_trainer_devices():
+    from simulation.classifier_workers import requested_gpus
+
+    seen = ["4", "5", "6", "7"]
+    assert requested_gpus(2, seen) == [0, 1] and requested_gpus("3", seen) == [0, 1, 2]
+    assert requested_gpus("1,3", seen) == [1, 3] and requested_gpus([0, 2], seen) == [0, 2]
+    assert requested_gpus("auto", seen) == [0, 1, 2, 3] == requested_gpus(-1, seen)
+    with pytest.raises(ConfigError) as error:  # a SLURM task that sees only its own GPU, asked for the node's 8
+        requested_gpus(8, ["3"])
+    assert "this process sees 1 GPU(s) (CUDA_VISIBLE_DEVICES=3)" in str(error.value)
+    assert "loop.classifier_parallelism sequential" in str(error.value)
+
+
+class FakeProcess:
+    """What ``_Worker`` reads of a process: its pid and its output lines."""
+
+    def __init__(self, lines):
+        self.pid, self.stdout = 4321, iter(lines)
+
+
+def reports(worker_output) -> tuple[list, list[str]]:
+    done = queue.Queue()
+    worker = classifier_workers._Worker(WorkerSlot("CPU", "cpu", {}), FakeProcess(worker_output), done)
+    worker.reader.join(timeout=10)
+    got = []
+    while not done.empty():
+        got.append(done.get()[1])
+    return got, list(worker.tail)
+
+
+def test_a_finished_job_is_seen_even_after_an_unfinished_line_and_the_end_always_reported(capsys):
+    got, tail = reports(["epoch 3 progress " + JOB_DONE + " a\n", "error: something\n"])
+    assert got == ["a", None]  # the job, then the end of the output
+    assert tail == ["epoch 3 progress ", "error: something"]
+    assert capsys.readouterr().out == "[worker 4321] epoch 3 progress \n[worker 4321] error: something\n"
+
+
+def test_an_output_that_cannot_be_written_costs_the_lines_never_the_reports(monkeypatch):
+    class Closed:
+        def write(self, text):
+            raise OSError("broken pipe")
+
+        def flush(self):
+            raise OSError("broken pipe")
+
+    monkeypatch.setattr(classifier_workers.sys, "stdout", Closed())
+    got, _ = reports(["a line\n", JOB_DONE + " b\n"])
+    assert got == ["b", None]
