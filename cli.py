@@ -190,8 +190,35 @@ def load_config_value(value: str, path: str | os.PathLike = ""):
     if path and isinstance(loaded, dict) and saved_run_directory(path) is not None:
         from datamodules.regime_migration import to_current_layout
 
-        return to_current_layout(loaded)
+        return with_model_keys_as_they_ran(to_current_layout(loaded))
     return loaded
+
+
+def with_model_keys_as_they_ran(config: dict) -> dict:
+    """A saved run's config that has no value for a generator argument added since the previous release ran with that
+    argument's old behaviour (``ADDED_SINCE_PREVIOUS``): set it, where the configured generator takes it, so that the
+    saved config re-runs as it ran (Stable Diffusion's ``cache_latents: false`` for a run started before the latent
+    cache) rather than under today's default and another identity."""
+    import importlib
+    import inspect
+
+    from datamodules.regime_migration import ADDED_SINCE_PREVIOUS
+
+    model = config.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("class_path"), str):
+        return config
+    module_name, _, class_name = model["class_path"].rpartition(".")
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return config  # the parser names a class path that cannot be built
+    init_args = model.get("init_args") if isinstance(model.get("init_args"), dict) else {}
+    added = {path[-1]: neutral for path, neutral in ADDED_SINCE_PREVIOUS.items()
+             if path[:2] == ("model", "init_args") and neutral is not None}
+    missing = {key: neutral for key, neutral in added.items() if key in parameters and key not in init_args}
+    if not missing:
+        return config
+    return {**config, "model": {**model, "init_args": {**init_args, **missing}}}
 
 
 #: the parser mode of ``fit``: YAML, with a saved run's config migrated on read (``load_config_value``)

@@ -81,3 +81,21 @@ def test_the_plan_counts_the_latent_cache_and_builds_no_store(tmp_path, assets):
     assert f"latent cache <= {30 * per_image / 2**30:.2f}" in proc.stdout
     assert f"latent cache of the real images {45 * per_image / 2**30:.2f} GiB once" in proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_started_before_the_latent_cache_resumes_from_its_saved_config_without_it(tmp_path, assets):
+    """The previous release saved no ``cache_latents``: such a saved config re-runs as it ran (``false``), under
+    its recorded identity, rather than under today's default ``true`` and another identity."""
+    run_dir = tmp_path / "before_the_cache"
+    proc = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--loop.generations", "0",
+                        "--classifiers.max_epochs", "1", "--model.init_args.cache_latents", "false", *assets)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    saved = run_dir / "config.yaml"
+    assert "    cache_latents: false\n" in saved.read_text()
+    saved.write_text(saved.read_text().replace("    cache_latents: false\n", ""))  # as the previous release saved it
+    check = run_cli_here("fit", "--config", str(saved), "--check")
+    assert check.returncode == 0, check.stderr
+    assert f"run directory: {run_dir} (resumes:" in check.stdout
+    today = run_cli_here("fit", "--config", TINY, "--loop.run_dir", str(run_dir), "--loop.generations", "0",
+                         "--classifiers.max_epochs", "1", *assets, "--check")  # today's default: another run
+    assert today.returncode == 2 and "different config" in today.stderr and "cache_latents" in today.stderr
