@@ -258,8 +258,9 @@ def main(argv: list[str] | None = None) -> str:
     out.append("paper protocol (both datasets) on one 8-GPU node: " +
                ", ".join(f"{d} {h:.1f} h" for d, h in paper.items()))
     packed = sum(gpu_hours(p, args.classifier_epochs, args.seeds) for p in protocols) / 8
-    out.append(f"caches + side by side with the seeds sharing the node so that no GPU idles: {packed:.1f} h "
-               "(the GPU-hours / 8)")
+    out.append(f"caches + side by side with the seeds sharing the node (scripts/sweep.py --jobs 3 --gpus-per-job all) "
+               f"so that no GPU idles: {packed:.1f} h (the GPU-hours / 8: a bound that assumes the jobs' time-sharing "
+               "of the GPUs loses nothing; not measured)")
     floor = sum(p.generations * p.block / (sampling_img_s() * 8) / 3600 * args.seeds for p in protocols)
     out.append(f"of which sampling alone (no design here changes it): {floor:.1f} h")
     if MEASURED:

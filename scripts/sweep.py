@@ -20,6 +20,9 @@ nodes, cpus_per_task, mem (e.g. 64G; omitted: the partition's default) and time;
 
     python scripts/sweep.py SWEEP.yaml             run every task sequentially (finished runs are skipped)
     python scripts/sweep.py SWEEP.yaml --jobs 2    run 2 tasks at a time, the cores divided between them
+    python scripts/sweep.py SWEEP.yaml --jobs 3 --gpus-per-job all
+                                                   3 tasks at a time sharing every GPU of the node (each task with
+                                                   --trainer.devices <all>: e.g. the seeds of the paper protocol)
     python scripts/sweep.py SWEEP.yaml --list      print the tasks (after checking every task's command line)
     python scripts/sweep.py SWEEP.yaml --count     print the number of tasks (for sbatch --array=0-<count-1>)
     python scripts/sweep.py SWEEP.yaml --task N    run task N only (the SLURM array entry point)
@@ -392,19 +395,33 @@ def run_task(task: SweepTask, dry_run: bool = False, replace_process: bool = Fal
     return subprocess.call(command)
 
 
+def gpu_groups(gpus: list[str], per_job: str) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each job slot: ``per_job`` GPUs each (consecutive, the leftover unused), or
+    every GPU for each with ``all``."""
+    if not gpus:
+        return []
+    if per_job == "all":
+        return [",".join(gpus)]
+    size = int(per_job)
+    return [",".join(gpus[i:i + size]) for i in range(0, len(gpus) - size + 1, size)]
+
+
 def run_concurrently(tasks: list[SweepTask], jobs: int, log_dir: Path, dry_run: bool = False,
-                     gpus: list[str] | None = None) -> list[SweepTask]:
-    """Run ``jobs`` tasks at a time, each with its share of the cores, its own GPU of ``gpus`` (shared round robin
-    when there are fewer GPUs than jobs) and its output in ``log_dir/task_<N>.log``; returns the tasks that failed."""
+                     gpus: list[str] | None = None, gpus_per_job: str = "1") -> list[SweepTask]:
+    """Run ``jobs`` tasks at a time, each with its share of the cores, its group of ``gpus`` (``gpu_groups``; shared
+    round robin when there are fewer groups than jobs) and its output in ``log_dir/task_<N>.log``; returns the tasks
+    that failed."""
     cores = available_cores()
     threads = threads_per_job(jobs, cores)
     env = thread_env(threads)
     gpus = list(gpus or [])
+    groups = gpu_groups(gpus, gpus_per_job)
     share = f"{env['OMP_NUM_THREADS']} thread(s) each" if env else \
         f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} as exported"
     print(f"[sweep] {jobs} tasks at a time on {cores} core(s): {share}" + (
         " (more jobs than cores: they will slow each other down)" if jobs > cores else "")
-        + (f"; GPUs {','.join(gpus)}, one per job" + (" (shared)" if jobs > len(gpus) else "") if gpus else ""),
+        + (f"; GPUs {','.join(gpus)}, {gpus_per_job} per job" + (" (shared)" if jobs > len(groups) else "")
+           if gpus else ""),
         flush=True)
     pending = [t for t in tasks if dry_run or not _skip_finished(t)]
     running: dict[int, tuple[SweepTask, subprocess.Popen, object, int]] = {}
@@ -417,7 +434,7 @@ def run_concurrently(tasks: list[SweepTask], jobs: int, log_dir: Path, dry_run: 
             task = pending.pop(0)
             slot = shown % jobs if dry_run else min(set(range(jobs)) - {s for *_, s in running.values()})
             shown += 1
-            job_env = {**env, **({"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else {})}
+            job_env = {**env, **({"CUDA_VISIBLE_DEVICES": groups[slot % len(groups)]} if groups else {})}
             prefix = "".join(f"{k}={v} " for k, v in job_env.items())
             print(f"[sweep] task {task.index}: {prefix}{shlex.join(task.command())}", flush=True)
             if dry_run:
@@ -467,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
                              "and, where GPUs exist, each job gets its own (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--share-gpus", action="store_true",
                         help="allow --jobs above the number of GPUs: jobs then share GPUs round robin")
+    parser.add_argument("--gpus-per-job", default="1", metavar="N|all",
+                        help="GPUs each local job sees (default 1): N consecutive GPUs, or all of them, shared by "
+                             "every job (e.g. the seeds of the paper protocol, each with --trainer.devices <all> "
+                             "and --loop.classifier_parallelism devices, filling each other's idle GPUs)")
     argv = sys.argv[1:] if argv is None else list(argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # sbatch options for --submit
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -490,12 +511,18 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--tasks is what --submit tells sweep.sbatch; it goes with --check-array only")
         if args.tasks is not None:
             parse_array_spec(args.tasks)
+        if args.gpus_per_job != "all" and not (args.gpus_per_job.isdigit() and int(args.gpus_per_job) >= 1):
+            raise ConfigError(f"--gpus-per-job {args.gpus_per_job}: give a number of GPUs (1 or more) or all")
         if args.jobs > 1:
             gpus = visible_gpus()
-            if gpus and args.jobs > len(gpus) and not args.share_gpus:
+            groups = gpu_groups(gpus, args.gpus_per_job)
+            if gpus and not groups:
+                raise ConfigError(f"--gpus-per-job {args.gpus_per_job} asks more GPUs than the {len(gpus)} here "
+                                  f"({','.join(gpus)}): use at most {len(gpus)}, or all")
+            if gpus and args.gpus_per_job != "all" and args.jobs > len(groups) and not args.share_gpus:
                 raise ConfigError(f"--jobs {args.jobs} asks more jobs than the {len(gpus)} GPU(s) here "
-                                  f"({','.join(gpus)}): use --jobs {len(gpus)} (one GPU each), or add --share-gpus "
-                                  "to let jobs share GPUs")
+                                  f"({','.join(gpus)}) can give {args.gpus_per_job} each: use --jobs {len(groups)}, "
+                                  "or add --share-gpus to let jobs share GPUs")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -530,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_task(tasks[args.task], args.dry_run, replace_process=True)
     out = str(Path(tasks[0].run_dir).parents[1])
     if args.jobs > 1:
-        failed = run_concurrently(tasks, args.jobs, Path(out) / "sweep_logs", args.dry_run, gpus=gpus)
+        failed = run_concurrently(tasks, args.jobs, Path(out) / "sweep_logs", args.dry_run, gpus=gpus,
+                                  gpus_per_job=args.gpus_per_job)
     else:
         failed = [t for t in tasks if run_task(t, args.dry_run) != 0]
     if failed:

@@ -348,7 +348,7 @@ def test_local_jobs_get_a_gpu_each_and_more_jobs_than_gpus_need_share(tmp_path, 
     assert sweep.visible_gpus() == ["4", "7"]
     assert sweep.main([str(path), "--jobs", "3"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --jobs 3 asks more jobs than the 2 GPU(s) here (4,7): use --jobs 2 (one GPU each), or add "
+        "error: --jobs 3 asks more jobs than the 2 GPU(s) here (4,7) can give 1 each: use --jobs 2, or add "
         "--share-gpus to let jobs share GPUs")
     assert sweep.main([str(path), "--jobs", "2", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -360,6 +360,28 @@ def test_local_jobs_get_a_gpu_each_and_more_jobs_than_gpus_need_share(tmp_path, 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: CPU jobs as before, any number
     assert sweep.main([str(path), "--jobs", "3", "--dry-run"]) == 0
     assert "CUDA_VISIBLE_DEVICES" not in capsys.readouterr().out
+
+
+def test_local_jobs_get_groups_of_gpus_or_all_of_them(tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, configs=[str(TINY)], seeds=[0, 1, 2], out=str(tmp_path / "out"))
+    monkeypatch.setattr(sweep, "available_cores", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4")
+
+    def devices_per_task() -> list[str]:
+        return [line.split("CUDA_VISIBLE_DEVICES=")[1].split()[0] for line in capsys.readouterr().out.splitlines()
+                if "CUDA_VISIBLE_DEVICES=" in line]
+
+    assert sweep.main([str(path), "--jobs", "2", "--gpus-per-job", "2", "--dry-run"]) == 0
+    assert devices_per_task() == ["0,1", "2,3", "0,1"]  # GPU 4 left over
+    assert sweep.main([str(path), "--jobs", "3", "--gpus-per-job", "all", "--dry-run"]) == 0
+    assert devices_per_task() == ["0,1,2,3,4"] * 3  # the seeds share the node
+    assert sweep.main([str(path), "--jobs", "3", "--gpus-per-job", "2"]) == 2
+    assert "--jobs 3 asks more jobs than the 5 GPU(s) here (0,1,2,3,4) can give 2 each: use --jobs 2" in \
+        capsys.readouterr().err
+    assert sweep.main([str(path), "--jobs", "2", "--gpus-per-job", "6"]) == 2
+    assert "--gpus-per-job 6 asks more GPUs than the 5 here" in capsys.readouterr().err
+    assert sweep.main([str(path), "--jobs", "2", "--gpus-per-job", "0"]) == 2
+    assert "give a number of GPUs (1 or more) or all" in capsys.readouterr().err
 
 
 def test_an_array_task_takes_its_dataloader_workers_from_its_cpus(tmp_path, monkeypatch, capsys):
