@@ -3,7 +3,9 @@ read, with every real image decoded once per run for the classifiers."""
 
 from __future__ import annotations
 
+import collections
 import json
+import traceback
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from tests.in_process import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "configs" / "tiny_hardimagenet.yaml")
+DECODE_SITES: dict[str, collections.Counter] = {}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def run_counting_decodes(run_dir: Path, options: list[str], monkeypatch) -> tupl
 
     def counting(path, mode=ImageReadMode.UNCHANGED, **kwargs):
         if mode == ImageReadMode.RGB:
-            decoded.append(path)
+            decoded.append(" < ".join(f"{f.name}" for f in traceback.extract_stack(limit=12)[-12:-1]))
         return original(path, mode=mode, **kwargs)
 
     monkeypatch.setattr(imagenet_folders, "decode_image", counting)
@@ -37,6 +40,7 @@ def run_counting_decodes(run_dir: Path, options: list[str], monkeypatch) -> tupl
                         "--classifiers.patience", "2", *options)
     monkeypatch.setattr(imagenet_folders, "decode_image", original)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    DECODE_SITES[run_dir.name] = collections.Counter(decoded)  # where each decode came from, for a failure
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()], len(decoded)
 
 
@@ -55,7 +59,7 @@ def test_a_stored_run_gives_the_decoding_rows_and_decodes_each_image_once(tmp_pa
     assert n_train == 45
     # after: every image once for the classifiers' store, and the training images once more at the generator's
     # view for its latent cache (Stable Diffusion trains at its own resolution)
-    assert stored == n_all + n_train
+    assert stored == n_all + n_train, DECODE_SITES["stored"].most_common()
     # before: every classifier epoch decodes the training and validation images (and Lightning's sanity check the
     # validation images once more), every evaluation the test images, the FID its 30 real images once (generation 2
     # reuses generation 1's statistics) and the generator its training images (once, with the latent cache)
