@@ -6,11 +6,10 @@ naming its GPU; on CPU, the launch's threads divided between the workers) and ``
 launch, at the first generation that needs it (its imports and set-up take seconds), and takes jobs (``WorkerJob``)
 on its standard input until the launch closes it: each job trains and evaluates one classifier of one generation and
 records the two stages in the job's own file (``RunDirectory.record_elsewhere``), never in the run's state, so no
-two processes write ``state.json``. The launch
-adopts each record, in the classifiers' order, once its worker has ended (``RunDirectory.adopt_worker_record``), and
-at its start any record a killed launch left behind: a killed generation resumes only the unfinished classifiers,
-each from its last checkpoint. Every stage seeds itself from (seed, generation, stage), so a worker computes the rows
-the sequential loop computes at the same threads per classifier.
+two processes write ``state.json``. The launch adopts each record, in the classifiers' order, once its job has ended
+(``RunDirectory.adopt_worker_record``), and at its start any record a killed launch left behind: a killed generation
+resumes only the unfinished classifiers, each from its last checkpoint. Every stage seeds itself from (seed,
+generation, stage), so a worker computes the rows the sequential loop computes at the same threads per classifier.
 """
 
 from __future__ import annotations

@@ -164,13 +164,12 @@ class SimulationLoop:
             context.data.prepare()
             self._open_stack()
             for generation in range(context.loop.generations + 1):
-                side_by_side = self.side_by_side
+                classifiers_started = False
                 for stage in self.stages(generation):
-                    if side_by_side is not None and isinstance(stage, (TrainClassifier, EvaluateClassifier)):
-                        side_by_side.run(context, generation)  # every classifier stage of the generation, at once
-                        side_by_side = None
-                        continue
                     if self.side_by_side is not None and isinstance(stage, (TrainClassifier, EvaluateClassifier)):
+                        if not classifiers_started:  # every classifier stage of the generation, at once
+                            self.side_by_side.run(context, generation)
+                            classifiers_started = True
                         continue
                     try:
                         stage.run(context)
